@@ -1,0 +1,61 @@
+"""``poke``: the command line. Thin by design: each command builds a config and calls one library function.
+
+Command groups live beside the code they drive (``pokedata/commands/``, ``pokegan/commands/``); this file
+only assembles them and turns :class:`pokedata.errors.UserError` into one red line and exit code 2.
+Command modules import their heavy libraries inside the command functions, so ``poke --help`` is fast
+and the training commands work where the data-side packages (ddgs, imagehash, requests) are missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+
+import typer
+from typer.core import TyperGroup
+
+from pokedata.commands import classes
+from pokedata.errors import UserError
+from pokedata.log import console, setup_logging
+
+
+class PokeGroup(TyperGroup):
+    """Root group: a UserError anywhere below becomes a one-line message and exit code 2."""
+
+    def invoke(self, ctx: typer.Context):
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            if (ctx.obj or {}).get("verbose"):
+                console.print(traceback.format_exc(), markup=False, highlight=False)
+            console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=UserError.exit_code) from None
+
+
+app = typer.Typer(
+    cls=PokeGroup,
+    name="poke",
+    help="Build a clean, labelled Pokemon image dataset from the web and train a generator on it.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Debug logging and full tracebacks on errors."
+    ),
+) -> None:
+    """Build a clean, labelled Pokemon image dataset from the web and train a generator on it."""
+    ctx.obj = {"verbose": verbose}
+    setup_logging(verbose)
+    logging.getLogger(__name__).debug("verbose logging on")
+
+
+app.add_typer(classes.app, name="classes")
+
+if __name__ == "__main__":
+    app()

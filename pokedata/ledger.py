@@ -1,0 +1,344 @@
+"""The ledger: a SQLite file in the dataset directory, the single truth about every candidate image.
+
+One row of ``items`` per candidate (a Danbooru post, a search result URL, a file of an imported
+folder) *per class label*. Sources only *plan* rows (status ``planned``); the downloader / importer
+moves each row to ``done``, ``skipped``, ``failed`` or ``quarantined``, filling in what it learned.
+Failures are rows with a status and an error, never exceptions that kill a batch.
+
+Later stages (clean, dedup) keep their own tables in the same file, created by their modules with
+``CREATE TABLE IF NOT EXISTS`` and keyed by ``items.id``.
+
+WAL mode: readers in other processes never block the writer; every status change is its own short
+transaction, so a ``kill -9`` loses at most the row being worked on, which then stays ``planned``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pokedata.errors import UserError
+
+PLANNED, DONE, SKIPPED, FAILED, QUARANTINED = "planned", "done", "skipped", "failed", "quarantined"
+STATUSES = (PLANNED, DONE, SKIPPED, FAILED, QUARANTINED)
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS items (
+    id          INTEGER PRIMARY KEY,
+    source      TEXT NOT NULL,             -- danbooru | danbooru-dump | ddg | folder | ...
+    source_id   TEXT NOT NULL,             -- post id, result URL, relative path
+    class_name  TEXT NOT NULL DEFAULT '',  -- '' = no class (unlabelled or multi-class)
+    url         TEXT,
+    status      TEXT NOT NULL DEFAULT 'planned' CHECK (status IN {STATUSES!r}),
+    error       TEXT,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    bytes       INTEGER,
+    sha256      TEXT,
+    md5         TEXT,
+    path        TEXT,                      -- relative to the dataset root, forward slashes
+    width       INTEGER,
+    height      INTEGER,
+    meta        TEXT NOT NULL DEFAULT '{{}}',  -- JSON: tags, rating, score, created_at, page_url, title...
+    created_at  REAL NOT NULL,
+    updated_at  REAL NOT NULL,
+    UNIQUE (source, source_id, class_name)
+);
+CREATE INDEX IF NOT EXISTS items_status ON items (status, source);
+CREATE INDEX IF NOT EXISTS items_sha256 ON items (sha256);
+CREATE INDEX IF NOT EXISTS items_source_id ON items (source, source_id);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+_COLUMNS = (
+    "id", "source", "source_id", "class_name", "url", "status", "error", "attempts", "bytes", "sha256",
+    "md5", "path", "width", "height", "meta", "created_at", "updated_at",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What a source proposes: one image to get, under one class label ('' for none)."""
+
+    source: str
+    source_id: str
+    class_name: str = ""
+    url: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One ledger row."""
+
+    id: int
+    source: str
+    source_id: str
+    class_name: str
+    url: str | None
+    status: str
+    error: str | None
+    attempts: int
+    bytes: int | None
+    sha256: str | None
+    md5: str | None
+    path: str | None
+    width: int | None
+    height: int | None
+    meta: dict[str, Any]
+    created_at: float
+    updated_at: float
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> Item:
+        values = dict(zip(_COLUMNS, row, strict=True))
+        values["meta"] = json.loads(values["meta"] or "{}")
+        return cls(**values)
+
+
+class Ledger:
+    """Thread-safe access to ``ledger.sqlite`` (one connection guarded by a lock).
+
+    Use as a context manager or call :meth:`close`. Several processes may open the same ledger
+    (WAL + busy timeout); writes are short transactions.
+    """
+
+    def __init__(self, path: Path | str, *, readonly: bool = False):
+        self.path = Path(path)
+        if readonly and not self.path.is_file():
+            raise UserError(
+                f"no ledger at {self.path}", hint="fetch something into this --data directory first"
+            )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA busy_timeout=60000")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            if not readonly:
+                self._conn.executescript(_SCHEMA)
+                self._conn.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+        except sqlite3.DatabaseError as exc:
+            raise UserError(
+                f"{self.path} is not a readable poke ledger ({exc})",
+                hint="point --data at a dataset directory made by `poke fetch`",
+            ) from exc
+        self._lock = threading.RLock()
+
+    # -- plumbing ---------------------------------------------------------------------------------
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The raw connection, for stages that keep their own tables. Hold :meth:`lock` while using it."""
+        return self._conn
+
+    @property
+    def lock(self) -> threading.RLock:
+        return self._lock
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error), under the lock."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Item]:
+        with self._lock:
+            rows = self._conn.execute(sql, params).fetchall()
+        return [Item.from_row(r) for r in rows]
+
+    # -- planning ---------------------------------------------------------------------------------
+    def plan(self, candidates: Iterable[Candidate]) -> int:
+        """Insert candidates as ``planned``; ones already present (any status) are left alone.
+
+        Returns how many rows were new. Idempotent: planning the same query twice adds nothing.
+        """
+        now = time.time()
+        new = 0
+        with self.transaction() as conn:
+            for c in candidates:
+                cur = conn.execute(
+                    "INSERT OR IGNORE INTO items (source, source_id, class_name, url, status, meta, created_at,"
+                    " updated_at) VALUES (?, ?, ?, ?, 'planned', ?, ?, ?)",
+                    (c.source, str(c.source_id), c.class_name or "", c.url, _dumps(c.meta), now, now),
+                )
+                new += cur.rowcount
+        return new
+
+    # -- reading ----------------------------------------------------------------------------------
+    def get(self, item_id: int) -> Item:
+        rows = self._query(f"SELECT {', '.join(_COLUMNS)} FROM items WHERE id = ?", (item_id,))
+        if not rows:
+            raise KeyError(item_id)
+        return rows[0]
+
+    def find(self, source: str, source_id: str, class_name: str | None = None) -> list[Item]:
+        """Rows for one source id (any class, or the given one)."""
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM items WHERE source = ? AND source_id = ?"
+        params: list[Any] = [source, str(source_id)]
+        if class_name is not None:
+            sql += " AND class_name = ?"
+            params.append(class_name)
+        return self._query(sql + " ORDER BY id", params)
+
+    def find_done_by_sha256(self, sha256: str) -> Item | None:
+        rows = self._query(
+            f"SELECT {', '.join(_COLUMNS)} FROM items WHERE sha256 = ? AND status = 'done' ORDER BY id LIMIT 1",
+            (sha256,),
+        )
+        return rows[0] if rows else None
+
+    def select(
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        source: str | None = None,
+        class_name: str | None = None,
+        limit: int | None = None,
+    ) -> list[Item]:
+        """Rows filtered by status (one or several), source and class, in id order."""
+        where, params = [], []
+        if status is not None:
+            statuses = [status] if isinstance(status, str) else list(status)
+            where.append(f"status IN ({', '.join('?' * len(statuses))})")
+            params += statuses
+        if source is not None:
+            where.append("source = ?")
+            params.append(source)
+        if class_name is not None:
+            where.append("class_name = ?")
+            params.append(class_name)
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM items"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return self._query(sql, params)
+
+    def pending(
+        self, *, source: str | None = None, retry_failed: bool = False, limit: int | None = None
+    ) -> list[Item]:
+        """What a fetch still has to do: ``planned`` rows, plus ``failed`` ones with ``retry_failed``."""
+        statuses = [PLANNED, FAILED] if retry_failed else [PLANNED]
+        return self.select(status=statuses, source=source, limit=limit)
+
+    def counts(self, by: Sequence[str] = ("source", "status")) -> list[tuple[Any, ...]]:
+        """``SELECT by..., count(*) GROUP BY by...``; ``by`` drawn from source, class_name, status."""
+        allowed = {"source", "class_name", "status"}
+        if not by or not set(by) <= allowed:
+            raise ValueError(f"counts by {by!r}: choose from {sorted(allowed)}")
+        cols = ", ".join(by)
+        with self._lock:
+            return self._conn.execute(
+                f"SELECT {cols}, count(*) FROM items GROUP BY {cols} ORDER BY {cols}"
+            ).fetchall()
+
+    def common_errors(self, n: int = 10) -> list[tuple[str, str, int]]:
+        """(status, error, count) of the commonest errors."""
+        with self._lock:
+            return self._conn.execute(
+                "SELECT status, error, count(*) AS n FROM items WHERE error IS NOT NULL AND error != ''"
+                " GROUP BY status, error ORDER BY n DESC, error LIMIT ?",
+                (n,),
+            ).fetchall()
+
+    # -- writing ----------------------------------------------------------------------------------
+    def mark_done(
+        self,
+        item_id: int,
+        *,
+        path: str,
+        sha256: str,
+        md5: str,
+        nbytes: int,
+        width: int,
+        height: int,
+        meta: dict[str, Any] | None = None,
+        status: str = DONE,
+        error: str | None = None,
+    ) -> None:
+        """Record a stored file. ``status`` may be ``skipped`` for a row that reuses another row's file."""
+        self._update(
+            item_id,
+            status=status,
+            error=error,
+            path=path,
+            sha256=sha256,
+            md5=md5,
+            bytes=nbytes,
+            width=width,
+            height=height,
+            meta=meta,
+        )
+
+    def mark(
+        self, item_id: int, status: str, error: str | None = None, *, meta: dict[str, Any] | None = None
+    ) -> None:
+        """Set a row's status (``skipped`` / ``failed`` / ``quarantined`` / ``planned``) and error."""
+        self._update(item_id, status=status, error=error, meta=meta)
+
+    def bump_attempts(self, item_id: int) -> None:
+        with self._lock:
+            self._conn.execute(
+                "UPDATE items SET attempts = attempts + 1, updated_at = ? WHERE id = ?",
+                (time.time(), item_id),
+            )
+
+    def _update(self, item_id: int, *, status: str, meta: dict[str, Any] | None = None, **cols: Any) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"status {status!r} not in {STATUSES}")
+        sets = ["status = ?", "updated_at = ?"]
+        params: list[Any] = [status, time.time()]
+        for k, v in cols.items():
+            sets.append(f"{k} = ?")
+            params.append(v)
+        with self.transaction() as conn:
+            if meta:
+                (old,) = conn.execute("SELECT meta FROM items WHERE id = ?", (item_id,)).fetchone()
+                merged = {**json.loads(old or "{}"), **meta}
+                sets.append("meta = ?")
+                params.append(_dumps(merged))
+            params.append(item_id)
+            conn.execute(f"UPDATE items SET {', '.join(sets)} WHERE id = ?", params)
+
+    # -- key/value ----------------------------------------------------------------------------------
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._lock:
+            self._conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+
+def _dumps(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str)

@@ -1,0 +1,191 @@
+"""The dataset directory: its layout, safe file names, and atomic writes.
+
+Layout of ``DIR`` (``--data DIR``)::
+
+    DIR/ledger.sqlite        the single truth: one row per candidate (see pokedata.ledger)
+    DIR/raw/<class>/<id>.<ext>     fetched files, exactly as downloaded / copied
+    DIR/clean/<class>/<id>[-f<frame>].jpg   flattened JPGs written by ``poke clean``
+    DIR/reports/             dedup.json, contact sheets, stats
+    DIR/tmp/                 temp files of in-flight writes (safe to delete when nothing runs)
+
+Every file under a final name is complete: writes go to a temp file in the same directory, are
+fsync'ed, then renamed (``os.replace`` is atomic on POSIX and Windows), and the directory is fsync'ed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import tempfile
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from pokedata.errors import UserError
+
+UNLABELLED = "_unlabelled"
+"""Directory used for candidates that have no class (yet)."""
+
+_SYMBOLS = {"♀": "_f", "♂": "_m", "é": "e", "É": "E"}
+_UNSAFE = re.compile(r"[^\w.\-'+]+")
+_MAX_NAME = 120
+
+
+def safe_name(name: str) -> str:
+    """Turn a class name, tag or id into a safe single path component.
+
+    Unicode is NFKC-normalised, ``♀``/``♂`` become ``_f``/``_m``, accents are dropped, anything that is
+    not a word character, ``.``, ``-``, ``'`` or ``+`` becomes ``_`` (so no ``/``, ``\\``, NUL or control
+    characters), leading dots are stripped (no ``..`` or hidden files), and the result is capped at 120
+    characters with a hash suffix so long names stay distinct.
+
+    >>> safe_name("Nidoran♀"), safe_name("Mr. Mime"), safe_name("../etc/passwd"), safe_name("Flabébé")
+    ('Nidoran_f', 'Mr._Mime', 'etc_passwd', 'Flabebe')
+    """
+    text = str(name)
+    for sym, repl in _SYMBOLS.items():
+        text = text.replace(sym, repl)
+    text = unicodedata.normalize("NFKC", text)
+    text = "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
+    text = "".join(ch if ch.isprintable() else "_" for ch in text)
+    text = re.sub(r"_+", "_", _UNSAFE.sub("_", text))
+    text = text.lstrip("._-").rstrip("._")  # no "..", no hidden files, no trailing dot (Windows)
+    if not text:
+        text = "x" + hashlib.sha1(str(name).encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    if len(text) > _MAX_NAME:
+        digest = hashlib.sha1(text.encode()).hexdigest()[:10]
+        text = f"{text[: _MAX_NAME - 11]}-{digest}"
+    return text
+
+
+@dataclass(frozen=True)
+class DatasetDir:
+    """Paths of a dataset directory. Creating the object touches nothing; :meth:`create` makes the dirs."""
+
+    root: Path
+
+    @classmethod
+    def at(cls, root: Path | str) -> DatasetDir:
+        return cls(Path(root).expanduser().resolve())
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.root / "ledger.sqlite"
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.root / "raw"
+
+    @property
+    def clean_dir(self) -> Path:
+        return self.root / "clean"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.root / "tmp"
+
+    def create(self) -> DatasetDir:
+        if self.root.exists() and not self.root.is_dir():
+            raise UserError(f"--data {self.root} exists and is not a directory", hint="pass a directory path")
+        for d in (self.root, self.raw_dir, self.clean_dir, self.reports_dir, self.tmp_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def require(self) -> DatasetDir:
+        """Fail clearly when the directory holds no ledger yet."""
+        if not self.ledger_path.is_file():
+            raise UserError(
+                f"--data {self.root} is not a dataset directory (no ledger.sqlite)",
+                hint="fetch something into it first, e.g. `poke fetch folder PATH --data DIR`",
+            )
+        return self
+
+    def raw_path(self, class_name: str | None, item_id: str, ext: str) -> Path:
+        """``raw/<class>/<id>.<ext>`` with every component made safe."""
+        cls = safe_name(class_name) if class_name else UNLABELLED
+        return self.raw_dir / cls / f"{safe_name(item_id)}.{ext.lstrip('.').lower()}"
+
+    def clean_path(self, class_name: str | None, item_id: str, frame: int | None = None) -> Path:
+        cls = safe_name(class_name) if class_name else UNLABELLED
+        suffix = f"-f{frame:04d}" if frame is not None else ""
+        return self.clean_dir / cls / f"{safe_name(item_id)}{suffix}.jpg"
+
+    def rel(self, path: Path) -> str:
+        """Path relative to the dataset root, with forward slashes (what the ledger stores)."""
+        return Path(path).resolve().relative_to(self.root).as_posix()
+
+    def abs(self, rel: str) -> Path:
+        return self.root / rel
+
+
+def fsync_dir(path: Path) -> None:
+    """fsync a directory so a rename in it survives a power cut (no-op where unsupported)."""
+    with contextlib.suppress(OSError, AttributeError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path, mode: str = "wb") -> Iterator[BinaryIO]:
+    """Open a temp file beside ``path``; on success fsync and rename it into place, else remove it.
+
+    A crash at any moment leaves either the old file, the new complete file, or a stray ``.tmp-*`` file
+    (never a partial file under the final name).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name[:40]}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    with atomic_writer(path, "wb") as fh:
+        fh.write(data)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def remove_stale_temps(directory: Path) -> int:
+    """Delete ``.tmp-*`` leftovers of killed writes under ``directory``; returns how many."""
+    n = 0
+    if not Path(directory).exists():
+        return 0
+    for p in Path(directory).rglob(".tmp-*"):
+        with contextlib.suppress(OSError):
+            p.unlink()
+            n += 1
+    return n
+
+
+def file_digests(path: Path, chunk: int = 1 << 20) -> tuple[str, str, int]:
+    """(sha256, md5, size) of a file in one pass."""
+    sha, md5, size = hashlib.sha256(), hashlib.md5(), 0
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            sha.update(block)
+            md5.update(block)
+            size += len(block)
+    return sha.hexdigest(), md5.hexdigest(), size

@@ -1,0 +1,100 @@
+"""Is this file really an image? Magic bytes, then Pillow (decompression-bomb guard left on).
+
+Shared by every way a file enters the store (HTTP download, dump mirror copy, folder import), so a
+file is accepted or quarantined for the same reasons whatever its source.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+# (prefix, offset, extension); WebP and AVIF/HEIF need two checks, done in sniff_image_type.
+_MAGIC: tuple[tuple[bytes, int, str], ...] = (
+    (b"\xff\xd8\xff", 0, "jpg"),
+    (b"\x89PNG\r\n\x1a\n", 0, "png"),
+    (b"GIF87a", 0, "gif"),
+    (b"GIF89a", 0, "gif"),
+    (b"BM", 0, "bmp"),
+    (b"II*\x00", 0, "tiff"),
+    (b"MM\x00*", 0, "tiff"),
+)
+IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "gif", "webp", "bmp", "tiff", "tif", "avif"})
+SNIFF_BYTES = 32
+"""How many leading bytes :func:`sniff_image_type` needs."""
+
+
+class VerificationError(Exception):
+    """A file that must not enter the store; ``reason`` is a short machine-friendly code."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    width: int
+    height: int
+    format: str  # Pillow's format name, e.g. "JPEG"
+    ext: str  # canonical extension from the magic bytes, e.g. "jpg"
+    n_frames: int = 1
+
+
+def sniff_image_type(head: bytes) -> str | None:
+    """Canonical extension from the first bytes of a file, or None when it is not a known image."""
+    for magic, offset, ext in _MAGIC:
+        if head[offset : offset + len(magic)] == magic:
+            return ext
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis"):
+        return "avif"
+    return None
+
+
+def looks_like_html(head: bytes) -> bool:
+    h = head.lstrip()[:64].lower()
+    return h.startswith((b"<!doctype", b"<html", b"<?xml", b"<head", b"<body", b"{", b"["))
+
+
+def verify_image_file(path: Path) -> ImageInfo:
+    """Check magic bytes and that Pillow can fully decode the file; raise VerificationError otherwise.
+
+    Reasons: ``empty``, ``not-an-image`` (HTML, JSON or unknown bytes), ``decompression-bomb``,
+    ``truncated`` and ``undecodable``.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    with open(path, "rb") as fh:
+        head = fh.read(SNIFF_BYTES)
+    if not head:
+        raise VerificationError("empty", "zero bytes")
+    ext = sniff_image_type(head)
+    if ext is None:
+        kind = "HTML/text page" if looks_like_html(head) else f"unknown magic bytes {head[:8]!r}"
+        raise VerificationError("not-an-image", kind)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                fmt = im.format or ext.upper()
+                width, height = im.size
+                n_frames = getattr(im, "n_frames", 1)
+                im.verify()
+            # verify() does not decode pixel data: load() does, and catches truncated files.
+            with Image.open(path) as im:
+                im.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise VerificationError("decompression-bomb", str(exc)) from exc
+    except UnidentifiedImageError as exc:
+        raise VerificationError("undecodable", str(exc)) from exc
+    except OSError as exc:
+        reason = "truncated" if "truncated" in str(exc).lower() else "undecodable"
+        raise VerificationError(reason, str(exc)) from exc
+    except (SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
+        raise VerificationError("undecodable", f"{type(exc).__name__}: {exc}") from exc
+    return ImageInfo(width=width, height=height, format=fmt, ext=ext, n_frames=n_frames)
