@@ -14,9 +14,10 @@ import traceback
 import typer
 from typer.core import TyperGroup
 
-from pokedata.commands import classes
+from pokedata.commands import classes, curate, fetch, status
 from pokedata.errors import UserError
 from pokedata.log import console, setup_logging
+from pokegan.commands import sample, train
 
 
 class PokeGroup(TyperGroup):
@@ -55,7 +56,12 @@ def _root(
     logging.getLogger(__name__).debug("verbose logging on")
 
 
+app.add_typer(fetch.app, name="fetch")
+app.add_typer(status.app)  # poke status
+app.add_typer(curate.app)  # poke clean, poke build-manifest
 app.add_typer(classes.app, name="classes")
+app.add_typer(train.app, name="train")
+app.add_typer(sample.app)  # poke sample, poke eval
 
 if __name__ == "__main__":
     app()

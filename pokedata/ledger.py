@@ -56,6 +56,38 @@ CREATE INDEX IF NOT EXISTS items_status ON items (status, source);
 CREATE INDEX IF NOT EXISTS items_sha256 ON items (sha256);
 CREATE INDEX IF NOT EXISTS items_source_id ON items (source, source_id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+-- Written by `poke clean`: one row per clean image (a still image, or one frame of an animation).
+CREATE TABLE IF NOT EXISTS images (
+    id           INTEGER PRIMARY KEY,
+    item_id      INTEGER NOT NULL REFERENCES items (id),
+    frame        INTEGER NOT NULL DEFAULT 0,   -- frame index inside the source file (0 for stills)
+    status       TEXT NOT NULL CHECK (status IN ('done', 'quarantined')),
+    error        TEXT,                         -- quarantine reason
+    path         TEXT,                         -- clean JPG, relative to the dataset root
+    width        INTEGER,
+    height       INTEGER,
+    pixel_sha256 TEXT,                         -- sha256 of the decoded, composited RGB pixels + size
+    params       TEXT NOT NULL DEFAULT '{{}}', -- JSON of the clean settings that produced it
+    -- dedup marks (`poke clean --dedup`; cleared by `--reset-dedup`); nothing is ever deleted
+    dup_of       INTEGER REFERENCES images (id),  -- survivor of this image's duplicate group
+    dup_group    INTEGER,                      -- connected-component id (the survivor's images.id)
+    dup_kind     TEXT,                         -- exact | near
+    conflict     INTEGER NOT NULL DEFAULT 0,   -- 1: the same image is labelled with another class
+    created_at   REAL NOT NULL,
+    updated_at   REAL NOT NULL,
+    UNIQUE (item_id, frame)
+);
+CREATE INDEX IF NOT EXISTS images_status ON images (status);
+CREATE INDEX IF NOT EXISTS images_sha ON images (pixel_sha256);
+
+-- Perceptual hashes of clean images, cached per method (phash, dhash, whash, ahash).
+CREATE TABLE IF NOT EXISTS hashes (
+    image_id  INTEGER NOT NULL REFERENCES images (id),
+    method    TEXT NOT NULL,
+    value     INTEGER NOT NULL,                -- the 64-bit hash as a signed 64-bit integer
+    PRIMARY KEY (image_id, method)
+);
 """
 
 _COLUMNS = (

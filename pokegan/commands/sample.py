@@ -1,0 +1,7 @@
+"""``poke sample`` and ``poke eval``: use a finished run directory."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer()
