@@ -126,3 +126,45 @@ def temp_path(dataset: DatasetDir, item: Item) -> Path:
     """A fresh temp file path for ``item`` in ``DIR/tmp`` (same filesystem as ``raw/``, so rename is atomic)."""
     dataset.tmp_dir.mkdir(parents=True, exist_ok=True)
     return dataset.tmp_dir / f".tmp-{item.id}-{os.getpid()}-{os.urandom(4).hex()}"
+
+
+@dataclass
+class FetchSummary:
+    """Counts of one fetch run, by outcome status; printed as a table at the end of every fetch."""
+
+    source: str
+    planned: int = 0  # new rows planned by this run
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    quarantined: int = 0
+    nbytes: int = 0
+    seconds: float = 0.0
+    errors: dict[str, int] | None = None  # error text (reason code) -> count
+
+    def add(self, outcome: Outcome) -> None:
+        setattr(self, outcome.status, getattr(self, outcome.status) + 1)
+        self.nbytes += outcome.nbytes
+        if outcome.error:
+            self.errors = self.errors or {}
+            key = outcome.error.split(":", 1)[0]
+            self.errors[key] = self.errors.get(key, 0) + 1
+
+    def add_failure(self, reason: str) -> None:
+        self.add(Outcome("failed", reason))
+
+    def table(self):
+        """A rich Table of the counts and the commonest reasons."""
+        from rich.table import Table
+
+        t = Table(title=f"fetch {self.source}: summary")
+        t.add_column("what")
+        t.add_column("count", justify="right")
+        for key in ("planned", "done", "skipped", "failed", "quarantined"):
+            t.add_row(key, str(getattr(self, key)))
+        t.add_row("MB", f"{self.nbytes / 1e6:.1f}")
+        rate = (self.done / self.seconds) if self.seconds else 0.0
+        t.add_row("files/s", f"{rate:.1f}")
+        for reason, n in sorted((self.errors or {}).items(), key=lambda kv: -kv[1])[:8]:
+            t.add_row(f"  reason: {reason}", str(n))
+        return t
