@@ -1,0 +1,326 @@
+"""Import an existing image folder into the dataset store: ``poke fetch folder PATH``.
+
+Every image file under ``PATH`` becomes one ledger row (source ``folder``, source id = its path relative
+to ``PATH`` with forward slashes, url = its ``file://`` URI), then is copied (or hard-linked with
+``link=True``) into ``DIR/tmp`` and handed to :func:`pokedata.fetch.intake.commit_file`, the one gate into
+``raw/`` (verify, dedup by sha256, atomic rename, ledger update). Rows are planned first and drained
+from the ledger, so a killed import resumes and a rerun adds nothing.
+
+Where the class comes from (``class_from``):
+
+- ``dirname``: the first folder below ``PATH`` (``PATH/Pikachu/001.png`` -> ``Pikachu``); files directly in
+  ``PATH`` are unlabelled;
+- ``filename``: the file stem (``PATH/pikachu.png`` -> ``pikachu``, the Kaggle one-PNG-per-species layout);
+- ``catalog``: the folder name for files in sub-folders, else the file stem, matched against the catalog
+  (case-, accent- and punctuation-insensitively; also its Danbooru tag; a trailing ``-2``/``_03`` copy
+  number is ignored). With a catalog (``catalog`` mode, or ``--catalog`` in the other modes) the class is the
+  catalog's name, and files whose name matches no class are recorded ``skipped`` with the reason
+  ``no-catalog-match:<name>``.
+
+Library use (the demo and tests call this, not the CLI)::
+
+    from pokedata.fetch.folder import FolderImportConfig, import_folder
+    summary = import_folder(FolderImportConfig(root=Path("sprites"), data=Path("data")))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from pokedata.catalog import Catalog, PokemonClass, load_catalog, name_key
+from pokedata.errors import UserError
+from pokedata.fetch.intake import FetchSummary, Outcome, commit_file, reuse_existing, temp_path
+from pokedata.ledger import FAILED, SKIPPED, Candidate, Item, Ledger
+from pokedata.store import DatasetDir, remove_stale_temps
+from pokedata.verify import IMAGE_EXTENSIONS
+
+log = logging.getLogger(__name__)
+
+SOURCE = "folder"
+CLASS_FROM = ("dirname", "filename", "catalog")
+_PLAN_BATCH = 2000
+
+
+@dataclass(frozen=True)
+class FolderImportConfig:
+    """Options of one folder import (validated by :meth:`validate`)."""
+
+    root: Path  # the folder to import
+    data: Path  # the dataset directory (--data)
+    class_from: str = "dirname"  # dirname | filename | catalog
+    catalog: Path | None = None  # catalog CSV; None with class_from="catalog" = the shipped one
+    link: bool = False  # hard-link instead of copying (falls back to a copy across filesystems)
+    retry_failed: bool = False  # also retry rows that failed before (e.g. unreadable files)
+    limit: int | None = None  # import at most N files this run
+    progress: bool = True
+
+    def validate(self) -> None:
+        if self.class_from not in CLASS_FROM:
+            raise UserError(
+                f"--class-from {self.class_from!r} is not one of {', '.join(CLASS_FROM)}",
+                hint="use --class-from dirname, filename or catalog",
+            )
+        root = Path(self.root)
+        if not root.is_dir():
+            raise UserError(
+                f"folder {root} does not exist or is not a directory", hint="pass an image folder"
+            )
+        data = Path(self.data).expanduser().resolve()
+        if data == root.resolve() or root.resolve() in data.parents:
+            raise UserError(
+                f"--data {data} lies inside the imported folder {root}",
+                hint="put the dataset directory outside the folder you import",
+            )
+        if self.limit is not None and self.limit < 1:
+            raise UserError(f"--limit {self.limit} must be at least 1")
+
+
+# -- class names ------------------------------------------------------------------------------------
+_COPY_SUFFIX = re.compile(r"[\s_\-.]*\(?\d+\)?$")
+
+
+def loose_key(name: str) -> str:
+    """Letters and digits of :func:`name_key` only: ``Mr. Mime``, ``mr-mime``, ``mr._mime`` -> ``mrmime``."""
+    return re.sub(r"[\W_]+", "", name_key(name))
+
+
+class CatalogMatcher:
+    """Match file and folder names to catalog classes, forgivingly but never ambiguously."""
+
+    def __init__(self, catalog: Catalog):
+        self.catalog = catalog
+        self._index: dict[str, PokemonClass | None] = {}
+        for c in catalog:
+            for key in {loose_key(c.name), loose_key(c.danbooru_tag)}:
+                if not key:
+                    continue
+                # Two classes with the same loose key: that key is ambiguous, never guessed.
+                self._index[key] = None if key in self._index and self._index[key] != c else c
+
+    def match(self, name: str) -> PokemonClass | None:
+        for candidate in (name, _COPY_SUFFIX.sub("", name)):
+            key = loose_key(candidate)
+            if key and self._index.get(key) is not None:
+                return self._index[key]
+        return None
+
+
+def raw_label(rel: str, class_from: str) -> str:
+    """The class name a file's relative path suggests ('' when there is none)."""
+    parts = rel.split("/")
+    stem = Path(parts[-1]).stem
+    if class_from == "filename":
+        return stem
+    if class_from == "dirname":
+        return parts[0] if len(parts) > 1 else ""
+    return parts[0] if len(parts) > 1 else stem
+
+
+# -- scanning ---------------------------------------------------------------------------------------
+def iter_image_files(root: Path) -> Iterator[tuple[str, Path]]:
+    """(relative posix path, absolute path) of image files under ``root``, sorted, hidden entries skipped."""
+    root = Path(root)
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for fname in sorted(filenames):
+            if fname.startswith("."):
+                continue
+            if Path(fname).suffix.lower().lstrip(".") not in IMAGE_EXTENSIONS:
+                continue
+            path = Path(dirpath) / fname
+            yield path.relative_to(root).as_posix(), path.resolve()
+
+
+def plan_folder(ledger: Ledger, cfg: FolderImportConfig, catalog: Catalog | None) -> tuple[int, int, int]:
+    """Plan one row per image file; returns (files seen, new rows, new rows skipped as unmatched)."""
+    matcher = CatalogMatcher(catalog) if catalog is not None else None
+    seen = new = 0
+    batch: list[Candidate] = []
+    unmatched: list[tuple[str, str]] = []  # (source_id, name)
+    for rel, path in iter_image_files(cfg.root):
+        seen += 1
+        label = raw_label(rel, cfg.class_from)
+        meta = {"root": str(Path(cfg.root).resolve()), "rel_path": rel, "label_from": cfg.class_from}
+        if matcher is not None and label:
+            cls = matcher.match(label)
+            if cls is None:
+                unmatched.append((rel, label))
+                label = ""
+            else:
+                meta["label_raw"] = label
+                label = cls.name
+        batch.append(Candidate(SOURCE, rel, label, path.as_uri(), meta))
+        if len(batch) >= _PLAN_BATCH:
+            new += ledger.plan(batch)
+            batch.clear()
+    new += ledger.plan(batch)
+    skipped = 0
+    for rel, name in unmatched:
+        for item in ledger.find(SOURCE, rel, ""):
+            if item.status == "planned":
+                ledger.mark(item.id, SKIPPED, f"no-catalog-match:{name}")
+                skipped += 1
+    return seen, new, skipped
+
+
+# -- copying local files into the store (shared with the dump mirror import) --------------------------
+def file_uri_path(uri: str) -> Path:
+    """The local path of a ``file://`` URI (what local importers store as an item's url)."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "file":
+        raise ValueError(f"not a file:// URI: {uri!r}")
+    return Path(unquote(parsed.path))
+
+
+def stage_local_file(src: Path, tmp: Path, *, link: bool) -> bool:
+    """Put ``src`` at ``tmp`` (hard link or fsync'ed copy). Returns whether it was linked."""
+    if link:
+        try:
+            os.link(src, tmp)
+            return True
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                raise
+            log.debug("cannot hard-link %s (%s); copying instead", src, exc)
+    with open(src, "rb") as fin, open(tmp, "wb") as fout:
+        shutil.copyfileobj(fin, fout, 1 << 20)
+        fout.flush()
+        os.fsync(fout.fileno())
+    return False
+
+
+def import_local_items(
+    ledger: Ledger,
+    dataset: DatasetDir,
+    items: Sequence[Item],
+    *,
+    path_of: Callable[[Item], Path],
+    link: bool = False,
+    summary: FetchSummary,
+    progress: bool = True,
+    label: str = "importing",
+) -> FetchSummary:
+    """Copy (or hard-link) each item's local file into the store through the intake gate.
+
+    A missing or unreadable file makes the row ``failed`` (retryable), bad bytes ``quarantined``; the
+    batch always goes on.
+    """
+    with _progress_bar(progress, label, len(items)) as advance:
+        for item in items:
+            outcome = reuse_existing(ledger, item)
+            if outcome is None:
+                outcome = _import_one(ledger, dataset, item, path_of, link)
+            summary.add(outcome)
+            advance(outcome)
+    return summary
+
+
+def _import_one(
+    ledger: Ledger, dataset: DatasetDir, item: Item, path_of: Callable[[Item], Path], link: bool
+) -> Outcome:
+    ledger.bump_attempts(item.id)
+    try:
+        src = path_of(item)
+    except (ValueError, KeyError) as exc:
+        ledger.mark(item.id, FAILED, f"bad-source-path: {exc}")
+        return Outcome(FAILED, "bad-source-path")
+    tmp = temp_path(dataset, item)
+    try:
+        linked = stage_local_file(src, tmp, link=link)
+    except FileNotFoundError:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        ledger.mark(item.id, FAILED, f"missing-file: {src}")
+        return Outcome(FAILED, "missing-file")
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        ledger.mark(item.id, FAILED, f"unreadable: {exc.strerror or exc}")
+        return Outcome(FAILED, "unreadable")
+    return commit_file(ledger, dataset, item, tmp, expected_md5=item.meta.get("md5"), meta={"linked": linked})
+
+
+@contextlib.contextmanager
+def _progress_bar(enabled: bool, label: str, total: int) -> Iterator[Callable[[Outcome], None]]:
+    if not enabled or total == 0:
+        yield lambda outcome: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from pokedata.log import console
+
+    counts = {"done": 0, "skipped": 0, "failed": 0, "quarantined": 0}
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[counts]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task(label, total=total, counts="")
+
+        def advance(outcome: Outcome) -> None:
+            counts[outcome.status] = counts.get(outcome.status, 0) + 1
+            text = " ".join(f"{k} {v}" for k, v in counts.items() if v)
+            bar.update(task, advance=1, counts=text)
+
+        yield advance
+
+
+# -- the command's one call ---------------------------------------------------------------------------
+def import_folder(cfg: FolderImportConfig) -> FetchSummary:
+    """Plan every image file under ``cfg.root``, then copy the pending ones into the store."""
+    cfg.validate()
+    catalog = load_catalog(cfg.catalog) if (cfg.catalog or cfg.class_from == "catalog") else None
+    dataset = DatasetDir.at(cfg.data).create()
+    remove_stale_temps(dataset.tmp_dir)
+    started = time.monotonic()
+    summary = FetchSummary(source=SOURCE)
+    root_uri = Path(cfg.root).resolve().as_uri().rstrip("/") + "/"
+    with Ledger(dataset.ledger_path) as ledger:
+        seen, summary.planned, unmatched = plan_folder(ledger, cfg, catalog)
+        for _ in range(unmatched):
+            summary.add(Outcome(SKIPPED, "no-catalog-match"))
+        if seen == 0:
+            raise UserError(
+                f"folder {cfg.root} holds no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})",
+                hint="point PATH at a folder of images",
+            )
+        pending = [
+            it
+            for it in ledger.pending(source=SOURCE, retry_failed=cfg.retry_failed)
+            if (it.url or "").startswith(root_uri)
+        ]
+        if cfg.limit is not None:
+            pending = pending[: cfg.limit]
+        import_local_items(
+            ledger,
+            dataset,
+            pending,
+            path_of=lambda it: file_uri_path(it.url or ""),
+            link=cfg.link,
+            summary=summary,
+            progress=cfg.progress,
+            label=f"folder {Path(cfg.root).name}",
+        )
+    summary.seconds = time.monotonic() - started
+    return summary
