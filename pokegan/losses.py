@@ -1,0 +1,273 @@
+"""GAN losses as objects, apart from the training loop (the stylegan2-ada split: the loop runs phases,
+optimizer steps, EMA, logging and snapshots; a loss object only says how to score).
+
+Contract (step 3 and the progressive DCGAN both use it)::
+
+    class GANLoss:
+        name: str            # "wgan-gp-msg" | "wgan-gp" | "wgan" | "dcgan"
+        multiscale: bool     # True for wgan-gp-msg: D and G exchange lists of images (coarse -> fine)
+        n_critic: int        # discriminator steps per generator step
+        def d_loss(self, D, real, fake) -> tuple[Tensor, dict[str, float]]   # real/fake: Tensor or list
+        def g_loss(self, D, fake) -> tuple[Tensor, dict[str, float]]
+        def make_optimizers(self, g_params, d_params, cfg=None) -> tuple[Optimizer, Optimizer]
+        def after_d_step(self, D) -> None   # wgan: weight clipping; others: nothing
+
+    make_loss(cfg: LossConfig) -> GANLoss
+    gradient_penalty(D, real, fake) -> Tensor      # tensors, or lists of tensors (MSG)
+
+``D`` is any module mapping an image batch ``[B, 3, H, W]`` (or, for multi-scale losses, a list of
+batches coarse -> fine) to raw scores ``[B]`` or ``[B, 1]``. ``d_loss`` detaches ``fake`` itself, so the
+caller may pass the generator's output as is. Scores are computed in float32 (the penalty and the
+logits are precision-sensitive) even when the caller runs the generator under autocast.
+
+The losses:
+
+- ``wgan-gp-msg`` (default): WGAN-GP where real and fake are image pyramids (MSG-GAN, Karnewar & Wang
+  2020): gradients reach every generator scale directly. The penalty interpolates every scale with the
+  same per-sample alpha and takes the norm of the gradient over all scales together.
+- ``wgan-gp``: Wasserstein critic with gradient penalty (Gulrajani et al. 2017), one scale.
+- ``wgan``: the original WGAN (Arjovsky et al. 2017): weight clipping after every critic step, RMSprop.
+- ``dcgan``: non-saturating BCE (Goodfellow et al. 2014; Radford et al. 2016).
+
+The WGAN-GP variants add ProGAN's drift term ``drift * E[D(real)^2]``, which keeps critic scores near 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from pokedata.errors import UserError
+
+LOSS_NAMES = ("wgan-gp-msg", "wgan-gp", "wgan", "dcgan")
+
+_DEFAULT_N_CRITIC = {"wgan-gp-msg": 1, "wgan-gp": 5, "wgan": 5, "dcgan": 1}
+
+Images = Tensor | Sequence[Tensor]
+
+
+@dataclass
+class LossConfig:
+    """Everything a loss needs. ``n_critic = 0`` means the loss's own default (wgan/wgan-gp 5, else 1)."""
+
+    name: str = "wgan-gp-msg"
+    n_critic: int = 0
+    gp_weight: float = 10.0
+    clip: float = 0.01
+    lr_g: float = 1e-4
+    lr_d: float = 1e-4
+    betas: tuple[float, float] = field(default=(0.0, 0.99))
+    drift: float = 0.001
+
+    def validate(self) -> LossConfig:
+        if self.name not in LOSS_NAMES:
+            raise UserError(
+                f"--loss {self.name!r} is not a known loss", hint=f"use one of {', '.join(LOSS_NAMES)}"
+            )
+        if self.n_critic < 0:
+            raise UserError(f"n_critic {self.n_critic} is negative", hint="use 0 (the loss default) or more")
+        if self.lr_g <= 0 or self.lr_d <= 0:
+            raise UserError(
+                f"learning rates must be > 0 (lr_g={self.lr_g}, lr_d={self.lr_d})", hint="fix [gan] lr_g/lr_d"
+            )
+        betas = tuple(self.betas)
+        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+            raise UserError(
+                f"betas {self.betas!r} must be two numbers in [0, 1)", hint="e.g. betas = [0.0, 0.99]"
+            )
+        self.betas = (float(betas[0]), float(betas[1]))
+        if self.gp_weight < 0 or self.drift < 0 or self.clip <= 0:
+            raise UserError("gp_weight and drift must be >= 0 and clip > 0", hint="fix the [gan] section")
+        return self
+
+    @property
+    def effective_n_critic(self) -> int:
+        return self.n_critic or _DEFAULT_N_CRITIC.get(self.name, 1)
+
+
+def _as_list(x: Images) -> list[Tensor]:
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def _detach(x: Images) -> Images:
+    if isinstance(x, (list, tuple)):
+        return [t.detach() for t in x]
+    return x.detach()
+
+
+def _float(x: Images) -> Images:
+    if isinstance(x, (list, tuple)):
+        return [t.float() for t in x]
+    return x.float()
+
+
+def _scores(D: nn.Module, x: Images) -> Tensor:
+    """D's raw scores as a float32 vector ``[B]``."""
+    out = D(_float(x))
+    return out.float().reshape(out.shape[0], -1).mean(dim=1)
+
+
+def gradient_penalty(D: nn.Module, real: Images, fake: Images) -> Tensor:
+    """WGAN-GP penalty ``E[(||grad_x D(x_hat)||_2 - 1)^2]`` on random interpolates of real and fake.
+
+    For lists of tensors (MSG) every scale is interpolated with the same per-sample alpha, and the norm is
+    taken over the gradients of all scales together (the critic is one function of the whole pyramid).
+    Returns a scalar; differentiable with respect to D's parameters (``create_graph=True``).
+    """
+    reals, fakes = _as_list(real), [t.detach() for t in _as_list(fake)]
+    if len(reals) != len(fakes):
+        raise ValueError(f"real has {len(reals)} scales but fake has {len(fakes)}")
+    b = reals[0].shape[0]
+    alpha = torch.rand(b, device=reals[0].device, dtype=torch.float32)
+    mixed = []
+    for r, f in zip(reals, fakes, strict=True):
+        a = alpha.view(b, *([1] * (r.dim() - 1)))
+        mixed.append((a * r.float() + (1 - a) * f.float()).requires_grad_(True))
+    inp = mixed if isinstance(real, (list, tuple)) else mixed[0]
+    scores = _scores(D, inp)
+    grads = torch.autograd.grad(scores.sum(), mixed, create_graph=True)
+    sq = sum(g.reshape(b, -1).pow(2).sum(dim=1) for g in grads)  # [B]
+    norm = (sq + 1e-12).sqrt()
+    return (norm - 1.0).pow(2).mean()
+
+
+class GANLoss:
+    """Base class: optimizers (Adam) and a no-op after the critic step. Subclasses score."""
+
+    name = "base"
+    multiscale = False
+
+    def __init__(self, cfg: LossConfig):
+        self.cfg = cfg
+        self.n_critic = cfg.effective_n_critic
+
+    def d_loss(self, D: nn.Module, real: Images, fake: Images) -> tuple[Tensor, dict[str, float]]:
+        raise NotImplementedError
+
+    def g_loss(self, D: nn.Module, fake: Images) -> tuple[Tensor, dict[str, float]]:
+        raise NotImplementedError
+
+    def make_optimizers(
+        self, g_params: Iterable[Tensor], d_params: Iterable[Tensor], cfg: LossConfig | None = None
+    ) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+        cfg = cfg or self.cfg
+        opt_g = torch.optim.Adam(list(g_params), lr=cfg.lr_g, betas=tuple(cfg.betas))
+        opt_d = torch.optim.Adam(list(d_params), lr=cfg.lr_d, betas=tuple(cfg.betas))
+        return opt_g, opt_d
+
+    def after_d_step(self, D: nn.Module) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, n_critic={self.n_critic})"
+
+
+class WGANGPLoss(GANLoss):
+    """Wasserstein critic + gradient penalty + drift; one scale."""
+
+    name = "wgan-gp"
+
+    def d_loss(self, D, real, fake):
+        fake = _detach(fake)
+        s_real, s_fake = _scores(D, real), _scores(D, fake)
+        wdist = s_real.mean() - s_fake.mean()
+        gp = gradient_penalty(D, real, fake)
+        drift = s_real.pow(2).mean()
+        loss = -wdist + self.cfg.gp_weight * gp + self.cfg.drift * drift
+        return loss, {
+            "d_loss": loss.item(),
+            "wdist": wdist.item(),
+            "gp": gp.item(),
+            "d_real": s_real.mean().item(),
+            "d_fake": s_fake.mean().item(),
+        }
+
+    def g_loss(self, D, fake):
+        s_fake = _scores(D, fake)
+        loss = -s_fake.mean()
+        return loss, {"g_loss": loss.item()}
+
+
+class MSGWGANGPLoss(WGANGPLoss):
+    """WGAN-GP over image pyramids (coarse -> fine): the MSG-GAN recipe."""
+
+    name = "wgan-gp-msg"
+    multiscale = True
+
+    def d_loss(self, D, real, fake):
+        if not isinstance(real, (list, tuple)) or not isinstance(fake, (list, tuple)):
+            raise TypeError("wgan-gp-msg needs lists of images (coarse -> fine) for real and fake")
+        return super().d_loss(D, real, fake)
+
+
+class WGANClipLoss(GANLoss):
+    """The original WGAN: critic weights clipped to [-clip, clip] after every step; RMSprop."""
+
+    name = "wgan"
+
+    def d_loss(self, D, real, fake):
+        s_real, s_fake = _scores(D, real), _scores(D, _detach(fake))
+        wdist = s_real.mean() - s_fake.mean()
+        loss = -wdist
+        return loss, {
+            "d_loss": loss.item(),
+            "wdist": wdist.item(),
+            "d_real": s_real.mean().item(),
+            "d_fake": s_fake.mean().item(),
+        }
+
+    def g_loss(self, D, fake):
+        loss = -_scores(D, fake).mean()
+        return loss, {"g_loss": loss.item()}
+
+    def make_optimizers(self, g_params, d_params, cfg=None):
+        cfg = cfg or self.cfg
+        return (
+            torch.optim.RMSprop(list(g_params), lr=cfg.lr_g),
+            torch.optim.RMSprop(list(d_params), lr=cfg.lr_d),
+        )
+
+    @torch.no_grad()
+    def after_d_step(self, D: nn.Module) -> None:
+        c = self.cfg.clip
+        for p in D.parameters():
+            p.clamp_(-c, c)
+
+
+class DCGANLoss(GANLoss):
+    """Non-saturating BCE on logits: D maximises log D(x) + log(1 - D(G(z))), G maximises log D(G(z))."""
+
+    name = "dcgan"
+
+    def d_loss(self, D, real, fake):
+        s_real, s_fake = _scores(D, real), _scores(D, _detach(fake))
+        loss_real = F.softplus(-s_real).mean()  # -log sigmoid(real)
+        loss_fake = F.softplus(s_fake).mean()  # -log(1 - sigmoid(fake))
+        loss = loss_real + loss_fake
+        return loss, {
+            "d_loss": loss.item(),
+            "d_real": torch.sigmoid(s_real).mean().item(),
+            "d_fake": torch.sigmoid(s_fake).mean().item(),
+        }
+
+    def g_loss(self, D, fake):
+        loss = F.softplus(-_scores(D, fake)).mean()
+        return loss, {"g_loss": loss.item()}
+
+
+_LOSSES: dict[str, type[GANLoss]] = {
+    "wgan-gp-msg": MSGWGANGPLoss,
+    "wgan-gp": WGANGPLoss,
+    "wgan": WGANClipLoss,
+    "dcgan": DCGANLoss,
+}
+
+
+def make_loss(cfg: LossConfig) -> GANLoss:
+    """The loss object named by ``cfg.name`` (validated)."""
+    cfg.validate()
+    return _LOSSES[cfg.name](cfg)
