@@ -16,6 +16,135 @@ app = typer.Typer(
 )
 
 
+@app.command("danbooru")
+def fetch_danbooru(
+    tags: list[str] = typer.Option(
+        [],
+        "--tags",
+        "-t",
+        help="Tag every post must have (repeatable; at most --tag-limit go to the server).",
+    ),
+    exclude: list[str] = typer.Option([], "--exclude", "-x", help="Tag no post may have (repeatable)."),
+    rating: list[str] = typer.Option(
+        [], "--rating", help="Allowed ratings, e.g. g,s (API: g/s/q/e; dumps use their own letters, s/q/e)."
+    ),
+    variant: str = typer.Option(
+        "original",
+        "--variant",
+        help="original (file_url) or sample (large_file_url; the 512px files of a dump).",
+    ),
+    catalog: bool = typer.Option(
+        False,
+        "--catalog",
+        help="Label posts by the catalog's character tags; without --tags fetch every class.",
+    ),
+    catalog_file: Path | None = typer.Option(
+        None,
+        "--catalog-file",
+        help="Catalog CSV for --catalog / --class (default: the shipped one).",
+        dir_okay=False,
+    ),
+    class_name: str | None = typer.Option(None, "--class", help="Give every post this class instead."),
+    base_url: str = typer.Option("https://danbooru.donmai.us", "--base-url", help="Danbooru API root URL."),
+    limit: int | None = typer.Option(None, "--limit", help="At most N matching posts per query this run."),
+    tag_limit: int = typer.Option(
+        2,
+        "--tag-limit",
+        help="Tags the account may search at once: 2 (anonymous, Member), 6 Gold, 12 Platinum.",
+    ),
+    login: str | None = typer.Option(
+        None,
+        "--login",
+        envvar="DANBOORU_LOGIN",
+        show_default=False,
+        help="Danbooru login (or DANBOORU_LOGIN).",
+    ),
+    api_key: str | None = typer.Option(
+        None,
+        "--api-key",
+        envvar="DANBOORU_API_KEY",
+        show_default=False,
+        help="Danbooru API key (or DANBOORU_API_KEY); sent only to the API host, never printed or stored.",
+    ),  # fmt: skip
+    api_rate: float = typer.Option(
+        2.0, "--api-rate", help="Requests per second to the API host (polite: <= 2)."
+    ),
+    file_rate: float = typer.Option(5.0, "--file-rate", help="Requests per second to each file host (<= 5)."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Also retry posts that failed before."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print the queries, estimated posts and pages; download nothing."
+    ),
+    dump: Path | None = typer.Option(
+        None,
+        "--dump",
+        help="Dump mode: a Danbooru20xx metadata folder (JSON lines, .gz/.xz/.zst) instead of the API.",
+    ),
+    images: Path | None = typer.Option(
+        None,
+        "--images",
+        help="Dump mode: local mirror root (original/ and 512px/) to copy matches from.",
+        file_okay=False,
+    ),
+    rsync_list: Path | None = typer.Option(
+        None,
+        "--rsync-list",
+        help="Dump mode: write matching mirror paths as an rsync --files-from list.",
+        dir_okay=False,
+    ),
+    any_tag: list[str] = typer.Option(
+        [], "--any-tag", help="Dump mode: at least one of these tags (repeatable)."
+    ),
+    exclude_all: list[str] = typer.Option(
+        [], "--exclude-all", help="Dump mode: drop posts having all of these tags together (repeatable)."
+    ),
+    link: bool = typer.Option(
+        False, "--link", help="Dump mode: hard-link files from the mirror instead of copying."
+    ),
+    data: Path = typer.Option(Path("data"), "--data", help="Dataset directory (created if missing)."),
+) -> None:
+    """Fetch Danbooru posts by tags: from the live API (polite, resumable) or a Danbooru20xx dump."""
+    from pokedata.errors import UserError
+    from pokedata.log import console, out
+
+    if dump is None:
+        if images or rsync_list or any_tag or exclude_all or link:
+            raise UserError(
+                "--images, --rsync-list, --any-tag, --exclude-all and --link only work with --dump",
+                hint="pass --dump METADATA_DIR, or drop those options",
+            )
+        from pokedata.fetch.danbooru import DanbooruConfig
+        from pokedata.fetch.danbooru_run import estimate_danbooru, estimate_table
+        from pokedata.fetch.danbooru_run import fetch_danbooru as run
+
+        cfg = DanbooruConfig(
+            data=data, tags=tuple(tags), exclude=tuple(exclude), rating=tuple(rating), variant=variant,
+            catalog=catalog or catalog_file is not None and class_name is None, catalog_path=catalog_file,
+            class_name=class_name, base_url=base_url, limit=limit, tag_limit=tag_limit, login=login,
+            api_key=api_key, retry_failed=retry_failed,
+        )  # fmt: skip
+        if dry_run:
+            out.print(estimate_table(estimate_danbooru(cfg, api_rate=api_rate)))
+            return
+        console.print(run(cfg, api_rate=api_rate, file_rate=file_rate).table())
+        return
+    if dry_run:
+        raise UserError(
+            "--dry-run is for the live API", hint="with --dump, use --rsync-list FILE to list matches"
+        )
+    from pokedata.fetch.dump import DumpConfig, fetch_dump
+
+    dcfg = DumpConfig(
+        metadata=dump, data=data, images=images, rsync_list=rsync_list, tags=tuple(tags), any_tags=tuple(any_tag),
+        exclude=tuple(exclude), exclude_all=tuple(exclude_all), rating=tuple(rating), variant=variant,
+        catalog=catalog or catalog_file is not None and class_name is None, catalog_path=catalog_file,
+        class_name=class_name, link=link, limit=limit, retry_failed=retry_failed, base_url=base_url,
+    )  # fmt: skip
+    result = fetch_dump(dcfg)
+    console.print(result.table())
+    if result.summary is not None:
+        console.print(result.summary.table())
+
+
 @app.command("folder")
 def fetch_folder(
     path: Path = typer.Argument(

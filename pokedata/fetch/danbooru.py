@@ -1,0 +1,434 @@
+"""Danbooru's live JSON API as a source: ``poke fetch danbooru --tags TAG ...``.
+
+A query becomes ``/posts.json?tags=...&limit=200`` pages walked with ``page=b<lowest id seen>`` (no
+1000-page cap). Anonymous and Member accounts may send only 2 tag terms (HTTP 422 beyond; Gold 6,
+Platinum 12: ``tag_limit``), so at most that many go to the server (positive tags first, then ``-tag``
+excludes, then the ``rating:`` metatag) and the rest are applied client-side, with exact tag matching.
+
+Every matching post becomes a ledger row (source ``danbooru``, source id = the post id, url = its
+``file_url``, or ``large_file_url`` for the ``sample`` variant). Posts that cannot be fetched are rows too,
+``skipped`` with a reason: ``deleted``, ``banned``, ``hidden`` (no ``file_url``/``md5``: censored or
+Gold-only), ``not-an-image:<ext>`` (mp4, webm, zip, swf, ugoira). With a catalog, the class comes from the
+post's character tags: one catalog class -> that class; several -> ``class_name=''`` with
+``meta.multi_class`` (left out of classification by default); none -> ``skipped`` ``no-catalog-class``.
+Then the shared downloader drains the planned rows, verifying Danbooru's md5.
+
+Listing is resumable: after each page the lowest id seen is saved in the ledger's ``meta`` table, so a
+rerun of the same query continues where it stopped; once a query was listed to its end, a rerun only
+walks the posts newer than the newest one seen.
+
+Credentials (``login``, ``api_key``) go as HTTP Basic auth to the API host only; they are never logged,
+printed or stored (the config hides them from its ``repr``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from pokedata.errors import UserError
+from pokedata.fetch.intake import FetchSummary, Outcome
+from pokedata.ledger import PLANNED, SKIPPED, Candidate, Ledger
+
+log = logging.getLogger(__name__)
+
+SOURCE = "danbooru"
+DEFAULT_BASE_URL = "https://danbooru.donmai.us"
+DEFAULT_FILE_HOST = "cdn.donmai.us"
+API_RATE = 2.0  # requests/s to the API host
+FILE_RATE = 5.0  # requests/s to each file host
+PAGE_SIZE = 200
+ANONYMOUS_TAG_LIMIT = 2
+NON_IMAGE_EXTS = frozenset({"mp4", "webm", "zip", "swf", "ugoira", "gif_video", "mp3", "avi"})
+VARIANTS = ("original", "sample")
+_RATING_WORDS = {"general": "g", "sensitive": "s", "questionable": "q", "explicit": "e"}
+RATINGS = ("g", "s", "q", "e")
+# Metatags must go to the server (they cannot be checked client-side); order:/limit: break the paging.
+_METATAGS = frozenset(
+    [
+        "age",
+        "approver",
+        "child",
+        "date",
+        "favcount",
+        "fav",
+        "filesize",
+        "filetype",
+        "height",
+        "id",
+        "is",
+        "has",
+        "md5",
+        "mpixels",
+        "noter",
+        "ordfav",
+        "parent",
+        "pool",
+        "ratio",
+        "score",
+        "source",
+        "status",
+        "tagcount",
+        "user",
+        "width",
+        "commenter",
+        "pixiv_id",
+        "pixiv",
+        "upvote",
+        "downvotes",
+    ]
+)
+_FORBIDDEN_METATAGS = {"order": "paging needs id order", "limit": "the page size is fixed at 200",
+                       "rating": "use --rating instead"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DanbooruConfig:
+    """Options of ``poke fetch danbooru`` (live API). Validated by :meth:`validate`."""
+
+    data: Path
+    tags: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    rating: tuple[str, ...] = ()  # g/s/q/e (or general/sensitive/questionable/explicit); () = any
+    variant: str = "original"  # original (file_url) | sample (large_file_url, ~850 px JPG)
+    catalog: bool = False  # label posts by the catalog's character tags; no tags = every class
+    catalog_path: Path | None = None  # None = the shipped catalog
+    class_name: str | None = None  # give every post this class instead
+    base_url: str = DEFAULT_BASE_URL
+    limit: int | None = None  # at most N matching posts per query this run
+    tag_limit: int = ANONYMOUS_TAG_LIMIT  # tag terms the account may send (2; Gold 6; Platinum 12)
+    login: str | None = field(default=None, repr=False)
+    api_key: str | None = field(default=None, repr=False)
+    retry_failed: bool = False
+    progress: bool = True
+    http: Any = None  # a pokedata.fetch.http.HttpConfig to start from (tests: fast backoff)
+
+    def validate(self) -> None:
+        if self.variant not in VARIANTS:
+            raise UserError(f"--variant {self.variant!r} is not one of {', '.join(VARIANTS)}")
+        if self.catalog and self.class_name:
+            raise UserError(
+                "--catalog and --class both set", hint="label by the catalog or by one class, not both"
+            )
+        if not self.tags and not self.catalog:
+            raise UserError(
+                "no --tags given", hint="pass --tags TAG (repeatable), or --catalog to fetch every class"
+            )
+        if self.limit is not None and self.limit < 1:
+            raise UserError(f"--limit {self.limit} must be at least 1")
+        if self.tag_limit < 1:
+            raise UserError(f"--tag-limit {self.tag_limit} must be at least 1 (anonymous/Member accounts: 2)")
+        if bool(self.login) != bool(self.api_key):
+            raise UserError(
+                "Danbooru credentials need both a login and an API key",
+                hint="set DANBOORU_LOGIN and DANBOORU_API_KEY (or --login and --api-key), or neither",
+            )
+        parsed = urlparse(self.base_url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise UserError(
+                f"--base-url {self.base_url!r} is not an http(s) URL", hint=f"e.g. {DEFAULT_BASE_URL}"
+            )
+        normalise_ratings(self.rating)
+        for t in (*self.tags, *self.exclude):
+            check_tag(t)
+
+    @property
+    def api_host(self) -> str:
+        return urlparse(self.base_url).hostname or ""
+
+    @property
+    def auth(self) -> tuple[str, str] | None:
+        return (self.login, self.api_key) if self.login and self.api_key else None
+
+
+def normalise_ratings(ratings: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """``("general", "s")`` -> ``("g", "s")``; accepts comma lists; raises UserError on anything else."""
+    out: list[str] = []
+    for part in (p.strip().lower() for r in ratings for p in str(r).split(",")):
+        if not part:
+            continue
+        code = _RATING_WORDS.get(part, part)
+        if code not in RATINGS:
+            raise UserError(
+                f"--rating {part!r} is not a Danbooru rating",
+                hint="use g (general), s (sensitive), q (questionable), e (explicit), e.g. --rating g,s",
+            )
+        if code not in out:
+            out.append(code)
+    return tuple(out)
+
+
+def check_tag(tag: str) -> None:
+    """Reject what Danbooru would not read as one tag (spaces) and metatags we cannot page with."""
+    t = tag.strip()
+    if not t or any(ch.isspace() for ch in t):
+        raise UserError(f"--tags {tag!r} is not a Danbooru tag", hint="tags use underscores: e.g. mr._mime")
+    prefix = t.lstrip("-").split(":", 1)[0].lower()
+    if ":" in t and prefix in _FORBIDDEN_METATAGS:
+        raise UserError(
+            f"--tags {tag!r}: the {prefix}: metatag is not supported", hint=_FORBIDDEN_METATAGS[prefix]
+        )
+
+
+def is_metatag(tag: str) -> bool:
+    return ":" in tag and tag.lstrip("-").split(":", 1)[0].lower() in _METATAGS
+
+
+# -- queries ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Query:
+    """One server query plus what must be checked client-side."""
+
+    server_terms: tuple[str, ...]  # sent as tags=
+    client_tags: tuple[str, ...] = ()  # every one must be on the post
+    client_exclude: tuple[str, ...] = ()  # none may be on the post
+    client_ratings: tuple[str, ...] = ()  # the post's rating must be one of these (() = any)
+    class_name: str | None = None  # fixed label (--class)
+
+    @property
+    def key(self) -> str:
+        """Stable identity of the query (its listing cursor is stored under it)."""
+        return json.dumps([self.server_terms, self.client_tags, self.client_exclude, self.client_ratings],
+                          separators=(",", ":"))  # fmt: skip
+
+    @property
+    def text(self) -> str:
+        client = [*self.client_tags, *(f"-{t}" for t in self.client_exclude)]
+        if self.client_ratings:
+            client.append("rating:" + ",".join(self.client_ratings))
+        s = " ".join(self.server_terms)
+        return f"{s}  (client-side: {' '.join(client)})" if client else s
+
+    def accepts(self, post: dict[str, Any]) -> bool:
+        tags = set(str(post.get("tag_string", "")).split())
+        if not set(self.client_tags) <= tags or tags & set(self.client_exclude):
+            return False
+        return not self.client_ratings or post.get("rating") in self.client_ratings
+
+
+def build_query(
+    tags: tuple[str, ...] | list[str],
+    exclude: tuple[str, ...] | list[str] = (),
+    ratings: tuple[str, ...] = (),
+    *,
+    tag_limit: int = ANONYMOUS_TAG_LIMIT,
+    class_name: str | None = None,
+) -> Query:
+    """Split tags between the server (at most ``tag_limit`` terms) and the client.
+
+    Metatags first (they only work server-side), then positive tags in the order given, then ``-tag``
+    excludes, then ``rating:`` (Danbooru counts metatags against the limit), while room is left.
+    """
+    tags = [t.strip() for t in tags if t.strip()]
+    exclude = [t.strip().lstrip("-") for t in exclude if t.strip()]
+    metas = [t for t in tags if is_metatag(t)]
+    plain = [t for t in tags if not is_metatag(t)]
+    if len(metas) > tag_limit:
+        raise UserError(
+            f"--tags has {len(metas)} metatags ({' '.join(metas)}) but the account may send only {tag_limit} "
+            "tags per query, and metatags cannot be applied client-side",
+            hint="drop some metatags, or raise --tag-limit for a Gold (6) / Platinum (12) account",
+        )
+    server = list(metas)
+    client_tags, client_exclude = [], []
+    for t in plain:
+        (server if len(server) < tag_limit else client_tags).append(t)
+    for t in exclude:
+        (server if len(server) < tag_limit else client_exclude).append(f"-{t}")
+    client_exclude = [t.lstrip("-") for t in client_exclude]
+    client_ratings: tuple[str, ...] = ()
+    if ratings and len(ratings) < len(RATINGS):
+        if len(server) < tag_limit:
+            server.append("rating:" + ",".join(ratings))
+        else:
+            client_ratings = tuple(ratings)
+    return Query(tuple(server), tuple(client_tags), tuple(client_exclude), client_ratings, class_name)
+
+
+# -- labelling and skip reasons ------------------------------------------------------------------------
+def skip_reason(post: dict[str, Any], variant: str = "original") -> str | None:
+    """Why a post cannot be fetched, or None."""
+    if post.get("is_deleted"):
+        return "deleted"
+    if post.get("is_banned"):
+        return "banned"
+    ext = str(post.get("file_ext") or "").lower()
+    if ext in NON_IMAGE_EXTS:
+        return f"not-an-image:{ext}"
+    url = post.get("large_file_url" if variant == "sample" else "file_url") or post.get("file_url")
+    if not post.get("md5") or not url:
+        return "hidden"
+    return None
+
+
+class Labeller:
+    """Post -> class label, from a fixed class or the catalog's character tags."""
+
+    def __init__(self, *, tag_to_class: dict[str, str] | None = None, class_name: str | None = None):
+        self.tag_to_class = tag_to_class
+        self.class_name = class_name
+
+    def label(self, post: dict[str, Any]) -> tuple[str, dict[str, Any], str | None]:
+        """(class name, extra meta, skip reason or None)."""
+        if self.class_name is not None:
+            return self.class_name, {}, None
+        if self.tag_to_class is None:
+            return "", {}, None
+        chars = str(post.get("tag_string_character", "")).split()
+        classes = sorted({self.tag_to_class[t] for t in chars if t in self.tag_to_class})
+        if not classes:
+            return "", {}, "no-catalog-class"
+        if len(classes) == 1:
+            return classes[0], {}, None
+        return "", {"classes": classes, "multi_class": True}, None
+
+
+def post_meta(post: dict[str, Any], base_url: str, variant: str) -> dict[str, Any]:
+    """What the ledger keeps about a post. ``md5`` is only set when it describes the fetched bytes."""
+    meta = {
+        "tags": post.get("tag_string", ""),
+        "characters": post.get("tag_string_character", ""),
+        "copyrights": post.get("tag_string_copyright", ""),
+        "artists": post.get("tag_string_artist", ""),
+        "rating": post.get("rating"),
+        "score": post.get("score"),
+        "created_at": post.get("created_at"),
+        "page_url": f"{base_url.rstrip('/')}/posts/{post.get('id')}",
+        "file_ext": post.get("file_ext"),
+        "width": post.get("image_width"),
+        "height": post.get("image_height"),
+        "file_size": post.get("file_size"),
+        "source": post.get("source"),
+        "variant": variant,
+    }
+    if variant == "original" or post.get("large_file_url") == post.get("file_url"):
+        meta["md5"] = post.get("md5")  # the downloader verifies it
+    else:
+        meta["post_md5"] = post.get("md5")  # the sample is another file
+    return {k: v for k, v in meta.items() if v not in (None, "")}
+
+
+def post_candidate(
+    post: dict[str, Any], query: Query, labeller: Labeller, *, base_url: str, variant: str
+) -> tuple[Candidate, str | None]:
+    """The ledger row for a post, and the reason it is skipped (None when it is to be fetched)."""
+    reason = skip_reason(post, variant)
+    class_name, extra, label_skip = labeller.label(post)
+    reason = reason or label_skip
+    url = post.get("large_file_url" if variant == "sample" else "file_url") or post.get("file_url")
+    meta = {**post_meta(post, base_url, variant), **extra}
+    if query.server_terms or query.client_tags:
+        meta["query"] = " ".join([*query.server_terms, *query.client_tags])
+    return Candidate(SOURCE, str(post["id"]), class_name, url, meta), reason
+
+
+def plan_posts(ledger: Ledger, rows: list[tuple[Candidate, str | None]], summary: FetchSummary) -> int:
+    """Plan candidates; new rows with a skip reason become ``skipped`` with it. Returns new rows."""
+    new = ledger.plan(c for c, _ in rows)
+    summary.planned += new
+    for cand, reason in rows:
+        if reason is None:
+            continue
+        for item in ledger.find(SOURCE, cand.source_id, cand.class_name):
+            if item.status == PLANNED:
+                ledger.mark(item.id, SKIPPED, reason)
+                summary.add(Outcome(SKIPPED, reason))
+    return new
+
+
+# -- paging -----------------------------------------------------------------------------------------
+@dataclass
+class Cursor:
+    """Listing progress of one query, kept in the ledger's meta table."""
+
+    lowest: int | None = None  # lowest post id seen so far in the current walk
+    newest: int | None = None  # newest post id seen in a finished walk
+    walk_newest: int | None = None  # newest id of the current walk
+    complete: bool = False
+
+    @classmethod
+    def load(cls, ledger: Ledger, key: str) -> Cursor:
+        raw = ledger.get_meta(f"danbooru.cursor:{key}")
+        return cls(**json.loads(raw)) if raw else cls()
+
+    def save(self, ledger: Ledger, key: str) -> None:
+        ledger.set_meta(f"danbooru.cursor:{key}", json.dumps(self.__dict__))
+
+
+def iter_pages(client: Any, base_url: str, query: Query, cursor: Cursor) -> Iterator[list[dict[str, Any]]]:
+    """Pages of posts, newest first, from where ``cursor`` stopped; updates ``cursor`` as it goes.
+
+    A finished walk is redone from the top but stops at the newest post of the previous one.
+    """
+    url = f"{base_url.rstrip('/')}/posts.json"
+    if cursor.complete:
+        cursor.lowest, cursor.walk_newest, cursor.complete = None, None, False
+    stop_at = cursor.newest
+    while True:
+        params = {"tags": " ".join(query.server_terms), "limit": PAGE_SIZE}
+        if cursor.lowest is not None:
+            params["page"] = f"b{cursor.lowest}"
+        posts = api_get(client, url, params, query)
+        if not isinstance(posts, list):
+            raise UserError(
+                f"{url} answered {type(posts).__name__}, not a list of posts", hint="check --base-url"
+            )
+        fresh = [p for p in posts if isinstance(p, dict) and "id" in p]
+        if stop_at is not None:
+            fresh = [p for p in fresh if int(p["id"]) > stop_at]
+        if fresh:
+            ids = [int(p["id"]) for p in fresh]
+            cursor.lowest = min(ids)
+            cursor.walk_newest = max(cursor.walk_newest or 0, *ids)
+        if not fresh or len(fresh) < len(posts) or not posts:
+            cursor.complete = True
+            cursor.newest = max(cursor.newest or 0, cursor.walk_newest or 0) or None
+            cursor.lowest = None
+        yield fresh
+        if cursor.complete:
+            return
+
+
+def api_get(client: Any, url: str, params: dict[str, Any], query: Query | None = None) -> Any:
+    """``client.get_json`` with Danbooru's refusals turned into UserErrors that name the fix."""
+    from pokedata.fetch.http import FetchError
+
+    try:
+        return client.get_json(url, params=params)
+    except FetchError as exc:
+        reason = getattr(exc, "reason", "")
+        message = _error_message(getattr(exc, "response", None))
+        if reason == "http-422":
+            tags = " ".join(query.server_terms) if query else params.get("tags", "")
+            raise UserError(
+                f"Danbooru refused the query {tags!r} (HTTP 422{': ' + message if message else ''}); "
+                f"anonymous and Member accounts may search at most {ANONYMOUS_TAG_LIMIT} tags at a time",
+                hint="lower --tag-limit (extra tags are then filtered client-side), or log in with a Gold "
+                "account (--login/--api-key) and pass --tag-limit 6",
+            ) from None
+        if reason in ("http-401", "http-403"):
+            raise UserError(
+                f"Danbooru refused the credentials ({reason}{': ' + message if message else ''})",
+                hint="check DANBOORU_LOGIN / DANBOORU_API_KEY (or --login/--api-key), or run anonymously",
+            ) from None
+        raise
+
+
+def _error_message(response: Any) -> str:
+    if response is None:
+        return ""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    return str(body.get("message") or body.get("error") or "")[:200] if isinstance(body, dict) else ""
+
+
+def estimate_pages(count: int | None) -> int | None:
+    return None if count is None else max(1, math.ceil(count / PAGE_SIZE))

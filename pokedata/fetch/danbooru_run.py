@@ -1,0 +1,248 @@
+"""Running a Danbooru fetch: queries from the config, listing pages into the ledger, then downloading.
+
+``fetch_danbooru(cfg)`` is the one call behind ``poke fetch danbooru``; ``estimate_danbooru(cfg)`` is
+``--dry-run`` (queries, estimated posts and pages; nothing planned or downloaded). The query building,
+paging, labelling and skip rules live in :mod:`pokedata.fetch.danbooru`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pokedata.catalog import load_catalog
+from pokedata.errors import UserError
+from pokedata.fetch.danbooru import (
+    API_RATE,
+    DEFAULT_FILE_HOST,
+    FILE_RATE,
+    PAGE_SIZE,
+    SOURCE,
+    Cursor,
+    DanbooruConfig,
+    Labeller,
+    Query,
+    api_get,
+    build_query,
+    estimate_pages,
+    iter_pages,
+    normalise_ratings,
+    plan_posts,
+    post_candidate,
+)
+from pokedata.fetch.intake import FetchSummary
+from pokedata.ledger import Ledger
+from pokedata.store import DatasetDir
+
+log = logging.getLogger(__name__)
+
+
+def http_config(cfg: DanbooruConfig, api_rate: float = API_RATE, file_rate: float = FILE_RATE) -> Any:
+    """The polite HTTP settings: API host <= ``api_rate`` req/s, file hosts <= ``file_rate``; auth to the API only."""
+    from pokedata.fetch.http import HttpConfig
+
+    base = cfg.http or HttpConfig()
+    rates = dict(base.host_rates)
+    rates.setdefault(cfg.api_host, api_rate)
+    rates.setdefault(DEFAULT_FILE_HOST, file_rate)
+    return dataclasses.replace(
+        base,
+        host_rates=rates,
+        default_rate=base.default_rate if base.default_rate is not None else file_rate,
+        auth=cfg.auth,
+        auth_hosts=(cfg.api_host,) if cfg.auth else (),
+    )
+
+
+def build_plan(cfg: DanbooruConfig) -> tuple[list[Query], Labeller]:
+    """The queries to run and how their posts get a class."""
+    ratings = normalise_ratings(cfg.rating)
+    tag_to_class: dict[str, str] | None = None
+    fixed: str | None = None
+    queries: list[Query] = []
+    if cfg.catalog:
+        catalog = load_catalog(cfg.catalog_path)
+        tag_to_class = {c.danbooru_tag: c.name for c in catalog if c.danbooru_tag}
+        if not cfg.tags:
+            for c in catalog:
+                if c.danbooru_tag:
+                    queries.append(
+                        build_query([c.danbooru_tag], cfg.exclude, ratings, tag_limit=cfg.tag_limit)
+                    )
+    elif cfg.class_name:
+        catalog = load_catalog(cfg.catalog_path)
+        try:
+            fixed = catalog.by_name(cfg.class_name).name
+        except UserError:
+            fixed = cfg.class_name.strip()
+            log.warning("--class %r is not in the catalog %s; using it as given", fixed, catalog.source)
+    if cfg.tags:
+        queries.append(build_query(cfg.tags, cfg.exclude, ratings, tag_limit=cfg.tag_limit, class_name=fixed))
+    return queries, Labeller(tag_to_class=tag_to_class, class_name=fixed)
+
+
+def list_query(
+    client: Any,
+    ledger: Ledger,
+    cfg: DanbooruConfig,
+    query: Query,
+    labeller: Labeller,
+    summary: FetchSummary,
+    on_page: Any = None,
+) -> int:
+    """Walk one query's pages into the ledger (resumably). Returns how many posts matched this run."""
+    cursor = Cursor.load(ledger, query.key)
+    matched = 0
+    for posts in iter_pages(client, cfg.base_url, query, cursor):
+        rows = []
+        for post in posts:
+            if not query.accepts(post):
+                continue
+            rows.append(post_candidate(post, query, labeller, base_url=cfg.base_url, variant=cfg.variant))
+            matched += 1
+            if cfg.limit is not None and matched >= cfg.limit:
+                # Stop inside the page: the next run resumes just below this post.
+                cursor.lowest, cursor.complete = int(post["id"]), False
+                break
+        plan_posts(ledger, rows, summary)
+        cursor.save(ledger, query.key)
+        if on_page is not None:
+            on_page(len(posts), len(rows))
+        if cfg.limit is not None and matched >= cfg.limit:
+            break
+    return matched
+
+
+def fetch_danbooru(
+    cfg: DanbooruConfig, *, api_rate: float = API_RATE, file_rate: float = FILE_RATE
+) -> FetchSummary:
+    """List every query's posts into the ledger, then download what is pending. Resumable."""
+    from pokedata.fetch.download import download_pending
+    from pokedata.fetch.http import PoliteClient
+
+    cfg.validate()
+    queries, labeller = build_plan(cfg)
+    dataset = DatasetDir.at(cfg.data).create()
+    summary = FetchSummary(source=SOURCE)
+    started = time.monotonic()
+    client = PoliteClient(http_config(cfg, api_rate, file_rate))
+    try:
+        with Ledger(dataset.ledger_path) as ledger:
+            with _listing_progress(cfg.progress, len(queries)) as progress:
+                for query in queries:
+                    progress.start(query)
+                    list_query(client, ledger, cfg, query, labeller, summary, progress.page)
+            download_pending(
+                ledger, dataset, client, source=SOURCE, retry_failed=cfg.retry_failed, progress=cfg.progress,
+                summary=summary,
+            )  # fmt: skip
+    finally:
+        client.close()
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+@dataclass(frozen=True)
+class QueryEstimate:
+    """One line of ``--dry-run``."""
+
+    query: str  # what is sent, and what is filtered client-side
+    posts: int | None  # posts the server query matches (an upper bound with client-side filters)
+    pages: int | None  # posts.json pages of 200 to walk
+    exact: bool  # False: a lower bound (the count endpoint failed and the first page was full)
+
+
+def estimate_danbooru(cfg: DanbooruConfig, *, api_rate: float = API_RATE) -> list[QueryEstimate]:
+    """``--dry-run``: each query with its estimated post count (``/counts/posts.json``, else the first page)."""
+    from pokedata.fetch.http import FetchError, PoliteClient
+
+    cfg.validate()
+    queries, _ = build_plan(cfg)
+    client = PoliteClient(http_config(cfg, api_rate))
+    out = []
+    try:
+        for q in queries:
+            tags = " ".join(q.server_terms)
+            count: int | None = None
+            exact = True
+            try:
+                body = api_get(client, f"{cfg.base_url.rstrip('/')}/counts/posts.json", {"tags": tags}, q)
+                count = int(body["counts"]["posts"])
+            except (FetchError, KeyError, TypeError, ValueError):
+                first = api_get(
+                    client, f"{cfg.base_url.rstrip('/')}/posts.json", {"tags": tags, "limit": PAGE_SIZE}, q
+                )
+                count = len(first) if isinstance(first, list) else None
+                exact = count is not None and count < PAGE_SIZE
+            if cfg.limit is not None and count is not None:
+                count = min(count, cfg.limit)
+            out.append(QueryEstimate(q.text, count, estimate_pages(count), exact))
+    finally:
+        client.close()
+    return out
+
+
+def estimate_table(rows: list[QueryEstimate]):
+    """A rich Table of a dry run."""
+    from rich.table import Table
+
+    t = Table(title=f"poke fetch danbooru --dry-run: {len(rows)} queries (nothing downloaded)")
+    t.add_column("query (server tags; client-side filters)")
+    t.add_column("posts", justify="right")
+    t.add_column("pages", justify="right")
+    total = 0
+    for r in rows:
+        posts = "?" if r.posts is None else f"{r.posts}{'' if r.exact else '+'}"
+        t.add_row(r.query, posts, "?" if r.pages is None else str(r.pages))
+        total += r.posts or 0
+    t.add_row("[bold]total[/]", str(total), "")
+    return t
+
+
+class _listing_progress:  # noqa: N801 (used as a context manager)
+    """A rich bar over the queries: current query, pages and posts listed."""
+
+    def __init__(self, enabled: bool, n_queries: int):
+        self.enabled = enabled and n_queries > 0
+        self.n = n_queries
+        self.pages = self.posts = self.matched = 0
+        self.started = False
+
+    def __enter__(self) -> _listing_progress:
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            from pokedata.log import console
+
+            self._bar = Progress(
+                TextColumn("[bold]listing[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), console=console,
+            )  # fmt: skip
+            self._bar.__enter__()
+            self._task = self._bar.add_task("", total=self.n, stats="")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            if exc[0] is None:
+                self._bar.update(self._task, completed=self.n)
+            self._bar.__exit__(*exc)
+
+    def start(self, query: Query) -> None:
+        if self.enabled:
+            if self.started:
+                self._bar.advance(self._task)
+            self.started = True
+            self._bar.update(self._task, description=" ".join(query.server_terms)[:40])
+
+    def page(self, n_posts: int, n_matched: int) -> None:
+        self.pages += 1
+        self.posts += n_posts
+        self.matched += n_matched
+        if self.enabled:
+            self._bar.update(
+                self._task, stats=f"pages {self.pages} posts {self.posts} matched {self.matched}"
+            )

@@ -1,0 +1,529 @@
+"""Danbooru20xx dumps as a source: ``poke fetch danbooru --dump METADATA_DIR [--images MIRROR | --rsync-list F]``.
+
+Streams the dump's metadata JSON lines (never a whole file in memory): ``*.json``, ``*.jsonl``, the
+extension-less ``2019000000000000``-style files, each optionally ``.gz`` / ``.xz`` / ``.zst`` (zstd only
+when the ``zstandard`` package is installed). Both formats are read:
+
+- 2019/2020: ``tags`` is a list of ``{"id", "name", "category"}`` (values often strings; category ``"4"``
+  = character), ``id``/``score`` as strings, ``rating`` s/q/e;
+- 2021: API-shaped, ``tag_string`` and ``tag_string_character``.
+
+Filters work like the Danbooru-Dataset-Maker's (``include_and``, ``include_or``, ``exclude_or``,
+``exclude_and``, ``rating``) but with EXACT tag matching, never substring matching (``pikachu`` does not
+match ``pikachu_(cosplay)``). A cheap byte-level pre-check skips lines that cannot contain the required tags
+before any JSON is parsed, which is what makes a 1M-line scan take seconds (``bench/dump_scan.py``).
+
+Matches are either copied from a local mirror laid out as ``{original,512px}/<id % 1000 as 4 digits>/
+<id>.<ext>`` (512px files are .jpg) into the store, through the same intake gate as downloads (rows
+``danbooru-dump``, md5 verified for originals), or written as an ``rsync --files-from`` list. Scanned
+metadata files are remembered in the ledger, so a rerun skips them; a killed copy resumes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import logging
+import lzma
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from pokedata.catalog import load_catalog
+from pokedata.errors import UserError
+from pokedata.fetch.danbooru import DEFAULT_BASE_URL, NON_IMAGE_EXTS, Labeller, check_tag
+from pokedata.fetch.folder import file_uri_path, import_local_items
+from pokedata.fetch.intake import FetchSummary, Outcome
+from pokedata.ledger import PLANNED, SKIPPED, Candidate, Ledger
+from pokedata.store import DatasetDir, atomic_writer, remove_stale_temps
+
+log = logging.getLogger(__name__)
+
+SOURCE = "danbooru-dump"
+DUMP_VARIANTS = {"original": "original", "sample": "512px", "512px": "512px"}
+DUMP_RATINGS = ("g", "s", "q", "e")
+_SUFFIXES = (".json", ".jsonl", ".ndjson")
+_COMPRESSED = (".gz", ".xz", ".zst")
+_DIGITS = re.compile(r"^\d+$")
+_PLAN_BATCH = 2000
+
+
+# -- filters -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TagFilter:
+    """Exact-match tag filters in the Danbooru-Dataset-Maker's vocabulary, plus ratings."""
+
+    include_and: frozenset[str] = frozenset()  # every one must be present
+    include_or: frozenset[str] = frozenset()  # at least one must be present (when not empty)
+    exclude_or: frozenset[str] = frozenset()  # none may be present
+    exclude_and: frozenset[str] = frozenset()  # not all of these together
+    ratings: frozenset[str] = frozenset()  # the dump's own letters (s/q/e; 2021+: g/s/q/e); empty = any
+
+    def __post_init__(self) -> None:
+        # JSON-escaped forms of the tags a line must mention, for the byte-level pre-check.
+        object.__setattr__(self, "_and_bytes", [_needles(t) for t in self.include_and])
+        object.__setattr__(self, "_or_bytes", [n for t in self.include_or for n in _needles(t)])
+
+    def accepts(self, tags: set[str] | frozenset[str], rating: str) -> bool:
+        if not self.include_and <= tags:
+            return False
+        if self.include_or and self.include_or.isdisjoint(tags):
+            return False
+        if not self.exclude_or.isdisjoint(tags):
+            return False
+        if self.exclude_and and self.exclude_and <= tags:
+            return False
+        return not self.ratings or rating in self.ratings
+
+    def may_match(self, line: bytes) -> bool:
+        """False only when the raw line cannot satisfy the include filters (no JSON parsed)."""
+        for needles in self._and_bytes:  # type: ignore[attr-defined]
+            if not any(n in line for n in needles):
+                return False
+        ors = self._or_bytes  # type: ignore[attr-defined]
+        return not ors or any(n in line for n in ors)
+
+    @property
+    def key(self) -> str:
+        return json.dumps([sorted(s) for s in (self.include_and, self.include_or, self.exclude_or,
+                                                self.exclude_and, self.ratings)], separators=(",", ":"))  # fmt: skip
+
+
+def _needles(tag: str) -> tuple[bytes, ...]:
+    """The bytes a JSON line holding ``tag`` must contain (ASCII-escaped or raw UTF-8)."""
+    escaped = json.dumps(tag)[1:-1]
+    raw = json.dumps(tag, ensure_ascii=False)[1:-1]
+    return tuple({escaped.encode(), raw.encode("utf-8")})
+
+
+# -- records -----------------------------------------------------------------------------------------
+@dataclass
+class DumpPost:
+    """One metadata record, whatever the dump's format."""
+
+    id: int
+    md5: str
+    ext: str
+    rating: str
+    tags: set[str]
+    characters: list[str]
+    raw: dict[str, Any] = field(repr=False)
+
+    @property
+    def skip_reason(self) -> str | None:
+        if _truthy(self.raw.get("is_deleted")):
+            return "deleted"
+        if _truthy(self.raw.get("is_banned")):
+            return "banned"
+        if self.ext in NON_IMAGE_EXTS:
+            return f"not-an-image:{self.ext}"
+        if not self.md5:
+            return "hidden"
+        return None
+
+
+def _truthy(v: Any) -> bool:
+    return v is True or (isinstance(v, str) and v.lower() in ("true", "t", "1")) or v == 1
+
+
+def parse_record(rec: dict[str, Any]) -> DumpPost:
+    """Normalise a 2019/2020 (``tags`` list of dicts) or 2021 (``tag_string_*``) record."""
+    tags_field = rec.get("tags")
+    if "tag_string" in rec:
+        tags = set(str(rec.get("tag_string") or "").split())
+        characters = str(rec.get("tag_string_character") or "").split()
+    elif isinstance(tags_field, list):
+        tags, characters = set(), []
+        for t in tags_field:
+            name = t.get("name") if isinstance(t, dict) else str(t)
+            if not name:
+                continue
+            tags.add(name)
+            if isinstance(t, dict) and str(t.get("category")) == "4":
+                characters.append(name)
+    else:
+        tags, characters = set(str(tags_field or "").split()), []
+    return DumpPost(
+        id=int(rec["id"]),
+        md5=str(rec.get("md5") or ""),
+        ext=str(rec.get("file_ext") or "").lower(),
+        rating=str(rec.get("rating") or ""),
+        tags=tags,
+        characters=characters,
+        raw=rec,
+    )
+
+
+def mirror_relpath(post_id: int, ext: str, variant: str) -> str:
+    """``original/0123/4560123.png`` or ``512px/0123/4560123.jpg`` (the mirror's layout)."""
+    folder = DUMP_VARIANTS[variant]
+    return f"{folder}/{post_id % 1000:04d}/{post_id}.{'jpg' if folder == '512px' else ext}"
+
+
+# -- reading -----------------------------------------------------------------------------------------
+def metadata_files(root: Path) -> list[Path]:
+    """Metadata files under ``root`` (a file or a directory), sorted."""
+    root = Path(root)
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise UserError(f"--dump {root} does not exist", hint="pass the dump's metadata folder (or one file)")
+    found = []
+    for p in sorted(root.rglob("*")):
+        if not p.is_file() or p.name.startswith("."):
+            continue
+        name = p.name.lower()
+        for comp in _COMPRESSED:
+            name = name.removesuffix(comp)
+        if name.endswith(_SUFFIXES) or _DIGITS.match(name):
+            found.append(p)
+    if not found:
+        raise UserError(
+            f"--dump {root} holds no metadata files (*.json, *.jsonl, 2019000000000000-style; .gz/.xz/.zst)",
+            hint="point --dump at the dump's metadata folder",
+        )
+    return found
+
+
+def open_metadata(path: Path) -> tuple[BinaryIO, BinaryIO]:
+    """(decompressed line stream, raw file for progress by compressed bytes)."""
+    raw = open(path, "rb")  # noqa: SIM115 (closed by the caller)
+    name = path.name.lower()
+    if name.endswith(".gz"):
+        return gzip.GzipFile(fileobj=raw), raw  # type: ignore[return-value]
+    if name.endswith(".xz"):
+        return lzma.LZMAFile(raw), raw  # type: ignore[return-value]
+    if name.endswith(".zst"):
+        try:
+            import zstandard
+        except ImportError as exc:
+            raw.close()
+            raise UserError(
+                f"{path} is zstd-compressed but the zstandard package is not installed",
+                hint="pip install zstandard, or decompress it with `zstd -d`",
+            ) from exc
+        stream = zstandard.ZstdDecompressor().stream_reader(raw)
+        return io.BufferedReader(stream, 1 << 20), raw  # type: ignore[arg-type,return-value]
+    return raw, raw
+
+
+@dataclass
+class ScanStats:
+    files: int = 0
+    files_skipped: int = 0  # already scanned by an earlier run with the same filters
+    lines: int = 0
+    bad_lines: int = 0
+    matched: int = 0
+    nbytes: int = 0
+
+
+def scan_file(path: Path, flt: TagFilter, stats: ScanStats, on_bytes: Any = None) -> Iterator[DumpPost]:
+    """Yield the records of one metadata file that pass ``flt``; bad lines are counted, not fatal."""
+    stream, raw = open_metadata(path)
+    last = 0
+    try:
+        for n, line in enumerate(stream, 1):
+            stats.lines += 1
+            if on_bytes is not None and n % 4096 == 0:
+                pos = raw.tell()
+                on_bytes(pos - last)
+                last = pos
+            if not flt.may_match(line):
+                continue
+            try:
+                post = parse_record(json.loads(line))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                if line.strip():
+                    stats.bad_lines += 1
+                continue
+            if flt.accepts(post.tags, post.rating):
+                stats.matched += 1
+                yield post
+    except (OSError, EOFError, lzma.LZMAError) as exc:
+        raise UserError(
+            f"cannot read metadata file {path}: {exc}", hint="re-download or decompress it"
+        ) from exc
+    finally:
+        if on_bytes is not None:
+            on_bytes(path.stat().st_size - last)
+        stream.close()
+        raw.close()
+
+
+# -- the run -----------------------------------------------------------------------------------------
+_RATING_WORDS = {"general": "g", "sensitive": "s", "safe": "s", "questionable": "q", "explicit": "e"}
+
+
+@dataclass(frozen=True)
+class DumpConfig:
+    """Options of dump mode. Exactly one of ``images`` (copy from a mirror) and ``rsync_list`` (write a list)."""
+
+    metadata: Path  # the dump's metadata folder (or one metadata file)
+    data: Path  # the dataset directory (--data)
+    images: Path | None = None  # local mirror root holding original/ and/or 512px/
+    rsync_list: Path | None = None  # write an rsync --files-from list here instead of copying
+    tags: tuple[str, ...] = ()  # include_and
+    any_tags: tuple[str, ...] = ()  # include_or
+    exclude: tuple[str, ...] = ()  # exclude_or
+    exclude_all: tuple[str, ...] = ()  # exclude_and
+    rating: tuple[str, ...] = ()  # the dump's letters: s/q/e (2021+: g/s/q/e)
+    variant: str = "original"  # original | sample (= the mirror's 512px JPGs)
+    catalog: bool = False  # label by the catalog's character tags; no tags = every catalog class
+    catalog_path: Path | None = None
+    class_name: str | None = None
+    link: bool = False  # hard-link from the mirror instead of copying
+    limit: int | None = None  # at most N new matches this run
+    retry_failed: bool = False
+    progress: bool = True
+    base_url: str = DEFAULT_BASE_URL  # for the page_url recorded with each post
+
+    def validate(self) -> None:
+        if (self.images is None) == (self.rsync_list is None):
+            raise UserError(
+                "dump mode needs exactly one of --images MIRROR_DIR and --rsync-list FILE",
+                hint="--images copies matches from a local mirror; --rsync-list writes the paths to fetch",
+            )
+        if self.variant not in DUMP_VARIANTS:
+            raise UserError(f"--variant {self.variant!r} is not one of original, sample (512px)")
+        if self.catalog and self.class_name:
+            raise UserError("--catalog and --class both set", hint="label by the catalog or by one class")
+        if not (self.tags or self.any_tags or self.catalog):
+            raise UserError(
+                "no --tags given for the dump", hint="pass --tags TAG, --any-tag TAG, or --catalog"
+            )
+        if self.limit is not None and self.limit < 1:
+            raise UserError(f"--limit {self.limit} must be at least 1")
+        for t in (*self.tags, *self.any_tags, *self.exclude, *self.exclude_all):
+            check_tag(t)
+        dump_ratings(self.rating)
+        if self.images is not None:
+            sub = Path(self.images) / DUMP_VARIANTS[self.variant]
+            if not sub.is_dir():
+                raise UserError(
+                    f"--images {self.images} has no {DUMP_VARIANTS[self.variant]}/ folder",
+                    hint="a mirror is laid out as original/<id % 1000 as 4 digits>/<id>.<ext> (and 512px/)",
+                )
+
+
+def dump_ratings(ratings: tuple[str, ...]) -> frozenset[str]:
+    out = set()
+    for part in (p.strip().lower() for r in ratings for p in str(r).split(",")):
+        if part:
+            code = _RATING_WORDS.get(part, part)
+            if code not in DUMP_RATINGS:
+                raise UserError(
+                    f"--rating {part!r} is not a dump rating", hint="use s, q, e (2021+ dumps: g too)"
+                )
+            out.add(code)
+    return frozenset(out)
+
+
+def build_filter(cfg: DumpConfig) -> tuple[TagFilter, Labeller]:
+    tag_to_class = None
+    fixed = None
+    any_tags = set(cfg.any_tags)
+    if cfg.catalog:
+        catalog = load_catalog(cfg.catalog_path)
+        tag_to_class = {c.danbooru_tag: c.name for c in catalog if c.danbooru_tag}
+        if not cfg.tags and not cfg.any_tags:
+            any_tags = set(tag_to_class)
+    elif cfg.class_name:
+        try:
+            fixed = load_catalog(cfg.catalog_path).by_name(cfg.class_name).name
+        except UserError:
+            fixed = cfg.class_name.strip()
+    flt = TagFilter(
+        include_and=frozenset(cfg.tags),
+        include_or=frozenset(any_tags),
+        exclude_or=frozenset(t.lstrip("-") for t in cfg.exclude),
+        exclude_and=frozenset(t.lstrip("-") for t in cfg.exclude_all),
+        ratings=dump_ratings(cfg.rating),
+    )
+    return flt, Labeller(tag_to_class=tag_to_class, class_name=fixed)
+
+
+def dump_candidate(
+    post: DumpPost, cfg: DumpConfig, labeller: Labeller, dump_file: str
+) -> tuple[Candidate, str | None]:
+    rel = mirror_relpath(post.id, post.ext, cfg.variant)
+    url = (Path(cfg.images).resolve() / rel).as_uri() if cfg.images is not None else None
+    class_name, extra, label_skip = labeller.label({"tag_string_character": " ".join(post.characters)})
+    raw = post.raw
+    meta = {
+        "tags": " ".join(sorted(post.tags)),
+        "characters": " ".join(post.characters),
+        "rating": post.rating,
+        "score": raw.get("score"),
+        "created_at": raw.get("created_at"),
+        "page_url": f"{cfg.base_url.rstrip('/')}/posts/{post.id}",
+        "file_ext": post.ext,
+        "width": raw.get("image_width"),
+        "height": raw.get("image_height"),
+        "dump_file": dump_file,
+        "mirror_path": rel,
+        ("md5" if cfg.variant == "original" else "post_md5"): post.md5,
+        **extra,
+    }
+    meta = {k: v for k, v in meta.items() if v not in (None, "")}
+    return Candidate(SOURCE, str(post.id), class_name, url, meta), post.skip_reason or label_skip
+
+
+@dataclass
+class DumpResult:
+    stats: ScanStats
+    summary: FetchSummary | None = None  # copy mode
+    rsync_list: Path | None = None  # list mode
+    rsync_entries: int = 0
+
+    def table(self):
+        from rich.table import Table
+
+        t = Table(title="danbooru dump scan")
+        t.add_column("what")
+        t.add_column("count", justify="right")
+        s = self.stats
+        for label, value in (("metadata files scanned", s.files), ("files already scanned", s.files_skipped),
+                             ("lines", s.lines), ("bad lines", s.bad_lines), ("matching posts", s.matched)):  # fmt: skip
+            t.add_row(label, str(value))
+        if self.rsync_list is not None:
+            t.add_row(f"rsync list {self.rsync_list}", str(self.rsync_entries))
+        return t
+
+
+def fetch_dump(cfg: DumpConfig) -> DumpResult:
+    """Scan the dump's metadata; copy matches from the mirror into the store, or write an rsync list."""
+    cfg.validate()
+    flt, labeller = build_filter(cfg)
+    files = metadata_files(cfg.metadata)
+    if cfg.rsync_list is not None:
+        return _write_rsync_list(cfg, flt, files)
+    started = time.monotonic()
+    dataset = DatasetDir.at(cfg.data).create()
+    remove_stale_temps(dataset.tmp_dir)
+    result = DumpResult(ScanStats(), FetchSummary(source=SOURCE))
+    summary = result.summary
+    assert summary is not None
+    mirror_uri = Path(cfg.images).resolve().as_uri().rstrip("/") + "/"  # type: ignore[arg-type]
+    label_key = json.dumps([sorted((labeller.tag_to_class or {}).items()), labeller.class_name])
+    with Ledger(dataset.ledger_path) as ledger:
+        with _bytes_progress(cfg.progress, files) as advance:
+            for path in files:
+                st = path.stat()
+                key = f"dump.scanned:{flt.key}:{hash_text(label_key)}:{cfg.variant}:{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+                if ledger.get_meta(key):
+                    result.stats.files_skipped += 1
+                    advance(st.st_size)
+                    continue
+                result.stats.files += 1
+                finished = _plan_file(ledger, cfg, flt, labeller, path, result.stats, summary, advance)
+                if not finished:
+                    break
+                ledger.set_meta(key, "done")
+        pending = [
+            it
+            for it in ledger.pending(source=SOURCE, retry_failed=cfg.retry_failed)
+            if (it.url or "").startswith(mirror_uri)
+        ]
+        import_local_items(
+            ledger, dataset, pending, path_of=lambda it: file_uri_path(it.url or ""), link=cfg.link,
+            summary=summary, progress=cfg.progress, label="copying from mirror",
+        )  # fmt: skip
+    summary.seconds = time.monotonic() - started
+    return result
+
+
+def hash_text(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def _plan_file(
+    ledger: Ledger,
+    cfg: DumpConfig,
+    flt: TagFilter,
+    labeller: Labeller,
+    path: Path,
+    stats: ScanStats,
+    summary: FetchSummary,
+    advance: Any,
+) -> bool:
+    """Plan one metadata file's matches. False when --limit stopped it part-way."""
+    batch: list[tuple[Candidate, str | None]] = []
+
+    def flush() -> None:
+        summary.planned += ledger.plan(c for c, _ in batch)
+        for cand, reason in batch:
+            if reason is None:
+                continue
+            for item in ledger.find(SOURCE, cand.source_id, cand.class_name):
+                if item.status == PLANNED:
+                    ledger.mark(item.id, SKIPPED, reason)
+                    summary.add(Outcome(SKIPPED, reason))
+        batch.clear()
+
+    for post in scan_file(path, flt, stats, advance):
+        batch.append(dump_candidate(post, cfg, labeller, path.name))
+        if len(batch) >= _PLAN_BATCH:
+            flush()
+        if cfg.limit is not None and summary.planned + len(batch) >= cfg.limit:
+            flush()
+            if summary.planned >= cfg.limit:
+                return False
+    flush()
+    return True
+
+
+def _write_rsync_list(cfg: DumpConfig, flt: TagFilter, files: list[Path]) -> DumpResult:
+    result = DumpResult(ScanStats(), rsync_list=Path(cfg.rsync_list))  # type: ignore[arg-type]
+    seen: set[int] = set()
+    with atomic_writer(Path(cfg.rsync_list), "wb") as fh, _bytes_progress(cfg.progress, files) as advance:
+        for path in files:
+            result.stats.files += 1
+            for post in scan_file(path, flt, result.stats, advance):
+                if post.skip_reason or post.id in seen:
+                    continue
+                seen.add(post.id)
+                fh.write(mirror_relpath(post.id, post.ext, cfg.variant).encode() + b"\n")
+                result.rsync_entries += 1
+                if cfg.limit is not None and result.rsync_entries >= cfg.limit:
+                    break
+            if cfg.limit is not None and result.rsync_entries >= cfg.limit:
+                break
+    return result
+
+
+class _bytes_progress:  # noqa: N801 (a context manager)
+    """A rich bar over the metadata bytes read (compressed bytes for compressed files)."""
+
+    def __init__(self, enabled: bool, files: list[Path]):
+        self.enabled = enabled
+        self.total = sum(p.stat().st_size for p in files)
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda n: None
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        from pokedata.log import console
+
+        self._bar = Progress(TextColumn("[bold]scanning dump"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                             TimeRemainingColumn(), console=console)  # fmt: skip
+        self._bar.__enter__()
+        task = self._bar.add_task("scan", total=self.total)
+        return lambda n: self._bar.advance(task, n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self._bar.__exit__(*exc)
