@@ -1,0 +1,376 @@
+"""The dedup stage: hash clean images (cached), find exact + near duplicate groups, mark the ledger.
+
+Marks (``images`` table) after a run, for every member of a group of two or more images:
+
+- ``dup_group``: the group's survivor ``images.id`` (also set on the survivor itself), so a manifest
+  can keep a whole group in one split;
+- ``dup_of``: inside one class, every copy but the class's survivor points at that survivor, with
+  ``dup_kind`` ``exact`` (same decoded pixels) or ``near`` (perceptual hash within the threshold);
+- ``conflict = 1``: the same image appears under another class label; ``--conflicts drop`` marks every
+  member of such a group, ``keep-first`` only the members of classes other than the survivor's,
+  ``report`` marks nothing (the conflicts are listed in the report).
+
+An image is kept by a manifest when ``status = 'done' AND dup_of IS NULL AND conflict = 0``.
+Nothing is deleted, and every run first clears the previous marks in the same transaction as it
+writes the new ones, so a run with another ``threshold`` gives the same result as a fresh one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pokedata.dedup.groups import DEFAULT_SOURCE_PRIORITY
+from pokedata.dedup.hashing import HASHERS, METHODS
+from pokedata.errors import UserError
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from pokedata.ledger import Ledger
+
+CONFLICT_MODES = ("drop", "keep-first", "report")
+MAX_THRESHOLD = 32
+HASH_FAILED = "hash-failed"
+"""Prefix of the ``images.error`` of a clean image dedup could not read (it is quarantined)."""
+
+
+@dataclass
+class DedupConfig:
+    data: Path  # dataset dir
+    method: str = "phash"  # phash | dhash | whash | ahash
+    threshold: int | None = None  # Hamming bits; None = the measured default for the method
+    conflicts: str = "drop"  # drop | keep-first | report
+    workers: int = 0  # 0 = os.cpu_count()
+    progress: bool = True
+    source_priority: tuple[str, ...] = DEFAULT_SOURCE_PRIORITY  # survivor policy, preferred first
+    fast: bool = True  # JPEG draft decode for hashing (see pokedata.dedup.hashing)
+    contact_sheets: bool = True
+
+    def validated(self) -> DedupConfig:
+        """Check every option up front; returns self with ``threshold`` and ``workers`` resolved."""
+        if self.method not in HASHERS:
+            raise UserError(
+                f"--method {self.method!r} is not a hash method", hint=f"choose one of {', '.join(METHODS)}"
+            )
+        if self.threshold is None:
+            self.threshold = HASHERS[self.method].default_threshold
+        if not 0 <= int(self.threshold) <= MAX_THRESHOLD:
+            raise UserError(
+                f"--threshold {self.threshold} is out of range",
+                hint=f"give Hamming bits 0..{MAX_THRESHOLD} (default for {self.method}: "
+                f"{HASHERS[self.method].default_threshold}; 0 = identical hashes only)",
+            )
+        self.threshold = int(self.threshold)
+        if self.conflicts not in CONFLICT_MODES:
+            raise UserError(
+                f"--conflicts {self.conflicts!r} is not a conflict mode",
+                hint=f"choose one of {', '.join(CONFLICT_MODES)}",
+            )
+        if self.workers < 0:
+            raise UserError(
+                f"--workers {self.workers} is negative", hint="give 0 (all cores) or a positive count"
+            )
+        if self.workers == 0:
+            self.workers = os.cpu_count() or 1
+        return self
+
+
+@dataclass
+class DedupSummary:
+    images: int = 0  # done images considered
+    hashed: int = 0  # hashes computed this run (the rest came from the cache)
+    failed: int = 0  # clean files that could not be read (quarantined)
+    exact_groups: int = 0  # groups whose members all have the same pixels
+    near_groups: int = 0  # groups joined (at least partly) by perceptual hash
+    marked_duplicates: int = 0  # images with dup_of set
+    conflicts: int = 0  # groups spanning two or more classes
+    conflict_images: int = 0  # images marked conflict = 1
+    kept: int = 0  # done images left with no mark
+    threshold: int = 0
+    method: str = "phash"
+    conflict_mode: str = "drop"
+    seconds: float = 0.0
+    report: str | None = None  # DIR/reports/dedup.json
+    sheets: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def table(self) -> Table:
+        from rich.table import Table
+
+        t = Table(
+            title=f"dedup ({self.method}, threshold {self.threshold} bits, conflicts {self.conflict_mode})"
+        )
+        t.add_column("what")
+        t.add_column("count", justify="right")
+        rows = [
+            ("images", self.images),
+            ("hashed now", self.hashed),
+            ("unreadable (quarantined)", self.failed),
+            ("exact groups", self.exact_groups),
+            ("near groups", self.near_groups),
+            ("marked duplicates", self.marked_duplicates),
+            ("conflicting groups", self.conflicts),
+            ("conflict images", self.conflict_images),
+            ("kept", self.kept),
+        ]
+        for name, value in rows:
+            t.add_row(name, f"{value:,}")
+        t.add_row("seconds", f"{self.seconds:.1f}")
+        if self.report:
+            t.add_row("report", self.report)
+        return t
+
+
+@dataclass
+class Marks:
+    """Aligned (N,) arrays of the marks to write; ``dup_of``/``dup_group`` are -1 where unset."""
+
+    dup_of: np.ndarray
+    dup_group: np.ndarray
+    dup_kind: np.ndarray  # object: None | 'exact' | 'near'
+    conflict: np.ndarray  # bool
+
+
+_CLEAR_SQL = (
+    "UPDATE images SET dup_of = NULL, dup_group = NULL, dup_kind = NULL, conflict = 0, updated_at = ?"
+    " WHERE dup_of IS NOT NULL OR dup_group IS NOT NULL OR dup_kind IS NOT NULL OR conflict != 0"
+)
+
+
+def reset_dedup(data: Path) -> int:
+    """Clear every dedup mark (dup_of, dup_group, dup_kind, conflict); returns the rows changed.
+
+    The hash cache is kept (it depends only on the clean files).
+    """
+    from pokedata.ledger import Ledger
+    from pokedata.store import DatasetDir
+
+    ds = DatasetDir.at(data).require()
+    with Ledger(ds.ledger_path) as ledger, ledger.transaction() as conn:
+        n = conn.execute(_CLEAR_SQL, (time.time(),)).rowcount
+        conn.execute("DELETE FROM meta WHERE key = 'dedup'")
+    return n
+
+
+def run_dedup(cfg: DedupConfig) -> DedupSummary:
+    """Hash what is missing, group duplicates, write marks, report and contact sheets."""
+    from pokedata.dedup.report import write_report
+    from pokedata.ledger import Ledger
+    from pokedata.store import DatasetDir
+
+    cfg.validated()
+    t0 = time.perf_counter()
+    ds = DatasetDir.at(cfg.data).require()
+    summary = DedupSummary(method=cfg.method, threshold=int(cfg.threshold), conflict_mode=cfg.conflicts)
+    with Ledger(ds.ledger_path) as ledger:
+        summary.hashed, summary.failed = _hash_missing(ledger, ds.root, cfg)
+        rows = _load(ledger, cfg.method)
+        summary.images = len(rows["id"])
+        result = _group(rows, cfg)
+        marks = result.marks
+        _write_marks(ledger, rows["id"], marks, cfg)
+    summary.exact_groups, summary.near_groups = result.exact_groups, result.near_groups
+    summary.marked_duplicates = int((marks.dup_of >= 0).sum())
+    summary.conflicts = len(result.conflict_groups)
+    summary.conflict_images = int(marks.conflict.sum())
+    summary.kept = int(((marks.dup_of < 0) & ~marks.conflict).sum())
+    summary.seconds = time.perf_counter() - t0
+    report, sheets = write_report(ds, cfg, rows, result, summary)
+    summary.report, summary.sheets = str(report), [str(s) for s in sheets]
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+# -- hashing into the cache ----------------------------------------------------------------------------
+
+
+def _hash_missing(ledger: Ledger, root: Path, cfg: DedupConfig) -> tuple[int, int]:
+    """Hash every done image without a cached hash for the method; returns (hashed, failed)."""
+    from pokedata.dedup.hashing import hash_files, to_signed
+
+    with ledger.lock:
+        todo = ledger.conn.execute(
+            "SELECT im.id, im.path FROM images im LEFT JOIN hashes h ON h.image_id = im.id AND h.method = ?"
+            " WHERE im.status = 'done' AND h.image_id IS NULL ORDER BY im.id",
+            (cfg.method,),
+        ).fetchall()
+    if not todo:
+        return 0, 0
+    ids = [r[0] for r in todo]
+    paths = [root / (r[1] or "") for r in todo]
+    counts = [0, 0]
+
+    def save(start: int, values: np.ndarray, ok: np.ndarray, errors: list[tuple[int, str]]) -> None:
+        signed = to_signed(values)
+        now = time.time()
+        rows = [(ids[start + i], cfg.method, int(signed[i])) for i in np.nonzero(ok)[0]]
+        bad = [(f"{HASH_FAILED}: {msg}"[:500], now, ids[i]) for i, msg in errors]
+        with ledger.transaction() as conn:
+            conn.executemany("INSERT OR REPLACE INTO hashes (image_id, method, value) VALUES (?, ?, ?)", rows)
+            conn.executemany(
+                "UPDATE images SET status = 'quarantined', error = ?, updated_at = ? WHERE id = ?", bad
+            )
+        counts[0] += len(rows)
+        counts[1] += len(bad)
+        if progress is not None:
+            progress.advance(task, len(values))
+
+    progress = task = None
+    if cfg.progress:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        from pokedata.log import console
+
+        progress = Progress(
+            TextColumn(f"hashing ({cfg.method})"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            console=console, transient=False,
+        )  # fmt: skip
+        task = progress.add_task("hash", total=len(paths))
+        progress.start()
+    try:
+        hash_files(paths, cfg.method, workers=cfg.workers, fast=cfg.fast, on_chunk=save)
+    finally:
+        if progress is not None:
+            progress.stop()
+    return counts[0], counts[1]
+
+
+def _load(ledger: Ledger, method: str) -> dict[str, np.ndarray]:
+    """Done images with their hash, class and source, in id order, as aligned column arrays."""
+    with ledger.lock:
+        rows = ledger.conn.execute(
+            "SELECT im.id, im.path, COALESCE(im.width, 0), COALESCE(im.height, 0), im.pixel_sha256,"
+            " it.class_name, it.source, it.source_id, h.value"
+            " FROM images im JOIN items it ON it.id = im.item_id"
+            " JOIN hashes h ON h.image_id = im.id AND h.method = ?"
+            " WHERE im.status = 'done' ORDER BY im.id",
+            (method,),
+        ).fetchall()
+    cols = list(zip(*rows, strict=True)) if rows else [()] * 9
+    return {
+        "id": np.asarray(cols[0], dtype=np.int64),
+        "path": np.asarray(cols[1], dtype=object),
+        "width": np.asarray(cols[2], dtype=np.int64),
+        "height": np.asarray(cols[3], dtype=np.int64),
+        "sha": np.asarray(cols[4], dtype=object),
+        "class_name": np.asarray(cols[5], dtype=object),
+        "source": np.asarray(cols[6], dtype=object),
+        "source_id": np.asarray(cols[7], dtype=object),
+        "hash": np.asarray(cols[8], dtype=np.int64).view(np.uint64),
+    }
+
+
+# -- grouping ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class GroupResult:
+    component: np.ndarray  # (N,) component label
+    survivor: np.ndarray  # (N,) row index of the component's survivor
+    class_survivor: np.ndarray  # (N,) row index of the survivor within (component, class)
+    size: np.ndarray  # (N,) size of the row's component
+    marks: Marks
+    conflict_groups: list[int]  # component labels spanning two or more classes
+    exact_groups: int
+    near_groups: int
+    pairs: int  # near pairs among distinct hash values
+
+
+def _group(rows: dict[str, np.ndarray], cfg: DedupConfig) -> GroupResult:
+    from pokedata.dedup.groups import duplicate_components, pick_survivors, source_rank
+    from pokedata.dedup.search import pairs_within
+
+    n = len(rows["id"])
+    idx = np.arange(n)
+    if n == 0:
+        none = np.zeros(0, dtype=np.int64)
+        marks = Marks(none, none, np.zeros(0, dtype=object), np.zeros(0, dtype=bool))
+        return GroupResult(none, none, none, none, marks, [], 0, 0, 0)
+    uniq, inverse = np.unique(rows["hash"], return_inverse=True)
+    pairs = pairs_within(uniq, int(cfg.threshold))
+    comp = duplicate_components(rows["hash"], list(rows["sha"]), pairs, inverse.reshape(-1))
+    n_comp = int(comp.max()) + 1
+    size = np.bincount(comp, minlength=n_comp)[comp]
+
+    # the survivor policy, over whole components and over (component, class) sub-groups
+    area = rows["width"] * rows["height"]
+    ranks = {s: source_rank(s, cfg.source_priority) for s in set(rows["source"].tolist())}
+    rank = np.asarray([ranks[s] for s in rows["source"]], dtype=np.int64)
+    survivor = pick_survivors(comp, area, rank, rows["id"])
+    class_code = np.unique(rows["class_name"].astype(str), return_inverse=True)[1].reshape(-1)
+    comp_class, sub = np.unique(np.stack([comp, class_code], axis=1), axis=0, return_inverse=True)
+    class_survivor = pick_survivors(sub.reshape(-1), area, rank, rows["id"])
+
+    multi = size > 1
+    is_dup = multi & (class_survivor != idx)
+    sha = rows["sha"]
+    dup_kind = np.full(n, None, dtype=object)
+    dup_kind[is_dup] = np.where(sha[is_dup] == sha[class_survivor[is_dup]], "exact", "near")
+    marks = Marks(
+        dup_of=np.where(is_dup, rows["id"][class_survivor], -1),
+        dup_group=np.where(multi, rows["id"][survivor], -1),
+        dup_kind=dup_kind,
+        conflict=np.zeros(n, dtype=bool),
+    )
+
+    # a component holding two or more classes is a label conflict
+    in_conflict = (np.bincount(comp_class[:, 0], minlength=n_comp) > 1)[comp]
+    if cfg.conflicts == "drop":
+        marks.conflict = in_conflict
+    elif cfg.conflicts == "keep-first":
+        marks.conflict = in_conflict & (class_code != class_code[survivor])
+
+    # a group is exact when all its members share one pixel digest
+    sha_code = np.unique(np.where(sha == None, "", sha).astype(str), return_inverse=True)[1].reshape(-1)  # noqa: E711
+    sha_code = np.where(sha == None, -1, sha_code)  # noqa: E711
+    lo = np.full(n_comp, np.iinfo(np.int64).max)
+    hi = np.full(n_comp, -2)
+    np.minimum.at(lo, comp, sha_code)
+    np.maximum.at(hi, comp, sha_code)
+    heads = np.nonzero(multi & (survivor == idx))[0]
+    exact = (lo[comp[heads]] == hi[comp[heads]]) & (lo[comp[heads]] >= 0)
+    return GroupResult(
+        component=comp,
+        survivor=survivor,
+        class_survivor=class_survivor,
+        size=size,
+        marks=marks,
+        conflict_groups=sorted(set(comp[in_conflict].tolist())),
+        exact_groups=int(exact.sum()),
+        near_groups=int((~exact).sum()),
+        pairs=len(pairs),
+    )
+
+
+def _write_marks(ledger: Ledger, ids: np.ndarray, marks: Marks, cfg: DedupConfig) -> None:
+    """Clear the old marks and write the new ones in one transaction (all or nothing)."""
+    now = time.time()
+    rows = [
+        (
+            int(marks.dup_of[i]) if marks.dup_of[i] >= 0 else None,
+            int(marks.dup_group[i]) if marks.dup_group[i] >= 0 else None,
+            marks.dup_kind[i],
+            int(marks.conflict[i]),
+            now,
+            int(ids[i]),
+        )
+        for i in np.nonzero((marks.dup_group >= 0) | marks.conflict)[0]
+    ]
+    settings = {"method": cfg.method, "threshold": cfg.threshold, "conflicts": cfg.conflicts, "at": now,
+                "source_priority": list(cfg.source_priority)}  # fmt: skip
+    with ledger.transaction() as conn:
+        conn.execute(_CLEAR_SQL, (now,))
+        conn.executemany(
+            "UPDATE images SET dup_of = ?, dup_group = ?, dup_kind = ?, conflict = ?, updated_at = ? WHERE id = ?",
+            rows,
+        )
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('dedup', ?)", (json.dumps(settings),))
