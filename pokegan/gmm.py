@@ -38,7 +38,8 @@ class GMMFitConfig:
     max_iter: int = 100
     tol: float = 1e-3  # stop when the mean log-likelihood improves by less than this
     reg_covar: float = 1e-6
-    kmeans_iter: int = 10  # Lloyd iterations after k-means++ seeding
+    kmeans_iter: int = 20  # Lloyd iterations after k-means++ seeding
+    kmeans_restarts: int = 3  # k-means runs; the lowest inertia initialises EM
     seed: int = 0
     backend: str = "torch"  # "torch" (GPU when available) | "sklearn"
     device: str = "auto"  # "auto" | "cpu" | "cuda" (torch backend)
@@ -242,22 +243,27 @@ def kmeans_pp(x: Tensor, k: int, generator: torch.Generator) -> Tensor:
     return torch.stack(centres)
 
 
-def kmeans(x: Tensor, k: int, iters: int, generator: torch.Generator) -> Tensor:
-    """k-means++ seeding then Lloyd iterations; returns hard labels ``[N]``."""
-    centres = kmeans_pp(x, k, generator)
+def kmeans(x: Tensor, k: int, iters: int, generator: torch.Generator, restarts: int = 1) -> Tensor:
+    """k-means++ seeding then Lloyd iterations, best of ``restarts`` by inertia; hard labels ``[N]``."""
     sq = x.pow(2).sum(1, keepdim=True)
-    labels = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
-    for it in range(max(1, iters)):
-        dist = sq - 2 * x @ centres.T + centres.pow(2).sum(1)[None, :]  # [N, K]
-        new = dist.argmin(1)
-        if it > 0 and torch.equal(new, labels):
-            break
-        labels = new
-        counts = torch.bincount(labels, minlength=k).to(x.dtype)
-        sums = torch.zeros_like(centres).index_add_(0, labels, x)
-        nonempty = counts > 0
-        centres[nonempty] = sums[nonempty] / counts[nonempty, None]
-    return labels
+    best_labels, best_inertia = None, math.inf
+    for _ in range(max(1, restarts)):
+        centres = kmeans_pp(x, k, generator)
+        labels = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+        for it in range(max(1, iters)):
+            dist = sq - 2 * x @ centres.T + centres.pow(2).sum(1)[None, :]  # [N, K]
+            new = dist.argmin(1)
+            if it > 0 and torch.equal(new, labels):
+                break
+            labels = new
+            counts = torch.bincount(labels, minlength=k).to(x.dtype)
+            sums = torch.zeros_like(centres).index_add_(0, labels, x)
+            nonempty = counts > 0
+            centres[nonempty] = sums[nonempty] / counts[nonempty, None]
+        inertia = float((sq - 2 * x @ centres.T + centres.pow(2).sum(1)[None, :]).min(1).values.sum())
+        if inertia < best_inertia:
+            best_labels, best_inertia = labels, inertia
+    return best_labels
 
 
 def fit_gmm(x: np.ndarray | Tensor, cfg: GMMFitConfig, progress=None) -> GaussianMixture:
@@ -311,7 +317,7 @@ def _fit_torch(x_np: np.ndarray, cfg: GMMFitConfig, progress=None) -> GaussianMi
     x = torch.from_numpy(x_np).to(device=device, dtype=dtype)
     gen = torch.Generator().manual_seed(cfg.seed)
     k = cfg.n_components
-    labels = kmeans(x, k, cfg.kmeans_iter, gen)
+    labels = kmeans(x, k, cfg.kmeans_iter, gen, cfg.kmeans_restarts)
     resp = torch.zeros(x.shape[0], k, dtype=dtype, device=device)
     resp[torch.arange(x.shape[0], device=device), labels] = 1.0
     weights, means, cov = _m_step(x, resp, cfg.covariance, cfg.reg_covar)
