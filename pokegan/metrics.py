@@ -229,3 +229,124 @@ def standard_fid_kid(
 
 def finite(x: float) -> bool:
     return isinstance(x, float) and math.isfinite(x)
+
+
+# ---- poke eval -----------------------------------------------------------------------------------------
+@dataclass
+class EvalConfig:
+    run: Path
+    n_samples: int = 2000
+    batch_size: int = 64
+    seed: int = 0
+    inception_weights: Path | None = None
+    device: str = "auto"
+
+    def validate(self) -> EvalConfig:
+        if self.n_samples < 2:
+            raise UserError(f"--n-samples {self.n_samples} must be >= 2", hint="e.g. --n-samples 2000")
+        if self.inception_weights is not None and not Path(self.inception_weights).is_file():
+            raise UserError(
+                f"--inception-weights {self.inception_weights} does not exist", hint="pass a local .pth file"
+            )
+        return self
+
+
+def evaluate_run(cfg: EvalConfig) -> dict[str, dict[str, float]]:
+    """FCD/FCK (and FID/KID with Inception weights) of the final and best EMA generators of a run.
+
+    Writes ``RUN/gan/eval.json`` and returns ``{"final": {...}, "best": {...}}``.
+    """
+    import json
+
+    from pokedata.log import console
+    from pokedata.store import atomic_write_text
+    from pokegan.gmm import GaussianMixture, resolve_device
+    from pokegan.models.classifier import load_frozen_classifier
+    from pokegan.runs import open_run
+    from pokegan.sampling import gan_checkpoint_path, generate, generator_from_state
+
+    from pokegan.checkpoint import load_checkpoint
+
+    cfg.validate()
+    run = open_run(Path(cfg.run), resume=True, create=False)
+    device = resolve_device(cfg.device)
+    gan_dir = Path(run.step_dir("gan"))
+    gmm = GaussianMixture.load(Path(run.step_dir("gmm")) / "gmm.pt")
+    classifier = load_frozen_classifier(run).to(device)
+    results: dict[str, dict[str, float]] = {}
+    real_stats = None
+    for which in ("final", "best"):
+        try:
+            path = gan_checkpoint_path(gan_dir.parent, which)
+        except UserError:
+            continue
+        state = load_checkpoint(path)
+        g = generator_from_state(state).to(device)
+        image_size = int(state["model_args"]["generator"]["image_size"])
+        if real_stats is None:
+            real_stats = _run_real_stats(run, gan_dir, classifier, image_size, cfg, device)
+        z, _ = gmm.sample(cfg.n_samples, torch.Generator().manual_seed(cfg.seed))
+        fakes = generate(g, z, cfg.batch_size)
+        feats = collect_features(classifier, fakes.split(cfg.batch_size), device)
+        m: dict[str, float] = {"step": int(state["step"]), "checkpoint": str(path)}
+        m.update(fcd_metrics(real_stats, feats, kid_subsets=20, seed=cfg.seed))
+        if cfg.inception_weights is not None:
+            real = _val_batches(run, image_size, cfg)
+            m.update(standard_fid_kid(real, fakes.split(cfg.batch_size), cfg.inception_weights, device))
+        results[which] = m
+    if not results:
+        raise UserError(
+            f"no GAN checkpoints in {gan_dir}", hint="train step 3 first: `poke train gan --run RUN`"
+        )
+    if cfg.inception_weights is None:
+        console.print(f"[dim]{STANDARD_FID_SKIPPED}[/]")
+    atomic_write_text(gan_dir / "eval.json", json.dumps(results, indent=2))
+    return results
+
+
+def _run_real_stats(run, gan_dir: Path, classifier, image_size: int, cfg: EvalConfig, device) -> RealStats:
+    path = gan_dir / "real_stats.npz"
+    if path.is_file():
+        return RealStats.load(path)
+    from pokegan.data import load_manifest, make_loader
+
+    manifest = load_manifest(run.manifest_dir)
+    split = "val" if (manifest.df["split"] == "val").sum() >= 2 else "train"
+    loader = make_loader(
+        manifest,
+        split,
+        image_size,
+        cfg.batch_size,
+        augment=False,
+        seed=cfg.seed,
+        num_workers=0,
+        distributed=False,
+    )
+    rs = RealStats.from_features(collect_features(classifier, loader, device, limit=cfg.n_samples))
+    rs.save(path)
+    return rs
+
+
+def _val_batches(run, image_size: int, cfg: EvalConfig):
+    """Up to ``n_samples`` real (val, else train) images in batches, for standard FID/KID."""
+    from pokegan.data import load_manifest, make_loader
+
+    manifest = load_manifest(run.manifest_dir)
+    split = "val" if (manifest.df["split"] == "val").sum() >= 2 else "train"
+    loader = make_loader(
+        manifest,
+        split,
+        image_size,
+        cfg.batch_size,
+        augment=False,
+        seed=cfg.seed,
+        num_workers=0,
+        distributed=False,
+    )
+    n = 0
+    for batch in loader:
+        x = batch[0] if isinstance(batch, (list, tuple)) else batch
+        yield x
+        n += len(x)
+        if n >= cfg.n_samples:
+            break

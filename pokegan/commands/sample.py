@@ -2,6 +2,94 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 app = typer.Typer()
+
+
+@app.command("sample")
+def sample(
+    run: Path = typer.Option(..., "--run", help="Run directory (runs/NAME) with gmm/ and gan/ checkpoints."),
+    n: int = typer.Option(64, "--n", help="How many images to generate."),
+    grid: Path | None = typer.Option(
+        None,
+        "--grid",
+        help="Write a sample grid PNG here (default RUN/samples/grid-seedS.png when --out is not given).",
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", help="Write every image as an individual PNG into this folder."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the GMM latents (same seed, same images)."),
+    interpolate: int = typer.Option(
+        0,
+        "--interpolate",
+        help="Also write a looping latent-interpolation GIF through K keyframes (0: none).",
+    ),
+    frames: int = typer.Option(12, "--frames", help="Frames between two keyframes of the interpolation GIF."),
+    checkpoint: str = typer.Option(
+        "final", "--checkpoint", help="Which GAN checkpoint: final, best (by FCD) or last."
+    ),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+) -> None:
+    """Generate images from GMM latents through the EMA generator; works from the run directory alone."""
+    from pokegan.sampling import SampleConfig, run_sample
+
+    run_sample(
+        SampleConfig(
+            run=run,
+            n=n,
+            grid=grid,
+            out=out,
+            seed=seed,
+            interpolate=interpolate,
+            frames_between=frames,
+            checkpoint=checkpoint,
+            device=device,
+        )
+    )
+
+
+@app.command("eval")
+def evaluate(
+    run: Path = typer.Option(..., "--run", help="Run directory (runs/NAME) with a trained step 3."),
+    n_samples: int = typer.Option(
+        2000, "--n-samples", help="Generated (and at most as many real) images per metric."
+    ),
+    inception_weights: Path | None = typer.Option(
+        None,
+        "--inception-weights",
+        help="Local Inception-v3 weights (torch-fidelity pt_inception-2015-12-05) for standard FID/KID; never downloaded.",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the generated latents."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON on stdout."),
+) -> None:
+    """Print and save (RUN/gan/eval.json) FCD/FCK, and FID/KID with --inception-weights, for final and best."""
+    import json
+
+    from rich.table import Table
+
+    from pokedata.log import out
+    from pokegan.metrics import EvalConfig, evaluate_run
+
+    results = evaluate_run(
+        EvalConfig(
+            run=run, n_samples=n_samples, inception_weights=inception_weights, seed=seed, device=device
+        )
+    )
+    if json_out:
+        out.print_json(json.dumps(results))
+        return
+    cols = ["step", "fcd", "fck", "fck_std", "fid", "kid", "kid_std"]
+    table = Table(title=f"{run}: step-3 metrics (lower is better)")
+    table.add_column("checkpoint")
+    present = [c for c in cols if any(c in m for m in results.values())]
+    for c in present:
+        table.add_column(c, justify="right")
+    for which, m in results.items():
+        table.add_row(
+            which, *(f"{m[c]:.4g}" if isinstance(m.get(c), float) else str(m.get(c, "")) for c in present)
+        )
+    out.print(table)
