@@ -1,0 +1,179 @@
+"""The dedup stage on small ledgers: marks, conflicts in each mode, reset, rerun, report, cache."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers.dedup_ledger import Spec, make_dataset, marks, near_copy, pattern
+from PIL import Image
+
+from pokedata.dedup import DedupConfig, reset_dedup, run_dedup
+from pokedata.errors import UserError
+from pokedata.ledger import Ledger
+
+
+def _cfg(root, **kw) -> DedupConfig:
+    kw.setdefault("workers", 1)
+    return DedupConfig(data=root, progress=False, **kw)
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    a, b, c, d = (pattern(s, 96) for s in (1, 2, 3, 4))
+    specs = [
+        Spec("Pikachu", a, source="ddg"),  # 1
+        Spec("Pikachu", a.resize((128, 128)), source="ddg"),  # 2 larger copy: survives
+        Spec("Pikachu", a, source="danbooru"),  # 3 exact copy of 1 (same pixels)
+        Spec("Pikachu", near_copy(a, scale=0.9, quality=60), source="folder"),  # 4 near copy
+        Spec("Raichu", b, source="ddg"),  # 5
+        Spec("Pikachu", b, source="danbooru"),  # 6 same image as 5 under another class: conflict
+        Spec("Raichu", b, source="ddg", source_id="again"),  # 7 exact copy of 5 in Raichu
+        Spec("Eevee", c),  # 8 unique
+        Spec("Eevee", d),  # 9 unique
+    ]
+    ids = make_dataset(tmp_path / "ds", specs)
+    assert ids == list(range(1, 10))
+    return tmp_path / "ds"
+
+
+def test_marks_within_a_class(dataset):
+    s = run_dedup(_cfg(dataset))
+    m = marks(dataset)
+    # group {1,2,3,4}: survivor 2 (largest area); 1 and 3 share pixels but not with 2 -> "near"
+    assert m[2] == (None, 2, None, 0)
+    assert m[1][0:2] == (2, 2) and m[3][0:2] == (2, 2) and m[4][0:2] == (2, 2)
+    assert {m[1][2], m[3][2], m[4][2]} == {"near"}
+    assert m[8] == m[9] == (None, None, None, 0)
+    assert s.images == 9 and s.hashed == 9 and s.failed == 0
+    assert s.marked_duplicates == 4  # 1, 3, 4 -> 2; 7 -> 5
+    assert s.conflicts == 1
+    assert s.near_groups == 1 and s.exact_groups == 1
+    assert s.kept == 9 - 4 - 2  # 5 and 6 conflict-dropped; 7 is a dup
+    assert "dedup" in s.table().title
+
+
+def test_exact_kind_when_pixels_match_the_survivor(tmp_path):
+    a = pattern(5)
+    make_dataset(tmp_path, [Spec("Mew", a, source="danbooru"), Spec("Mew", a, source="ddg")])
+    run_dedup(_cfg(tmp_path))
+    assert marks(tmp_path) == {1: (None, 1, None, 0), 2: (1, 1, "exact", 0)}
+
+
+def test_conflicts_drop(dataset):
+    run_dedup(_cfg(dataset, conflicts="drop"))
+    m = marks(dataset)
+    # {5, 6, 7}: equal areas, so danbooru (6) beats ddg (5, 7) as the group's survivor
+    assert m[5][3] == m[6][3] == m[7][3] == 1
+    assert m[7][0] == 5  # inside Raichu, 7 is still a duplicate of 5
+    assert m[5][1] == m[6][1] == m[7][1] == 6  # the group id is the whole group's survivor
+
+
+def test_conflicts_keep_first(dataset):
+    run_dedup(_cfg(dataset, conflicts="keep-first"))
+    m = marks(dataset)
+    # survivor of {5,6,7} is 6 (Pikachu, danbooru before ddg at equal area): Raichu members are marked
+    assert m[6] == (None, 6, None, 0)
+    assert m[5][3] == 1 and m[7][3] == 1
+
+
+def test_conflicts_report_marks_nothing_but_lists_them(dataset):
+    s = run_dedup(_cfg(dataset, conflicts="report"))
+    m = marks(dataset)
+    assert all(v[3] == 0 for v in m.values())
+    assert s.conflicts == 1 and s.conflict_images == 0
+    doc = json.loads((dataset / "reports" / "dedup.json").read_text())
+    assert doc["conflicts"] == [6]
+    (group,) = [g for g in doc["groups"] if g["conflict"]]
+    assert group["classes"] == ["Pikachu", "Raichu"] and group["size"] == 3
+
+
+def test_reset_and_rerun_with_another_threshold(dataset):
+    run_dedup(_cfg(dataset))
+    marked = marks(dataset)
+    n = reset_dedup(dataset)
+    assert n == sum(1 for v in marked.values() if v != (None, None, None, 0))
+    assert all(v == (None, None, None, 0) for v in marks(dataset).values())
+    assert reset_dedup(dataset) == 0
+    # threshold 0: only identical hashes / pixels; the rerun replaces the marks wholesale
+    s0 = run_dedup(_cfg(dataset, threshold=0))
+    assert s0.hashed == 0  # hashes came from the cache
+    m0 = marks(dataset)
+    s10 = run_dedup(_cfg(dataset, threshold=10))
+    assert s10.marked_duplicates >= s0.marked_duplicates
+    run_dedup(_cfg(dataset, threshold=0))
+    assert marks(dataset) == m0  # reproducible: no leftovers from the threshold-10 run
+
+
+def test_other_methods_and_cache_per_method(dataset):
+    for method in ("dhash", "ahash", "whash"):
+        s = run_dedup(_cfg(dataset, method=method))
+        assert s.hashed == 9 and s.method == method
+        assert marks(dataset)[7][0] == 5  # the exact copy is found by any method
+    with Ledger(dataset / "ledger.sqlite") as ledger:
+        n = ledger.conn.execute("SELECT count(*), count(DISTINCT method) FROM hashes").fetchone()
+    assert n == (36, 4) or n == (27, 3)
+
+
+def test_report_and_contact_sheets(dataset):
+    s = run_dedup(_cfg(dataset))
+    reports = dataset / "reports"
+    doc = json.loads((reports / "dedup.json").read_text())
+    assert doc["settings"]["method"] == "phash" and doc["settings"]["threshold"] == s.threshold
+    assert doc["summary"]["marked_duplicates"] == 4
+    sizes = [g["size"] for g in doc["groups"]]
+    assert sizes == sorted(sizes, reverse=True) and sizes[0] == 4
+    first = doc["groups"][0]
+    assert first["members"][0]["id"] == first["survivor"] == 2 and first["members"][0]["dup_of"] is None
+    for name in ("dedup-groups.png", "dedup-conflicts.png"):
+        with Image.open(reports / name) as im:
+            assert im.format == "PNG" and im.width > 500
+    with Image.open(reports / "dedup-groups.png") as im:
+        assert im.height >= 2 * 96  # two groups, one row each
+        # the survivor is outlined green (x = label column start - 2)
+        px = im.convert("RGB").getpixel((150 - 1, 20))
+        assert px[1] > 150 and px[0] < 100
+
+
+def test_unreadable_clean_file_is_quarantined_not_a_crash(dataset):
+    (dataset / "clean" / "Eevee").joinpath("folder-img7-f0000.jpg").write_bytes(b"garbage")
+    s = run_dedup(_cfg(dataset))
+    assert s.failed == 1 and s.images == 8
+    with Ledger(dataset / "ledger.sqlite") as ledger:
+        status, error = ledger.conn.execute("SELECT status, error FROM images WHERE id = 8").fetchone()
+    assert status == "quarantined" and error.startswith("hash-failed")
+
+
+def test_parallel_hashing_in_the_stage(dataset):
+    s = run_dedup(DedupConfig(data=dataset, workers=2, progress=True))
+    assert s.hashed == 9 and s.marked_duplicates == 4
+
+
+def test_empty_dataset(tmp_path):
+    make_dataset(tmp_path, [])
+    s = run_dedup(_cfg(tmp_path))
+    assert s.images == 0 and s.marked_duplicates == 0
+    assert (tmp_path / "reports" / "dedup-groups.png").is_file()
+
+
+@pytest.mark.parametrize(
+    ("kw", "flag"),
+    [
+        ({"method": "md5"}, "--method"),
+        ({"threshold": 40}, "--threshold"),
+        ({"threshold": -1}, "--threshold"),
+        ({"conflicts": "merge"}, "--conflicts"),
+        ({"workers": -2}, "--workers"),
+    ],
+)
+def test_options_validated_up_front(dataset, kw, flag):
+    with pytest.raises(UserError, match=flag):
+        run_dedup(_cfg(dataset, **kw))
+    assert all(v == (None, None, None, 0) for v in marks(dataset).values())
+
+
+def test_not_a_dataset_dir(tmp_path):
+    with pytest.raises(UserError, match="not a dataset directory"):
+        run_dedup(_cfg(tmp_path / "nope"))
+    with pytest.raises(UserError, match="not a dataset directory"):
+        reset_dedup(tmp_path / "nope")
