@@ -108,6 +108,9 @@ def test_exact_tag_matching_not_substring():
     assert not both.accepts({"eevee", "pikachu"}, "s") and not both.accepts({"bulbasaur"}, "s")
     assert not TagFilter(exclude_or=frozenset({"comic"})).accepts({"comic", "x"}, "s")
     assert not TagFilter(ratings=frozenset({"s"})).accepts({"x"}, "q")
+    rated = TagFilter(ratings=frozenset({"s"}))
+    assert not rated.may_match(b'{"rating": "q", "tags": []}')
+    assert rated.may_match(b'{"rating":"s"}') and rated.may_match(b'{"id": 1}')  # unknown: parse and check
     unicode_tag = TagFilter(include_and=frozenset({"flabébé"}))
     assert unicode_tag.may_match(json.dumps({"t": "flabébé"}).encode())  # ASCII-escaped
     assert unicode_tag.may_match(json.dumps({"t": "flabébé"}, ensure_ascii=False).encode())

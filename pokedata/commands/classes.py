@@ -59,3 +59,54 @@ def show_class(
     for key, value in asdict(c).items():
         table.add_row(key, str(value))
     out.print(table)
+
+
+@app.command("resolve")
+def resolve_classes(
+    catalog: Path | None = CATALOG_OPTION,
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="Catalog CSV to write (default: rewrite --catalog in place; required with the shipped catalog).",
+        dir_okay=False,
+    ),
+    base_url: str = typer.Option("https://danbooru.donmai.us", "--base-url", help="Danbooru API root URL."),
+    limit: int | None = typer.Option(
+        None, "--limit", help="Resolve only the first N classes (a quick trial)."
+    ),
+    api_rate: float = typer.Option(2.0, "--api-rate", help="Requests per second to Danbooru (polite: <= 2)."),
+    login: str | None = typer.Option(
+        None,
+        "--login",
+        envvar="DANBOORU_LOGIN",
+        show_default=False,
+        help="Danbooru login (or DANBOORU_LOGIN).",
+    ),
+    api_key: str | None = typer.Option(
+        None,
+        "--api-key",
+        envvar="DANBOORU_API_KEY",
+        show_default=False,
+        help="Danbooru API key (or DANBOORU_API_KEY); never printed or stored.",
+    ),
+) -> None:
+    """Map each class to its canonical Danbooru character tag (tags.json, tag aliases) with post counts."""
+    from pokedata.fetch.resolve import ResolveConfig, resolution_table, resolve_catalog
+    from pokedata.log import console
+    from pokedata.log import out as stdout
+
+    cfg = ResolveConfig(
+        catalog=catalog,
+        out=out,
+        base_url=base_url,
+        limit=limit,
+        api_rate=api_rate,
+        login=login,
+        api_key=api_key,
+    )
+    path, results = resolve_catalog(cfg)
+    summary, unresolved = resolution_table(results)
+    stdout.print(summary)
+    if unresolved is not None:
+        stdout.print(unresolved)
+    console.print(f"wrote {path}")

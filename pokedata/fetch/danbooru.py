@@ -274,6 +274,18 @@ class Labeller:
         self.tag_to_class = tag_to_class
         self.class_name = class_name
 
+    @property
+    def signature(self) -> str:
+        """Identity of the labelling (a listing cursor is only reused under the same labels)."""
+        import hashlib
+
+        if self.class_name is not None:
+            return f"class:{self.class_name}"
+        if self.tag_to_class is None:
+            return "none"
+        items = json.dumps(sorted(self.tag_to_class.items()), ensure_ascii=False).encode()
+        return "catalog:" + hashlib.sha1(items).hexdigest()[:12]
+
     def label(self, post: dict[str, Any]) -> tuple[str, dict[str, Any], str | None]:
         """(class name, extra meta, skip reason or None)."""
         if self.class_name is not None:
@@ -382,16 +394,17 @@ def iter_pages(client: Any, base_url: str, query: Query, cursor: Cursor) -> Iter
         fresh = [p for p in posts if isinstance(p, dict) and "id" in p]
         if stop_at is not None:
             fresh = [p for p in fresh if int(p["id"]) > stop_at]
+        last = not fresh or len(fresh) < len(posts)
         if fresh:
             ids = [int(p["id"]) for p in fresh]
             cursor.lowest = min(ids)
             cursor.walk_newest = max(cursor.walk_newest or 0, *ids)
-        if not fresh or len(fresh) < len(posts) or not posts:
+        yield fresh
+        # Only reached when the consumer asks for more: a consumer that stops early keeps the walk open.
+        if last:
             cursor.complete = True
             cursor.newest = max(cursor.newest or 0, cursor.walk_newest or 0) or None
             cursor.lowest = None
-        yield fresh
-        if cursor.complete:
             return
 
 

@@ -94,10 +94,12 @@ def list_query(
     on_page: Any = None,
 ) -> int:
     """Walk one query's pages into the ledger (resumably). Returns how many posts matched this run."""
-    cursor = Cursor.load(ledger, query.key)
+    key = f"{query.key}|{labeller.signature}|{cfg.variant}"
+    cursor = Cursor.load(ledger, key)
     matched = 0
     for posts in iter_pages(client, cfg.base_url, query, cursor):
         rows = []
+        stopped = False
         for post in posts:
             if not query.accepts(post):
                 continue
@@ -105,14 +107,16 @@ def list_query(
             matched += 1
             if cfg.limit is not None and matched >= cfg.limit:
                 # Stop inside the page: the next run resumes just below this post.
-                cursor.lowest, cursor.complete = int(post["id"]), False
+                cursor.lowest, stopped = int(post["id"]), True
                 break
         plan_posts(ledger, rows, summary)
-        cursor.save(ledger, query.key)
+        cursor.save(ledger, key)
         if on_page is not None:
             on_page(len(posts), len(rows))
-        if cfg.limit is not None and matched >= cfg.limit:
+        if stopped:
             break
+    else:
+        cursor.save(ledger, key)  # the walk reached its end
     return matched
 
 

@@ -17,7 +17,8 @@ Use as a context manager or through the ``fake_danbooru`` pytest fixture::
         srv.base_url        # http://127.0.0.1:PORT  (API)
         srv.file_base_url   # http://localhost:PORT  (files: another host name, like cdn.donmai.us)
 
-Every request is logged in ``srv.requests`` (path, query, host, user: the Basic-auth login or None).
+Every request is logged in ``srv.requests`` (path, query, host, user: the Basic-auth login or None, t:
+its ``time.monotonic()``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import hashlib
 import io
 import json
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -254,8 +256,9 @@ class _Handler(BaseHTTPRequestHandler):
         login, valid = self._user()
         with st._lock:
             st.requests.append(
-                {"path": url.path, "query": query, "host": self.headers.get("Host", ""), "user": login}
-            )
+                {"path": url.path, "query": query, "host": self.headers.get("Host", ""), "user": login,
+                 "t": time.monotonic()}
+            )  # fmt: skip
             thr = st._throttle
             if thr["n"] > 0 and url.path in thr["paths"]:
                 thr["n"] -= 1

@@ -1,0 +1,244 @@
+"""Reading Danbooru20xx metadata: formats, exact-match tag filters and the streaming scan.
+
+Used by :mod:`pokedata.fetch.dump` (dump mode of ``poke fetch danbooru``); see there for the whole story.
+Files are read line by line (``*.json``, ``*.jsonl``, the extension-less ``2019000000000000``-style
+files, optionally ``.gz`` / ``.xz`` / ``.zst``), never whole. Both formats are normalised to
+:class:`DumpPost`: 2019/2020 (``tags`` a list of ``{"id", "name", "category"}``, values often strings,
+category ``"4"`` = character) and 2021 (API-shaped ``tag_string`` / ``tag_string_character``).
+
+Filters (:class:`TagFilter`) use exact tag matching, never substring matching; a byte-level pre-check
+(:meth:`TagFilter.may_match`) skips lines that cannot pass before any JSON is parsed.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import logging
+import lzma
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from pokedata.errors import UserError
+from pokedata.fetch.danbooru import NON_IMAGE_EXTS
+
+log = logging.getLogger(__name__)
+
+DUMP_VARIANTS = {"original": "original", "sample": "512px", "512px": "512px"}
+_SUFFIXES = (".json", ".jsonl", ".ndjson")
+_COMPRESSED = (".gz", ".xz", ".zst")
+_DIGITS = re.compile(r"^\d+$")
+_RATING_RE = re.compile(rb'"rating"\s*:\s*"([a-z])"')
+
+
+# -- filters -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TagFilter:
+    """Exact-match tag filters in the Danbooru-Dataset-Maker's vocabulary, plus ratings."""
+
+    include_and: frozenset[str] = frozenset()  # every one must be present
+    include_or: frozenset[str] = frozenset()  # at least one must be present (when not empty)
+    exclude_or: frozenset[str] = frozenset()  # none may be present
+    exclude_and: frozenset[str] = frozenset()  # not all of these together
+    ratings: frozenset[str] = frozenset()  # the dump's own letters (s/q/e; 2021+: g/s/q/e); empty = any
+
+    def __post_init__(self) -> None:
+        # JSON-escaped forms of the tags a line must mention, for the byte-level pre-check.
+        object.__setattr__(self, "_and_bytes", [_needles(t) for t in self.include_and])
+        object.__setattr__(self, "_or_bytes", [n for t in self.include_or for n in _needles(t)])
+
+    def accepts(self, tags: set[str] | frozenset[str], rating: str) -> bool:
+        if not self.include_and <= tags:
+            return False
+        if self.include_or and self.include_or.isdisjoint(tags):
+            return False
+        if not self.exclude_or.isdisjoint(tags):
+            return False
+        if self.exclude_and and self.exclude_and <= tags:
+            return False
+        return not self.ratings or rating in self.ratings
+
+    def may_match(self, line: bytes) -> bool:
+        """False only when the raw line cannot pass (a required tag is absent from the bytes, or its
+        ``"rating"`` is one we do not want); no JSON is parsed. True means: parse it and check exactly."""
+        for needles in self._and_bytes:  # type: ignore[attr-defined]
+            if not any(n in line for n in needles):
+                return False
+        ors = self._or_bytes  # type: ignore[attr-defined]
+        if ors and not any(n in line for n in ors):
+            return False
+        if self.ratings:
+            m = _RATING_RE.search(line)
+            if m is not None and m.group(1).decode() not in self.ratings:
+                return False
+        return True
+
+    @property
+    def key(self) -> str:
+        return json.dumps([sorted(s) for s in (self.include_and, self.include_or, self.exclude_or,
+                                                self.exclude_and, self.ratings)], separators=(",", ":"))  # fmt: skip
+
+
+def _needles(tag: str) -> tuple[bytes, ...]:
+    """The bytes a JSON line holding ``tag`` must contain (ASCII-escaped or raw UTF-8)."""
+    escaped = json.dumps(tag)[1:-1]
+    raw = json.dumps(tag, ensure_ascii=False)[1:-1]
+    return tuple({escaped.encode(), raw.encode("utf-8")})
+
+
+# -- records -----------------------------------------------------------------------------------------
+@dataclass
+class DumpPost:
+    """One metadata record, whatever the dump's format."""
+
+    id: int
+    md5: str
+    ext: str
+    rating: str
+    tags: set[str]
+    characters: list[str]
+    raw: dict[str, Any] = field(repr=False)
+
+    @property
+    def skip_reason(self) -> str | None:
+        if _truthy(self.raw.get("is_deleted")):
+            return "deleted"
+        if _truthy(self.raw.get("is_banned")):
+            return "banned"
+        if self.ext in NON_IMAGE_EXTS:
+            return f"not-an-image:{self.ext}"
+        if not self.md5:
+            return "hidden"
+        return None
+
+
+def _truthy(v: Any) -> bool:
+    return v is True or (isinstance(v, str) and v.lower() in ("true", "t", "1")) or v == 1
+
+
+def parse_record(rec: dict[str, Any]) -> DumpPost:
+    """Normalise a 2019/2020 (``tags`` list of dicts) or 2021 (``tag_string_*``) record."""
+    tags_field = rec.get("tags")
+    if "tag_string" in rec:
+        tags = set(str(rec.get("tag_string") or "").split())
+        characters = str(rec.get("tag_string_character") or "").split()
+    elif isinstance(tags_field, list):
+        tags, characters = set(), []
+        for t in tags_field:
+            name = t.get("name") if isinstance(t, dict) else str(t)
+            if not name:
+                continue
+            tags.add(name)
+            if isinstance(t, dict) and str(t.get("category")) == "4":
+                characters.append(name)
+    else:
+        tags, characters = set(str(tags_field or "").split()), []
+    return DumpPost(
+        id=int(rec["id"]),
+        md5=str(rec.get("md5") or ""),
+        ext=str(rec.get("file_ext") or "").lower(),
+        rating=str(rec.get("rating") or ""),
+        tags=tags,
+        characters=characters,
+        raw=rec,
+    )
+
+
+def mirror_relpath(post_id: int, ext: str, variant: str) -> str:
+    """``original/0123/4560123.png`` or ``512px/0123/4560123.jpg`` (the mirror's layout)."""
+    folder = DUMP_VARIANTS[variant]
+    return f"{folder}/{post_id % 1000:04d}/{post_id}.{'jpg' if folder == '512px' else ext}"
+
+
+# -- reading -----------------------------------------------------------------------------------------
+def metadata_files(root: Path) -> list[Path]:
+    """Metadata files under ``root`` (a file or a directory), sorted."""
+    root = Path(root)
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise UserError(f"--dump {root} does not exist", hint="pass the dump's metadata folder (or one file)")
+    found = []
+    for p in sorted(root.rglob("*")):
+        if not p.is_file() or p.name.startswith("."):
+            continue
+        name = p.name.lower()
+        for comp in _COMPRESSED:
+            name = name.removesuffix(comp)
+        if name.endswith(_SUFFIXES) or _DIGITS.match(name):
+            found.append(p)
+    if not found:
+        raise UserError(
+            f"--dump {root} holds no metadata files (*.json, *.jsonl, 2019000000000000-style; .gz/.xz/.zst)",
+            hint="point --dump at the dump's metadata folder",
+        )
+    return found
+
+
+def open_metadata(path: Path) -> tuple[BinaryIO, BinaryIO]:
+    """(decompressed line stream, raw file for progress by compressed bytes)."""
+    raw = open(path, "rb")  # noqa: SIM115 (closed by the caller)
+    name = path.name.lower()
+    if name.endswith(".gz"):
+        return gzip.GzipFile(fileobj=raw), raw  # type: ignore[return-value]
+    if name.endswith(".xz"):
+        return lzma.LZMAFile(raw), raw  # type: ignore[return-value]
+    if name.endswith(".zst"):
+        try:
+            import zstandard
+        except ImportError as exc:
+            raw.close()
+            raise UserError(
+                f"{path} is zstd-compressed but the zstandard package is not installed",
+                hint="pip install zstandard, or decompress it with `zstd -d`",
+            ) from exc
+        stream = zstandard.ZstdDecompressor().stream_reader(raw)
+        return io.BufferedReader(stream, 1 << 20), raw  # type: ignore[arg-type,return-value]
+    return raw, raw
+
+
+@dataclass
+class ScanStats:
+    files: int = 0
+    files_skipped: int = 0  # already scanned by an earlier run with the same filters
+    lines: int = 0
+    bad_lines: int = 0
+    matched: int = 0
+    nbytes: int = 0
+
+
+def scan_file(path: Path, flt: TagFilter, stats: ScanStats, on_bytes: Any = None) -> Iterator[DumpPost]:
+    """Yield the records of one metadata file that pass ``flt``; bad lines are counted, not fatal."""
+    stream, raw = open_metadata(path)
+    last = 0
+    try:
+        for n, line in enumerate(stream, 1):
+            stats.lines += 1
+            if on_bytes is not None and n % 4096 == 0:
+                pos = raw.tell()
+                on_bytes(pos - last)
+                last = pos
+            if not flt.may_match(line):
+                continue
+            try:
+                post = parse_record(json.loads(line))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                if line.strip():
+                    stats.bad_lines += 1
+                continue
+            if flt.accepts(post.tags, post.rating):
+                stats.matched += 1
+                yield post
+    except (OSError, EOFError, lzma.LZMAError) as exc:
+        raise UserError(
+            f"cannot read metadata file {path}: {exc}", hint="re-download or decompress it"
+        ) from exc
+    finally:
+        if on_bytes is not None:
+            on_bytes(path.stat().st_size - last)
+        stream.close()
+        raw.close()
