@@ -1,0 +1,11 @@
+"""``poke train progan``: a ProGAN-style progressive DCGAN.
+
+- ``models``: :class:`ProGANArgs`, the growable :class:`Generator` and mirrored :class:`Discriminator`.
+- ``grow``: rebuild one block larger, copy matching weights, freeze old layers, fade-in alpha.
+- ``gradflow``: per-layer mean/max |grad| bar charts (one PNG per stage).
+- ``gif``: snapshot frames and ``all_samples.gif``.
+- ``config``: :class:`ProGANConfig` (the ``[progan]`` section) and the per-stage cycles.
+- ``train``: :func:`run_progan`, the loop over stages, cycle entries and epochs.
+
+Only torch-side imports: the data-side packages are not needed here.
+"""

@@ -1,0 +1,215 @@
+"""The growable DCGAN: a generator and a mirrored discriminator, one block per resolution.
+
+Read top to bottom: :class:`ProGANArgs` says what to build (the current resolution, where it grew from,
+widths, norms); :class:`Generator` maps a latent ``z [B, z_dim]`` through a 4x4 stem and one upsampling
+block per doubling to a toRGB at the current resolution; :class:`Discriminator` mirrors it: a fromRGB at
+the current resolution, one downsampling block per halving, and a 4x4 head giving one raw logit per image.
+
+Layers are keyed by resolution (``blocks.8``, ``to_rgb.32``...) and a block's width depends only on its
+resolution (``channels(r) = min(max_channels, channel_base // r)``), so a model one block larger has the
+same names and shapes for every layer the smaller one had: growing is a state-dict copy (see ``grow.py``).
+
+Fade-in (ProGAN, Karras et al. 2018): while ``alpha < 1`` the generator's output is
+``alpha * toRGB_new(new blocks(x)) + (1 - alpha) * upsample(toRGB_old(x))`` and the discriminator mixes
+``fromRGB_new`` through the new blocks with ``fromRGB_old(downsample(image))`` the same way. Both models
+carry ``alpha`` as a plain attribute; the training loop sets it and the checkpoint stores it.
+
+Layers that existed before the last growth can be frozen (``requires_grad=False``); frozen modules also
+stay in eval mode, so a frozen BatchNorm keeps its running statistics instead of drifting.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+NORMS = ("batch", "instance", "none")
+
+
+@dataclass
+class ProGANArgs:
+    """Everything needed to rebuild G and D (stored in every checkpoint)."""
+
+    resolution: int = 16  # current output size (a power of two >= 4)
+    grown_from: int = 0  # resolution of the previous stage (0: first stage)
+    fade: bool = False  # keep the previous stage's toRGB/fromRGB for a fade-in
+    z_dim: int = 128
+    channel_base: int = 2048  # channels(r) = min(max_channels, channel_base // r): 4->512 .. 64->32
+    max_channels: int = 512
+    g_norm: str = "batch"  # batch | instance | none
+    d_norm: str = "batch"  # batch | instance | none (use instance/none with a gradient penalty)
+
+    def validate(self) -> ProGANArgs:
+        r = self.resolution
+        if r < 4 or r & (r - 1):
+            raise ValueError(f"resolution {r} must be a power of two >= 4")
+        if self.grown_from and (self.grown_from >= r or self.grown_from & (self.grown_from - 1)):
+            raise ValueError(f"grown_from {self.grown_from} must be a smaller power of two than {r}")
+        if self.fade and not self.grown_from:
+            raise ValueError("fade needs grown_from (the first stage has nothing to fade from)")
+        for norm in (self.g_norm, self.d_norm):
+            if norm not in NORMS:
+                raise ValueError(f"norm {norm!r} must be one of {', '.join(NORMS)}")
+        if self.z_dim < 1 or self.channels(r) < 1:
+            raise ValueError(
+                f"z_dim and channel_base // resolution must be >= 1 ({self.z_dim}, {self.channel_base})"
+            )
+        return self
+
+    def channels(self, r: int) -> int:
+        return min(self.max_channels, self.channel_base // r)
+
+    def resolutions(self) -> list[int]:
+        """Block resolutions coarse -> fine, e.g. [4, 8, 16]."""
+        return [4 << i for i in range(int(math.log2(self.resolution // 4)) + 1)]
+
+    def old_resolutions(self) -> list[int]:
+        """Resolutions whose blocks existed before the last growth (empty at the first stage)."""
+        return [r for r in self.resolutions() if r <= self.grown_from]
+
+
+def _norm(kind: str, c: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(c)
+    if kind == "instance":
+        return nn.InstanceNorm2d(c, affine=True)
+    return nn.Identity()
+
+
+def init_weights(module: nn.Module) -> None:
+    """DCGAN initialisation: conv weights ~ N(0, 0.02); norm scales ~ N(1, 0.02), shifts 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)) and m.weight is not None:
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+class Growable(nn.Module):
+    """Shared by G and D: ``alpha``, the frozen-layer bookkeeping and a ``train()`` that keeps them in eval."""
+
+    def __init__(self, args: ProGANArgs):
+        super().__init__()
+        self.args = args.validate()
+        self.alpha = 1.0
+        self.frozen: tuple[str, ...] = ()
+
+    def old_layer_names(self) -> list[str]:
+        """Submodule names of the layers that existed before the last growth."""
+        raise NotImplementedError
+
+    def set_frozen(self, names: list[str] | tuple[str, ...]) -> None:
+        """Freeze exactly these submodules (``requires_grad=False``, eval mode); unfreeze the rest."""
+        for p in self.parameters():
+            p.requires_grad_(True)
+        for name in names:
+            self.get_submodule(name).requires_grad_(False)
+        self.frozen = tuple(names)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> Growable:
+        super().train(mode)
+        for name in getattr(self, "frozen", ()):
+            self.get_submodule(name).eval()
+        return self
+
+    @property
+    def fading(self) -> bool:
+        return self.args.fade and self.alpha < 1.0
+
+
+class Generator(Growable):
+    """``z [B, z_dim]`` -> images ``[B, 3, R, R]`` in [-1, 1] (tanh), R = ``args.resolution``."""
+
+    def __init__(self, args: ProGANArgs):
+        super().__init__(args)
+        a = self.args
+        self.blocks = nn.ModuleDict()
+        for r in a.resolutions():
+            if r == 4:  # stem: [B, z, 1, 1] -> [B, C4, 4, 4]
+                conv = nn.ConvTranspose2d(a.z_dim, a.channels(4), 4, 1, 0, bias=a.g_norm == "none")
+            else:  # [B, C(r/2), r/2, r/2] -> [B, C(r), r, r]
+                conv = nn.ConvTranspose2d(a.channels(r // 2), a.channels(r), 4, 2, 1, bias=a.g_norm == "none")
+            self.blocks[str(r)] = nn.Sequential(
+                OrderedDict(conv=conv, norm=_norm(a.g_norm, a.channels(r)), act=nn.ReLU(inplace=True))
+            )
+        self.to_rgb = nn.ModuleDict({str(a.resolution): nn.Conv2d(a.channels(a.resolution), 3, 1)})
+        if a.fade:
+            self.to_rgb[str(a.grown_from)] = nn.Conv2d(a.channels(a.grown_from), 3, 1)
+        init_weights(self)
+
+    def old_layer_names(self) -> list[str]:
+        names = [f"blocks.{r}" for r in self.args.old_resolutions()]
+        if self.args.fade:
+            names.append(f"to_rgb.{self.args.grown_from}")
+        return names
+
+    def forward(self, z: Tensor) -> Tensor:
+        a = self.args
+        x = z.reshape(z.shape[0], a.z_dim, 1, 1)  # [B, z, 1, 1]
+        skip = None
+        for key, block in self.blocks.items():
+            x = block(x)  # [B, C(r), r, r]
+            if self.fading and int(key) == a.grown_from:
+                skip = x
+        out = self.to_rgb[str(a.resolution)](x).tanh()  # [B, 3, R, R]
+        if skip is not None:
+            old = self.to_rgb[str(a.grown_from)](skip).tanh()  # [B, 3, R0, R0]
+            old = F.interpolate(
+                old, scale_factor=a.resolution // a.grown_from, mode="nearest"
+            )  # [B, 3, R, R]
+            out = self.alpha * out + (1.0 - self.alpha) * old
+        return out
+
+
+class Discriminator(Growable):
+    """Images ``[B, 3, R, R]`` -> raw logits ``[B]`` (the loss object applies sigmoid/BCE or Wasserstein)."""
+
+    def __init__(self, args: ProGANArgs):
+        super().__init__(args)
+        a = self.args
+
+        def from_rgb(r: int) -> nn.Module:  # [B, 3, r, r] -> [B, C(r), r, r]; no norm (DCGAN's first layer)
+            return nn.Sequential(OrderedDict(conv=nn.Conv2d(3, a.channels(r), 1), act=nn.LeakyReLU(0.2)))
+
+        self.from_rgb = nn.ModuleDict({str(a.resolution): from_rgb(a.resolution)})
+        if a.fade:
+            self.from_rgb[str(a.grown_from)] = from_rgb(a.grown_from)
+        self.blocks = nn.ModuleDict()
+        for r in reversed(a.resolutions()):
+            if r == 4:  # head: [B, C4, 4, 4] -> [B, 1, 1, 1]
+                self.blocks["4"] = nn.Sequential(OrderedDict(conv=nn.Conv2d(a.channels(4), 1, 4, 1, 0)))
+            else:  # [B, C(r), r, r] -> [B, C(r/2), r/2, r/2]
+                conv = nn.Conv2d(a.channels(r), a.channels(r // 2), 4, 2, 1, bias=a.d_norm == "none")
+                self.blocks[str(r)] = nn.Sequential(
+                    OrderedDict(conv=conv, norm=_norm(a.d_norm, a.channels(r // 2)), act=nn.LeakyReLU(0.2))
+                )
+        init_weights(self)
+
+    def old_layer_names(self) -> list[str]:
+        names = [f"blocks.{r}" for r in self.args.old_resolutions()]
+        if self.args.fade:
+            names.append(f"from_rgb.{self.args.grown_from}")
+        return names
+
+    def forward(self, img: Tensor) -> Tensor:
+        a = self.args
+        x = self.from_rgb[str(a.resolution)](img)  # [B, C(R), R, R]
+        for key, block in self.blocks.items():
+            x = block(x)  # [B, C(r/2), r/2, r/2] (head: [B, 1, 1, 1])
+            if self.fading and int(key) == 2 * a.grown_from:
+                small = F.avg_pool2d(img, a.resolution // a.grown_from)  # [B, 3, R0, R0]
+                old = self.from_rgb[str(a.grown_from)](small)  # [B, C(R0), R0, R0]
+                x = self.alpha * x + (1.0 - self.alpha) * old
+        return x.reshape(x.shape[0])  # [B]
+
+
+def count_params(module: nn.Module, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
