@@ -163,3 +163,16 @@ def test_bad_options_are_user_errors(tmp_path: Path, runner):
     empty.mkdir()
     result = runner.invoke(app, ["fetch", "folder", str(empty), "--data", str(tmp_path / "d")])
     assert result.exit_code == 2 and "no image files" in result.output
+
+
+def test_same_layout_from_another_folder_is_reported(tmp_path: Path, caplog):
+    first, second = tmp_path / "one", tmp_path / "two"
+    _write(first / "Pikachu" / "a.png", _png((1, 1, 1)))
+    _write(second / "Pikachu" / "a.png", _png((2, 2, 2)))
+    _write(second / "Pikachu" / "b.png", _png((3, 3, 3)))
+    data = tmp_path / "data"
+    import_folder(FolderImportConfig(root=first, data=data, progress=False))
+    with caplog.at_level("WARNING", logger="pokedata.fetch.folder"):
+        summary = import_folder(FolderImportConfig(root=second, data=data, progress=False))
+    assert summary.done == 1  # b.png; a.png clashes with one/Pikachu/a.png
+    assert "Pikachu/a.png" in caplog.text and "another --data" in caplog.text

@@ -147,6 +147,7 @@ def plan_folder(ledger: Ledger, cfg: FolderImportConfig, catalog: Catalog | None
     seen = new = 0
     batch: list[Candidate] = []
     unmatched: list[tuple[str, str]] = []  # (source_id, name)
+    clashes: list[str] = []  # relative paths already taken by a file of another folder
     for rel, path in iter_image_files(cfg.root):
         seen += 1
         label = raw_label(rel, cfg.class_from)
@@ -161,9 +162,15 @@ def plan_folder(ledger: Ledger, cfg: FolderImportConfig, catalog: Catalog | None
                 label = cls.name
         batch.append(Candidate(SOURCE, rel, label, path.as_uri(), meta))
         if len(batch) >= _PLAN_BATCH:
-            new += ledger.plan(batch)
+            new += _plan_batch(ledger, batch, clashes)
             batch.clear()
-    new += ledger.plan(batch)
+    new += _plan_batch(ledger, batch, clashes)
+    if clashes:
+        log.warning(
+            "%d file(s) (e.g. %s) have the same relative path and class as files imported earlier from another "
+            "folder and were left out; import that folder into another --data directory, or rename them",
+            len(clashes), clashes[0],
+        )  # fmt: skip
     skipped = 0
     for rel, name in unmatched:
         for item in ledger.find(SOURCE, rel, ""):
@@ -171,6 +178,16 @@ def plan_folder(ledger: Ledger, cfg: FolderImportConfig, catalog: Catalog | None
                 ledger.mark(item.id, SKIPPED, f"no-catalog-match:{name}")
                 skipped += 1
     return seen, new, skipped
+
+
+def _plan_batch(ledger: Ledger, batch: list[Candidate], clashes: list[str]) -> int:
+    new = ledger.plan(batch)
+    if new < len(batch):  # some rows existed: from this folder (a rerun) or from another one?
+        for c in batch:
+            rows = ledger.find(SOURCE, c.source_id, c.class_name)
+            if rows and rows[0].url != c.url:
+                clashes.append(c.source_id)
+    return new
 
 
 # -- copying local files into the store (shared with the dump mirror import) --------------------------
