@@ -78,12 +78,32 @@ def test_components_and_duplicate_components():
     labels = components(6, np.array([[0, 1], [1, 2], [4, 5]]))
     assert labels[0] == labels[1] == labels[2] != labels[3]
     assert labels[4] == labels[5] != labels[0]
-    # images 0..4: 0 and 3 share a hash value, 1 and 4 share pixels, hash values u0 ~ u2 are near
-    hashes = np.array([10, 20, 30, 10, 40], dtype=np.uint64)
-    uniq, inv = np.unique(hashes, return_inverse=True)  # 10, 20, 30, 40
-    sha = ["a", "b", "c", "d", "b"]
-    comp = duplicate_components(hashes, sha, np.array([[1, 2]]), inv)  # 20 ~ 30
-    assert comp[0] == comp[3]
-    assert comp[1] == comp[4] == comp[2]
-    assert comp[0] != comp[1]
-    assert len(set(comp.tolist())) == 2
+
+
+def test_duplicate_components_use_a_stricter_bar_across_classes():
+    six = 0b111111
+    hashes = np.array(
+        [
+            0,  # 0: class 0
+            six,  # 1: class 0, 6 bits from image 0: same class, within 8 -> joined
+            0xFF << 20,  # 2: class 1, 8 bits from image 0: across classes, above 2 -> not joined
+            1,  # 3: class 1, 1 bit from image 0: a copy across classes -> joined (a conflict)
+            2**64 - 1,  # 4: class 2, far from everything but pixel-identical to image 2 -> joined
+            six,  # 5: class 1, the same hash as image 1 -> joined
+            six << 40,  # 6: class 0, 6 bits from 0 but 12 from 1: joined through image 0
+        ],
+        dtype=np.uint64,
+    )
+    classes = np.array([0, 0, 1, 1, 2, 1, 0])
+    sha = ["a", "b", "c", "d", "c", None, ""]
+    comp, n_pairs = duplicate_components(hashes, classes, sha, threshold=8, cross_threshold=2)
+    assert n_pairs > 0
+    groups = {frozenset(np.nonzero(comp == c)[0].tolist()) for c in set(comp.tolist())}
+    assert groups == {frozenset({0, 1, 3, 5, 6}), frozenset({2, 4})}
+    # with the cross-class bar at the full threshold, image 2 joins image 0 as well
+    comp, _ = duplicate_components(hashes, classes, sha, threshold=8, cross_threshold=8)
+    assert len(set(comp.tolist())) == 1
+    # threshold 0: identical hashes or identical pixels only
+    comp, _ = duplicate_components(hashes, classes, sha, threshold=0, cross_threshold=0)
+    groups = {frozenset(np.nonzero(comp == c)[0].tolist()) for c in set(comp.tolist())}
+    assert groups == {frozenset({0}), frozenset({1, 5}), frozenset({2, 4}), frozenset({3}), frozenset({6})}

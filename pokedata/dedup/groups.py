@@ -79,28 +79,78 @@ def components(n_nodes: int, edges: np.ndarray) -> np.ndarray:
 
 def duplicate_components(
     hashes: np.ndarray,
+    class_code: np.ndarray,
     pixel_sha: Sequence[str | None],
-    pairs_of_unique: np.ndarray,
-    unique_inverse: np.ndarray,
-) -> np.ndarray:
-    """Component label per image over exact (same pixel sha256) and near (hash pair) edges.
+    threshold: int,
+    cross_threshold: int,
+) -> tuple[np.ndarray, int]:
+    """Component label per image, and the number of near pairs among distinct hash values.
 
-    Nodes are the N images, the U distinct hash values and the S distinct pixel digests: each image
-    is joined to its hash node and its digest node, and near pairs join hash nodes. Identical hashes
-    therefore cost no pairs at all, however many images share them.
+    Edges: same pixel digest (any class); hashes within ``cross_threshold`` bits (any class); hashes
+    within ``threshold`` bits *inside one class*. A stricter bar across classes keeps chains of merely
+    similar images (sprites on one white background, say) from joining two classes into one
+    "conflict": a label conflict needs a copy (resized, recompressed), not a look-alike.
+
+    Nodes are the N images, the K distinct (hash, class) pairs, the U distinct hash values and the S
+    distinct digests, so identical hashes cost no pairs however many images share them::
+
+        image -> its (hash, class) node -> its hash node      (identical hashes: any class)
+        image -> its digest node                                (identical pixels: any class)
+        hash node u -- hash node v       if d(u, v) <= cross_threshold
+        (u, c) -- (v, c)                 if d(u, v) <= threshold, for each class c holding both
     """
+    from pokedata.dedup.hashing import hamming
+    from pokedata.dedup.search import pairs_within
+
     n = len(hashes)
-    n_unique = int(unique_inverse.max()) + 1 if n else 0
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), 0
+    cross_threshold = min(cross_threshold, threshold)
+    uniq, inv = np.unique(np.asarray(hashes, dtype=np.uint64), return_inverse=True)
+    inv = inv.reshape(-1).astype(np.int64)
+    class_code = np.asarray(class_code, dtype=np.int64)
+    n_cls = int(class_code.max()) + 1
+    vc_key = inv * n_cls + class_code  # (N,) one key per (hash value, class)
+    vc_keys, vc_of_image = np.unique(vc_key, return_inverse=True)
+    vc_of_image = vc_of_image.reshape(-1)
+    k_nodes, u_nodes = len(vc_keys), len(uniq)
     sha_codes = _codes(pixel_sha)
-    n_sha = int(sha_codes.max()) + 1 if (sha_codes >= 0).any() else 0
+    vc0, v0 = n, n + k_nodes
+    s0 = v0 + u_nodes
     img = np.arange(n, dtype=np.int64)
-    edges = [np.stack([img, n + unique_inverse], axis=1)]
     has_sha = sha_codes >= 0
-    edges.append(np.stack([img[has_sha], n + n_unique + sha_codes[has_sha]], axis=1))
-    if len(pairs_of_unique):
-        edges.append(n + np.asarray(pairs_of_unique, dtype=np.int64))
-    labels = components(n + n_unique + n_sha, np.concatenate(edges))
-    return labels[:n]
+    edges = [
+        np.stack([img, vc0 + vc_of_image], axis=1),
+        np.stack([vc0 + np.arange(k_nodes), v0 + vc_keys // n_cls], axis=1),
+        np.stack([img[has_sha], s0 + sha_codes[has_sha]], axis=1),
+    ]
+    pairs = pairs_within(uniq, threshold)
+    if len(pairs):
+        d = hamming(uniq[pairs[:, 0]], uniq[pairs[:, 1]])
+        close = d <= cross_threshold
+        edges.append(v0 + pairs[close])
+        edges.append(vc0 + _same_class_links(pairs[~close], vc_keys, n_cls))
+    n_sha = int(sha_codes.max()) + 1 if has_sha.any() else 0
+    labels = components(s0 + n_sha, np.concatenate(edges))
+    return labels[:n], len(pairs)
+
+
+def _same_class_links(pairs: np.ndarray, vc_keys: np.ndarray, n_cls: int) -> np.ndarray:
+    """(u, v) hash-value pairs -> (node, node) links between (u, c) and (v, c) for shared classes c."""
+    if len(pairs) == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    # the classes present for each value u: a contiguous run of the sorted (value, class) keys
+    values = vc_keys // n_cls
+    lo = np.searchsorted(values, pairs[:, 0], side="left")
+    cnt = np.searchsorted(values, pairs[:, 0], side="right") - lo
+    rep = np.repeat(np.arange(len(pairs)), cnt)
+    first = np.repeat(np.cumsum(cnt) - cnt, cnt)
+    node_u = np.repeat(lo, cnt) + (np.arange(int(cnt.sum())) - first)  # (u, c) node indices
+    want = pairs[rep, 1] * n_cls + vc_keys[node_u] % n_cls  # key of (v, c)
+    node_v = np.searchsorted(vc_keys, want)
+    node_v = np.minimum(node_v, len(vc_keys) - 1)
+    found = vc_keys[node_v] == want
+    return np.stack([node_u[found], node_v[found]], axis=1).astype(np.int64)
 
 
 def _codes(values: Sequence[str | None]) -> np.ndarray:

@@ -65,6 +65,8 @@ class Hasher:
     name: ClassVar[str]
     default_threshold: ClassVar[int]
     """Hamming bits; measured on sprite frames and edited copies (docs/dedup.md)."""
+    default_conflict_threshold: ClassVar[int]
+    """Bits for a match across classes (a copy, not a look-alike); measured the same way."""
 
     def __init__(self, *, fast: bool = True):
         self.fast = fast
@@ -129,6 +131,7 @@ class PHash(Hasher):
     """imagehash.phash: 32x32 grayscale, 2-D DCT, top-left 8x8 coefficients > their median."""
 
     name = "phash"
+    default_conflict_threshold = 4
     default_threshold = 10
     _HIGHFREQ = 4
     _D = _dct_matrix(_SIDE * _HIGHFREQ, _SIDE)  # (8, 32)
@@ -148,6 +151,7 @@ class DHash(Hasher):
     """imagehash.dhash: 9x8 grayscale, each pixel brighter than its left neighbour."""
 
     name = "dhash"
+    default_conflict_threshold = 4
     default_threshold = 10
 
     def work_side(self, size: tuple[int, int]) -> int:
@@ -168,7 +172,8 @@ class AHash(Hasher):
     """imagehash.average_hash: 8x8 grayscale, each pixel brighter than the mean."""
 
     name = "ahash"
-    default_threshold = 6
+    default_conflict_threshold = 0
+    default_threshold = 4
 
     def work_side(self, size: tuple[int, int]) -> int:
         return _SIDE
@@ -190,7 +195,8 @@ class WHash(Hasher):
     """
 
     name = "whash"
-    default_threshold = 8
+    default_conflict_threshold = 0
+    default_threshold = 4
     _FAST_CAP = 64
 
     def work_side(self, size: tuple[int, int]) -> int:

@@ -100,6 +100,7 @@ def write_report(
     settings = {
         "method": cfg.method,
         "threshold": cfg.threshold,
+        "conflict_threshold": cfg.conflict_threshold,
         "conflicts": cfg.conflicts,
         "source_priority": list(cfg.source_priority),
         "fast": cfg.fast,

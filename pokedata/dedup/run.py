@@ -47,6 +47,9 @@ class DedupConfig:
     method: str = "phash"  # phash | dhash | whash | ahash
     threshold: int | None = None  # Hamming bits; None = the measured default for the method
     conflicts: str = "drop"  # drop | keep-first | report
+    conflict_threshold: int | None = (
+        None  # bits for a cross-class match; None = method default (<= threshold)
+    )
     workers: int = 0  # 0 = os.cpu_count()
     progress: bool = True
     source_priority: tuple[str, ...] = DEFAULT_SOURCE_PRIORITY  # survivor policy, preferred first
@@ -68,6 +71,14 @@ class DedupConfig:
                 f"{HASHERS[self.method].default_threshold}; 0 = identical hashes only)",
             )
         self.threshold = int(self.threshold)
+        if self.conflict_threshold is None:
+            self.conflict_threshold = min(HASHERS[self.method].default_conflict_threshold, self.threshold)
+        if not 0 <= int(self.conflict_threshold) <= self.threshold:
+            raise UserError(
+                f"--conflict-threshold {self.conflict_threshold} must lie in 0..--threshold ({self.threshold})",
+                hint="a cross-class match needs at least the evidence of a same-class one",
+            )
+        self.conflict_threshold = int(self.conflict_threshold)
         if self.conflicts not in CONFLICT_MODES:
             raise UserError(
                 f"--conflicts {self.conflicts!r} is not a conflict mode",
@@ -94,6 +105,7 @@ class DedupSummary:
     conflict_images: int = 0  # images marked conflict = 1
     kept: int = 0  # done images left with no mark
     threshold: int = 0
+    conflict_threshold: int = 0
     method: str = "phash"
     conflict_mode: str = "drop"
     seconds: float = 0.0
@@ -107,7 +119,8 @@ class DedupSummary:
         from rich.table import Table
 
         t = Table(
-            title=f"dedup ({self.method}, threshold {self.threshold} bits, conflicts {self.conflict_mode})"
+            title=f"dedup ({self.method}, threshold {self.threshold} bits, across classes "
+            f"{self.conflict_threshold}, conflicts {self.conflict_mode})"
         )
         t.add_column("what")
         t.add_column("count", justify="right")
@@ -170,7 +183,12 @@ def run_dedup(cfg: DedupConfig) -> DedupSummary:
     cfg.validated()
     t0 = time.perf_counter()
     ds = DatasetDir.at(cfg.data).require()
-    summary = DedupSummary(method=cfg.method, threshold=int(cfg.threshold), conflict_mode=cfg.conflicts)
+    summary = DedupSummary(
+        method=cfg.method,
+        threshold=int(cfg.threshold),
+        conflict_threshold=int(cfg.conflict_threshold),
+        conflict_mode=cfg.conflicts,
+    )
     with Ledger(ds.ledger_path) as ledger:
         summary.hashed, summary.failed = _hash_missing(ledger, ds.root, cfg)
         rows = _load(ledger, cfg.method)
@@ -287,7 +305,6 @@ class GroupResult:
 
 def _group(rows: dict[str, np.ndarray], cfg: DedupConfig) -> GroupResult:
     from pokedata.dedup.groups import duplicate_components, pick_survivors, source_rank
-    from pokedata.dedup.search import pairs_within
 
     n = len(rows["id"])
     idx = np.arange(n)
@@ -295,9 +312,10 @@ def _group(rows: dict[str, np.ndarray], cfg: DedupConfig) -> GroupResult:
         none = np.zeros(0, dtype=np.int64)
         marks = Marks(none, none, np.zeros(0, dtype=object), np.zeros(0, dtype=bool))
         return GroupResult(none, none, none, none, marks, [], 0, 0, 0)
-    uniq, inverse = np.unique(rows["hash"], return_inverse=True)
-    pairs = pairs_within(uniq, int(cfg.threshold))
-    comp = duplicate_components(rows["hash"], list(rows["sha"]), pairs, inverse.reshape(-1))
+    class_code = np.unique(rows["class_name"].astype(str), return_inverse=True)[1].reshape(-1)
+    comp, n_pairs = duplicate_components(
+        rows["hash"], class_code, list(rows["sha"]), int(cfg.threshold), int(cfg.conflict_threshold)
+    )
     n_comp = int(comp.max()) + 1
     size = np.bincount(comp, minlength=n_comp)[comp]
 
@@ -306,7 +324,6 @@ def _group(rows: dict[str, np.ndarray], cfg: DedupConfig) -> GroupResult:
     ranks = {s: source_rank(s, cfg.source_priority) for s in set(rows["source"].tolist())}
     rank = np.asarray([ranks[s] for s in rows["source"]], dtype=np.int64)
     survivor = pick_survivors(comp, area, rank, rows["id"])
-    class_code = np.unique(rows["class_name"].astype(str), return_inverse=True)[1].reshape(-1)
     comp_class, sub = np.unique(np.stack([comp, class_code], axis=1), axis=0, return_inverse=True)
     class_survivor = pick_survivors(sub.reshape(-1), area, rank, rows["id"])
 
@@ -347,7 +364,7 @@ def _group(rows: dict[str, np.ndarray], cfg: DedupConfig) -> GroupResult:
         conflict_groups=sorted(set(comp[in_conflict].tolist())),
         exact_groups=int(exact.sum()),
         near_groups=int((~exact).sum()),
-        pairs=len(pairs),
+        pairs=n_pairs,
     )
 
 
@@ -365,7 +382,8 @@ def _write_marks(ledger: Ledger, ids: np.ndarray, marks: Marks, cfg: DedupConfig
         )
         for i in np.nonzero((marks.dup_group >= 0) | marks.conflict)[0]
     ]
-    settings = {"method": cfg.method, "threshold": cfg.threshold, "conflicts": cfg.conflicts, "at": now,
+    settings = {"method": cfg.method, "threshold": cfg.threshold, "conflict_threshold": cfg.conflict_threshold,
+                "conflicts": cfg.conflicts, "at": now,
                 "source_priority": list(cfg.source_priority)}  # fmt: skip
     with ledger.transaction() as conn:
         conn.execute(_CLEAR_SQL, (now,))
