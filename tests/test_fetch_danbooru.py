@@ -40,11 +40,13 @@ def _http():
 
 
 def _cfg(srv: FakeDanbooru, data: Path, **kw) -> DanbooruConfig:
-    return DanbooruConfig(data=data, base_url=srv.base_url, http=_http(), progress=False, **kw)
+    return DanbooruConfig(
+        data=data, base_url=srv.base_url, http=_http(), progress=False, api_rate=1000, file_rate=1000, **kw
+    )
 
 
 def _run(cfg: DanbooruConfig):
-    return fetch_danbooru(cfg, api_rate=1000, file_rate=1000)
+    return fetch_danbooru(cfg)
 
 
 def _rows(data: Path) -> dict[str, object]:

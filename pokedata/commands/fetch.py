@@ -46,7 +46,9 @@ def fetch_danbooru(
     ),
     class_name: str | None = typer.Option(None, "--class", help="Give every post this class instead."),
     base_url: str = typer.Option("https://danbooru.donmai.us", "--base-url", help="Danbooru API root URL."),
-    limit: int | None = typer.Option(None, "--limit", help="At most N matching posts per query this run."),
+    limit: int | None = typer.Option(
+        None, "--limit", help="At most N matching posts per query this run (dump mode: N new posts in all)."
+    ),
     tag_limit: int = typer.Option(
         2,
         "--tag-limit",
@@ -120,12 +122,12 @@ def fetch_danbooru(
             data=data, tags=tuple(tags), exclude=tuple(exclude), rating=tuple(rating), variant=variant,
             catalog=catalog or catalog_file is not None and class_name is None, catalog_path=catalog_file,
             class_name=class_name, base_url=base_url, limit=limit, tag_limit=tag_limit, login=login,
-            api_key=api_key, retry_failed=retry_failed,
+            api_key=api_key, api_rate=api_rate, file_rate=file_rate, retry_failed=retry_failed,
         )  # fmt: skip
         if dry_run:
-            out.print(estimate_table(estimate_danbooru(cfg, api_rate=api_rate)))
+            out.print(estimate_table(estimate_danbooru(cfg)))
             return
-        console.print(run(cfg, api_rate=api_rate, file_rate=file_rate).table())
+        console.print(run(cfg).table())
         return
     if dry_run:
         raise UserError(

@@ -50,40 +50,11 @@ VARIANTS = ("original", "sample")
 _RATING_WORDS = {"general": "g", "sensitive": "s", "questionable": "q", "explicit": "e"}
 RATINGS = ("g", "s", "q", "e")
 # Metatags must go to the server (they cannot be checked client-side); order:/limit: break the paging.
-_METATAGS = frozenset(
-    [
-        "age",
-        "approver",
-        "child",
-        "date",
-        "favcount",
-        "fav",
-        "filesize",
-        "filetype",
-        "height",
-        "id",
-        "is",
-        "has",
-        "md5",
-        "mpixels",
-        "noter",
-        "ordfav",
-        "parent",
-        "pool",
-        "ratio",
-        "score",
-        "source",
-        "status",
-        "tagcount",
-        "user",
-        "width",
-        "commenter",
-        "pixiv_id",
-        "pixiv",
-        "upvote",
-        "downvotes",
-    ]
-)
+_METATAGS = frozenset({
+    "age", "approver", "child", "commenter", "date", "downvotes", "fav", "favcount", "filesize", "filetype",
+    "has", "height", "id", "is", "md5", "mpixels", "noter", "ordfav", "parent", "pixiv", "pixiv_id", "pool",
+    "ratio", "score", "source", "status", "tagcount", "upvote", "user", "width",
+})  # fmt: skip
 _FORBIDDEN_METATAGS = {"order": "paging needs id order", "limit": "the page size is fixed at 200",
                        "rating": "use --rating instead"}  # fmt: skip
 
@@ -105,11 +76,15 @@ class DanbooruConfig:
     tag_limit: int = ANONYMOUS_TAG_LIMIT  # tag terms the account may send (2; Gold 6; Platinum 12)
     login: str | None = field(default=None, repr=False)
     api_key: str | None = field(default=None, repr=False)
+    api_rate: float = API_RATE  # requests/s to the API host
+    file_rate: float = FILE_RATE  # requests/s to each file host
     retry_failed: bool = False
     progress: bool = True
     http: Any = None  # a pokedata.fetch.http.HttpConfig to start from (tests: fast backoff)
 
     def validate(self) -> None:
+        if self.api_rate <= 0 or self.file_rate <= 0:
+            raise UserError("--api-rate and --file-rate must be positive (requests per second)")
         if self.variant not in VARIANTS:
             raise UserError(f"--variant {self.variant!r} is not one of {', '.join(VARIANTS)}")
         if self.catalog and self.class_name:

@@ -16,9 +16,7 @@ from typing import Any
 from pokedata.catalog import load_catalog
 from pokedata.errors import UserError
 from pokedata.fetch.danbooru import (
-    API_RATE,
     DEFAULT_FILE_HOST,
-    FILE_RATE,
     PAGE_SIZE,
     SOURCE,
     Cursor,
@@ -40,18 +38,19 @@ from pokedata.store import DatasetDir
 log = logging.getLogger(__name__)
 
 
-def http_config(cfg: DanbooruConfig, api_rate: float = API_RATE, file_rate: float = FILE_RATE) -> Any:
-    """The polite HTTP settings: API host <= ``api_rate`` req/s, file hosts <= ``file_rate``; auth to the API only."""
+def http_config(cfg: DanbooruConfig) -> Any:
+    """The polite HTTP settings: API host <= ``cfg.api_rate`` req/s, file hosts <= ``cfg.file_rate``; auth to
+    the API host only."""
     from pokedata.fetch.http import HttpConfig
 
     base = cfg.http or HttpConfig()
     rates = dict(base.host_rates)
-    rates.setdefault(cfg.api_host, api_rate)
-    rates.setdefault(DEFAULT_FILE_HOST, file_rate)
+    rates.setdefault(cfg.api_host, cfg.api_rate)
+    rates.setdefault(DEFAULT_FILE_HOST, cfg.file_rate)
     return dataclasses.replace(
         base,
         host_rates=rates,
-        default_rate=base.default_rate if base.default_rate is not None else file_rate,
+        default_rate=base.default_rate if base.default_rate is not None else cfg.file_rate,
         auth=cfg.auth,
         auth_hosts=(cfg.api_host,) if cfg.auth else (),
     )
@@ -120,9 +119,7 @@ def list_query(
     return matched
 
 
-def fetch_danbooru(
-    cfg: DanbooruConfig, *, api_rate: float = API_RATE, file_rate: float = FILE_RATE
-) -> FetchSummary:
+def fetch_danbooru(cfg: DanbooruConfig) -> FetchSummary:
     """List every query's posts into the ledger, then download what is pending. Resumable."""
     from pokedata.fetch.download import download_pending
     from pokedata.fetch.http import PoliteClient
@@ -132,7 +129,7 @@ def fetch_danbooru(
     dataset = DatasetDir.at(cfg.data).create()
     summary = FetchSummary(source=SOURCE)
     started = time.monotonic()
-    client = PoliteClient(http_config(cfg, api_rate, file_rate))
+    client = PoliteClient(http_config(cfg))
     try:
         with Ledger(dataset.ledger_path) as ledger:
             with _listing_progress(cfg.progress, len(queries)) as progress:
@@ -159,13 +156,13 @@ class QueryEstimate:
     exact: bool  # False: a lower bound (the count endpoint failed and the first page was full)
 
 
-def estimate_danbooru(cfg: DanbooruConfig, *, api_rate: float = API_RATE) -> list[QueryEstimate]:
+def estimate_danbooru(cfg: DanbooruConfig) -> list[QueryEstimate]:
     """``--dry-run``: each query with its estimated post count (``/counts/posts.json``, else the first page)."""
     from pokedata.fetch.http import FetchError, PoliteClient
 
     cfg.validate()
     queries, _ = build_plan(cfg)
-    client = PoliteClient(http_config(cfg, api_rate))
+    client = PoliteClient(http_config(cfg))
     out = []
     try:
         for q in queries:
