@@ -1,0 +1,426 @@
+"""The polite HTTP client every fetch source shares.
+
+:class:`PoliteClient` wraps ``requests`` with what a long unattended crawl needs:
+
+- only ``http``/``https``; redirects are followed by hand (at most :data:`MAX_REDIRECTS`) and one that
+  leaves http(s) (``file://``, ``ftp://``, ...) is refused with ``FetchError("bad-scheme")``;
+- per-host request rates (a token bucket per host, burst 1, so ``2/s`` means one request every 0.5 s),
+  a per-host and a global concurrency cap (a slot is held until a streamed body is closed);
+- retries with exponential backoff and full jitter on timeouts, connection errors, 429 and 5xx, honouring
+  ``Retry-After`` (seconds or an HTTP date); a 429 also pauses every other request to that host;
+- HTTP Basic credentials sent only to ``auth_hosts`` and never put in a message, log line or exception.
+
+Errors are :class:`FetchError` with a short ``reason`` code (``http-404``, ``timeout``, ``connection``,
+``too-large``, ``bad-scheme``, ``too-many-redirects``, ...), which callers store in the ledger as is.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    import requests
+
+log = logging.getLogger(__name__)
+
+MAX_REDIRECTS = 10
+DEFAULT_USER_AGENT = "poke/0.1 (+https://github.com/poke-ml/poke; dataset tool)"
+_RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524})
+
+
+@dataclass
+class HttpConfig:
+    """How politely to fetch. One per run; see the module docstring for what each knob does."""
+
+    user_agent: str = DEFAULT_USER_AGENT
+    timeout: float = 30.0  # connect timeout, and the longest wait for any read of the body (seconds)
+    retries: int = 5  # tries in all, per request
+    backoff_base: float = 1.0  # exponential backoff with full jitter: uniform(0, base * 2**n), capped
+    backoff_max: float = 60.0
+    max_bytes: int = 50 * 2**20  # size cap, enforced while streaming
+    global_concurrency: int = 16
+    per_host_concurrency: int = 2
+    host_rates: dict[str, float] = field(default_factory=dict)  # host -> requests/s (token bucket)
+    default_rate: float | None = None  # requests/s for other hosts; None = unlimited
+    auth: tuple[str, str] | None = None  # HTTP Basic (login, api_key); NEVER logged/printed/stored
+    auth_hosts: tuple[str, ...] = ()  # send auth only to these hosts
+    retry_after_max: float = 600.0  # longest Retry-After honoured (seconds); longer ones are capped
+
+    def validate(self) -> HttpConfig:
+        from pokedata.errors import UserError
+
+        checks = (
+            (self.timeout > 0, "timeout must be > 0 seconds"),
+            (self.retries >= 1, "retries must be >= 1 (tries in all)"),
+            (self.backoff_base >= 0 and self.backoff_max >= 0, "backoff must be >= 0"),
+            (self.max_bytes > 0, "max_bytes must be > 0"),
+            (self.global_concurrency >= 1, "--concurrency must be >= 1"),
+            (self.per_host_concurrency >= 1, "--per-host must be >= 1"),
+            (self.default_rate is None or self.default_rate > 0, "the default rate must be > 0 requests/s"),
+            (all(r > 0 for r in self.host_rates.values()), "host rates must be > 0 requests/s"),
+            (bool(self.user_agent.strip()), "--user-agent must not be empty"),
+        )
+        for ok, message in checks:
+            if not ok:
+                raise UserError(f"HTTP settings: {message}", hint="fix the option and rerun")
+        return self
+
+    def __repr__(self) -> str:  # never show credentials, even in a traceback or a debug log
+        auth = "(hidden)" if self.auth else None
+        return (
+            f"HttpConfig(user_agent={self.user_agent!r}, timeout={self.timeout}, retries={self.retries}, "
+            f"global_concurrency={self.global_concurrency}, per_host_concurrency={self.per_host_concurrency}, "
+            f"host_rates={self.host_rates!r}, default_rate={self.default_rate}, auth={auth}, "
+            f"auth_hosts={self.auth_hosts!r})"
+        )
+
+
+class FetchError(Exception):
+    """A request that did not give a usable answer. ``reason`` is a short code kept in the ledger.
+
+    ``response`` is the last HTTP response when there was one (its body already read), e.g. a 422's
+    JSON explanation. ``retryable`` says whether trying again later could help.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        detail: str = "",
+        *,
+        response: requests.Response | None = None,
+        retryable: bool = False,
+    ):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+        self.response = response
+        self.retryable = retryable
+
+
+def redact_url(url: str) -> str:
+    """The URL without ``user:password@`` (safe to log)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def host_of(url: str) -> str:
+    """Lower-case host name of an URL, without port ('' when there is none)."""
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+class _Host:
+    """Per-host state: concurrency slots, the token bucket (burst 1), and a 429 pause."""
+
+    def __init__(self, rate: float | None, concurrency: int):
+        self.slots = threading.BoundedSemaphore(concurrency)
+        self.interval = 1.0 / rate if rate else 0.0
+        self.next_free = 0.0  # monotonic time of the next allowed request
+        self.paused_until = 0.0  # set by a 429 / 503 with Retry-After
+        self.lock = threading.Lock()
+
+    def reserve(self) -> float:
+        """Reserve the next request slot in time; returns how long to sleep before sending it."""
+        with self.lock:
+            now = time.monotonic()
+            start = max(now, self.next_free, self.paused_until)
+            self.next_free = start + self.interval
+            return start - now
+
+    def pause(self, seconds: float) -> None:
+        with self.lock:
+            self.paused_until = max(self.paused_until, time.monotonic() + seconds)
+
+
+class PoliteClient:
+    """Thread-safe polite HTTP client; one per fetch run. Use as a context manager or call :meth:`close`."""
+
+    def __init__(self, cfg: HttpConfig):
+        import requests  # noqa: F401  (fail here, clearly, when the data-side packages are missing)
+
+        self.cfg = cfg.validate()
+        self._global = threading.BoundedSemaphore(cfg.global_concurrency)
+        self._hosts: dict[str, _Host] = {}
+        self._hosts_lock = threading.Lock()
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._closed = threading.Event()
+        self._auth_hosts = {h.lower() for h in cfg.auth_hosts}
+
+    # -- plumbing ---------------------------------------------------------------------------------------
+    def __enter__(self) -> PoliteClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop: sleeping retries wake up and fail with ``cancelled``; sessions are closed."""
+        self._closed.set()
+        with self._hosts_lock:
+            sessions, self._sessions = self._sessions, []
+        for s in sessions:
+            s.close()
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            import requests
+            from requests.adapters import HTTPAdapter
+
+            session = requests.Session()
+            adapter = HTTPAdapter(pool_connections=32, pool_maxsize=max(4, self.cfg.per_host_concurrency))
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            session.headers["User-Agent"] = self.cfg.user_agent
+            self._local.session = session
+            with self._hosts_lock:
+                self._sessions.append(session)
+        return session
+
+    def _host(self, url: str) -> _Host:
+        parts = urlsplit(url)
+        name = (parts.hostname or "").lower()
+        with self._hosts_lock:
+            state = self._hosts.get(name)
+            if state is None:
+                netloc = parts.netloc.rsplit("@", 1)[-1].lower()
+                rate = self.cfg.host_rates.get(netloc, self.cfg.host_rates.get(name, self.cfg.default_rate))
+                state = self._hosts[name] = _Host(rate, self.cfg.per_host_concurrency)
+            return state
+
+    def _sleep(self, seconds: float) -> None:
+        if seconds > 0 and self._closed.wait(seconds):
+            raise FetchError("cancelled", "the client was closed")
+
+    def _backoff(self, attempt: int) -> float:
+        cap = min(self.cfg.backoff_max, self.cfg.backoff_base * (2**attempt))
+        return random.uniform(0, cap)
+
+    # -- one request, one hop ---------------------------------------------------------------------------
+    def _send(self, url: str, params: dict | None) -> requests.Response:
+        """One HTTP request (no redirects) inside the host's and the global slots, after the rate wait.
+
+        The returned response holds both slots until it is closed.
+        """
+        import requests
+
+        if self._closed.is_set():
+            raise FetchError("cancelled", "the client was closed")
+        host = self._host(url)
+        host.slots.acquire()
+        self._global.acquire()
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._global.release()
+                host.slots.release()
+
+        try:
+            self._sleep(host.reserve())
+            auth = self.cfg.auth if host_of(url) in self._auth_hosts else None
+            resp = self._session().get(
+                url,
+                params=params,
+                auth=auth,
+                timeout=(self.cfg.timeout, self.cfg.timeout),
+                allow_redirects=False,
+                stream=True,
+            )
+        except requests.exceptions.Timeout as exc:
+            release()
+            raise FetchError("timeout", f"no answer within {self.cfg.timeout:g}s", retryable=True) from exc
+        except requests.exceptions.InvalidURL as exc:
+            release()
+            raise FetchError("bad-url", type(exc).__name__) from exc
+        except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            release()
+            raise FetchError("connection", _short(exc), retryable=True) from exc
+        except requests.exceptions.RequestException as exc:
+            release()
+            raise FetchError("request", _short(exc)) from exc
+        except BaseException:
+            release()
+            raise
+        original_close = resp.close
+
+        def close() -> None:
+            try:
+                original_close()
+            finally:
+                release()
+
+        resp.close = close  # type: ignore[method-assign]
+        return resp
+
+    def _follow(self, url: str, params: dict | None) -> requests.Response:
+        """One try: send, then follow redirects by hand (http/https only). Returns a 2xx/4xx/5xx response."""
+        for _ in range(MAX_REDIRECTS + 1):
+            check_scheme(url)
+            resp = self._send(url, params)
+            if not (resp.is_redirect and "location" in resp.headers):
+                return resp
+            target = urljoin(resp.url, resp.headers["location"])
+            resp.close()
+            if urlsplit(target).scheme.lower() not in ("http", "https"):
+                raise FetchError("bad-scheme", f"redirect to {urlsplit(target).scheme}:// refused")
+            url, params = target, None  # the query string is part of the redirect target
+        raise FetchError("too-many-redirects", f"more than {MAX_REDIRECTS}")
+
+    # -- public -------------------------------------------------------------------------------------------
+    def request(self, url: str, *, params: dict | None = None) -> requests.Response:
+        """GET ``url`` with retries; returns an open (streaming) 2xx response or raises :class:`FetchError`.
+
+        The caller must close the response (``with client.request(url) as resp:``): until then it holds
+        a concurrency slot of its host.
+        """
+        last: FetchError | None = None
+        for attempt in range(self.cfg.retries):
+            if attempt:
+                assert last is not None
+                retry_after = getattr(last, "retry_after", None)
+                wait = self._backoff(attempt - 1)
+                if retry_after is not None:
+                    wait = max(wait, min(retry_after, self.cfg.retry_after_max))
+                log.debug("retry %d/%d of %s in %.2fs (%s)", attempt + 1, self.cfg.retries, redact_url(url),
+                          wait, last.reason)  # fmt: skip
+                self._sleep(wait)
+            try:
+                resp = self._follow(url, params)
+            except FetchError as exc:
+                if not exc.retryable:
+                    raise
+                last = exc
+                continue
+            if resp.status_code < 400:
+                return resp
+            last = self._status_error(url, resp)
+            if not last.retryable:
+                raise last
+        assert last is not None
+        raise FetchError(
+            last.reason,
+            f"{last.detail or last.reason} (gave up after {self.cfg.retries} tries)",
+            response=last.response,
+        )
+
+    def _status_error(self, url: str, resp: requests.Response) -> FetchError:
+        code = resp.status_code
+        try:
+            resp.content  # noqa: B018  (read the (small) error body so callers can show it)
+        except Exception:  # noqa: BLE001  (a broken error body is still an error with a status)
+            pass
+        finally:
+            resp.close()
+        retryable = code in _RETRY_STATUSES or code >= 500
+        err = FetchError(f"http-{code}", resp.reason or "", response=resp, retryable=retryable)
+        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+        if retry_after is not None and retryable:
+            err.retry_after = min(retry_after, self.cfg.retry_after_max)  # type: ignore[attr-defined]
+            self._host(url).pause(err.retry_after)  # type: ignore[attr-defined]
+        return err
+
+    def get(self, url: str, *, params: dict | None = None, stream: bool = False) -> requests.Response:
+        """GET with retries. ``stream=False`` reads the body and frees the slot; else the caller closes it."""
+        resp = self.request(url, params=params)
+        if stream:
+            return resp
+        try:
+            if int(resp.headers.get("Content-Length") or 0) > self.cfg.max_bytes:
+                raise FetchError("too-large", f"Content-Length over {self.cfg.max_bytes} bytes")
+            body = bytearray()
+            for chunk in resp.iter_content(64 * 1024):
+                body += chunk
+                if len(body) > self.cfg.max_bytes:
+                    raise FetchError("too-large", f"body over {self.cfg.max_bytes} bytes")
+            resp._content = bytes(body)  # noqa: SLF001  (what requests does for non-streamed bodies)
+        except FetchError:
+            raise
+        except Exception as exc:  # noqa: BLE001  (requests' body errors: truncated, reset, timeout)
+            raise body_error(exc) from exc
+        finally:
+            resp.close()
+        return resp
+
+    def get_json(self, url: str, *, params: dict | None = None) -> Any:
+        """GET and decode JSON. Broken bodies are retried like connection errors; bad JSON is ``bad-json``."""
+        last: FetchError | None = None
+        for attempt in range(self.cfg.retries):
+            if attempt:
+                self._sleep(self._backoff(attempt - 1))
+            try:
+                resp = self.get(url, params=params)
+            except FetchError as exc:
+                if not exc.retryable:  # a broken body; request() already spent its tries on the rest
+                    raise
+                last = exc
+                continue
+            try:
+                return resp.json()
+            except ValueError as exc:
+                raise FetchError(
+                    "bad-json", f"{redact_url(resp.url)} did not answer JSON", response=resp
+                ) from exc
+        assert last is not None
+        raise last
+
+
+def check_scheme(url: str) -> None:
+    scheme = urlsplit(url).scheme.lower() if "://" in url else ""
+    if scheme not in ("http", "https"):
+        raise FetchError("bad-scheme", f"only http(s) URLs are fetched, not {scheme or 'no scheme'!r}")
+
+
+def body_error(exc: BaseException) -> FetchError:
+    """A FetchError for an exception raised while reading a body (all retryable)."""
+    import requests
+
+    text = _short(exc)
+    if isinstance(exc, requests.exceptions.Timeout) or "timed out" in text.lower():
+        return FetchError("timeout", "the body stalled", retryable=True)
+    if "IncompleteRead" in text or "incomplete" in text.lower() or "prematurely" in text.lower():
+        return FetchError("truncated", "the connection closed before the whole body came", retryable=True)
+    return FetchError("connection", text, retryable=True)
+
+
+def _short(exc: BaseException) -> str:
+    """An exception as one short line, without anything that could carry credentials."""
+    text = f"{type(exc).__name__}: {exc}"
+    return type(exc).__name__ if "@" in text else text[:300]
