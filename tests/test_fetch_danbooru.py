@@ -292,6 +292,7 @@ def test_dry_run_prints_estimates_and_downloads_nothing(srv, tmp_path, runner):
         env={"COLUMNS": "200"},
     )
     assert result.exit_code == 0, result.output
-    assert "pikachu" in result.output and "250" in result.output and "nothing downloaded" in result.output
+    text = " ".join(result.output.split())
+    assert "pikachu" in text and "250" in text and "nothing downloaded" in text
     assert not srv.api_requests() and not srv.file_hits
     assert not (data / "ledger.sqlite").exists()
