@@ -13,6 +13,7 @@ from servers.danbooru import FakeDanbooru
 
 from cli import app
 from pokedata.catalog import read_catalog_csv
+from pokedata.errors import UserError
 from pokedata.fetch.resolve import ResolveConfig, resolve_catalog
 
 
@@ -118,3 +119,22 @@ def test_cli_reports_unresolved_and_limit(srv, tmp_path, runner):
 def test_shipped_catalog_needs_out(runner):
     result = runner.invoke(app, ["classes", "resolve", "--base-url", "http://127.0.0.1:9"])
     assert result.exit_code == 2 and "--out" in result.output
+
+
+def test_failure_keeps_progress_for_the_next_run(srv, tmp_path):
+    cat = _catalog(tmp_path / "cat.csv", [("Pikachu", "pikachu"), ("Flabébé", "flabebe")])
+    out = tmp_path / "out.csv"
+    cfg = ResolveConfig(
+        catalog=cat, out=out, base_url=srv.base_url, api_rate=1000, http=_fast(), progress=False
+    )
+    srv.throttle(100, retry_after="0", paths=("/tag_aliases.json",))  # Flabébé needs the aliases
+    with pytest.raises(UserError, match="did not answer about 'Flabébé'"):
+        resolve_catalog(cfg)
+    assert out.with_name("out.csv.resolve-cache.json").is_file() and not out.exists()
+    srv.throttle(0)
+    before = [r["query"]["search[name_matches]"] for r in srv.api_requests("/tags.json")]
+    _, results = resolve_catalog(cfg)
+    after = [r["query"]["search[name_matches]"] for r in srv.api_requests("/tags.json")][len(before) :]
+    assert after == ["flabebe*"]  # Pikachu came from the cache
+    assert [r.how for r in results] == ["exact", "unresolved"]
+    assert not out.with_name("out.csv.resolve-cache.json").exists()

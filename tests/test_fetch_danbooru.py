@@ -296,3 +296,15 @@ def test_dry_run_prints_estimates_and_downloads_nothing(srv, tmp_path, runner):
     assert "pikachu" in text and "250" in text and "nothing downloaded" in text
     assert not srv.api_requests() and not srv.file_hits
     assert not (data / "ledger.sqlite").exists()
+
+
+def test_unreachable_server_is_a_user_error(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = DanbooruConfig(data=tmp_path / "d", tags=("pikachu",), base_url=f"http://127.0.0.1:{port}", http=_http(),
+                         progress=False, api_rate=1000)  # fmt: skip
+    with pytest.raises(UserError, match="every Danbooru query failed"):
+        fetch_danbooru(cfg)

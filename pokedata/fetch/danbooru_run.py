@@ -122,20 +122,33 @@ def list_query(
 def fetch_danbooru(cfg: DanbooruConfig) -> FetchSummary:
     """List every query's posts into the ledger, then download what is pending. Resumable."""
     from pokedata.fetch.download import download_pending
-    from pokedata.fetch.http import PoliteClient
+    from pokedata.fetch.http import FetchError, PoliteClient
 
     cfg.validate()
     queries, labeller = build_plan(cfg)
     dataset = DatasetDir.at(cfg.data).create()
     summary = FetchSummary(source=SOURCE)
     started = time.monotonic()
+    failed_queries: list[str] = []
     client = PoliteClient(http_config(cfg))
     try:
         with Ledger(dataset.ledger_path) as ledger:
             with _listing_progress(cfg.progress, len(queries)) as progress:
                 for query in queries:
                     progress.start(query)
-                    list_query(client, ledger, cfg, query, labeller, summary, progress.page)
+                    try:
+                        list_query(client, ledger, cfg, query, labeller, summary, progress.page)
+                    except FetchError as exc:  # this query's listing gave up; the others go on
+                        failed_queries.append(f"{' '.join(query.server_terms)}: {exc.reason}")
+                        summary.errors = {**(summary.errors or {}), "listing-failed": len(failed_queries)}
+                        log.warning(
+                            "listing %r failed (%s); rerun to resume it", " ".join(query.server_terms), exc
+                        )
+                if failed_queries and len(failed_queries) == len(queries):
+                    raise UserError(
+                        f"every Danbooru query failed ({failed_queries[0]})",
+                        hint=f"check --base-url {cfg.base_url} and the network, then rerun to resume",
+                    )
             download_pending(
                 ledger, dataset, client, source=SOURCE, retry_failed=cfg.retry_failed, progress=cfg.progress,
                 summary=summary,
@@ -173,9 +186,18 @@ def estimate_danbooru(cfg: DanbooruConfig) -> list[QueryEstimate]:
                 body = api_get(client, f"{cfg.base_url.rstrip('/')}/counts/posts.json", {"tags": tags}, q)
                 count = int(body["counts"]["posts"])
             except (FetchError, KeyError, TypeError, ValueError):
-                first = api_get(
-                    client, f"{cfg.base_url.rstrip('/')}/posts.json", {"tags": tags, "limit": PAGE_SIZE}, q
-                )
+                try:
+                    first = api_get(
+                        client,
+                        f"{cfg.base_url.rstrip('/')}/posts.json",
+                        {"tags": tags, "limit": PAGE_SIZE},
+                        q,
+                    )
+                except FetchError as exc:
+                    raise UserError(
+                        f"Danbooru at {cfg.base_url} did not answer the query {tags!r} ({exc})",
+                        hint="check --base-url and the network",
+                    ) from None
                 count = len(first) if isinstance(first, list) else None
                 exact = count is not None and count < PAGE_SIZE
             if cfg.limit is not None and count is not None:

@@ -128,7 +128,7 @@ def resolve_one(client: Any, base_url: str, cls: PokemonClass) -> Resolution:
 
 def resolve_catalog(cfg: ResolveConfig) -> tuple[Path, list[Resolution]]:
     """Resolve every class (or the first ``limit``), write the catalog, return (path, resolutions)."""
-    from pokedata.fetch.http import HttpConfig, PoliteClient
+    from pokedata.fetch.http import FetchError, HttpConfig, PoliteClient
 
     cfg.validate()
     catalog = load_catalog(cfg.catalog)
@@ -153,7 +153,14 @@ def resolve_catalog(cfg: ResolveConfig) -> tuple[Path, list[Resolution]]:
                 if key in cache:
                     res = Resolution(**{**cache[key], "suggestions": tuple(cache[key]["suggestions"])})
                 else:
-                    res = resolve_one(client, cfg.base_url, cls)
+                    try:
+                        res = resolve_one(client, cfg.base_url, cls)
+                    except FetchError as exc:
+                        raise UserError(
+                            f"Danbooru at {cfg.base_url} did not answer about {cls.name!r} ({exc}); "
+                            f"{len(results)} classes done so far are kept for the next run",
+                            hint="check --base-url and the network, then rerun to resume",
+                        ) from None
                     cache[key] = asdict(res)
                     if i % _CACHE_EVERY == 0:
                         atomic_write_text(cache_path, json.dumps(cache))
