@@ -1,0 +1,326 @@
+"""``poke demo``: the whole pipeline, offline, in a few minutes on a laptop CPU.
+
+Stages, each calling the library function behind the matching command (never the CLI):
+
+1. ``sprites``   draw the synthetic sprite set (:mod:`pokedata.synth`) and its catalog CSV
+2. ``fetch``     ``poke fetch folder`` (class from the folder name, matched to the catalog)
+3. ``clean``     ``poke clean --dedup`` (flatten transparency to JPG, then exact + near dedup)
+4. ``manifest``  ``poke build-manifest`` (into ``OUT/manifests/demo``, never the repo's ``manifests/``)
+5. ``train``     ``poke train all --preset tiny`` (classify -> embed -> pretrain -> gmm -> gan)
+6. ``sample``    ``poke sample`` (a grid from the finished run)
+
+Everything lands under ``--out`` (default ``runs/demo``)::
+
+    OUT/sprites/        the drawn sprite set (+ synth.json: what was planted)
+    OUT/catalog.csv     the demo's 12-class catalog
+    OUT/data/           the dataset directory (ledger, raw/, clean/, reports/ with the dedup contact sheets)
+    OUT/manifests/demo/ the manifest
+    OUT/run/            the training run
+    OUT/samples.png     the sample grid
+    OUT/report.md       every stage with its figures and the pictures; OUT/demo.json the same as JSON
+
+Every stage is resumable on its own (the folder import adds nothing twice, clean does only what is
+missing, dedup is deterministic, the trainer resumes from its checkpoints), so ``--resume`` simply runs
+the stages again. Figures come from the ledger and the manifest, not from counters of this run, so a
+resumed demo reports the same numbers as an uninterrupted one. After the dedup the demo checks that
+each planted problem of the sprite set was found (``findings`` in the summary).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from pokedata.errors import UserError
+from pokedata.log import console
+from pokedata.synth import SynthConfig, SynthReport
+
+STAGES = ("sprites", "fetch", "clean", "manifest", "train", "sample")
+SUMMARY_NAME = "demo.json"
+REPORT_NAME = "report.md"
+MANIFEST_NAME = "demo"
+DEDUP_THRESHOLD = 4
+"""Hamming bits for the demo's near-duplicate search. The synthetic sprites are flat drawings on an
+empty background, so unrelated poses of one creature sit closer in pHash than photos do; the planted
+near copies sit at 0-4 bits (see tests/test_synth.py), unrelated poses mostly above 6."""
+MIN_SIDE = 32  # the sprites are 48-96 px; the planted "too small" one is 16 px
+
+FULL_SYNTH = SynthConfig()
+QUICK_SYNTH = SynthConfig(
+    n_classes=6, per_class=14, exact_copies=2, pixel_copies=2, near_dups=3, corrupt=3, too_small=1
+)
+
+
+@dataclass
+class DemoConfig:
+    """Options of ``poke demo``; ``synth`` and ``train_overrides`` are knobs for tests."""
+
+    out: Path = Path("runs/demo")
+    seed: int = 0
+    quick: bool = False  # fewer classes and images, shorter training (about a minute)
+    resume: bool = False
+    progress: bool = True
+    synth: SynthConfig | None = None  # None: the full or quick preset
+    train_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # {step: {key: value}}
+    sample_n: int = 64
+
+    def validate(self) -> DemoConfig:
+        out = Path(self.out).expanduser()
+        if out.exists() and not out.is_dir():
+            raise UserError(f"--out {out} exists and is not a directory", hint="pass a folder path")
+        if out.is_dir() and any(out.iterdir()) and not self.resume:
+            raise UserError(
+                f"--out {out} already holds files (an earlier demo?)",
+                hint="pass --resume to continue it, or choose another --out",
+            )
+        if self.sample_n < 1:
+            raise UserError(f"sample_n={self.sample_n} must be >= 1")
+        if self.seed < 0:
+            raise UserError(f"--seed {self.seed} must be >= 0")
+        self.out = out.resolve()
+        return self
+
+    @property
+    def synth_config(self) -> SynthConfig:
+        base = self.synth or (QUICK_SYNTH if self.quick else FULL_SYNTH)
+        return replace(base, seed=self.seed)
+
+    # paths under OUT
+    @property
+    def sprites(self) -> Path:
+        return self.out / "sprites"
+
+    @property
+    def catalog(self) -> Path:
+        return self.out / "catalog.csv"
+
+    @property
+    def data(self) -> Path:
+        return self.out / "data"
+
+    @property
+    def manifest_dir(self) -> Path:
+        return self.out / "manifests" / MANIFEST_NAME
+
+    @property
+    def run_dir(self) -> Path:
+        return self.out / "run"
+
+    @property
+    def sample_grid(self) -> Path:
+        return self.out / "samples.png"
+
+
+@dataclass
+class StageResult:
+    name: str
+    status: str = (
+        "pending"  # done | missing (its library is not installed) | blocked (an earlier stage) | failed
+    )
+    seconds: float = 0.0
+    figures: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+
+
+@dataclass
+class DemoSummary:
+    out: str
+    stages: list[StageResult]
+    artifacts: dict[str, str] = field(
+        default_factory=dict
+    )  # sample_grid, recon_grid, contact_sheet, report...
+    findings: dict[str, Any] = field(default_factory=dict)  # planted problem -> found / planted
+    seconds: float = 0.0
+
+    @property
+    def complete(self) -> bool:
+        return all(s.status == "done" for s in self.stages)
+
+    def stage(self, name: str) -> StageResult:
+        return next(s for s in self.stages if s.name == name)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, default=str)
+
+
+class StageMissing(Exception):
+    """A stage's library is not part of this installation."""
+
+
+def _require(module: str):
+    """Import a stage's library; only *that* module being absent makes the stage "missing"."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and (module == exc.name or module.startswith(exc.name + ".")):
+            raise StageMissing(f"{module} is not available in this installation") from exc
+        raise
+
+
+# -- the stages ---------------------------------------------------------------------------------------
+def _stage_sprites(cfg: DemoConfig, ctx: dict) -> dict:
+    from pokedata.synth import make_sprite_set, write_demo_catalog
+
+    report = make_sprite_set(cfg.sprites, cfg.synth_config, overwrite=not cfg.resume)
+    write_demo_catalog(cfg.catalog, len(report.classes))
+    ctx["synth"] = report
+    return {
+        "files": report.files,
+        "classes": len(report.classes),
+        "sprites": report.sprites,
+        "animated": len(report.animated),
+        "planted": {
+            "exact copies": len(report.exact_copies),
+            "re-encoded copies": len(report.pixel_copies),
+            "near copies": len(report.near_dups),
+            "corrupt": len(report.corrupt),
+            "too small": len(report.too_small),
+            "conflict pairs": int(report.conflict is not None),
+        },
+    }
+
+
+def _stage_fetch(cfg: DemoConfig, ctx: dict) -> dict:
+    folder = _require("pokedata.fetch.folder")
+    folder.import_folder(
+        folder.FolderImportConfig(
+            root=cfg.sprites, data=cfg.data, class_from="dirname", catalog=cfg.catalog, progress=cfg.progress
+        )
+    )
+    from pokedata.demo_figures import fetch_figures
+
+    return fetch_figures(cfg.data)
+
+
+def _stage_clean(cfg: DemoConfig, ctx: dict) -> dict:
+    clean = _require("pokedata.clean")
+    dedup = _require("pokedata.dedup")
+    clean.run_clean(
+        clean.CleanConfig(data=cfg.data, min_side=MIN_SIDE, frames="first", workers=2, progress=cfg.progress)
+    )
+    summary = dedup.run_dedup(
+        dedup.DedupConfig(
+            data=cfg.data, threshold=DEDUP_THRESHOLD, conflicts="drop", workers=2, progress=cfg.progress
+        )
+    )
+    from pokedata.demo_figures import clean_figures, planted_findings
+
+    figures = clean_figures(cfg.data)
+    figures["dedup"] = {
+        "method": summary.method,
+        "threshold": summary.threshold,
+        "exact groups": summary.exact_groups,
+        "near groups": summary.near_groups,
+        "duplicates folded": summary.marked_duplicates,
+        "conflict images": summary.conflict_images,
+        "kept": summary.kept,
+    }
+    ctx["dedup_sheets"] = list(summary.sheets)
+    ctx["dedup_report"] = summary.report
+    if ctx.get("synth") is not None:
+        ctx["findings"] = planted_findings(cfg.data, ctx["synth"])
+    return figures
+
+
+def _stage_manifest(cfg: DemoConfig, ctx: dict) -> dict:
+    manifest = _require("pokedata.manifest")
+    manifest.build_manifest(
+        manifest.ManifestConfig(
+            data=cfg.data,
+            catalog=cfg.catalog,
+            name=MANIFEST_NAME,
+            out=cfg.manifest_dir.parent,
+            val=0.15,
+            seed=cfg.seed,
+        )
+    )
+    from pokedata.demo_figures import manifest_figures
+
+    return manifest_figures(cfg.manifest_dir)
+
+
+def _stage_train(cfg: DemoConfig, ctx: dict) -> dict:
+    pipeline = _require("pokegan.pipeline")
+    result = pipeline.train_all(
+        pipeline.TrainAllConfig(
+            manifest=cfg.manifest_dir,
+            out=cfg.run_dir,
+            preset="tiny",
+            resume=cfg.run_dir.exists(),
+            overrides=cfg.train_overrides,
+            seed=cfg.seed,
+        )
+    )
+    ctx["train"] = result
+    return dict(result) if isinstance(result, dict) else asdict(result)
+
+
+def _stage_sample(cfg: DemoConfig, ctx: dict) -> dict:
+    sampling = _require("pokegan.sampling")
+    written = sampling.run_sample(
+        sampling.SampleConfig(
+            run=cfg.run_dir, n=cfg.sample_n, grid=cfg.sample_grid, seed=cfg.seed, device="cpu"
+        )
+    )
+    return {"images": cfg.sample_n, "grid": str(written.get("grid", cfg.sample_grid))}
+
+
+_RUNNERS: dict[str, Callable[[DemoConfig, dict], dict]] = {
+    "sprites": _stage_sprites,
+    "fetch": _stage_fetch,
+    "clean": _stage_clean,
+    "manifest": _stage_manifest,
+    "train": _stage_train,
+    "sample": _stage_sample,
+}
+_TITLES = {
+    "sprites": "draw a synthetic sprite set",
+    "fetch": "poke fetch folder",
+    "clean": "poke clean --dedup",
+    "manifest": "poke build-manifest",
+    "train": "poke train all --preset tiny",
+    "sample": "poke sample",
+}
+
+
+def run_demo(cfg: DemoConfig) -> DemoSummary:
+    """Run every stage in order, print each with its figures, write OUT/demo.json and OUT/report.md."""
+    from pokedata.demo_report import collect_artifacts, print_stage, print_summary, write_report
+    from pokedata.store import atomic_write_text
+
+    cfg.validate()
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    summary = DemoSummary(out=str(cfg.out), stages=[StageResult(name) for name in STAGES])
+    ctx: dict[str, Any] = {}
+    if cfg.resume and (cfg.sprites / "synth.json").is_file():
+        ctx["synth"] = SynthReport.from_json((cfg.sprites / "synth.json").read_text(encoding="utf-8"))
+    blocked_by = ""
+    for number, stage in enumerate(summary.stages, start=1):
+        console.rule(f"[bold]{number}/{len(STAGES)}  {_TITLES[stage.name]}")
+        if blocked_by:
+            stage.status, stage.note = "blocked", f"needs the {blocked_by} stage"
+        else:
+            t0 = time.monotonic()
+            try:
+                stage.figures = _RUNNERS[stage.name](cfg, ctx) or {}
+                stage.status = "done"
+            except StageMissing as exc:
+                stage.status, stage.note = "missing", str(exc)
+                blocked_by = stage.name
+            stage.seconds = round(time.monotonic() - t0, 2)
+        print_stage(stage)
+        summary.findings = ctx.get("findings", summary.findings)
+        atomic_write_text(cfg.out / SUMMARY_NAME, summary.to_json())
+    summary.seconds = round(time.monotonic() - started, 2)
+    summary.artifacts = collect_artifacts(cfg, ctx)
+    summary.artifacts["report"] = str(write_report(cfg, summary))
+    atomic_write_text(cfg.out / SUMMARY_NAME, summary.to_json())
+    print_summary(summary)
+    return summary
