@@ -1,0 +1,211 @@
+"""``[progan]``: the progressive DCGAN's configuration, its stages and their cycles.
+
+A stage trains at one size of ``sizes`` (powers of two, increasing: 16, 32, 64 by default). Each stage runs
+a *cycle*: a list of ``{lr, epochs}`` entries in order (an entry may also set ``lr_d``, the
+discriminator's learning rate, which otherwise equals ``lr``). ``cycle`` is the default for every stage;
+``cycles`` overrides it per size. In TOML::
+
+    [progan]
+    sizes = [16, 32, 64]
+    cycle = [{lr = 2e-4, epochs = 4}, {lr = 5e-5, epochs = 2}]   # every stage...
+    [progan.cycles]
+    64 = [{lr = 2e-4, epochs = 8}, {lr = 1e-4, epochs = 4}, {lr = 2e-5, epochs = 2}]   # ...but this one
+
+On the command line ``--cycle 2e-4:4,5e-5:2`` (``LR:EPOCHS`` pairs) sets ``cycle``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pokedata.errors import UserError
+from pokegan.losses import LOSS_NAMES, LossConfig
+from pokegan.progan.models import NORMS
+
+_ENTRY_KEYS = {"lr", "epochs", "lr_d"}
+
+
+def _default_cycle() -> list[dict]:
+    return [{"lr": 2e-4, "epochs": 4}, {"lr": 5e-5, "epochs": 2}]
+
+
+@dataclass(frozen=True)
+class CycleEntry:
+    lr: float
+    epochs: int
+    lr_d: float
+
+    @classmethod
+    def parse(cls, raw: object, where: str) -> CycleEntry:
+        if not isinstance(raw, dict):
+            raise UserError(
+                f"{where}: {raw!r} is not a table", hint="write entries as {lr = 2e-4, epochs = 4}"
+            )
+        unknown = set(raw) - _ENTRY_KEYS
+        if unknown or "lr" not in raw or "epochs" not in raw:
+            raise UserError(
+                f"{where}: entry {raw!r} needs exactly lr and epochs (and optionally lr_d)",
+                hint="e.g. {lr = 2e-4, epochs = 4}"
+                + (f"; unknown key(s) {', '.join(sorted(unknown))}" if unknown else ""),
+            )
+        try:
+            lr, epochs = float(raw["lr"]), raw["epochs"]
+            lr_d = float(raw.get("lr_d", lr))
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"{where}: entry {raw!r} has a non-numeric lr", hint="e.g. lr = 2e-4") from exc
+        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+            raise UserError(f"{where}: epochs {epochs!r} must be a whole number >= 1", hint="e.g. epochs = 4")
+        if not (lr > 0 and lr_d > 0):
+            raise UserError(f"{where}: learning rates must be > 0 (got {raw!r})", hint="e.g. lr = 2e-4")
+        return cls(lr=lr, epochs=epochs, lr_d=lr_d)
+
+
+def parse_cycle_option(text: str) -> list[dict]:
+    """``"2e-4:4,5e-5:2"`` -> ``[{"lr": 2e-4, "epochs": 4}, {"lr": 5e-5, "epochs": 2}]``."""
+    entries = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        lr, sep, epochs = part.partition(":")
+        try:
+            entries.append({"lr": float(lr), "epochs": int(epochs)})
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise UserError(f"--cycle entry {part!r} is not LR:EPOCHS", hint="e.g. --cycle 2e-4:4,5e-5:2")
+    if not entries:
+        raise UserError(f"--cycle {text!r} has no entries", hint="e.g. --cycle 2e-4:4,5e-5:2")
+    return entries
+
+
+def parse_sizes_option(text: str) -> list[int]:
+    """``"16,32,64"`` -> ``[16, 32, 64]`` (validated later by :meth:`ProGANConfig.validate`)."""
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError as exc:
+        raise UserError(
+            f"--sizes {text!r} is not a comma-separated list of sizes", hint="e.g. --sizes 16,32,64"
+        ) from exc
+
+
+@dataclass
+class ProGANConfig:
+    """``[progan]``: the progressive DCGAN (stages, cycles, architecture, loss, growth, pictures)."""
+
+    sizes: list[int] = field(default_factory=lambda: [16, 32, 64])
+    cycle: list[dict] = field(default_factory=_default_cycle)  # every stage's {lr, epochs} entries
+    cycles: dict[str, list[dict]] = field(default_factory=dict)  # per-size overrides: {"64": [...]}
+    loss: str = "dcgan"  # dcgan | wgan-gp | wgan (single-scale losses of step 3)
+    n_critic: int = 0  # 0 = the loss's default (wgan, wgan-gp: 5; dcgan: 1)
+    gp_weight: float = 10.0
+    clip: float = 0.01
+    drift: float = 0.001
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])  # Adam (DCGAN's); wgan uses RMSprop
+    batch_size: int = 64
+    z_dim: int = 128
+    channel_base: int = 2048  # channels at resolution r: min(max_channels, channel_base // r)
+    max_channels: int = 512
+    norm: str = "batch"  # generator norm: batch | instance | none
+    d_norm: str = "auto"  # discriminator norm; auto = norm, but instance for wgan-gp (per-sample penalty)
+    freeze: bool = True  # freeze the layers learned in earlier stages
+    fade_in: bool = False  # fade the new block in with alpha 0 -> 1 instead of switching hard
+    fade_fraction: float = 0.5  # share of a stage's steps over which alpha rises
+    augment: bool = True  # horizontal flips
+    n_fixed: int = 64  # fixed latents of the sample grids and the GIF
+    sample_every: int = 200  # steps between snapshots (GIF frame + TensorBoard image)
+    checkpoint_every: int = 500  # steps between last.pt saves (also saved at every epoch's end)
+    log_every: int = 20
+    gradflow_every: int = 10  # steps between gradient-flow records (averaged per stage)
+    gif_size: int = 0  # tile size in all_samples.gif; 0 = the largest stage size
+    gif_frame_ms: int = 250
+    seed: int = 0
+    num_workers: int = 2
+    device: str = "auto"
+    amp: bool = True  # bf16 autocast on CUDA
+
+    def validate(self) -> ProGANConfig:
+        sizes = list(self.sizes)
+        if not sizes or any(not isinstance(s, int) or s < 8 or s & (s - 1) for s in sizes):
+            raise UserError(f"--sizes {sizes} must be powers of two >= 8", hint="e.g. --sizes 16,32,64")
+        if sorted(set(sizes)) != sizes:
+            raise UserError(f"--sizes {sizes} must be strictly increasing", hint="e.g. --sizes 16,32,64")
+        self.sizes = sizes
+        if self.loss not in LOSS_NAMES or self.loss == "wgan-gp-msg":
+            raise UserError(
+                f"--loss {self.loss!r} is not a single-scale loss",
+                hint="use dcgan, wgan-gp or wgan (wgan-gp-msg needs a multi-scale generator: use `poke train gan`)",
+            )
+        self.loss_config().validate()
+        if self.norm not in NORMS or self.d_norm not in (*NORMS, "auto"):
+            raise UserError(
+                f"--norm {self.norm!r} / d_norm {self.d_norm!r} unknown",
+                hint=f"use one of {', '.join(NORMS)} (d_norm also auto)",
+            )
+        for name in (
+            "batch_size",
+            "z_dim",
+            "n_fixed",
+            "sample_every",
+            "checkpoint_every",
+            "log_every",
+            "gradflow_every",
+        ):
+            if getattr(self, name) < 1:
+                raise UserError(
+                    f"[progan] {name} = {getattr(self, name)} must be >= 1",
+                    hint=f"fix --{name.replace('_', '-')}",
+                )
+        if self.batch_size < 2:
+            raise UserError(
+                "--batch-size must be >= 2 (BatchNorm needs a batch)", hint="e.g. --batch-size 64"
+            )
+        if self.channel_base // self.sizes[-1] < 1 or self.max_channels < 1:
+            raise UserError(
+                f"channel_base {self.channel_base} leaves no channels at {self.sizes[-1]} px",
+                hint=f"use channel_base >= {self.sizes[-1]}",
+            )
+        if not 0.0 < self.fade_fraction <= 1.0:
+            raise UserError(f"fade_fraction {self.fade_fraction} must be in (0, 1]", hint="e.g. 0.5")
+        if self.gif_size < 0 or self.gif_frame_ms < 1 or self.num_workers < 0:
+            raise UserError(
+                "gif_size, num_workers must be >= 0 and gif_frame_ms >= 1", hint="fix the [progan] section"
+            )
+        unknown = {str(k) for k in self.cycles} - {str(s) for s in self.sizes}
+        if unknown:
+            raise UserError(
+                f"[progan.cycles] has sizes {sorted(unknown)} that are not in sizes {self.sizes}",
+                hint="key the overrides by a size of --sizes, e.g. [progan.cycles] 64 = [...]",
+            )
+        self.cycles = {str(k): v for k, v in self.cycles.items()}
+        for size in self.sizes:
+            self.stage_cycle(size)
+        return self
+
+    def stage_cycle(self, size: int) -> list[CycleEntry]:
+        """The cycle of the stage at ``size``: its override in ``cycles`` or the default ``cycle``."""
+        raw = self.cycles.get(str(size), self.cycle)
+        where = f"[progan.cycles] {size}" if str(size) in self.cycles else "[progan] cycle"
+        if not isinstance(raw, list) or not raw:
+            raise UserError(
+                f"{where} must be a non-empty list of {{lr, epochs}} entries",
+                hint="e.g. --cycle 2e-4:4,5e-5:2",
+            )
+        return [CycleEntry.parse(e, where) for e in raw]
+
+    @property
+    def resolved_d_norm(self) -> str:
+        if self.d_norm != "auto":
+            return self.d_norm
+        return "instance" if self.loss == "wgan-gp" and self.norm == "batch" else self.norm
+
+    def loss_config(self, lr: float = 2e-4, lr_d: float | None = None) -> LossConfig:
+        return LossConfig(
+            name=self.loss,
+            n_critic=self.n_critic,
+            gp_weight=self.gp_weight,
+            clip=self.clip,
+            lr_g=lr,
+            lr_d=lr if lr_d is None else lr_d,
+            betas=tuple(self.betas),
+            drift=self.drift,
+        )

@@ -1,0 +1,218 @@
+"""The progressive DCGAN's training state: where it is (stage, cycle entry, epoch, batch, alpha), the
+models and optimizers, and its checkpoints.
+
+A checkpoint (``progan/last.pt``, ``stage_<size>px.pt``, ``final.pt``) holds the model arguments (so G and D
+rebuild from it alone, at the right size, with the right frozen layers), both state dicts, ``alpha``, both
+optimizers, the :class:`Position` (stage index and size, cycle entry, epoch, batch within the epoch, global
+and in-stage step), the fixed latents, every RNG state, the resolved config, the class list and the
+manifest hash. ``--resume`` restores all of it and carries on mid-stage, mid-epoch.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pokedata.errors import UserError
+from pokegan.losses import GANLoss, make_loss
+from pokegan.progan.config import ProGANConfig
+from pokegan.progan.grow import GrowReport, build_models, grow
+from pokegan.progan.models import Discriminator, Generator, ProGANArgs
+
+CHECKPOINT_KIND = "poke-progan-1"
+
+# Changing these between a run and its --resume would not fit the saved models or position.
+_FIXED_ON_RESUME = (
+    "sizes",
+    "z_dim",
+    "channel_base",
+    "max_channels",
+    "norm",
+    "d_norm",
+    "loss",
+    "fade_in",
+    "freeze",
+    "batch_size",
+)
+
+
+@dataclass
+class Position:
+    """Where the training is. ``batch`` counts batches done in the current epoch."""
+
+    stage: int = 0  # index into cfg.sizes
+    entry: int = 0  # index into the stage's cycle
+    epoch: int = 0  # epoch within the cycle entry
+    batch: int = 0  # batches done within the epoch
+    step: int = 0  # batches done over the whole training
+    stage_step: int = 0  # batches done within the stage (drives alpha)
+
+
+@dataclass
+class ProGANState:
+    cfg: ProGANConfig
+    out: Path
+    device: torch.device
+    G: Generator
+    D: Discriminator
+    loss: GANLoss
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    fixed_z: torch.Tensor  # [n_fixed, z_dim] on device
+    classes: list[str]
+    manifest_sha256: str
+    pos: Position = field(default_factory=Position)
+
+    @property
+    def size(self) -> int:
+        return self.cfg.sizes[self.pos.stage]
+
+    def set_alpha(self, alpha: float) -> None:
+        self.G.alpha = self.D.alpha = float(alpha)
+
+    def set_lr(self, lr_g: float, lr_d: float) -> None:
+        for opt, lr in ((self.opt_g, lr_g), (self.opt_d, lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = lr
+
+
+def stage_args(cfg: ProGANConfig, stage: int) -> ProGANArgs:
+    """The model arguments of stage ``stage`` (what G and D look like while training at that size)."""
+    return ProGANArgs(
+        resolution=cfg.sizes[stage],
+        grown_from=cfg.sizes[stage - 1] if stage else 0,
+        fade=bool(cfg.fade_in and stage),
+        z_dim=cfg.z_dim,
+        channel_base=cfg.channel_base,
+        max_channels=cfg.max_channels,
+        g_norm=cfg.norm,
+        d_norm=cfg.resolved_d_norm,
+    ).validate()
+
+
+def make_optimizers(loss: GANLoss, cfg: ProGANConfig, g: Generator, d: Discriminator, stage: int):
+    """Optimizers over the trainable parameters only (frozen layers are not stepped, nor kept in state)."""
+    first = cfg.stage_cycle(cfg.sizes[stage])[0]
+    g_params = [p for p in g.parameters() if p.requires_grad]
+    d_params = [p for p in d.parameters() if p.requires_grad]
+    return loss.make_optimizers(g_params, d_params, cfg.loss_config(first.lr, first.lr_d))
+
+
+def new_state(
+    cfg: ProGANConfig, out: Path, device: torch.device, classes: list[str], manifest_sha256: str
+) -> ProGANState:
+    """Stage-0 models, the loss, optimizers and fixed latents (seeded)."""
+    torch.manual_seed(cfg.seed)
+    g, d = build_models(stage_args(cfg, 0), freeze=cfg.freeze)
+    g, d = g.to(device), d.to(device)
+    loss = make_loss(cfg.loss_config())
+    opt_g, opt_d = make_optimizers(loss, cfg, g, d, 0)
+    fixed_z = torch.randn(cfg.n_fixed, cfg.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 1))
+    return ProGANState(
+        cfg, out, device, g, d, loss, opt_g, opt_d, fixed_z.to(device), list(classes), manifest_sha256
+    )
+
+
+def grow_state(st: ProGANState) -> GrowReport:
+    """Move to the next stage: grow G and D, fresh optimizers, position at the start of the stage."""
+    nxt = st.pos.stage + 1
+    st.G, st.D, report = grow(st.G, st.D, st.cfg.sizes[nxt], fade=st.cfg.fade_in, freeze=st.cfg.freeze)
+    st.opt_g, st.opt_d = make_optimizers(st.loss, st.cfg, st.G, st.D, nxt)
+    st.pos = Position(stage=nxt, step=st.pos.step)
+    return report
+
+
+def state_dict(st: ProGANState) -> dict:
+    p = st.pos
+    return {
+        "kind": CHECKPOINT_KIND,
+        "model_args": asdict(st.G.args),
+        "generator": st.G.state_dict(),
+        "discriminator": st.D.state_dict(),
+        "alpha": st.G.alpha,
+        "frozen": {"G": list(st.G.frozen), "D": list(st.D.frozen)},
+        "opt_g": st.opt_g.state_dict(),
+        "opt_d": st.opt_d.state_dict(),
+        "position": asdict(p),
+        "stage": {"index": p.stage, "size": st.size},
+        "cycle_position": {"entry": p.entry, "epoch": p.epoch, "batch": p.batch},
+        "step": p.step,
+        "fixed_latents": st.fixed_z.cpu(),
+        "rng": {
+            "python": random.getstate(),
+            "numpy": np.random.get_state(),
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        },
+        "config": asdict(st.cfg),
+        "classes": st.classes,
+        "manifest_sha256": st.manifest_sha256,
+    }
+
+
+def save_state(st: ProGANState, path: Path) -> None:
+    from pokegan.checkpoint import save_checkpoint
+
+    save_checkpoint(path, state_dict(st))
+
+
+def check_resumable(saved: dict, cfg: ProGANConfig, path: Path) -> None:
+    """Refuse a resume whose config would not fit the saved models or position."""
+    old = saved.get("config", {})
+    changed = [k for k in _FIXED_ON_RESUME if k in old and old[k] != getattr(cfg, k)]
+    if changed:
+        what = ", ".join(f"{k}: {old[k]!r} -> {getattr(cfg, k)!r}" for k in changed)
+        raise UserError(
+            f"{path} was trained with other settings ({what})",
+            hint="resume with the same options (or config file), or start a new run with a new --out",
+        )
+
+
+def load_state(st: ProGANState, path: Path) -> None:
+    """Restore models (rebuilt at the saved stage), alpha, optimizers, position, latents and RNG states."""
+    from pokegan.checkpoint import load_checkpoint
+
+    saved = load_checkpoint(path)
+    if saved.get("kind") != CHECKPOINT_KIND:
+        raise UserError(f"{path} is not a progan checkpoint", hint="point --out/--run at a progan run")
+    if saved.get("manifest_sha256") != st.manifest_sha256 or list(saved.get("classes", [])) != st.classes:
+        raise UserError(
+            f"{path} was trained on another manifest or class list",
+            hint="use a new run directory (--out) for a new manifest",
+        )
+    check_resumable(saved, st.cfg, path)
+    pos = Position(**saved["position"])
+    args = ProGANArgs(**saved["model_args"])
+    g, d = build_models(args, freeze=st.cfg.freeze)
+    g.load_state_dict(saved["generator"])
+    d.load_state_dict(saved["discriminator"])
+    st.G, st.D = g.to(st.device), d.to(st.device)
+    st.pos = pos
+    st.set_alpha(float(saved["alpha"]))
+    st.opt_g, st.opt_d = make_optimizers(st.loss, st.cfg, st.G, st.D, pos.stage)
+    st.opt_g.load_state_dict(saved["opt_g"])
+    st.opt_d.load_state_dict(saved["opt_d"])
+    st.fixed_z = saved["fixed_latents"].to(st.device)
+    rng = saved["rng"]
+    random.setstate(rng["python"])
+    np.random.set_state(rng["numpy"])
+    torch.set_rng_state(rng["torch"])
+    if rng.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+def load_generator(path: Path, device: torch.device | str = "cpu") -> tuple[Generator, dict]:
+    """The generator of a progan checkpoint, rebuilt from the checkpoint alone (eval mode); and the state."""
+    from pokegan.checkpoint import load_checkpoint
+
+    saved = load_checkpoint(path)
+    if saved.get("kind") != CHECKPOINT_KIND:
+        raise UserError(f"{path} is not a progan checkpoint", hint="use RUN/progan/final.pt or last.pt")
+    g = Generator(ProGANArgs(**saved["model_args"]))
+    g.load_state_dict(saved["generator"])
+    g.alpha = float(saved.get("alpha", 1.0))
+    return g.to(device).eval(), saved

@@ -1,0 +1,357 @@
+"""``poke train progan``: the progressive DCGAN loop.
+
+Stages run in order (``sizes``, e.g. 16 -> 32 -> 64); a stage runs its cycle entries in order, each for its
+epochs at its learning rate; an epoch is one pass over the manifest's train split at the stage's size. Per
+batch: one discriminator step (real batch vs. fresh fakes; ``loss.d_loss``, ``after_d_step``) and, every
+``n_critic`` batches, one generator step (``loss.g_loss``). The loss objects are step 3's
+(:mod:`pokegan.losses`); the loop only runs phases, optimizer steps, logging and snapshots.
+
+Between stages G and D grow one block (:mod:`pokegan.progan.grow`): learned layers are copied, frozen
+unless ``freeze = false``, and with ``fade_in`` the new block is blended in with alpha rising 0 -> 1 over
+``fade_fraction`` of the stage.
+
+``RUN/progan/`` receives: ``last.pt`` (every ``checkpoint_every`` steps and at every epoch's end),
+``stage_<size>px.pt``, ``final.pt``; ``samples_<size>px.png`` and ``gradflow_<size>px.png`` (+ .json) per
+stage; ``snapshots/<step>.png`` and ``all_samples.gif``; TensorBoard in ``tb/``; ``config.toml``;
+``done.json`` last.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import asdict, dataclass
+from itertools import islice
+from pathlib import Path
+
+import torch
+
+from pokedata.errors import UserError
+from pokedata.log import console
+from pokedata.store import remove_stale_temps
+from pokegan.progan.config import ProGANConfig
+from pokegan.progan.gif import prune_snapshots, save_snapshot, snapshot_frame, write_gif
+from pokegan.progan.gradflow import GradFlow, plot_grad_flow
+from pokegan.progan.grow import fade_alpha
+from pokegan.progan.state import ProGANState, grow_state, load_state, new_state, save_state
+
+__all__ = ["ProGANConfig", "run_progan"]
+
+STEP = "progan"
+
+
+@dataclass
+class _StageContext:
+    """What one stage's loop needs besides the state (built once per stage)."""
+
+    loader: object
+    steps_per_epoch: int
+    stage_steps: int  # batches in the whole stage
+    total_steps: int  # batches in the whole training
+    fade_steps: int
+    flows: tuple[GradFlow, GradFlow]
+    writer: object
+    progress: object
+    task: object
+
+
+def _autocast(device: torch.device, enabled: bool):
+    if device.type == "cuda" and enabled:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _images(batch) -> torch.Tensor:
+    """The image tensor ``[B, 3, H, W]`` of a loader batch (a tensor, a tuple/list, or a dict)."""
+    if isinstance(batch, dict):
+        return batch["image"]
+    return batch[0] if isinstance(batch, (list, tuple)) else batch
+
+
+def _check_finite(value: torch.Tensor, what: str, st: ProGANState) -> None:
+    if not torch.isfinite(value).all():
+        raise UserError(
+            f"progan: {what} became {value.item()} at step {st.pos.step} ({st.size} px)",
+            hint=f"{st.out / 'last.pt'} holds the last good state: resume with --resume and a lower --cycle lr",
+        )
+
+
+def train_step(
+    st: ProGANState, real: torch.Tensor, *, record: bool, flows: tuple[GradFlow, GradFlow]
+) -> dict:
+    """One discriminator step and (every ``n_critic`` batches) one generator step; returns the loss logs."""
+    dev, amp = st.device, st.cfg.amp
+    real = real.to(dev, non_blocking=True).float()  # [B, 3, S, S] in [-1, 1]
+    b = real.shape[0]
+    z = torch.randn(b, st.cfg.z_dim, device=dev)  # [B, z]
+    with _autocast(dev, amp):
+        fake = st.G(z)  # [B, 3, S, S]
+        d_loss, logs = st.loss.d_loss(st.D, real, fake)
+    _check_finite(d_loss, "the discriminator loss", st)
+    st.opt_d.zero_grad(set_to_none=True)
+    d_loss.backward()
+    if record:
+        flows[1].record(st.D)
+    st.opt_d.step()
+    st.loss.after_d_step(st.D)
+    if (st.pos.step + 1) % st.loss.n_critic == 0:
+        z = torch.randn(b, st.cfg.z_dim, device=dev)
+        with _autocast(dev, amp):
+            g_loss, g_logs = st.loss.g_loss(st.D, st.G(z))
+        _check_finite(g_loss, "the generator loss", st)
+        st.opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        if record:
+            flows[0].record(st.G)
+        st.opt_g.step()
+        logs.update(g_logs)
+    return logs
+
+
+@torch.no_grad()
+def generate_fixed(st: ProGANState, batch: int = 64) -> torch.Tensor:
+    """The generator (eval mode) on the fixed latents: ``[n_fixed, 3, S, S]`` on CPU, in [-1, 1]."""
+    was = st.G.training
+    st.G.eval()
+    try:
+        out = [st.G(z).float().cpu() for z in st.fixed_z.split(batch)]
+    finally:
+        st.G.train(was)
+    return torch.cat(out)
+
+
+def _snapshot(st: ProGANState, ctx: _StageContext) -> None:
+    """A GIF frame in ``snapshots/`` and the sample grid in TensorBoard."""
+    images = generate_fixed(st)
+    size = st.cfg.gif_size or st.cfg.sizes[-1]
+    caption = f"{st.size}px  step {st.pos.step}" + (f"  alpha {st.G.alpha:.2f}" if st.G.args.fade else "")
+    frame = snapshot_frame(images, size, caption, st.pos.step / max(1, ctx.total_steps))
+    save_snapshot(frame, st.out / "snapshots", st.pos.step)
+    if ctx.writer is not None:
+        import numpy as np
+
+        ctx.writer.add_image("progan/samples", np.asarray(frame), st.pos.step, dataformats="HWC")
+
+
+def _log(st: ProGANState, ctx: _StageContext, logs: dict, lr: tuple[float, float]) -> None:
+    if ctx.writer is None:
+        return
+    for key, value in logs.items():
+        ctx.writer.add_scalar(f"progan/{key}", value, st.pos.step)
+    ctx.writer.add_scalar("progan/alpha", st.G.alpha, st.pos.step)
+    ctx.writer.add_scalar("progan/resolution", st.size, st.pos.step)
+    ctx.writer.add_scalar("progan/lr_g", lr[0], st.pos.step)
+    ctx.writer.add_scalar("progan/lr_d", lr[1], st.pos.step)
+
+
+def _end_stage(st: ProGANState, ctx: _StageContext) -> dict:
+    """Stage pictures (sample grid, gradient flow), the GIF so far, the stage checkpoint."""
+    import torch.nn.functional as F
+
+    from pokegan.viz import save_image_grid
+
+    size, out = st.size, st.out
+    if not (out / "snapshots" / f"{st.pos.step:09d}.png").is_file():
+        _snapshot(st, ctx)
+    images = generate_fixed(st)
+    show = max(64, size)
+    if size < show:
+        images = F.interpolate(images, size=(show, show), mode="nearest")
+    grid = out / f"samples_{size}px.png"
+    save_image_grid(images, grid, nrow=max(1, math.ceil(math.sqrt(len(images)))))
+    flow = plot_grad_flow(
+        list(ctx.flows), out / f"gradflow_{size}px.png", title=f"gradient flow, {size} px stage"
+    )
+    if ctx.writer is not None:
+        import numpy as np
+        from PIL import Image
+
+        with Image.open(flow) as im:
+            ctx.writer.add_image(
+                f"progan/gradflow_{size}px", np.asarray(im.convert("RGB")), st.pos.step, dataformats="HWC"
+            )
+        ctx.writer.flush()
+    frames = write_gif(out / "snapshots", out / "all_samples.gif", st.cfg.gif_frame_ms)
+    save_state(st, out / f"stage_{size}px.pt")
+    console.print(
+        f"progan: {size} px stage done at step {st.pos.step}: {grid.name}, {flow.name}, {frames} GIF frames"
+    )
+    return {"size": size, "step": st.pos.step, "grid": str(grid), "gradflow": str(flow)}
+
+
+def _run_stage(st: ProGANState, manifest, writer) -> dict:
+    """Train the current stage from ``st.pos`` to its end (resuming mid-epoch when ``pos.batch > 0``)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from pokegan.data import make_loader
+
+    cfg, pos = st.cfg, st.pos
+    entries = cfg.stage_cycle(st.size)
+    loader = make_loader(
+        manifest,
+        "train",
+        st.size,
+        cfg.batch_size,
+        augment=cfg.augment,
+        seed=cfg.seed + pos.stage,
+        num_workers=cfg.num_workers,
+        distributed=False,
+    )
+    spe = len(loader)
+    if spe < 1:
+        raise UserError(
+            f"the train split has fewer images than one batch ({cfg.batch_size})", hint="lower --batch-size"
+        )
+    stage_steps = sum(e.epochs for e in entries) * spe
+    total = sum(sum(e.epochs for e in cfg.stage_cycle(s)) for s in cfg.sizes) * spe
+    fade_steps = int(cfg.fade_fraction * stage_steps) if st.G.args.fade else 0
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task(f"progan {st.size}px", total=stage_steps, completed=pos.stage_step, info="")
+        ctx = _StageContext(
+            loader,
+            spe,
+            stage_steps,
+            total,
+            fade_steps,
+            (GradFlow("G"), GradFlow("D")),
+            writer,
+            progress,
+            task,
+        )
+        while pos.entry < len(entries):
+            entry = entries[pos.entry]
+            st.set_lr(entry.lr, entry.lr_d)
+            while pos.epoch < entry.epochs:
+                sampler = getattr(loader, "sampler", None)
+                if hasattr(sampler, "set_epoch"):
+                    sampler.set_epoch(pos.stage_step // spe)
+                for batch in islice(loader, spe - pos.batch):
+                    if fade_steps:
+                        st.set_alpha(fade_alpha(pos.stage_step, fade_steps))
+                    record = pos.step % cfg.gradflow_every == 0
+                    logs = train_step(st, _images(batch), record=record, flows=ctx.flows)
+                    pos.batch += 1
+                    pos.step += 1
+                    pos.stage_step += 1
+                    if pos.step % cfg.log_every == 0:
+                        _log(st, ctx, logs, (entry.lr, entry.lr_d))
+                        info = " ".join(f"{k} {v:.3f}" for k, v in logs.items() if k in ("d_loss", "g_loss"))
+                        progress.update(task, info=info + (f" alpha {st.G.alpha:.2f}" if fade_steps else ""))
+                    if pos.step % cfg.sample_every == 0:
+                        _snapshot(st, ctx)
+                    if pos.step % cfg.checkpoint_every == 0:
+                        save_state(st, st.out / "last.pt")
+                    progress.update(task, completed=pos.stage_step)
+                pos.epoch += 1
+                pos.batch = 0
+                save_state(st, st.out / "last.pt")
+            pos.entry += 1
+            pos.epoch = 0
+        if fade_steps:
+            st.set_alpha(1.0)
+        return _end_stage(st, ctx)
+
+
+def describe(cfg: ProGANConfig) -> list[dict]:
+    """Per stage: size, cycle entries and generator/discriminator parameter counts (for --dry-run)."""
+    from pokegan.progan.grow import build_models
+    from pokegan.progan.models import count_params
+    from pokegan.progan.state import stage_args
+
+    rows = []
+    for i, size in enumerate(cfg.sizes):
+        with torch.device("meta"):
+            g, d = build_models(stage_args(cfg, i), freeze=cfg.freeze)
+        rows.append(
+            {
+                "size": size,
+                "cycle": [asdict(e) for e in cfg.stage_cycle(size)],
+                "g_params": count_params(g),
+                "d_params": count_params(d),
+                "g_trainable": count_params(g, trainable_only=True),
+                "d_trainable": count_params(d, trainable_only=True),
+            }
+        )
+    return rows
+
+
+def run_progan(run, cfg: ProGANConfig, *, resume: bool = False) -> dict:
+    """Train the progressive DCGAN in ``run`` (a :class:`pokegan.runs.RunDir`); returns the summary.
+
+    A finished step (``done.json``) is not retrained. With ``resume`` an interrupted run continues from
+    ``progan/last.pt``; without it an existing checkpoint is refused rather than overwritten.
+    """
+    from pokegan.data import load_manifest
+    from pokegan.gmm import resolve_device
+
+    cfg.validate()
+    if run.is_done(STEP):
+        console.print(f"progan: {run.step_dir(STEP)} is already done (done.json); nothing to do")
+        return {"done": True}
+    out = Path(run.step_dir(STEP))
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out)
+    manifest = load_manifest(run.manifest_dir)
+    device = resolve_device(cfg.device)
+    st = new_state(cfg, out, device, list(manifest.classes), str(manifest.sha256))
+    last = out / "last.pt"
+    if last.is_file():
+        if not resume:
+            raise UserError(
+                f"{out} already holds a progan checkpoint",
+                hint="pass --resume to continue it, or use a new --out",
+            )
+        load_state(st, last)
+        console.print(
+            f"progan: resuming at step {st.pos.step}: {st.size} px, cycle entry {st.pos.entry + 1}, "
+            f"epoch {st.pos.epoch + 1}, batch {st.pos.batch}, alpha {st.G.alpha:.2f}"
+        )
+    _write_config(cfg, out)
+    prune_snapshots(out / "snapshots", st.pos.step)
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(out / "tb"), purge_step=st.pos.step or None)
+    stages = []
+    try:
+        while True:
+            stages.append(_run_stage(st, manifest, writer))
+            if st.pos.stage + 1 >= len(cfg.sizes):
+                break
+            report = grow_state(st)
+            console.print(
+                f"progan: grew to {st.size} px: {len(report.copied['G'])}+{len(report.copied['D'])} tensors copied, "
+                f"frozen G {report.frozen['G'] or 'none'}, D {report.frozen['D'] or 'none'}"
+            )
+            save_state(st, last)
+    finally:
+        writer.close()
+    save_state(st, out / "final.pt")
+    frames = write_gif(out / "snapshots", out / "all_samples.gif", cfg.gif_frame_ms)
+    summary = {
+        "steps": st.pos.step,
+        "sizes": cfg.sizes,
+        "stages": stages,
+        "gif": str(out / "all_samples.gif"),
+        "gif_frames": frames,
+        "final": str(out / "final.pt"),
+    }
+    run.mark_done(STEP, summary)
+    console.print(
+        f"[green]progan: done[/] after {st.pos.step} steps; {frames} frames in {out / 'all_samples.gif'}"
+    )
+    return summary
+
+
+def _write_config(cfg: ProGANConfig, out: Path) -> None:
+    from pokedata.store import atomic_write_text
+    from pokegan.config import config_to_toml
+
+    atomic_write_text(out / "config.toml", config_to_toml(cfg))

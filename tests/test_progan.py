@@ -1,0 +1,201 @@
+"""The progressive DCGAN: models, growing (weight transfer, freezing, fade-in), gradient flow, the GIF,
+the config, and tiny end-to-end runs (8 -> 16 -> 32 on CPU, resume mid-stage, CLI)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from pokedata.errors import UserError
+from pokegan.losses import LossConfig, make_loss
+from pokegan.progan.config import ProGANConfig, parse_cycle_option, parse_sizes_option
+from pokegan.progan.gif import prune_snapshots, save_snapshot, snapshot_frame, snapshot_paths, write_gif
+from pokegan.progan.gradflow import GradFlow, plot_grad_flow
+from pokegan.progan.grow import build_models, fade_alpha, grow, transfer_weights
+from pokegan.progan.models import Discriminator, Generator, ProGANArgs
+
+TINY = dict(z_dim=16, channel_base=128, max_channels=32)
+
+
+def _tiny(resolution: int = 8, **kw) -> ProGANArgs:
+    return ProGANArgs(resolution=resolution, **{**TINY, **kw})
+
+
+def _train_some(g, d, steps: int, z_dim: int = 16, size: int | None = None) -> None:
+    """A few real DCGAN steps (step 3's loss object) on random 'real' images."""
+    loss = make_loss(LossConfig(name="dcgan", lr_g=1e-2, lr_d=1e-2, betas=(0.5, 0.999)))
+    opt_g, opt_d = loss.make_optimizers(
+        [p for p in g.parameters() if p.requires_grad], [p for p in d.parameters() if p.requires_grad]
+    )
+    size = size or g.args.resolution
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(steps):
+        real = torch.rand(8, 3, size, size, generator=gen) * 2 - 1
+        z = torch.randn(8, z_dim, generator=gen)
+        d_loss, _ = loss.d_loss(d, real, g(z))
+        opt_d.zero_grad()
+        d_loss.backward()
+        opt_d.step()
+        g_loss, _ = loss.g_loss(d, g(torch.randn(8, z_dim, generator=gen)))
+        opt_g.zero_grad()
+        g_loss.backward()
+        opt_g.step()
+
+
+# ---- models --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("norm", ["batch", "instance", "none"])
+def test_shapes_and_range(norm):
+    g, d = Generator(_tiny(16, g_norm=norm)), Discriminator(_tiny(16, d_norm=norm))
+    x = g(torch.randn(4, 16))
+    assert x.shape == (4, 3, 16, 16)
+    assert x.min() >= -1 and x.max() <= 1 and torch.isfinite(x).all()
+    assert d(x).shape == (4,)
+
+
+def test_dcgan_init_and_mirrored_blocks():
+    g, d = Generator(_tiny(32)), Discriminator(_tiny(32))
+    assert list(g.blocks) == ["4", "8", "16", "32"] and list(d.blocks) == ["32", "16", "8", "4"]
+    w = torch.cat([m.weight.flatten() for m in g.modules() if isinstance(m, torch.nn.ConvTranspose2d)])
+    assert abs(w.mean().item()) < 0.005 and 0.015 < w.std().item() < 0.025
+
+
+def test_bad_args_are_refused():
+    with pytest.raises(ValueError):
+        ProGANArgs(resolution=24).validate()
+    with pytest.raises(ValueError):
+        ProGANArgs(resolution=16, fade=True).validate()
+
+
+# ---- growing -------------------------------------------------------------------------------------------
+def test_grow_copies_old_weights_exactly():
+    g, d = build_models(_tiny(8))
+    _train_some(g, d, 3)
+    g2, d2, report = grow(g, d, 16, fade=True, freeze=True)
+    for old, new, tag in ((g, g2, "G"), (d, d2, "D")):
+        old_state, new_state = old.state_dict(), new.state_dict()
+        assert report.copied[tag], tag
+        for key in report.copied[tag]:
+            assert torch.equal(old_state[key], new_state[key]), key
+        # every layer of the old model is in the new one (the fade-in keeps the old toRGB / fromRGB)
+        assert set(old_state) <= set(new_state)
+    assert any(k.startswith("blocks.16") for k in report.fresh["G"])
+    assert "to_rgb.8.weight" in report.copied["G"] and "from_rgb.8.conv.weight" in report.copied["D"]
+
+
+def test_grow_without_fade_drops_old_rgb_layers_and_switches_hard():
+    g, d = build_models(_tiny(8))
+    g2, d2, report = grow(g, d, 16, fade=False, freeze=False)
+    assert "to_rgb.8" not in g2.to_rgb and g2.alpha == 1.0
+    assert report.frozen == {"G": [], "D": []}
+    assert all(p.requires_grad for p in g2.parameters())
+
+
+def test_frozen_layers_do_not_change_new_block_does():
+    g, d = build_models(_tiny(8))
+    _train_some(g, d, 2)
+    g2, d2, _ = grow(g, d, 16, fade=False, freeze=True)
+    before_g = {k: v.clone() for k, v in g2.state_dict().items()}
+    before_d = {k: v.clone() for k, v in d2.state_dict().items()}
+    _train_some(g2, d2, 3)
+    for model, before in ((g2, before_g), (d2, before_d)):
+        after = model.state_dict()
+        for key in before:
+            if key.startswith(("blocks.4.", "blocks.8.")):  # learned at 8 px: frozen (weights and BN stats)
+                assert torch.equal(before[key], after[key]), key
+        assert not torch.equal(before["blocks.16.conv.weight"], after["blocks.16.conv.weight"])
+    assert not torch.equal(before_g["to_rgb.16.weight"], g2.state_dict()["to_rgb.16.weight"])
+    assert not torch.equal(before_d["from_rgb.16.conv.weight"], d2.state_dict()["from_rgb.16.conv.weight"])
+    # frozen BatchNorms stay in eval mode even after .train()
+    g2.train()
+    assert not g2.blocks["8"].norm.training and g2.blocks["16"].norm.training
+
+
+def test_fade_in_blends_old_and_new_paths():
+    g, d = build_models(_tiny(8))
+    g.eval()
+    z = torch.randn(2, 16)
+    with torch.no_grad():
+        old = g(z)
+        g2, d2, _ = grow(g, d, 16, fade=True, freeze=True)
+        g2.eval()
+        g2.alpha = 0.0
+        start = g2(z)
+        g2.alpha = 1.0
+        end = g2(z)
+    # alpha 0: the old generator's picture, upsampled (nearest); alpha 1: the new block alone
+    assert torch.allclose(start, torch.nn.functional.interpolate(old, scale_factor=2), atol=1e-6)
+    assert not torch.allclose(start, end)
+    assert fade_alpha(0, 10) == 0.0 and fade_alpha(5, 10) == 0.5 and fade_alpha(50, 10) == 1.0
+    assert fade_alpha(3, 0) == 1.0
+
+
+def test_grow_skips_sizes_and_transfer_reports_fresh():
+    g, d = build_models(_tiny(8))
+    g2, d2, report = grow(g, d, 32, fade=True, freeze=True)
+    assert g2(torch.randn(2, 16)).shape == (2, 3, 32, 32)
+    g2.alpha = d2.alpha = 0.5
+    assert d2(g2(torch.randn(2, 16))).shape == (2,)
+    copied, fresh = transfer_weights(Generator(_tiny(8)), Generator(_tiny(8)))
+    assert not fresh and copied
+
+
+# ---- pictures ------------------------------------------------------------------------------------------
+def test_gradflow_png_written_with_frozen_layers(tmp_path):
+    g, d = build_models(_tiny(8))
+    g2, d2, _ = grow(g, d, 16, fade=False, freeze=True)
+    fg, fd = GradFlow("G"), GradFlow("D")
+    for _ in range(2):
+        d2(g2(torch.randn(4, 16))).mean().backward()
+        fg.record(g2)
+        fd.record(d2)
+    path = plot_grad_flow([fg, fd], tmp_path / "gradflow_16px.png", title="16 px")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    info = json.loads(path.with_suffix(".json").read_text())
+    layers = {la["name"]: la for la in info["G"]["layers"]}
+    assert layers["blocks.8.conv"]["frozen"] and layers["blocks.8.conv"]["mean"] == 0
+    assert (
+        not layers["blocks.16.conv"]["frozen"]
+        and layers["blocks.16.conv"]["max"] >= layers["blocks.16.conv"]["mean"] > 0
+    )
+    assert info["G"]["records"] == 2
+
+
+def test_gif_has_one_frame_per_snapshot_and_prunes(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "snapshots"
+    for step, size in ((10, 8), (20, 8), (30, 16), (40, 16), (50, 32)):
+        imgs = torch.zeros(4, 3, size, size)  # identical pictures: the captions keep frames distinct
+        save_snapshot(snapshot_frame(imgs, 32, f"{size}px step {step}", step / 50), folder, step)
+    assert write_gif(folder, tmp_path / "all_samples.gif") == 5
+    with Image.open(tmp_path / "all_samples.gif") as im:
+        assert im.n_frames == 5 and im.size == (2 * 32 + 3 * 2, 2 * 32 + 3 * 2 + 18)
+    assert prune_snapshots(folder, 30) == 2 and len(snapshot_paths(folder)) == 3
+
+
+# ---- config --------------------------------------------------------------------------------------------
+def test_config_cycles_and_validation():
+    cfg = ProGANConfig(sizes=[8, 16], cycles={16: [{"lr": 1e-3, "epochs": 2, "lr_d": 4e-3}]}).validate()
+    assert [e.epochs for e in cfg.stage_cycle(8)] == [4, 2]
+    (entry,) = cfg.stage_cycle(16)
+    assert entry.lr == 1e-3 and entry.lr_d == 4e-3
+    assert parse_cycle_option("2e-4:3, 1e-5:1") == [{"lr": 2e-4, "epochs": 3}, {"lr": 1e-5, "epochs": 1}]
+    assert parse_sizes_option("8,16,32") == [8, 16, 32]
+    assert ProGANConfig(loss="wgan-gp").validate().resolved_d_norm == "instance"
+    bad = [
+        dict(sizes=[16, 24]),
+        dict(sizes=[32, 16]),
+        dict(loss="wgan-gp-msg"),
+        dict(cycle=[{"lr": 1e-3}]),
+        dict(cycle=[{"lr": 1e-3, "epochs": 0}]),
+        dict(cycle=[{"lr": 1e-3, "epochs": 1, "momentum": 0.9}]),
+        dict(cycles={"128": [{"lr": 1e-3, "epochs": 1}]}),
+        dict(norm="group"),
+    ]
+    for kw in bad:
+        with pytest.raises(UserError):
+            ProGANConfig(**kw).validate()
+    with pytest.raises(UserError, match="--cycle"):
+        parse_cycle_option("fast")
