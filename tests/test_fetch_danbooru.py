@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("pokedata.fetch.http", reason="the HTTP client (engineer A) has not landed yet")
+pytest.importorskip("pokedata.fetch.download", reason="the downloader (engineer A) has not landed yet")
 
 from servers.danbooru import GOLD_USER, FakeDanbooru
 
