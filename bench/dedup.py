@@ -1,0 +1,327 @@
+"""Dedup at scale: ours vs imagededup, side by side in one run, as ratios.
+
+(a) hashing throughput (phash) on the same files with the same number of processes:
+    - the 8,165 sprite frames of ../shared/data/sprites-gen1, flattened onto white and saved as q95
+      JPEGs (what ``poke clean`` writes); also ours end to end from the GIFs (decode every frame,
+      flatten, hash);
+    - ~2,000 generated large JPEGs of 1-3 MP (cached in bench/out/dedup-jpegs).
+    imagededup: ``PHash().encode_images(image_dir, num_enc_workers=N)``.
+(b) all pairs within Hamming distance k among synthetic 64-bit hashes with planted near pairs:
+    100k hashes (k = 4 and 10) against imagededup's ``find_duplicates`` (bktree and
+    brute_force_cython); ours alone at 1M hashes (k = 2 and 4).
+
+imagededup runs in a throwaway venv, bench/.venv-imagededup (created and filled by this script with
+``--system-site-packages``, so the torch already installed is reused). Run:
+
+    python bench/dedup.py            # full (~10 min on 2 cores)
+    python bench/dedup.py --quick    # smaller sets (~2 min)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(HERE))
+VENV = HERE / ".venv-imagededup"
+OUT = HERE / "out"
+IDD_TIMEOUT = 420  # seconds per imagededup call before it is reported as "> limit"
+
+_IDD_ENCODE = """
+import json, sys, time
+from imagededup.methods import PHash
+t = time.perf_counter()
+enc = PHash(verbose=False).encode_images(image_dir=sys.argv[1], num_enc_workers=int(sys.argv[2]))
+print(json.dumps({"seconds": time.perf_counter() - t, "n": len(enc)}))
+"""
+
+_IDD_SEARCH = """
+import json, sys, time
+import numpy as np
+from imagededup.methods import PHash
+h = np.load(sys.argv[1]).view(np.uint64)
+k, method, workers = int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+enc = {str(i): f"{int(v):016x}" for i, v in enumerate(h)}
+t = time.perf_counter()
+dups = PHash(verbose=False).find_duplicates(encoding_map=enc, max_distance_threshold=k, search_method=method,
+                                            num_dist_workers=workers)
+sec = time.perf_counter() - t
+print(json.dumps({"seconds": sec, "pairs": sum(len(v) for v in dups.values()) // 2}))
+"""
+
+
+# -- imagededup venv ------------------------------------------------------------------------------------
+
+
+def imagededup_python() -> Path | None:
+    """The venv's python with imagededup importable, creating the venv on first use; None if impossible."""
+    py = VENV / "bin" / "python"
+    if py.exists() and subprocess.run([py, "-c", "import imagededup"], capture_output=True).returncode == 0:
+        return py
+    try:
+        subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(VENV)], check=True)
+        subprocess.run([py, "-m", "pip", "install", "-q", "imagededup"], check=True, timeout=900)
+    except (subprocess.SubprocessError, OSError) as exc:
+        print(f"imagededup could not be installed into {VENV}: {exc}")
+        return None
+    return py
+
+
+def run_idd(py: Path | None, script: str, *args: str) -> dict | None:
+    if py is None:
+        return None
+    try:
+        res = subprocess.run(
+            [str(py), "-c", script, *args], capture_output=True, text=True, timeout=IDD_TIMEOUT, check=True
+        )
+    except subprocess.TimeoutExpired:
+        return {"seconds": float("inf"), "timeout": True}
+    except subprocess.CalledProcessError as exc:
+        print(f"imagededup failed: {exc.stderr.strip().splitlines()[-1:]}")
+        return None
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def fmt_ratio(ours: float, theirs: float | None) -> str:
+    if theirs is None:
+        return "n/a"
+    if theirs == float("inf"):
+        return f"> {IDD_TIMEOUT / ours:.0f}x (imagededup over {IDD_TIMEOUT} s)"
+    return f"{theirs / ours:.1f}x"
+
+
+def row(name: str, n: int, ours: float, theirs: dict | None, unit: str = "img/s") -> None:
+    t = None if theirs is None else theirs["seconds"]
+    theirs_s = (
+        "n/a" if t is None else ("timeout" if t == float("inf") else f"{t:8.2f} s ({n / t:8.0f} {unit})")
+    )
+    print(f"| {name} | {n:,} | {ours:.2f} s ({n / ours:.0f} {unit}) | {theirs_s} | {fmt_ratio(ours, t)} |")
+
+
+# -- (a) hashing throughput -----------------------------------------------------------------------------
+
+
+def write_sprite_frames(dest: Path, limit: int | None) -> int:
+    from dedup_threshold import sprite_frames
+
+    n = 0
+    for dex, i, im in sprite_frames(limit_files=limit):
+        im.save(dest / f"{dex:03d}-{i:03d}.jpg", quality=95)
+        n += 1
+    return n
+
+
+def ours_from_gifs(limit: int | None, workers: int) -> tuple[int, float]:
+    """End to end from the GIFs: decode + flatten every frame, hash in memory (in parallel)."""
+    from dedup_threshold import SPRITES
+
+    files = sorted(SPRITES.glob("*.gif"), key=lambda p: int(p.stem))[:limit]
+    t = time.perf_counter()
+    with ProcessPoolExecutor(workers) as pool:
+        counts = list(pool.map(_gif_hashes, files, chunksize=4))
+    return sum(counts), time.perf_counter() - t
+
+
+def _gif_hashes(path: Path) -> int:
+    from dedup_threshold import flatten
+    from PIL import Image, ImageSequence
+
+    from pokedata.dedup.hashing import get_hasher
+
+    h = get_hasher("phash")
+    with Image.open(path) as im:
+        frames = [h.prepare(flatten(f)) for f in ImageSequence.Iterator(im)]
+    h.hash_batch(np.stack(frames))
+    return len(frames)
+
+
+def _large_jpeg(args: tuple[Path, int]) -> None:
+    from PIL import Image
+
+    path, seed = args
+    rng = np.random.default_rng(seed)
+    mp = rng.uniform(1.0, 3.0) * 1e6
+    aspect = rng.uniform(0.6, 1.6)
+    w, h = int((mp * aspect) ** 0.5), int((mp / aspect) ** 0.5)
+    base = Image.fromarray(rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)).resize(
+        (w, h), Image.Resampling.BICUBIC
+    )
+    noise = rng.integers(-12, 13, (h, w, 1), dtype=np.int16)
+    arr = np.clip(np.asarray(base, dtype=np.int16) + noise, 0, 255).astype(np.uint8)
+    tmp = path.with_suffix(".part")
+    Image.fromarray(arr).save(tmp, format="JPEG", quality=90)
+    os.replace(tmp, path)
+
+
+def large_jpegs(n: int, workers: int) -> Path:
+    d = OUT / "dedup-jpegs"
+    d.mkdir(parents=True, exist_ok=True)
+    todo = [(d / f"{i:05d}.jpg", i) for i in range(n) if not (d / f"{i:05d}.jpg").exists()]
+    if todo:
+        print(f"generating {len(todo)} large JPEGs into {d} (kept for later runs) ...", flush=True)
+        with ProcessPoolExecutor(workers) as pool:
+            list(pool.map(_large_jpeg, todo, chunksize=8))
+    sub = OUT / f"dedup-jpegs-{n}"  # a folder holding exactly n files (imagededup hashes a whole dir)
+    if not sub.is_dir() or len(list(sub.iterdir())) != n:
+        sub.mkdir(exist_ok=True)
+        for p in sub.iterdir():
+            p.unlink()
+        for i in range(n):
+            os.link(d / f"{i:05d}.jpg", sub / f"{i:05d}.jpg")
+    return sub
+
+
+def bench_hashing(py: Path | None, quick: bool, workers: int) -> None:
+    from dedup_threshold import SPRITES
+
+    from pokedata.dedup.hashing import hash_files
+
+    print(f"\n### (a) phash throughput, {workers} processes each\n")
+    print("| files | n | ours | imagededup encode_images | speed-up |")
+    print("|---|---|---|---|---|")
+    if SPRITES.is_dir():
+        limit = 40 if quick else None
+        with tempfile.TemporaryDirectory() as tmp:
+            n = write_sprite_frames(Path(tmp), limit)
+            paths = sorted(Path(tmp).iterdir())
+            hash_files(paths[:64], "phash", workers=1)  # warm imports
+            t = time.perf_counter()
+            res = hash_files(paths, "phash", workers=workers)
+            ours = time.perf_counter() - t
+            assert res.ok.all()
+            theirs = run_idd(py, _IDD_ENCODE, tmp, str(workers))
+            row("sprite frames (q95 JPEG, 31-128 px)", n, ours, theirs)
+            n_gif, t_gif = ours_from_gifs(limit, workers)
+            row(
+                "sprite frames from the GIFs: decode + flatten + hash (ours) vs encode_images on the JPEGs",
+                n_gif,
+                t_gif,
+                theirs,
+            )
+    else:
+        print(f"| sprite frames | - | {SPRITES} absent | | |")
+    n = 300 if quick else 2000
+    folder = large_jpegs(n, workers)
+    paths = sorted(folder.iterdir())
+    t = time.perf_counter()
+    res = hash_files(paths, "phash", workers=workers)
+    ours = time.perf_counter() - t
+    assert res.ok.all()
+    theirs = run_idd(py, _IDD_ENCODE, str(folder), str(workers))
+    row("generated JPEGs, 1-3 MP", n, ours, theirs)
+    t = time.perf_counter()
+    hash_files(paths, "phash", workers=workers, fast=False)
+    row("  same, ours without the JPEG draft decode (fast=False)", n, time.perf_counter() - t, theirs)
+
+
+# -- (b) search -------------------------------------------------------------------------------------------
+
+
+def planted_hashes(n: int, k: int, seed: int = 0) -> np.ndarray:
+    """n random hashes, 10 % of them replaced by copies of others with 0..k bits flipped."""
+    rng = np.random.default_rng(seed)
+    h = rng.integers(0, 2**64 - 1, n, dtype=np.uint64, endpoint=True)
+    m = n // 10
+    src, dst = rng.integers(0, n, m), rng.choice(n, m, replace=False)
+    flips = np.zeros(m, dtype=np.uint64)
+    nbits = rng.integers(0, k + 1, m)
+    for b in range(k):
+        bit = rng.integers(0, 64, m).astype(np.uint64)
+        flips ^= np.where(b < nbits, np.left_shift(np.uint64(1), bit), np.uint64(0))
+    h[dst] = h[src] ^ flips
+    return h
+
+
+def bench_search(py: Path | None, quick: bool, workers: int) -> None:
+    from pokedata.dedup.search import pairs_within, plan_search
+
+    n_cmp = 20_000 if quick else 100_000
+    print(
+        f"\n### (b) all pairs within k bits, synthetic hashes with 10 % planted near copies (imagededup: {workers} workers)\n"
+    )
+    print(
+        "| n | k | ours | pairs | imagededup bktree | imagededup brute_force_cython | speed-up (bktree / cython) |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for k in (4, 10):
+        h = planted_hashes(n_cmp, k, seed=k)
+        t = time.perf_counter()
+        pairs = pairs_within(h, k)
+        ours = time.perf_counter() - t
+        results = []
+        with tempfile.TemporaryDirectory() as tmp:
+            f = Path(tmp) / "h.npy"
+            np.save(f, h.view(np.int64))
+            for method in ("bktree", "brute_force_cython"):
+                results.append(run_idd(py, _IDD_SEARCH, str(f), str(k), method, str(workers)))
+        cells = []
+        for r in results:
+            if r is None:
+                cells.append("n/a")
+            elif r.get("timeout"):
+                cells.append(f"> {IDD_TIMEOUT} s")
+            else:
+                agree = "same pairs" if r["pairs"] == len(pairs) else f"{r['pairs']:,} pairs (!)"
+                cells.append(f"{r['seconds']:.2f} s, {agree}")
+        ratios = " / ".join(fmt_ratio(ours, None if r is None else r["seconds"]) for r in results)
+        print(f"| {n_cmp:,} | {k} | {ours:.2f} s | {len(pairs):,} | {cells[0]} | {cells[1]} | {ratios} |")
+    n_big = 300_000 if quick else 1_000_000
+    for k in (2, 4):
+        h = planted_hashes(n_big, k, seed=100 + k)
+        t = time.perf_counter()
+        pairs = pairs_within(h, k)
+        ours = time.perf_counter() - t
+        plan = plan_search(n_big, k)
+        print(
+            f"| {n_big:,} | {k} | {ours:.2f} s | {len(pairs):,} | not run (ours alone; plan: {len(plan.bands)} bands, "
+            f"radius {plan.radius}) | | |"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument(
+        "--quick", action="store_true", help="smaller sets: 40 sprites, 300 JPEGs, 20k / 300k hashes"
+    )
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes for both sides")
+    ap.add_argument("--skip-hashing", action="store_true", help="only the search benchmark (b)")
+    ap.add_argument("--skip-search", action="store_true", help="only the hashing benchmark (a)")
+    args = ap.parse_args(argv)
+    import platform
+
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}"
+    )
+    py = imagededup_python()
+    if py is not None:
+        v = subprocess.run(
+            [py, "-c", "import imagededup; print(imagededup.__version__)"], capture_output=True, text=True
+        )
+        print(f"imagededup {v.stdout.strip()} from {VENV}")
+    try:
+        import pokedata.clean  # noqa: F401
+
+        print("clean: pokedata.clean present")
+    except ImportError:
+        print("clean: pokedata.clean not present yet: hashing only (plus our own flatten for the GIF frames)")
+    if not args.skip_hashing:
+        bench_hashing(py, args.quick, args.workers)
+    if not args.skip_search:
+        bench_search(py, args.quick, args.workers)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
