@@ -6,7 +6,6 @@ import csv
 from pathlib import Path
 
 import pytest
-
 from servers.danbooru import FakeDanbooru
 
 from cli import app
