@@ -66,15 +66,15 @@ def clean_figures(data: Path) -> dict[str, Any]:
 def _images_by_source_id(conn, source: str = "folder") -> dict[str, dict[str, Any]]:
     """source_id -> its item and first-frame image (status, marks)."""
     sql = """
-        SELECT it.source_id, it.status, it.error, im.id, im.status, im.error, im.dup_of, im.dup_group,
+        SELECT it.source_id, it.id, it.status, it.error, im.id, im.status, im.error, im.dup_of, im.dup_group,
                im.dup_kind, im.conflict
         FROM items it LEFT JOIN images im ON im.item_id = it.id AND im.frame = 0
         WHERE it.source = ?
     """
     out: dict[str, dict[str, Any]] = {}
-    for sid, st, err, iid, ist, ierr, dup_of, group, kind, conflict in conn.execute(sql, (source,)):
+    for sid, item, st, err, iid, ist, ierr, dup_of, group, kind, conflict in conn.execute(sql, (source,)):
         out[sid] = {
-            "item_status": st, "item_error": err, "image": iid, "image_status": ist, "image_error": ierr,
+            "item": item, "item_status": st, "item_error": err, "image": iid, "image_status": ist, "image_error": ierr,
             "dup_of": dup_of, "dup_group": group, "dup_kind": kind, "conflict": bool(conflict),
         }  # fmt: skip
     return out
@@ -85,6 +85,16 @@ def _same_group(a: dict | None, b: dict | None) -> bool:
     if not a or not b or a["dup_group"] is None:
         return False
     return a["dup_group"] == b["dup_group"] and (a["dup_of"] is not None or b["dup_of"] is not None)
+
+
+def _skipped_as_copy(a: dict | None, b: dict | None) -> bool:
+    """One of two byte-identical files skipped on import as a duplicate of the other (either order)."""
+    if not a or not b:
+        return False
+    return any(
+        x["item_status"] == "skipped" and x["item_error"] == f"duplicate-of:{y['item']}"
+        for x, y in ((a, b), (b, a))
+    )
 
 
 def planted_findings(data: Path, synth: SynthReport) -> dict[str, dict[str, Any]]:
@@ -104,13 +114,7 @@ def planted_findings(data: Path, synth: SynthReport) -> dict[str, dict[str, Any]
         missed = [p for p in pairs if not pred(p)]
         return {"planted": len(pairs), "found": len(pairs) - len(missed), "missed": missed}
 
-    exact = found(
-        lambda p: (
-            (rows.get(p[0]) or {}).get("item_status") == "skipped"
-            and _reason(rows[p[0]]["item_error"]) == "duplicate-of"
-        ),
-        synth.exact_copies,
-    )
+    exact = found(lambda p: _skipped_as_copy(rows.get(p[0]), rows.get(p[1])), synth.exact_copies)
     pixel = found(lambda p: _same_group(rows.get(p[0]), rows.get(p[1])), synth.pixel_copies)
     near = found(lambda p: _same_group(rows.get(p[0]), rows.get(p[1])), synth.near_dups)
     corrupt = found(
