@@ -16,9 +16,11 @@ On the command line ``--cycle 2e-4:4,5e-5:2`` (``LR:EPOCHS`` pairs) sets ``cycle
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass, field, fields
 
 from pokedata.errors import UserError
+from pokegan.config import DataConfig, register_presets
 from pokegan.losses import LOSS_NAMES, LossConfig
 from pokegan.progan.models import NORMS
 
@@ -101,7 +103,6 @@ class ProGANConfig:
     clip: float = 0.01
     drift: float = 0.001
     betas: list[float] = field(default_factory=lambda: [0.5, 0.999])  # Adam (DCGAN's); wgan uses RMSprop
-    batch_size: int = 64
     z_dim: int = 128
     channel_base: int = 2048  # channels at resolution r: min(max_channels, channel_base // r)
     max_channels: int = 512
@@ -110,7 +111,6 @@ class ProGANConfig:
     freeze: bool = True  # freeze the layers learned in earlier stages
     fade_in: bool = False  # fade the new block in with alpha 0 -> 1 instead of switching hard
     fade_fraction: float = 0.5  # share of a stage's steps over which alpha rises
-    augment: bool = True  # horizontal flips
     n_fixed: int = 64  # fixed latents of the sample grids and the GIF
     sample_every: int = 200  # steps between snapshots (GIF frame + TensorBoard image)
     checkpoint_every: int = 500  # steps between last.pt saves (also saved at every epoch's end)
@@ -119,9 +119,11 @@ class ProGANConfig:
     gif_size: int = 0  # tile size in all_samples.gif; 0 = the largest stage size
     gif_frame_ms: int = 250
     seed: int = 0
-    num_workers: int = 2
     device: str = "auto"
     amp: bool = True  # bf16 autocast on CUDA
+    data: DataConfig = field(
+        default_factory=DataConfig
+    )  # [data]: batch, workers, augment, cache (not image_size)
 
     def validate(self) -> ProGANConfig:
         sizes = list(self.sizes)
@@ -142,7 +144,6 @@ class ProGANConfig:
                 hint=f"use one of {', '.join(NORMS)} (d_norm also auto)",
             )
         for name in (
-            "batch_size",
             "z_dim",
             "n_fixed",
             "sample_every",
@@ -155,10 +156,7 @@ class ProGANConfig:
                     f"[progan] {name} = {getattr(self, name)} must be >= 1",
                     hint=f"fix --{name.replace('_', '-')}",
                 )
-        if self.batch_size < 2:
-            raise UserError(
-                "--batch-size must be >= 2 (BatchNorm needs a batch)", hint="e.g. --batch-size 64"
-            )
+        self.data.validate()
         if self.channel_base // self.sizes[-1] < 1 or self.max_channels < 1:
             raise UserError(
                 f"channel_base {self.channel_base} leaves no channels at {self.sizes[-1]} px",
@@ -166,10 +164,8 @@ class ProGANConfig:
             )
         if not 0.0 < self.fade_fraction <= 1.0:
             raise UserError(f"fade_fraction {self.fade_fraction} must be in (0, 1]", hint="e.g. 0.5")
-        if self.gif_size < 0 or self.gif_frame_ms < 1 or self.num_workers < 0:
-            raise UserError(
-                "gif_size, num_workers must be >= 0 and gif_frame_ms >= 1", hint="fix the [progan] section"
-            )
+        if self.gif_size < 0 or self.gif_frame_ms < 1:
+            raise UserError("gif_size must be >= 0 and gif_frame_ms >= 1", hint="fix the [progan] section")
         unknown = {str(k) for k in self.cycles} - {str(s) for s in self.sizes}
         if unknown:
             raise UserError(
@@ -209,3 +205,68 @@ class ProGANConfig:
             betas=tuple(self.betas),
             drift=self.drift,
         )
+
+
+def _toml_value(v: object) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):  # an inline table: {lr = 0.0002, epochs = 4}
+        return "{" + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    raise TypeError(f"cannot write {v!r} to TOML")
+
+
+def progan_config_to_toml(cfg: ProGANConfig) -> str:
+    """``[data]``, ``[progan]`` and ``[progan.cycles]`` as TOML; ``--config`` reads it back unchanged.
+
+    (The shared ``config_to_toml`` writes flat sections; the cycles need inline tables.)
+    """
+    from pokegan.config import config_to_toml
+
+    lines = ["[progan]"]
+    for f in fields(cfg):
+        if f.name not in ("data", "cycles"):
+            lines.append(f"{f.name} = {_toml_value(getattr(cfg, f.name))}")
+    text = config_to_toml(cfg.data, "data") + "\n" + "\n".join(lines) + "\n"
+    if cfg.cycles:
+        rows = [f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in cfg.cycles.items()]
+        text += "\n[progan.cycles]\n" + "\n".join(rows) + "\n"
+    return text
+
+
+register_presets(
+    "progan",
+    {
+        # CPU smoke run: 8 -> 16 -> 32 px, small widths, one short cycle per stage
+        "tiny": {
+            "sizes": [8, 16, 32],
+            "cycle": [{"lr": 5e-4, "epochs": 2}, {"lr": 1e-4, "epochs": 1}],
+            "z_dim": 64,
+            "channel_base": 512,
+            "max_channels": 128,
+            "n_fixed": 16,
+            "sample_every": 20,
+            "checkpoint_every": 100,
+            "log_every": 5,
+        },
+        # one GPU, ~80k images: 16 -> 32 -> 64 px, DCGAN widths, a longer cycle at the last size
+        "default": {
+            "sizes": [16, 32, 64],
+            "cycle": [{"lr": 2e-4, "epochs": 10}, {"lr": 5e-5, "epochs": 5}],
+            "cycles": {
+                "64": [{"lr": 2e-4, "epochs": 20}, {"lr": 1e-4, "epochs": 10}, {"lr": 2e-5, "epochs": 5}]
+            },
+            "z_dim": 128,
+            "channel_base": 2048,
+            "max_channels": 512,
+            "n_fixed": 64,
+            "sample_every": 500,
+            "checkpoint_every": 1000,
+        },
+    },
+)

@@ -10,14 +10,13 @@ manifest hash. ``--resume`` restores all of it and carries on mid-stage, mid-epo
 
 from __future__ import annotations
 
-import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from pokedata.errors import UserError
+from pokegan.checkpoint import check_compatible, rng_state, set_rng_state
 from pokegan.losses import GANLoss, make_loss
 from pokegan.progan.config import ProGANConfig
 from pokegan.progan.grow import GrowReport, build_models, grow
@@ -36,7 +35,6 @@ _FIXED_ON_RESUME = (
     "loss",
     "fade_in",
     "freeze",
-    "batch_size",
 )
 
 
@@ -142,12 +140,7 @@ def state_dict(st: ProGANState) -> dict:
         "cycle_position": {"entry": p.entry, "epoch": p.epoch, "batch": p.batch},
         "step": p.step,
         "fixed_latents": st.fixed_z.cpu(),
-        "rng": {
-            "python": random.getstate(),
-            "numpy": np.random.get_state(),
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        },
+        "rng": rng_state(),
         "config": asdict(st.cfg),
         "classes": st.classes,
         "manifest_sha256": st.manifest_sha256,
@@ -162,10 +155,13 @@ def save_state(st: ProGANState, path: Path) -> None:
 
 def check_resumable(saved: dict, cfg: ProGANConfig, path: Path) -> None:
     """Refuse a resume whose config would not fit the saved models or position."""
-    old = saved.get("config", {})
-    changed = [k for k in _FIXED_ON_RESUME if k in old and old[k] != getattr(cfg, k)]
+    old = dict(saved.get("config", {}))
+    new = {k: getattr(cfg, k) for k in _FIXED_ON_RESUME}
+    old["batch_size"] = old.get("data", {}).get("batch_size")
+    new["batch_size"] = cfg.data.batch_size
+    changed = [k for k in new if k in old and old[k] != new[k]]
     if changed:
-        what = ", ".join(f"{k}: {old[k]!r} -> {getattr(cfg, k)!r}" for k in changed)
+        what = ", ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in changed)
         raise UserError(
             f"{path} was trained with other settings ({what})",
             hint="resume with the same options (or config file), or start a new run with a new --out",
@@ -177,13 +173,9 @@ def load_state(st: ProGANState, path: Path) -> None:
     from pokegan.checkpoint import load_checkpoint
 
     saved = load_checkpoint(path)
-    if saved.get("kind") != CHECKPOINT_KIND:
-        raise UserError(f"{path} is not a progan checkpoint", hint="point --out/--run at a progan run")
-    if saved.get("manifest_sha256") != st.manifest_sha256 or list(saved.get("classes", [])) != st.classes:
-        raise UserError(
-            f"{path} was trained on another manifest or class list",
-            hint="use a new run directory (--out) for a new manifest",
-        )
+    check_compatible(
+        saved, path, manifest_sha256=st.manifest_sha256, classes=st.classes, kind=CHECKPOINT_KIND
+    )
     check_resumable(saved, st.cfg, path)
     pos = Position(**saved["position"])
     args = ProGANArgs(**saved["model_args"])
@@ -197,12 +189,7 @@ def load_state(st: ProGANState, path: Path) -> None:
     st.opt_g.load_state_dict(saved["opt_g"])
     st.opt_d.load_state_dict(saved["opt_d"])
     st.fixed_z = saved["fixed_latents"].to(st.device)
-    rng = saved["rng"]
-    random.setstate(rng["python"])
-    np.random.set_state(rng["numpy"])
-    torch.set_rng_state(rng["torch"])
-    if rng.get("cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(rng["cuda"])
+    set_rng_state(saved["rng"])
 
 
 def load_generator(path: Path, device: torch.device | str = "cpu") -> tuple[Generator, dict]:

@@ -18,7 +18,6 @@ stage; ``snapshots/<step>.png`` and ``all_samples.gif``; TensorBoard in ``tb/``;
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import asdict, dataclass
 from itertools import islice
@@ -29,6 +28,7 @@ import torch
 from pokedata.errors import UserError
 from pokedata.log import console
 from pokedata.store import remove_stale_temps
+from pokegan.device import autocast
 from pokegan.progan.config import ProGANConfig
 from pokegan.progan.gif import prune_snapshots, save_snapshot, snapshot_frame, write_gif
 from pokegan.progan.gradflow import GradFlow, plot_grad_flow
@@ -55,12 +55,6 @@ class _StageContext:
     task: object
 
 
-def _autocast(device: torch.device, enabled: bool):
-    if device.type == "cuda" and enabled:
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def _images(batch) -> torch.Tensor:
     """The image tensor ``[B, 3, H, W]`` of a loader batch (a tensor, a tuple/list, or a dict)."""
     if isinstance(batch, dict):
@@ -84,7 +78,7 @@ def train_step(
     real = real.to(dev, non_blocking=True).float()  # [B, 3, S, S] in [-1, 1]
     b = real.shape[0]
     z = torch.randn(b, st.cfg.z_dim, device=dev)  # [B, z]
-    with _autocast(dev, amp):
+    with autocast(dev, amp):
         fake = st.G(z)  # [B, 3, S, S]
         d_loss, logs = st.loss.d_loss(st.D, real, fake)
     _check_finite(d_loss, "the discriminator loss", st)
@@ -96,7 +90,7 @@ def train_step(
     st.loss.after_d_step(st.D)
     if (st.pos.step + 1) % st.loss.n_critic == 0:
         z = torch.randn(b, st.cfg.z_dim, device=dev)
-        with _autocast(dev, amp):
+        with autocast(dev, amp):
             g_loss, g_logs = st.loss.g_loss(st.D, st.G(z))
         _check_finite(g_loss, "the generator loss", st)
         st.opt_g.zero_grad(set_to_none=True)
@@ -179,28 +173,36 @@ def _end_stage(st: ProGANState, ctx: _StageContext) -> dict:
     return {"size": size, "step": st.pos.step, "grid": str(grid), "gradflow": str(flow)}
 
 
+def _loader(st: ProGANState, manifest):
+    """The train split at the stage's size (batches of ``[B, 3, S, S]`` in [-1, 1])."""
+    from pokegan.data import make_loader
+
+    d = st.cfg.data
+    return make_loader(
+        manifest,
+        "train",
+        st.size,
+        d.batch_size,
+        augment=d.augment,
+        seed=st.cfg.seed + st.pos.stage,
+        num_workers=d.num_workers,
+        distributed=False,
+        use_cache=d.use_cache,
+    )
+
+
 def _run_stage(st: ProGANState, manifest, writer) -> dict:
     """Train the current stage from ``st.pos`` to its end (resuming mid-epoch when ``pos.batch > 0``)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from pokegan.data import make_loader
-
     cfg, pos = st.cfg, st.pos
     entries = cfg.stage_cycle(st.size)
-    loader = make_loader(
-        manifest,
-        "train",
-        st.size,
-        cfg.batch_size,
-        augment=cfg.augment,
-        seed=cfg.seed + pos.stage,
-        num_workers=cfg.num_workers,
-        distributed=False,
-    )
+    loader = _loader(st, manifest)
     spe = len(loader)
     if spe < 1:
         raise UserError(
-            f"the train split has fewer images than one batch ({cfg.batch_size})", hint="lower --batch-size"
+            f"the train split has fewer images than one batch ({cfg.data.batch_size})",
+            hint="lower --batch-size",
         )
     stage_steps = sum(e.epochs for e in entries) * spe
     total = sum(sum(e.epochs for e in cfg.stage_cycle(s)) for s in cfg.sizes) * spe
@@ -290,7 +292,7 @@ def run_progan(run, cfg: ProGANConfig, *, resume: bool = False) -> dict:
     ``progan/last.pt``; without it an existing checkpoint is refused rather than overwritten.
     """
     from pokegan.data import load_manifest
-    from pokegan.gmm import resolve_device
+    from pokegan.device import resolve_device, setup_torch
 
     cfg.validate()
     if run.is_done(STEP):
@@ -301,6 +303,7 @@ def run_progan(run, cfg: ProGANConfig, *, resume: bool = False) -> dict:
     remove_stale_temps(out)
     manifest = load_manifest(run.manifest_dir)
     device = resolve_device(cfg.device)
+    setup_torch(device, cfg.seed)
     st = new_state(cfg, out, device, list(manifest.classes), str(manifest.sha256))
     last = out / "last.pt"
     if last.is_file():
@@ -352,6 +355,6 @@ def run_progan(run, cfg: ProGANConfig, *, resume: bool = False) -> dict:
 
 def _write_config(cfg: ProGANConfig, out: Path) -> None:
     from pokedata.store import atomic_write_text
-    from pokegan.config import config_to_toml
+    from pokegan.progan.config import progan_config_to_toml
 
-    atomic_write_text(out / "config.toml", config_to_toml(cfg))
+    atomic_write_text(out / "config.toml", progan_config_to_toml(cfg))
