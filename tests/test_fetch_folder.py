@@ -176,3 +176,49 @@ def test_same_layout_from_another_folder_is_reported(tmp_path: Path, caplog):
         summary = import_folder(FolderImportConfig(root=second, data=data, progress=False))
     assert summary.done == 1  # b.png; a.png clashes with one/Pikachu/a.png
     assert "Pikachu/a.png" in caplog.text and "another --data" in caplog.text
+
+
+def test_kill_9_mid_import_then_resume(tmp_path: Path):
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    root = tmp_path / "src"
+    for i in range(300):
+        _write(root / f"c{i % 4}" / f"{i:04d}.png", _png((i % 256, i // 256, 7), size=16))
+    data = tmp_path / "data"
+    repo = Path(__file__).resolve().parent.parent
+    code = (
+        "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[3]);"
+        "from pokedata.fetch.folder import FolderImportConfig, import_folder;"
+        "import_folder(FolderImportConfig(root=Path(sys.argv[1]), data=Path(sys.argv[2]), progress=False))"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, str(root), str(data), str(repo)])
+    try:
+        done = 0
+        while proc.poll() is None and done < 40:  # wait for some progress, then kill -9 mid-run
+            time.sleep(0.05)
+            if (data / "ledger.sqlite").exists():
+                try:
+                    with sqlite3.connect(data / "ledger.sqlite", timeout=5) as conn:
+                        done = conn.execute("SELECT count(*) FROM items WHERE status='done'").fetchone()[0]
+                except sqlite3.OperationalError:
+                    pass
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    with sqlite3.connect(data / "ledger.sqlite", timeout=5) as conn:
+        done_before = conn.execute("SELECT count(*) FROM items WHERE status='done'").fetchone()[0]
+    summary = import_folder(FolderImportConfig(root=root, data=data, progress=False))
+    rows = _rows(data)
+    assert len(rows) == 300 and all(r.status == "done" for r in rows)
+    assert summary.planned == 0  # the killed run had planned every file before copying
+    assert summary.done == 300 - done_before  # nothing done is copied again
+    stored = sorted(p for p in (data / "raw").rglob("*") if p.is_file())
+    assert len(stored) == 300 and not [p for p in (data / "raw").rglob(".tmp-*")]
+    for r in rows:
+        assert (data / r.path).read_bytes() == (root / r.source_id).read_bytes()
+    assert not list((data / "tmp").iterdir())
