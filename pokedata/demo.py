@@ -49,6 +49,18 @@ empty background, so unrelated poses of one creature sit closer in pHash than ph
 near copies sit at 0-4 bits (see tests/test_synth.py), unrelated poses mostly above 6."""
 MIN_SIDE = 32  # the sprites are 48-96 px; the planted "too small" one is 16 px
 
+# Training on top of --preset tiny (32 px). The full demo trains long enough for recognisable pictures
+# in about three minutes on 2 CPU cores; --quick only proves every step runs.
+FULL_TRAIN: dict[str, dict[str, Any]] = {
+    "classify": {"epochs": 6},
+    "pretrain": {"epochs": 12},
+    "gan": {"steps": 120, "sample_every": 40, "checkpoint_every": 40, "metrics_every": 60},
+}
+QUICK_TRAIN: dict[str, dict[str, Any]] = {
+    "classify": {"epochs": 2},
+    "pretrain": {"epochs": 2},
+    "gan": {"steps": 16, "sample_every": 8, "checkpoint_every": 8, "metrics_every": 16},
+}
 FULL_SYNTH = SynthConfig()
 QUICK_SYNTH = SynthConfig(
     n_classes=6, per_class=14, exact_copies=2, pixel_copies=2, near_dups=3, corrupt=3, too_small=1
@@ -111,6 +123,10 @@ class DemoConfig:
         return self.out / "run"
 
     @property
+    def train_config(self) -> Path:
+        return self.out / "train.toml"
+
+    @property
     def sample_grid(self) -> Path:
         return self.out / "samples.png"
 
@@ -130,6 +146,7 @@ class StageResult:
 class DemoSummary:
     out: str
     stages: list[StageResult]
+    settings: dict[str, Any] = field(default_factory=dict)  # seed, synth and train settings (for --resume)
     artifacts: dict[str, str] = field(
         default_factory=dict
     )  # sample_grid, recon_grid, contact_sheet, report...
@@ -145,6 +162,57 @@ class DemoSummary:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, default=str)
+
+
+def demo_settings(cfg: DemoConfig) -> dict[str, Any]:
+    """What must match for ``--resume`` to continue the same demo."""
+    return {
+        "seed": cfg.seed,
+        "synth": asdict(cfg.synth_config),
+        "train": train_overrides(cfg),
+        "sample_n": cfg.sample_n,
+    }
+
+
+def train_overrides(cfg: DemoConfig) -> dict[str, dict[str, Any]]:
+    """The demo's training settings on top of ``--preset tiny``: [section] -> {key: value}."""
+    base = QUICK_TRAIN if cfg.quick else FULL_TRAIN
+    merged = {section: dict(values) for section, values in base.items()}
+    for section, values in cfg.train_overrides.items():
+        merged.setdefault(section, {}).update(values)
+    for section in ("classify", "pretrain", "gan"):
+        merged.setdefault(section, {}).setdefault("seed", cfg.seed)
+    return merged
+
+
+def to_toml(sections: dict[str, dict[str, Any]]) -> str:
+    """A small TOML writer for flat sections of scalars and lists (what the train config needs)."""
+
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return json.dumps(str(v))
+
+    lines = ["# written by `poke demo`: the demo's settings on top of --preset tiny"]
+    for section, values in sections.items():
+        lines += ["", f"[{section}]"] + [f"{k} = {value(v)}" for k, v in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _check_resume(cfg: DemoConfig) -> None:
+    saved = cfg.out / SUMMARY_NAME
+    if not (cfg.resume and saved.is_file()):
+        return
+    before = json.loads(saved.read_text(encoding="utf-8")).get("settings")
+    if before is not None and before != json.loads(json.dumps(demo_settings(cfg))):
+        raise UserError(
+            f"--resume: the demo in {cfg.out} was started with other settings (--seed/--quick)",
+            hint="rerun with the same --seed and --quick as before, or choose another --out",
+        )
 
 
 class StageMissing(Exception):
@@ -247,14 +315,16 @@ def _stage_manifest(cfg: DemoConfig, ctx: dict) -> dict:
 
 def _stage_train(cfg: DemoConfig, ctx: dict) -> dict:
     pipeline = _require("pokegan.pipeline")
+    from pokedata.store import atomic_write_text
+
+    atomic_write_text(cfg.train_config, to_toml(train_overrides(cfg)))
     result = pipeline.train_all(
         pipeline.TrainAllConfig(
             manifest=cfg.manifest_dir,
             out=cfg.run_dir,
             preset="tiny",
+            config_file=cfg.train_config,
             resume=cfg.run_dir.exists(),
-            overrides=cfg.train_overrides,
-            seed=cfg.seed,
         )
     )
     ctx["train"] = result
@@ -297,7 +367,10 @@ def run_demo(cfg: DemoConfig) -> DemoSummary:
     cfg.validate()
     cfg.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    summary = DemoSummary(out=str(cfg.out), stages=[StageResult(name) for name in STAGES])
+    _check_resume(cfg)
+    summary = DemoSummary(
+        out=str(cfg.out), stages=[StageResult(name) for name in STAGES], settings=demo_settings(cfg)
+    )
     ctx: dict[str, Any] = {}
     if cfg.resume and (cfg.sprites / "synth.json").is_file():
         ctx["synth"] = SynthReport.from_json((cfg.sprites / "synth.json").read_text(encoding="utf-8"))
