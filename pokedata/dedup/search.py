@@ -181,16 +181,12 @@ def pairs_within(hashes: np.ndarray, k: int, *, plan: Plan | None = None) -> np.
         step = max(1, _CHUNK_PROBES // len(masks))
         for s in range(0, n, step):
             qi = np.arange(s, min(n, s + step), dtype=np.int64)
-            q = (keys[qi][:, None] ^ masks[None, :]).reshape(-1)  # (chunk * n_masks,)
-            if not table.direct:
-                pass
-            elif width < 63:
-                q &= (1 << width) - 1
+            q = (keys[qi][:, None] ^ masks[None, :]).reshape(-1)  # (chunk * n_masks,) probed band values
             start, count = table.lookup(q)
             hit = np.nonzero(count)[0]
             if len(hit) == 0:
                 continue
-            qrow = np.repeat(qi, len(masks))[hit]  # query index per hit probe
+            qrow = s + hit // len(masks)  # query index of each probe that hit a bucket
             start, count = start[hit], count[hit]
             for i, j in _expand(qrow, start, count, table.order):
                 keep = i < j
