@@ -223,6 +223,10 @@ class PoliteClient:
                 state = self._hosts[name] = _Host(rate, self.cfg.per_host_concurrency)
             return state
 
+    def wait_backoff(self, attempt: int) -> None:
+        """Sleep before try ``attempt + 2`` (exponential backoff, full jitter); wakes up on :meth:`close`."""
+        self._sleep(self._backoff(attempt))
+
     def _sleep(self, seconds: float) -> None:
         if seconds > 0 and self._closed.wait(seconds):
             raise FetchError("cancelled", "the client was closed")

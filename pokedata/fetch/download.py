@@ -1,0 +1,317 @@
+"""The downloader shared by every HTTP source: drain ``planned`` ledger rows into verified files.
+
+For each pending row, in this order:
+
+1. :func:`~pokedata.fetch.intake.reuse_existing`: the same source id is already stored -> no request;
+2. a complete file already under the row's final name (a run killed between the rename and the ledger
+   update) is adopted through the intake gate -> no request;
+3. rows sharing one URL are fetched once: the first downloads, the others share its result;
+4. the body is streamed into ``DIR/tmp/.tmp-*`` with the size cap enforced while streaming, the
+   Content-Type and the magic bytes of the first chunk checked (an HTML page served as ``.jpg`` is
+   quarantined before the rest is read), then fsync'ed and handed to
+   :func:`~pokedata.fetch.intake.commit_file` (md5, Pillow decode, sha256 dedup, atomic rename).
+
+Outcomes: ``done`` / ``skipped`` (reused or duplicate) / ``quarantined`` (bad bytes: not an image,
+too large, md5 mismatch, undecodable) / ``failed`` (the network gave up after the client's retries; the
+attempt counter is bumped and ``--retry-failed`` tries again). Nothing partial is ever under ``raw/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import chain, zip_longest
+from pathlib import Path
+
+from pokedata.fetch.http import FetchError, PoliteClient, body_error, host_of
+from pokedata.fetch.intake import (
+    FetchSummary,
+    Outcome,
+    _link,
+    commit_file,
+    item_stem,
+    reuse_existing,
+    temp_path,
+)
+from pokedata.ledger import DONE, FAILED, QUARANTINED, SKIPPED, Item, Ledger
+from pokedata.store import UNLABELLED, DatasetDir, remove_stale_temps, safe_name
+from pokedata.verify import SNIFF_BYTES, looks_like_html, sniff_image_type
+
+log = logging.getLogger(__name__)
+
+CHUNK = 256 * 1024
+QUARANTINE_REASONS = frozenset({"too-large", "bad-content-type", "not-an-image", "empty"})
+"""Download errors about the bytes themselves: the row is quarantined, not failed."""
+
+_TEXT_TYPES = ("text/", "application/json", "application/xml", "application/xhtml", "application/javascript")
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """What :func:`stream_to_file` learned about a body it stored."""
+
+    nbytes: int
+    content_type: str
+    final_url: str
+
+
+def download_pending(
+    ledger: Ledger,
+    dataset: DatasetDir,
+    client: PoliteClient,
+    *,
+    source: str | None = None,
+    retry_failed: bool = False,
+    limit: int | None = None,
+    progress: bool = True,
+    summary: FetchSummary | None = None,
+) -> FetchSummary:
+    """Download every pending row of ``source`` (all sources when None); returns the updated summary."""
+    summary = summary if summary is not None else FetchSummary(source=source or "all")
+    started = time.monotonic()
+    stale = remove_stale_temps(dataset.tmp_dir)
+    if stale:
+        log.info("removed %d temp files left by an interrupted run", stale)
+    items = ledger.pending(source=source, retry_failed=retry_failed, limit=limit)
+    if not items:
+        return summary
+    job = _Job(ledger, dataset, client, _orphans(dataset, items))
+    groups = _schedule(items)
+
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    with _progress_bar(progress, len(items), summary.source) as bar:
+        pool = ThreadPoolExecutor(max_workers=client.cfg.global_concurrency, thread_name_prefix="poke-dl")
+        try:
+            futures = [pool.submit(job.run_group, group) for group in groups]
+            for fut in as_completed(futures):
+                for outcome in fut.result():
+                    summary.add(outcome)
+                    bar(outcome, summary)
+        except BaseException:
+            client.close()  # wake every sleeping retry so the workers end at once
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+    summary.seconds += time.monotonic() - started
+    return summary
+
+
+class _Job:
+    """State shared by the worker threads of one :func:`download_pending` call."""
+
+    def __init__(self, ledger: Ledger, dataset: DatasetDir, client: PoliteClient, orphans: dict[Path, Path]):
+        self.ledger, self.dataset, self.client, self.orphans = ledger, dataset, client, orphans
+
+    def run_group(self, group: list[Item]) -> list[Outcome]:
+        """Rows sharing one URL: fetch for the first, let the others share its result."""
+        first, rest = group[0], group[1:]
+        outcome = self.run_one(first)
+        outcomes = [outcome]
+        for item in rest:
+            outcomes.append(reuse_existing(self.ledger, item) or self._share(item, first, outcome))
+        return outcomes
+
+    def _share(self, item: Item, first: Item, outcome: Outcome) -> Outcome:
+        if outcome.status in (DONE, SKIPPED) and outcome.path:
+            stored = self.ledger.get(first.id)
+            if stored.sha256 and stored.status in (DONE, SKIPPED):
+                if stored.status == SKIPPED:  # the first row itself reused another row's file
+                    stored = self.ledger.find_done_by_sha256(stored.sha256) or stored
+                return _link(self.ledger, item, stored, {"same_url_as": first.id})
+        if outcome.status == FAILED:
+            self.ledger.bump_attempts(item.id)
+        self.ledger.mark(item.id, outcome.status, outcome.error, meta={"same_url_as": first.id})
+        return Outcome(outcome.status, outcome.error)
+
+    def run_one(self, item: Item) -> Outcome:
+        reused = reuse_existing(self.ledger, item)
+        if reused is not None:
+            return reused
+        orphan = self.orphans.get(_stem_key(self.dataset, item))
+        if orphan is not None:
+            adopted = self._adopt(item, orphan)
+            if adopted is not None:
+                return adopted
+        if not item.url:
+            return self._fail(item, "no-url: the source gave no file URL")
+        tmp = temp_path(self.dataset, item)
+        try:
+            got = stream_to_file(self.client, item.url, tmp)
+        except FetchError as exc:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            if exc.reason in QUARANTINE_REASONS:
+                self.ledger.mark(item.id, QUARANTINED, str(exc))
+                return Outcome(QUARANTINED, str(exc))
+            return self._fail(item, str(exc))
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise
+        meta: dict[str, object] = {"content_type": got.content_type}
+        if got.final_url != item.url:
+            meta["final_url"] = got.final_url
+        return commit_file(self.ledger, self.dataset, item, tmp, expected_md5=item.meta.get("md5"), meta=meta)
+
+    def _fail(self, item: Item, error: str) -> Outcome:
+        self.ledger.bump_attempts(item.id)
+        self.ledger.mark(item.id, FAILED, error)
+        return Outcome(FAILED, error)
+
+    def _adopt(self, item: Item, path: Path) -> Outcome | None:
+        """Record a complete file already under the row's final name (its ledger update was lost)."""
+        tmp = temp_path(self.dataset, item)
+        try:
+            os.link(path, tmp)
+        except OSError:
+            return None
+        outcome = commit_file(
+            self.ledger, self.dataset, item, tmp, expected_md5=item.meta.get("md5"), meta={"adopted": True}
+        )
+        if outcome.status == QUARANTINED:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()  # not a good copy after all: download it again
+            return None
+        return outcome
+
+
+def stream_to_file(client: PoliteClient, url: str, dest: Path) -> Streamed:
+    """Stream ``url`` into ``dest`` (created or truncated) and fsync it; raise :class:`FetchError`.
+
+    The size cap (``client.cfg.max_bytes``) is checked against Content-Length and while streaming; the
+    Content-Type and the first bytes must say "image". A body cut short or stalled is retried (the
+    whole request), sharing the client's ``retries`` budget.
+    """
+    cfg = client.cfg
+    last: FetchError | None = None
+    for attempt in range(cfg.retries):
+        if attempt:
+            client.wait_backoff(attempt - 1)
+        with client.request(url) as resp:
+            try:
+                return _write_body(resp, dest, cfg.max_bytes)
+            except FetchError as exc:
+                if not exc.retryable:
+                    raise
+                last = exc
+    assert last is not None
+    raise FetchError(last.reason, f"{last.detail} (gave up after {cfg.retries} tries)")
+
+
+def _write_body(resp, dest: Path, max_bytes: int) -> Streamed:
+    import requests
+    import urllib3
+
+    content_type = (resp.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+    length = resp.headers.get("Content-Length")
+    if length and length.isdigit() and int(length) > max_bytes:
+        raise FetchError("too-large", f"Content-Length {length} over the {max_bytes}-byte cap")
+    if content_type.startswith(_TEXT_TYPES) or content_type.endswith(("+json", "+xml")):
+        raise FetchError("bad-content-type", f"served as {content_type}, not an image")
+    nbytes = 0
+    head = b""
+    checked = False
+    try:
+        with open(dest, "wb") as fh:
+            chunks = resp.iter_content(CHUNK)
+            for chunk in chunks:
+                if not checked:
+                    head += chunk[: SNIFF_BYTES - len(head)]
+                    if len(head) >= SNIFF_BYTES:
+                        _check_head(head, content_type)
+                        checked = True
+                nbytes += len(chunk)
+                if nbytes > max_bytes:
+                    raise FetchError("too-large", f"body over the {max_bytes}-byte cap")
+                fh.write(chunk)
+            if not checked:
+                if not head:
+                    raise FetchError("empty", "the server sent zero bytes")
+                _check_head(head, content_type)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
+        raise body_error(exc) from exc  # truncated, reset or stalled; local disk errors propagate
+    return Streamed(nbytes=nbytes, content_type=content_type, final_url=resp.url)
+
+
+def _check_head(head: bytes, content_type: str) -> None:
+    if sniff_image_type(head) is None:
+        what = "an HTML/text page" if looks_like_html(head) else f"unknown bytes {head[:8]!r}"
+        raise FetchError("not-an-image", f"{what} (Content-Type {content_type or 'missing'})")
+
+
+def _stem_key(dataset: DatasetDir, item: Item) -> Path:
+    cls_dir = safe_name(item.class_name) if item.class_name else UNLABELLED
+    return dataset.raw_dir / cls_dir / item_stem(item)
+
+
+def _orphans(dataset: DatasetDir, items: list[Item]) -> dict[Path, Path]:
+    """Files under ``raw/`` named like a pending row (renamed in place, ledger update lost to a kill)."""
+    wanted = {_stem_key(dataset, it) for it in items}
+    found: dict[Path, Path] = {}
+    for cls_dir in {k.parent for k in wanted}:
+        if not cls_dir.is_dir():
+            continue
+        for entry in os.scandir(cls_dir):
+            if entry.name.startswith(".") or not entry.is_file():
+                continue
+            key = cls_dir / entry.name.rsplit(".", 1)[0]
+            if key in wanted:
+                found[key] = Path(entry.path)
+    return found
+
+
+def _schedule(items: list[Item]) -> list[list[Item]]:
+    """Group rows by URL, then interleave the groups across hosts so no host hogs the workers."""
+    by_url: dict[str, list[Item]] = {}
+    for it in items:
+        by_url.setdefault(it.url or f"\0no-url-{it.id}", []).append(it)
+    by_host: dict[str, list[list[Item]]] = defaultdict(list)
+    for url, group in by_url.items():
+        by_host[host_of(url)].append(group)
+    rounds = zip_longest(*by_host.values())
+    return [g for g in chain.from_iterable(rounds) if g is not None]
+
+
+@contextlib.contextmanager
+def _progress_bar(enabled: bool, total: int, source: str) -> Iterator:
+    """A rich bar: done / skipped / failed / quarantined, files/s and MB/s. Yields ``advance(outcome, s)``."""
+    if not enabled:
+        yield lambda outcome, summary: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from pokedata.log import console
+
+    started = time.monotonic()
+    progress = Progress(
+        TextColumn(f"[bold]fetch {source}[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("[green]{task.fields[done]} done[/] {task.fields[skipped]} skipped "
+                   "[red]{task.fields[failed]} failed[/] [yellow]{task.fields[quarantined]} quarantined[/]"),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )  # fmt: skip
+    counts = {"done": 0, "skipped": 0, "failed": 0, "quarantined": 0}
+    nbytes = [0]
+    with progress:
+        task = progress.add_task("download", total=total, rate="", **counts)
+
+        def advance(outcome: Outcome, summary: FetchSummary) -> None:
+            counts[outcome.status] = counts.get(outcome.status, 0) + 1
+            nbytes[0] += outcome.nbytes
+            secs = max(time.monotonic() - started, 1e-6)
+            rate = f"{sum(counts.values()) / secs:.1f} files/s {nbytes[0] / secs / 1e6:.2f} MB/s"
+            progress.update(task, advance=1, rate=rate, **counts)
+
+        yield advance
