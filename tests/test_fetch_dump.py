@@ -232,3 +232,22 @@ def test_dump_option_errors(dump: dict, tmp_path: Path, runner):
     result = runner.invoke(app, ["fetch", "danbooru", "--dump", str(tmp_path / "nope"), "--rsync-list",
                                  str(tmp_path / "l"), "--tags", "x"])  # fmt: skip
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_dry_run_counts_and_copies_nothing(dump: dict, tmp_path: Path, runner):
+    data = tmp_path / "d"
+    result = runner.invoke(
+        app,
+        ["fetch", "danbooru", "--dump", str(dump["meta"]), "--catalog", "--any-tag", "pikachu", "--dry-run",
+         "--data", str(data)],
+        env={"COLUMNS": "200"},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert (
+        "class: Pikachu │ 2" in text
+        and "skipped: deleted │ 1" in text
+        and "skipped: not-an-image:mp4 │ 1" in text
+    )
+    assert "class: (none / multi-class) │ 1" in text
+    assert not data.exists()

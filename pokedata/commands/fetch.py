@@ -74,7 +74,9 @@ def fetch_danbooru(
     file_rate: float = typer.Option(5.0, "--file-rate", help="Requests per second to each file host (<= 5)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Also retry posts that failed before."),
     dry_run: bool = typer.Option(
-        False, "--dry-run", help="Print the queries, estimated posts and pages; download nothing."
+        False,
+        "--dry-run",
+        help="Print the queries, estimated posts and pages (dump: scan and count); download nothing.",
     ),
     dump: Path | None = typer.Option(
         None,
@@ -129,10 +131,6 @@ def fetch_danbooru(
             return
         console.print(run(cfg).table())
         return
-    if dry_run:
-        raise UserError(
-            "--dry-run is for the live API", hint="with --dump, use --rsync-list FILE to list matches"
-        )
     from pokedata.fetch.dump import DumpConfig, fetch_dump
 
     dcfg = DumpConfig(
@@ -140,6 +138,7 @@ def fetch_danbooru(
         exclude=tuple(exclude), exclude_all=tuple(exclude_all), rating=tuple(rating), variant=variant,
         catalog=catalog or catalog_file is not None and class_name is None, catalog_path=catalog_file,
         class_name=class_name, link=link, limit=limit, retry_failed=retry_failed, base_url=base_url,
+        dry_run=dry_run,
     )  # fmt: skip
     result = fetch_dump(dcfg)
     console.print(result.table())

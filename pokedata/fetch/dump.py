@@ -89,9 +89,12 @@ class DumpConfig:
     retry_failed: bool = False
     progress: bool = True
     base_url: str = DEFAULT_BASE_URL  # for the page_url recorded with each post
+    dry_run: bool = False  # scan and count (matches, skip reasons, classes); plan and copy nothing
 
     def validate(self) -> None:
-        if (self.images is None) == (self.rsync_list is None):
+        if self.dry_run and (self.images is not None or self.rsync_list is not None):
+            raise UserError("--dry-run only scans", hint="drop --images / --rsync-list, or drop --dry-run")
+        if not self.dry_run and (self.images is None) == (self.rsync_list is None):
             raise UserError(
                 "dump mode needs exactly one of --images MIRROR_DIR and --rsync-list FILE",
                 hint="--images copies matches from a local mirror; --rsync-list writes the paths to fetch",
@@ -187,6 +190,7 @@ class DumpResult:
     summary: FetchSummary | None = None  # copy mode
     rsync_list: Path | None = None  # list mode
     rsync_entries: int = 0
+    reasons: dict[str, int] | None = None  # dry run: matches by skip reason or class label
 
     def table(self):
         from rich.table import Table
@@ -200,6 +204,8 @@ class DumpResult:
             t.add_row(label, str(value))
         if self.rsync_list is not None:
             t.add_row(f"rsync list {self.rsync_list}", str(self.rsync_entries))
+        for key, n in sorted((self.reasons or {}).items(), key=lambda kv: (-kv[1], kv[0]))[:20]:
+            t.add_row(f"  {key}", str(n))
         return t
 
 
@@ -208,6 +214,8 @@ def fetch_dump(cfg: DumpConfig) -> DumpResult:
     cfg.validate()
     flt, labeller = build_filter(cfg)
     files = metadata_files(cfg.metadata)
+    if cfg.dry_run:
+        return _dry_run(cfg, flt, labeller, files)
     if cfg.rsync_list is not None:
         return _write_rsync_list(cfg, flt, files)
     started = time.monotonic()
@@ -283,6 +291,23 @@ def _plan_file(
                 return False
     flush()
     return True
+
+
+def _dry_run(cfg: DumpConfig, flt: TagFilter, labeller: Labeller, files: list[Path]) -> DumpResult:
+    """Scan only: how many posts match, and what would become of them (class, or skip reason)."""
+    result = DumpResult(ScanStats(), reasons={})
+    reasons = result.reasons
+    assert reasons is not None
+    with _bytes_progress(cfg.progress, files) as advance:
+        for path in files:
+            result.stats.files += 1
+            for post in scan_file(path, flt, result.stats, advance):
+                cand, reason = dump_candidate(post, cfg, labeller, path.name)
+                key = (
+                    f"skipped: {reason}" if reason else f"class: {cand.class_name or '(none / multi-class)'}"
+                )
+                reasons[key] = reasons.get(key, 0) + 1
+    return result
 
 
 def _write_rsync_list(cfg: DumpConfig, flt: TagFilter, files: list[Path]) -> DumpResult:
