@@ -1,0 +1,455 @@
+"""Step configs: one dataclass per step, loaded from presets, a TOML file and CLI overrides (in that order).
+
+A config file may hold every step, one section each::
+
+    [data]              # DataConfig: shared by every step that reads images
+    image_size = 64
+    [classify]          # ClassifyConfig (step 1)
+    epochs = 30
+    [embed]             # EmbedConfig
+    [pretrain]          # PretrainConfig (step 2)
+    [gmm]  [gan]  [progan]   # step 3 and the progressive DCGAN (their dataclasses live beside their code)
+
+``load_step_config(ClassifyConfig, "classify", config_file=..., preset="tiny", overrides={...})`` resolves
+one step. A config dataclass with a ``data: DataConfig`` field gets the ``[data]`` section there.
+Unknown keys are refused with a :class:`UserError` naming the key and the section. ``config_to_toml``
+writes a resolved config back in the same format, so ``--config RUN/classifier/config.toml`` reproduces it.
+
+Presets: ``tiny`` (a CPU smoke run: 32 px, a few hundred images, about a minute per step on 2 cores) and
+``default`` (one GPU, 128 px, the real recipe for ~80k images). Other steps add their sections with
+:func:`register_presets`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pokedata.errors import UserError
+
+PRESET_NAMES = ("tiny", "default")
+
+
+# ---- the shared data section ---------------------------------------------------------------------------
+@dataclass
+class DataConfig:
+    """``[data]``: how images are read, sized, augmented and batched."""
+
+    image_size: int = 64  # square side in px (a power of two: 32 .. 256)
+    batch_size: int = 64  # per process (per GPU under torchrun)
+    num_workers: int = 2  # DataLoader worker processes decoding JPEGs (0 = in the main process)
+    augment: bool = True  # horizontal flip + conservative random resized crop (training only)
+    crop_scale: float = 0.85  # smallest area fraction kept by the random resized crop (1.0 = no crop)
+    use_cache: bool = True  # decode once into a packed uint8 memmap per resolution (pokegan.cache)
+    cache_dir: str = ""  # where packed caches live ("" = DATA_ROOT/cache/packed)
+    cache_on_gpu: bool = True  # keep the packed cache in GPU memory when it fits (augmentation there too)
+    data_root: str = ""  # dataset directory the manifest paths are relative to ("" = from stats.json)
+    max_images: int = 0  # use at most this many train images, a seeded class-stratified subset (0 = all)
+    balanced: bool = False  # class-balanced sampler (each class equally likely per draw)
+    seed: int = 0
+
+    def validate(self) -> DataConfig:
+        s = self.image_size
+        if s < 16 or s > 512 or s & (s - 1):
+            raise UserError(
+                f"[data] image_size {s} must be a power of two in 16..512", hint="e.g. --image-size 64"
+            )
+        if self.batch_size < 2:
+            raise UserError(
+                f"[data] batch_size {self.batch_size} must be >= 2 (the embedding BatchNorm needs a batch)",
+                hint="e.g. --batch-size 64",
+            )
+        if self.num_workers < 0 or self.max_images < 0:
+            raise UserError("[data] num_workers and max_images must be >= 0", hint="0 means none / all")
+        if not 0.3 <= self.crop_scale <= 1.0:
+            raise UserError(f"[data] crop_scale {self.crop_scale} must be in [0.3, 1]", hint="e.g. 0.85")
+        return self
+
+
+# ---- steps 1 and 2 ---------------------------------------------------------------------------------------
+TASKS = ("auto", "classes", "rotation")
+
+
+def _check_train(cfg: Any, section: str) -> None:
+    if cfg.epochs < 1:
+        raise UserError(f"[{section}] epochs {cfg.epochs} must be >= 1", hint="e.g. --epochs 10")
+    if cfg.lr <= 0 or cfg.weight_decay < 0:
+        raise UserError(f"[{section}] lr must be > 0 and weight_decay >= 0", hint="e.g. --lr 1e-3")
+    if cfg.warmup_steps < 0 or cfg.grad_accum < 1:
+        raise UserError(
+            f"[{section}] warmup_steps must be >= 0 and grad_accum >= 1", hint="e.g. --grad-accum 1"
+        )
+    if not 0.0 <= cfg.min_lr_ratio <= 1.0:
+        raise UserError(f"[{section}] min_lr_ratio {cfg.min_lr_ratio} must be in [0, 1]", hint="e.g. 0.01")
+    if cfg.checkpoint_every < 0 or cfg.log_every < 1:
+        raise UserError(
+            f"[{section}] checkpoint_every must be >= 0 and log_every >= 1", hint="e.g. 500 and 20"
+        )
+
+
+@dataclass
+class ClassifyConfig:
+    """``[classify]``: step 1, the ResNet-34 embedding classifier."""
+
+    task: str = (
+        "auto"  # classes | rotation (RotNet pretext) | auto (rotation when all images share one class)
+    )
+    epochs: int = 30
+    optimizer: str = "adamw"  # adamw | sgd
+    lr: float = 1e-3  # peak learning rate (after warm-up); scaled by nothing: set it for your batch
+    weight_decay: float = 0.05
+    momentum: float = 0.9  # sgd only
+    warmup_steps: int = 500  # optimizer steps of linear warm-up, then cosine to min_lr_ratio * lr
+    min_lr_ratio: float = 0.01
+    label_smoothing: float = 0.1
+    grad_accum: int = 1  # micro-batches per optimizer step
+    grad_clip: float = 0.0  # max gradient norm (0 = off)
+    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    channels_last: bool = True
+    compile: bool = False  # torch.compile the model (CUDA only)
+    init_weights: str = ""  # a local ResNet-34 (torchvision) or classifier state dict to start from
+    stats_images: int = 20000  # train images whose pooled features give the frozen encoding statistics
+    checkpoint_every: int = 0  # optimizer steps between mid-epoch checkpoints (0 = at epoch ends only)
+    log_every: int = 20
+    worst_k: int = 10  # worst classes listed after each epoch
+    device: str = "auto"
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+
+    def validate(self) -> ClassifyConfig:
+        _check_train(self, "classify")
+        if self.task not in TASKS:
+            raise UserError(f"--task {self.task!r} is not a task", hint=f"use one of {', '.join(TASKS)}")
+        if self.optimizer not in ("adamw", "sgd"):
+            raise UserError(f"--optimizer {self.optimizer!r} is not supported", hint="use adamw or sgd")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise UserError(f"--label-smoothing {self.label_smoothing} must be in [0, 1)", hint="e.g. 0.1")
+        if self.init_weights and not Path(self.init_weights).is_file():
+            raise UserError(
+                f"--init-weights {self.init_weights} does not exist", hint="pass a local .pt/.pth file"
+            )
+        if self.stats_images < 2 or self.worst_k < 0 or self.grad_clip < 0:
+            raise UserError(
+                "[classify] stats_images >= 2, worst_k >= 0, grad_clip >= 0", hint="e.g. 20000, 10, 0"
+            )
+        return self
+
+
+@dataclass
+class EmbedConfig:
+    """``[embed]``: encode every manifest image to 512-d with the frozen classifier."""
+
+    batch_size: int = 256
+    dtype: str = "float32"  # float32 | float16 (embeddings.npy)
+    stats_images: int = 0  # 0 = reuse the statistics frozen by step 1; N = recompute them on N train images
+    num_workers: int = 2
+    amp: bool = True  # bf16 autocast on CUDA for the body (the statistics and normalisation stay float32)
+    device: str = "auto"
+    seed: int = 0
+
+    def validate(self) -> EmbedConfig:
+        if self.batch_size < 1 or self.num_workers < 0 or self.stats_images < 0:
+            raise UserError(
+                "[embed] batch_size >= 1, num_workers >= 0, stats_images >= 0", hint="e.g. 256, 2, 0"
+            )
+        if self.dtype not in ("float32", "float16"):
+            raise UserError(
+                f"--dtype {self.dtype!r} must be float32 or float16", hint="--dtype float16 halves the file"
+            )
+        return self
+
+
+@dataclass
+class PretrainConfig:
+    """``[pretrain]``: step 2, the generator reconstructs images from their frozen-classifier embeddings."""
+
+    epochs: int = 40
+    lr: float = 2e-4
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.99])
+    weight_decay: float = 0.0
+    warmup_steps: int = 500
+    min_lr_ratio: float = 0.05
+    grad_accum: int = 1
+    grad_clip: float = 0.0
+    layer_weights: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0, 1.0])  # layer1..layer4
+    pixel_l1: float = 0.0  # weight of an extra pixel L1 term (0 = perceptual only)
+    g_channel_base: int = 16384  # generator channels at resolution r: clamp(base // r, min, max)
+    g_max_channels: int = 512
+    g_min_channels: int = 32
+    g_dilate_from: int = 32  # blocks at this resolution and above use dilated convolutions
+    g_dilation: int = 2
+    grid_n: int = 8  # images in the per-epoch reconstruction grid
+    amp: bool = True
+    channels_last: bool = True
+    compile: bool = False
+    checkpoint_every: int = 0
+    log_every: int = 20
+    device: str = "auto"
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+
+    def validate(self) -> PretrainConfig:
+        _check_train(self, "pretrain")
+        if (
+            len(self.layer_weights) != 4
+            or any(w < 0 for w in self.layer_weights)
+            or sum(self.layer_weights) <= 0
+        ):
+            raise UserError(
+                f"[pretrain] layer_weights {self.layer_weights} needs 4 weights >= 0, not all 0",
+                hint="e.g. --layer-weights 1,1,1,1",
+            )
+        if self.pixel_l1 < 0 or self.grid_n < 1 or len(self.betas) != 2:
+            raise UserError(
+                "[pretrain] pixel_l1 >= 0, grid_n >= 1, betas = [b1, b2]", hint="e.g. 0, 8, [0.5, 0.99]"
+            )
+        if self.g_min_channels < 1 or self.g_max_channels < self.g_min_channels or self.g_dilation < 1:
+            raise UserError(
+                "[pretrain] g_min_channels <= g_max_channels, g_dilation >= 1", hint="e.g. 32, 512, 2"
+            )
+        return self
+
+
+# ---- presets -------------------------------------------------------------------------------------------
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "tiny": {
+        "data": {"image_size": 32, "batch_size": 32, "num_workers": 0, "max_images": 400},
+        "classify": {"epochs": 4, "lr": 2e-3, "warmup_steps": 10, "compile": False},
+        "embed": {"batch_size": 128, "stats_images": 400},
+        "pretrain": {
+            "epochs": 3,
+            "lr": 2e-3,
+            "warmup_steps": 10,
+            "g_max_channels": 64,
+            "g_channel_base": 1024,
+            "grid_n": 8,
+        },
+    },
+    "default": {
+        "data": {"image_size": 128, "batch_size": 128, "num_workers": 8},
+        "classify": {"epochs": 60, "lr": 1e-3, "warmup_steps": 1000, "compile": True},
+        "embed": {"batch_size": 512, "stats_images": 20000},
+        "pretrain": {
+            "epochs": 40,
+            "lr": 2e-4,
+            "warmup_steps": 1000,
+            "g_max_channels": 512,
+            "g_channel_base": 16384,
+        },
+    },
+}
+
+
+def register_presets(section: str, presets: dict[str, dict[str, Any]]) -> None:
+    """Add (or replace) one section's values for each preset, e.g. ``register_presets("gan", {"tiny": {...}})``."""
+    for name, values in presets.items():
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
+        PRESETS[name][section] = dict(values)
+
+
+# ---- loading -------------------------------------------------------------------------------------------
+def _hints(cls) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(value: Any, typ: Any, where: str) -> Any:
+    """Check/convert one TOML or CLI value to the field's declared type."""
+    origin = typing.get_origin(typ)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        args = [a for a in typing.get_args(typ) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(value, args[0], where)
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"{where} must be a list, got {value!r}", hint="write it as [a, b, ...]")
+        (inner, *_) = typing.get_args(typ) or (Any,)
+        return [_coerce(v, inner, where) for v in value]
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        raise UserError(f"{where} must be true or false, got {value!r}", hint="use true / false")
+    if typ is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise UserError(f"{where} must be a number, got {value!r}", hint="e.g. 0.001")
+    if typ is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise UserError(f"{where} must be an integer, got {value!r}", hint="e.g. 64")
+    if typ is str:
+        if isinstance(value, (str, Path)):
+            return str(value)
+        raise UserError(f"{where} must be a string, got {value!r}", hint='quote it: key = "value"')
+    return value
+
+
+def apply_values(cfg: Any, values: dict[str, Any], section: str) -> Any:
+    """Set ``values`` on the dataclass ``cfg`` (type-checked); an unknown key is a UserError."""
+    hints = _hints(type(cfg))
+    names = {f.name for f in dataclasses.fields(cfg)}
+    for key, value in values.items():
+        if key not in names:
+            known = ", ".join(sorted(n for n in names if n != "data"))
+            raise UserError(
+                f"unknown key {key!r} in section [{section}]",
+                hint=f"known keys of [{section}]: {known}",
+            )
+        current = getattr(cfg, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise UserError(f"[{section}] {key} must be a table", hint=f"write it as a [{key}] section")
+            apply_values(current, value, key)
+            continue
+        setattr(cfg, key, _coerce(value, hints[key], f"[{section}] {key}"))
+    return cfg
+
+
+def read_config_file(path: Path | str) -> dict[str, Any]:
+    """The TOML file as a dict of sections; a clear error when it is missing or malformed."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(
+            f"--config {p} does not exist", hint="pass a TOML file with [data], [classify], ... sections"
+        )
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(
+            f"--config {p} is not valid TOML: {exc}", hint="fix the file (see docs/training.md)"
+        ) from None
+    for name, value in data.items():
+        if not isinstance(value, dict):
+            raise UserError(
+                f"--config {p}: top-level key {name!r} is not inside a section",
+                hint="put keys under [data], [classify], [embed], [pretrain], [gmm], [gan] or [progan]",
+            )
+    return data
+
+
+def load_step_config(
+    cls: type,
+    section: str,
+    *,
+    config_file: Path | str | None = None,
+    preset: str | None = None,
+    overrides: dict[str, Any] | None = None,
+):
+    """Resolve one step's config: defaults <- preset <- ``[section]`` of the file <- CLI overrides.
+
+    ``overrides`` maps field names to values (``None`` = not given, ignored); ``data.NAME`` keys (or a
+    nested ``{"data": {...}}``) go to the ``[data]`` section. The result is validated (``cfg.validate()``).
+    """
+    if preset is not None and preset not in PRESETS:
+        raise UserError(f"--preset {preset!r} is not a preset", hint=f"use one of {', '.join(PRESETS)}")
+    cfg = cls()
+    has_data = any(f.name == "data" for f in dataclasses.fields(cfg)) and isinstance(
+        getattr(cfg, "data", None), DataConfig
+    )
+    layers: list[tuple[str, dict[str, Any]]] = []
+    if preset is not None:
+        layers.append((f"preset {preset}", PRESETS[preset]))
+    if config_file is not None:
+        layers.append((str(config_file), read_config_file(config_file)))
+    for _, sections in layers:
+        if has_data and "data" in sections:
+            apply_values(cfg.data, sections["data"], "data")
+        if section in sections:
+            apply_values(cfg, sections[section], section)
+    if overrides:
+        own: dict[str, Any] = {}
+        data: dict[str, Any] = {}
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            if key.startswith("data."):
+                data[key[5:]] = value
+            elif key == "data" and isinstance(value, dict):
+                data.update({k: v for k, v in value.items() if v is not None})
+            else:
+                own[key] = value
+        if data:
+            if not has_data:
+                raise UserError(f"[{section}] has no [data] section", hint=f"remove {', '.join(data)}")
+            apply_values(cfg.data, data, "data")
+        apply_values(cfg, own, section)
+    if has_data:
+        cfg.data.validate()
+    if hasattr(cfg, "validate"):
+        cfg.validate()
+    return cfg
+
+
+# ---- writing -------------------------------------------------------------------------------------------
+def section_name(cfg_or_cls: Any) -> str:
+    """``ClassifyConfig`` -> ``classify``; a class attribute ``SECTION`` wins."""
+    cls = cfg_or_cls if isinstance(cfg_or_cls, type) else type(cfg_or_cls)
+    return getattr(cls, "SECTION", None) or cls.__name__.removesuffix("Config").lower()
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, (str, Path)):
+        return json.dumps(str(v), ensure_ascii=False)  # a JSON string is a valid TOML basic string
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {v!r} to TOML")
+
+
+def config_to_toml(cfg: Any, section: str | None = None) -> str:
+    """The config as TOML (``[data]`` first when it has one); ``load_step_config`` reads it back."""
+    section = section or section_name(cfg)
+    blocks: list[str] = []
+    own: list[str] = []
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(v):
+            blocks.append(config_to_toml(v, f.name))
+        elif v is not None:
+            own.append(f"{f.name} = {_toml_value(v)}")
+    blocks.append(f"[{section}]\n" + "\n".join(own) + "\n")
+    return "\n".join(blocks)
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """A plain dict (for checkpoints and JSON)."""
+    return dataclasses.asdict(cfg)
+
+
+def config_from_dict(cls: type, values: dict[str, Any], section: str | None = None):
+    """Rebuild a config saved by :func:`config_to_dict` (e.g. from a checkpoint)."""
+    return apply_values(cls(), values, section or section_name(cls))
+
+
+__all__ = [
+    "PRESETS",
+    "TASKS",
+    "ClassifyConfig",
+    "EmbedConfig",
+    "PretrainConfig",
+    "PRESET_NAMES",
+    "DataConfig",
+    "apply_values",
+    "config_from_dict",
+    "config_to_dict",
+    "config_to_toml",
+    "load_step_config",
+    "read_config_file",
+    "register_presets",
+    "section_name",
+]

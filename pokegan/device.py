@@ -1,0 +1,142 @@
+"""Devices, mixed precision and distributed (torchrun / DDP) helpers.
+
+Under ``torchrun --nproc_per_node=N`` every step runs one process per GPU: :func:`init_distributed`
+joins the process group (NCCL on CUDA, gloo on CPU), each process drives ``cuda:LOCAL_RANK``, the data is
+sharded by the loader's sampler, and only rank 0 (:func:`is_main`) logs, writes pictures and saves.
+Without torchrun everything here degrades to a single process (rank 0 of 1).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+
+import torch
+import torch.distributed as dist
+
+from pokedata.errors import UserError
+
+
+def world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def rank() -> int:
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def is_distributed() -> bool:
+    return world_size() > 1
+
+
+def barrier() -> None:
+    if is_distributed():
+        dist.barrier()
+
+
+def launched_by_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def init_distributed(backend: str | None = None) -> bool:
+    """Join the torchrun process group when launched by torchrun; returns whether we are distributed."""
+    if not launched_by_torchrun() or (dist.is_available() and dist.is_initialized()):
+        return is_distributed()
+    if not dist.is_available():
+        raise UserError("torch.distributed is not available in this build", hint="run without torchrun")
+    if backend is None:
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(local_rank())
+    dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=30))
+    return True
+
+
+def cleanup_distributed() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` -> ``cuda:LOCAL_RANK`` when CUDA is available, else CPU; a missing CUDA is a UserError."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UserError(
+                f"--device {name} requested but CUDA is not available", hint="use --device cpu or auto"
+            )
+        if name == "cuda":
+            return torch.device(
+                "cuda", local_rank() if launched_by_torchrun() else torch.cuda.current_device()
+            )
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise UserError(f"--device {name!r} is not a device", hint="use auto, cpu, cuda or cuda:N") from None
+
+
+def autocast(device: torch.device, enabled: bool = True):
+    """bf16 autocast on CUDA when enabled; a no-op context elsewhere (CPU runs in float32)."""
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    """Sum a tensor over all processes (in place; identity when not distributed)."""
+    if is_distributed():
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+def broadcast_object(obj):
+    """Rank 0's Python object on every rank."""
+    if not is_distributed():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def setup_torch(device: torch.device, seed: int) -> None:
+    """Seed every generator (offset by rank) and enable the fast CUDA kernels."""
+    import random
+
+    import numpy as np
+
+    s = seed + rank()
+    random.seed(s)
+    np.random.seed(s % (2**32))
+    torch.manual_seed(s)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
+__all__ = [
+    "all_reduce_sum",
+    "autocast",
+    "barrier",
+    "broadcast_object",
+    "cleanup_distributed",
+    "init_distributed",
+    "is_distributed",
+    "is_main",
+    "launched_by_torchrun",
+    "local_rank",
+    "rank",
+    "resolve_device",
+    "setup_torch",
+    "world_size",
+]

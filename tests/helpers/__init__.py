@@ -1,0 +1,1 @@
+"""Test helpers: generated manifests, fake servers, ledgers."""
