@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -305,3 +306,28 @@ def test_unreachable_server_is_a_user_error(tmp_path):
                          progress=False, api_rate=1000)  # fmt: skip
     with pytest.raises(UserError, match="every Danbooru query failed"):
         fetch_danbooru(cfg)
+
+
+def test_fake_server_speaks_the_protocol(srv):
+    import requests
+
+    for pid in range(1, 8):
+        srv.add_post(pid, character=["pikachu"], rating="g" if pid % 2 else "s")
+    get = lambda **p: requests.get(f"{srv.base_url}/posts.json", params=p, timeout=5)  # noqa: E731
+    assert [p["id"] for p in get(tags="pikachu", limit=2, page="a3").json()] == [5, 4]
+    assert [p["id"] for p in get(tags="pikachu", limit=2, page="b3").json()] == [2, 1]
+    assert [p["id"] for p in get(tags="pikachu", limit=2, page="2").json()] == [5, 4]
+    assert [p["id"] for p in get(tags="pikachu rating:s").json()] == [6, 4, 2]
+    assert len(get(tags="pikachu", limit=500).json()) == 7  # capped at 200
+    assert get(tags="pikachu", page="1001").status_code == 410
+    assert get(tags="a b c").status_code == 422
+    assert requests.get(f"{srv.base_url}/posts.json", params={"tags": "a b c"}, auth=GOLD_USER, timeout=5).ok
+    assert (
+        requests.get(f"{srv.base_url}/posts.json", auth=("gold_user", "wrong"), timeout=5).status_code == 401
+    )
+    post = get(tags="pikachu", limit=1).json()[0]
+    body = requests.get(post["file_url"], timeout=5).content
+    assert hashlib.md5(body).hexdigest() == post["md5"] and post["file_url"].startswith(srv.file_base_url)
+    assert requests.get(
+        f"{srv.base_url}/counts/posts.json", params={"tags": "pikachu"}, timeout=5
+    ).json() == {"counts": {"posts": 7}}
