@@ -177,3 +177,27 @@ def test_not_a_dataset_dir(tmp_path):
         run_dedup(_cfg(tmp_path / "nope"))
     with pytest.raises(UserError, match="not a dataset directory"):
         reset_dedup(tmp_path / "nope")
+
+
+def test_rewritten_clean_image_is_rehashed(dataset):
+    import time
+
+    from helpers.dedup_ledger import pixel_sha256
+
+    run_dedup(_cfg(dataset))
+    assert marks(dataset)[9] == (None, None, None, 0)
+    assert run_dedup(_cfg(dataset)).hashed == 0  # marks do not invalidate the cache
+    # `poke clean --force` rewrites image 9 with a copy of image 8's picture
+    with Ledger(dataset / "ledger.sqlite") as ledger:
+        path8, path9 = (
+            r[0] for r in ledger.conn.execute("SELECT path FROM images WHERE id IN (8, 9) ORDER BY id")
+        )
+        img = Image.open(dataset / path8).convert("RGB")
+        img.save(dataset / path9, quality=95)
+        ledger.conn.execute(
+            "UPDATE images SET pixel_sha256 = ?, updated_at = ? WHERE id = 9",
+            (pixel_sha256(img), time.time() + 1),
+        )
+    s = run_dedup(_cfg(dataset))
+    assert s.hashed == 1
+    assert marks(dataset)[9][1] == marks(dataset)[8][1] == 8  # now one group

@@ -3,7 +3,8 @@
 - ``dedup.json``: settings, the summary, every duplicate group (largest first) with its members,
   their class, source, size, kind and Hamming distance to the survivor, and the conflicting groups.
 - ``dedup-groups.png``: one row per group (the largest groups), survivor first and outlined green,
-  copies outlined grey, each captioned with its Hamming distance to the survivor.
+  copies outlined grey, each captioned with its Hamming distance to the survivor; members marked
+  conflict are outlined red.
 - ``dedup-conflicts.png``: one row per conflicting group; the caption is the class label, members
   marked conflict are outlined red.
 
@@ -152,7 +153,7 @@ def contact_sheet(root: Path, groups: list[dict], *, conflicts: bool = False) ->
         for c, m in enumerate(g["members"][:SHEET_COLS]):
             x = label_w + c * cell_w
             sheet.paste(_thumb(root / m["path"]), (x, y))
-            colour = _GREEN if c == 0 else (_RED if m["conflict"] else _GREY)
+            colour = _RED if m["conflict"] else (_GREEN if c == 0 else _GREY)
             draw.rectangle((x - 2, y - 2, x + THUMB + 1, y + THUMB + 1), outline=colour, width=3)
             text = m["class_name"][:14] if conflicts else (f"d={m['distance']}" if c else "keep")
             draw.text((x, y + THUMB + 2), text, fill=_INK, font=font)

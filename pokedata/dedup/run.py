@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 CONFLICT_MODES = ("drop", "keep-first", "report")
 MAX_THRESHOLD = 32
+_HASHED_AT = "dedup.hashed_at."  # meta key prefix: start time of the last completed hashing pass
 HASH_FAILED = "hash-failed"
 """Prefix of the ``images.error`` of a clean image dedup could not read (it is quarantined)."""
 
@@ -154,7 +155,7 @@ class Marks:
 
 
 _CLEAR_SQL = (
-    "UPDATE images SET dup_of = NULL, dup_group = NULL, dup_kind = NULL, conflict = 0, updated_at = ?"
+    "UPDATE images SET dup_of = NULL, dup_group = NULL, dup_kind = NULL, conflict = 0"
     " WHERE dup_of IS NOT NULL OR dup_group IS NOT NULL OR dup_kind IS NOT NULL OR conflict != 0"
 )
 
@@ -169,7 +170,7 @@ def reset_dedup(data: Path) -> int:
 
     ds = DatasetDir.at(data).require()
     with Ledger(ds.ledger_path) as ledger, ledger.transaction() as conn:
-        n = conn.execute(_CLEAR_SQL, (time.time(),)).rowcount
+        n = conn.execute(_CLEAR_SQL).rowcount
         conn.execute("DELETE FROM meta WHERE key = 'dedup'")
     return n
 
@@ -212,7 +213,27 @@ def run_dedup(cfg: DedupConfig) -> DedupSummary:
 
 
 def _hash_missing(ledger: Ledger, root: Path, cfg: DedupConfig) -> tuple[int, int]:
-    """Hash every done image without a cached hash for the method; returns (hashed, failed)."""
+    """Hash every done image without a valid cached hash for the method; returns (hashed, failed).
+
+    A cached hash is stale when its image row was rewritten (``images.updated_at``, e.g. by
+    ``poke clean --force``) after the last completed hashing pass of this method began; such hashes
+    are dropped first. Dedup marks never touch ``updated_at``, so marking does not invalidate.
+    """
+    started = time.time()
+    key = f"{_HASHED_AT}{cfg.method}"
+    watermark = ledger.get_meta(key)
+    if watermark is not None:
+        with ledger.transaction() as conn:
+            conn.execute(
+                "DELETE FROM hashes WHERE method = ? AND image_id IN (SELECT id FROM images WHERE updated_at > ?)",
+                (cfg.method, float(watermark)),
+            )
+    counts = _hash_todo(ledger, root, cfg)
+    ledger.set_meta(key, repr(started))  # only after a completed pass (a killed one resumes from the cache)
+    return counts
+
+
+def _hash_todo(ledger: Ledger, root: Path, cfg: DedupConfig) -> tuple[int, int]:
     from pokedata.dedup.hashing import hash_files, to_signed
 
     with ledger.lock:
@@ -377,7 +398,6 @@ def _write_marks(ledger: Ledger, ids: np.ndarray, marks: Marks, cfg: DedupConfig
             int(marks.dup_group[i]) if marks.dup_group[i] >= 0 else None,
             marks.dup_kind[i],
             int(marks.conflict[i]),
-            now,
             int(ids[i]),
         )
         for i in np.nonzero((marks.dup_group >= 0) | marks.conflict)[0]
@@ -386,9 +406,9 @@ def _write_marks(ledger: Ledger, ids: np.ndarray, marks: Marks, cfg: DedupConfig
                 "conflicts": cfg.conflicts, "at": now,
                 "source_priority": list(cfg.source_priority)}  # fmt: skip
     with ledger.transaction() as conn:
-        conn.execute(_CLEAR_SQL, (now,))
+        conn.execute(_CLEAR_SQL)
         conn.executemany(
-            "UPDATE images SET dup_of = ?, dup_group = ?, dup_kind = ?, conflict = ?, updated_at = ? WHERE id = ?",
+            "UPDATE images SET dup_of = ?, dup_group = ?, dup_kind = ?, conflict = ? WHERE id = ?",
             rows,
         )
         conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('dedup', ?)", (json.dumps(settings),))
