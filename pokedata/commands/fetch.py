@@ -146,6 +146,63 @@ def fetch_danbooru(
         console.print(result.summary.table())
 
 
+@app.command("ddg")
+def fetch_ddg(
+    query: str | None = typer.Option(None, "--query", "-q", help="Search words, e.g. 'pikachu pokemon'."),
+    class_name: list[str] = typer.Option(
+        [],
+        "--class",
+        help="With --query: the class of what it finds. With --catalog: only these classes (repeatable).",
+    ),
+    catalog: bool = typer.Option(False, "--catalog", help="One query per catalog class (its search_query)."),
+    catalog_file: Path | None = typer.Option(
+        None, "--catalog-file", help="Catalog CSV to use (default: the shipped one).", dir_okay=False
+    ),
+    max_results: int = typer.Option(100, "--max-results", help="Results to plan per query."),
+    safesearch: str = typer.Option("moderate", "--safesearch", help="on, moderate or off."),
+    region: str = typer.Option("wt-wt", "--region", help="DuckDuckGo region, e.g. us-en, wt-wt (no region)."),
+    type_image: str | None = typer.Option(
+        None, "--type-image", help="photo, clipart, gif, transparent or line (default: any)."
+    ),
+    limit: int | None = typer.Option(None, "--limit", help="Download at most N images this run."),
+    retry_failed: bool = typer.Option(
+        False, "--retry-failed", help="Also retry downloads that failed before."
+    ),
+    search_again: bool = typer.Option(
+        False, "--search-again", help="Repeat searches that already finished (new results are added)."
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print the queries and what the ledger holds for them; search nothing."
+    ),
+    user_agent: str | None = typer.Option(
+        None, "--user-agent", help="User-Agent header for image downloads."
+    ),
+    concurrency: int = typer.Option(16, "--concurrency", help="Downloads in flight in all."),
+    per_host: int = typer.Option(2, "--per-host", help="Downloads in flight per image host."),
+    rate: float | None = typer.Option(
+        None, "--rate", help="Requests per second per image host (default: no rate limit)."
+    ),
+    data: Path = typer.Option(Path("data"), "--data", help="Dataset directory (created if missing)."),
+) -> None:
+    """Search DuckDuckGo images and download the results (polite, resumable, verified)."""
+    from pokedata.fetch.ddg import DdgConfig, dry_run_table
+    from pokedata.fetch.ddg import dry_run as plan_only
+    from pokedata.fetch.ddg import fetch_ddg as run
+    from pokedata.log import console, out
+
+    cfg = DdgConfig(
+        data=data, query=query, class_names=tuple(class_name), catalog=catalog or catalog_file is not None,
+        catalog_path=catalog_file, max_results=max_results, safesearch=safesearch.lower(), region=region,
+        type_image=type_image, limit=limit, retry_failed=retry_failed, search_again=search_again,
+        concurrency=concurrency, per_host=per_host, host_rate=rate,
+        **({"user_agent": user_agent} if user_agent else {}),
+    )  # fmt: skip
+    if dry_run:
+        out.print(dry_run_table(cfg, plan_only(cfg)))
+        return
+    console.print(run(cfg).table())
+
+
 @app.command("folder")
 def fetch_folder(
     path: Path = typer.Argument(
