@@ -251,3 +251,33 @@ def test_dry_run_counts_and_copies_nothing(dump: dict, tmp_path: Path, runner):
     )
     assert "class: (none / multi-class) │ 1" in text
     assert not data.exists()
+
+
+def test_same_post_from_api_and_dump_never_overwrites(dump: dict, tmp_path: Path):
+    """A post copied from a dump and fetched from the API as other bytes (e.g. its sample) keeps both files;
+    and a file already under a final name with other bytes is never overwritten."""
+    from pokedata.fetch.intake import commit_file, temp_path
+    from pokedata.ledger import Candidate
+    from pokedata.store import DatasetDir
+
+    data = tmp_path / "d"
+    fetch_dump(DumpConfig(metadata=dump["meta"], data=data, images=dump["mirror"], tags=("eevee",),
+                          class_name="Eevee", progress=False))  # fmt: skip
+    dataset = DatasetDir.at(data)
+    stray = dataset.raw_dir / "Eevee" / "1005.jpg"
+    stray.write_bytes(b"someone else's file")
+    with Ledger(dataset.ledger_path) as ledger:
+        (dumped,) = [r for r in ledger.select(source="danbooru-dump") if r.source_id == "1004"]
+        assert dumped.path == "raw/Eevee/danbooru-dump-1004.jpg"
+        before = dataset.abs(dumped.path).read_bytes()
+        ledger.plan([Candidate("danbooru", pid, "Eevee", f"http://x/{pid}.jpg") for pid in ("1004", "1005")])
+        outs = []
+        for pid, seed in (("1004", 4242), ("1005", 4343)):
+            (item,) = ledger.find("danbooru", pid, "Eevee")
+            tmp = temp_path(dataset, item)
+            tmp.write_bytes(_jpg(seed))
+            outs.append(commit_file(ledger, dataset, item, tmp))
+    assert outs[0].status == "done" and outs[0].path == "raw/Eevee/1004.jpg"
+    assert dataset.abs(dumped.path).read_bytes() == before
+    assert outs[1].status == "done" and outs[1].path.startswith("raw/Eevee/1005-")
+    assert stray.read_bytes() == b"someone else's file"

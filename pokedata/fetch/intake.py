@@ -22,7 +22,9 @@ from pokedata.ledger import DONE, QUARANTINED, SKIPPED, Item, Ledger
 from pokedata.store import DatasetDir, file_digests, fsync_dir, safe_name
 from pokedata.verify import VerificationError, verify_image_file
 
-_DANBOORU_SOURCES = ("danbooru", "danbooru-dump")
+# Only API posts are stored as "<post id>": dump copies are "danbooru-dump-<id>" (a post may come from
+# both, as different bytes: a sample and an original), so the names never collide.
+_DANBOORU_SOURCES = ("danbooru",)
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,10 @@ def commit_file(
         if existing is not None and existing.id != item.id and existing.path:
             return _link(ledger, item, existing, meta)
         final = dataset.raw_path(item.class_name, item_stem(item), info.ext)
+        if final.exists() and file_digests(final)[0] != sha256:
+            # Another file already has this name (e.g. the same post id from the API and from a dump, as
+            # different variants): never overwrite it, take a name of our own.
+            final = dataset.raw_path(item.class_name, f"{item_stem(item)}-{sha256[:10]}", info.ext)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, final)
         fsync_dir(final.parent)
