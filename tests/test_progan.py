@@ -199,3 +199,115 @@ def test_config_cycles_and_validation():
             ProGANConfig(**kw).validate()
     with pytest.raises(UserError, match="--cycle"):
         parse_cycle_option("fast")
+
+
+# ---- end to end (tiny, CPU) ----------------------------------------------------------------------------
+def _options(manifest, out, *extra: str) -> list[str]:
+    """``poke train progan`` on a new run with the tiny config file written by :func:`_write_tiny_config`."""
+    return [
+        "train",
+        "progan",
+        "--manifest",
+        str(manifest),
+        "--out",
+        str(out),
+        "--config",
+        str(out.parent / "progan.toml"),
+        *extra,
+    ]
+
+
+def _write_tiny_config(folder, sizes=(8, 16, 32)) -> None:
+    """Small widths, one 1-epoch cycle entry per stage, a snapshot every 2 steps, checkpoints every step."""
+    (folder / "progan.toml").write_text(
+        "[data]\nbatch_size = 8\nnum_workers = 0\nuse_cache = false\n\n"
+        f"[progan]\nsizes = {list(sizes)}\ncycle = [{{lr = 1e-3, epochs = 1}}]\n"
+        "z_dim = 8\nchannel_base = 64\nmax_channels = 16\nn_fixed = 4\nsample_every = 2\n"
+        'checkpoint_every = 1\nlog_every = 1\ngradflow_every = 1\ndevice = "cpu"\n\n'
+        '[progan.cycles]\n"16" = [{lr = 1e-3, epochs = 1}, {lr = 1e-4, epochs = 1}]\n'
+    )
+
+
+@pytest.fixture
+def tiny_manifest(tmp_path):
+    from tests.helpers.tiny_manifest import make_tiny_manifest
+
+    return make_tiny_manifest(tmp_path, n_classes=3, per_class=12, size=32)  # 27 train images: 3 batches of 8
+
+
+def test_tiny_run_8_16_32_with_fade_in(runner, tmp_path, tiny_manifest):
+    from PIL import Image
+
+    from cli import app
+    from pokegan.checkpoint import load_checkpoint
+
+    _write_tiny_config(tmp_path)
+    out = tmp_path / "run"
+    result = runner.invoke(app, _options(tiny_manifest, out, "--fade-in"))
+    assert result.exit_code == 0, result.output
+    d = out / "progan"
+    done = json.loads((d / "done.json").read_text())
+    steps_per_epoch = 3
+    assert done["steps"] == steps_per_epoch * (1 + 2 + 1)  # the 16 px stage runs a two-entry cycle
+    for size in (8, 16, 32):
+        assert (d / f"samples_{size}px.png").is_file() and (d / f"gradflow_{size}px.png").is_file()
+        assert (d / f"stage_{size}px.pt").is_file()
+    snapshots = snapshot_paths(d / "snapshots")
+    # every 2nd step plus each stage's last step (3, 9, 12): 2,3,4,6,8,9,10,12
+    assert [int(p.stem) for p in snapshots] == [2, 3, 4, 6, 8, 9, 10, 12]
+    with Image.open(d / "all_samples.gif") as gif:
+        assert gif.n_frames == len(snapshots) == done["gif_frames"]
+    final = load_checkpoint(d / "final.pt")
+    assert final["stage"] == {"index": 2, "size": 32} and final["alpha"] == 1.0
+    assert set(final["cycle_position"]) == {"entry", "epoch", "batch"}
+    mid = load_checkpoint(d / "stage_16px.pt")
+    assert mid["model_args"]["resolution"] == 16 and mid["model_args"]["fade"]
+    assert mid["frozen"]["G"] == ["blocks.4", "blocks.8", "to_rgb.8"]
+    assert list((d / "tb").iterdir()), "TensorBoard event files"
+    # a finished step is not retrained; an existing --out is refused without --resume
+    again = runner.invoke(app, _options(tiny_manifest, out))
+    assert again.exit_code == 2 and "--resume" in again.output
+
+
+def test_resume_continues_mid_stage(tmp_path, tiny_manifest, monkeypatch):
+    from pokegan.checkpoint import load_checkpoint
+    from pokegan.progan import train as progan_train
+
+    _write_tiny_config(tmp_path, sizes=(8, 16))
+    out = tmp_path / "run"
+    job = dict(out=out, manifest=tiny_manifest, config_file=tmp_path / "progan.toml")
+    real_step, calls = progan_train.train_step, {"n": 0}
+
+    def crashing_step(st, real, **kw):
+        calls["n"] += 1
+        if calls["n"] == 5:  # the 2nd batch of the 16 px stage's first epoch
+            raise RuntimeError("simulated crash")
+        return real_step(st, real, **kw)
+
+    monkeypatch.setattr(progan_train, "train_step", crashing_step)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        progan_train.train_progan(progan_train.ProGANJob(**job))
+    d = out / "progan"
+    saved = load_checkpoint(d / "last.pt")
+    assert saved["stage"]["size"] == 16 and saved["cycle_position"] == {"entry": 0, "epoch": 0, "batch": 1}
+    assert saved["step"] == 4 and not (d / "done.json").exists()
+    monkeypatch.setattr(progan_train, "train_step", real_step)
+    with pytest.raises(UserError, match="--resume"):
+        progan_train.train_progan(progan_train.ProGANJob(**job))
+    summary = progan_train.train_progan(progan_train.ProGANJob(**job, resume=True))
+    assert summary["steps"] == 3 + 6  # no step lost, none repeated
+    assert [int(p.stem) for p in snapshot_paths(d / "snapshots")] == [2, 3, 4, 6, 8, 9]
+    assert summary["gif_frames"] == 6
+
+
+def test_dry_run_prints_config_and_stages(runner, tmp_path, tiny_manifest):
+    from cli import app
+
+    out = tmp_path / "run"
+    base = ["train", "progan", "--out", str(out), "--manifest", str(tiny_manifest)]
+    result = runner.invoke(app, [*base, "--preset", "tiny", "--sizes", "8,16", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "[progan]" in result.output and "sizes = [8, 16]" in result.output
+    assert not out.exists()
+    bad = runner.invoke(app, [*base, "--sizes", "8,12"])
+    assert bad.exit_code == 2 and "--sizes" in bad.output

@@ -116,7 +116,7 @@ class ProGANConfig:
     checkpoint_every: int = 500  # steps between last.pt saves (also saved at every epoch's end)
     log_every: int = 20
     gradflow_every: int = 10  # steps between gradient-flow records (averaged per stage)
-    gif_size: int = 0  # tile size in all_samples.gif; 0 = the largest stage size
+    gif_size: int = 0  # tile size in all_samples.gif; 0 = the largest stage size (at least 64)
     gif_frame_ms: int = 250
     seed: int = 0
     device: str = "auto"

@@ -19,7 +19,7 @@ stage; ``snapshots/<step>.png`` and ``all_samples.gif``; TensorBoard in ``tb/``;
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
 
@@ -117,7 +117,7 @@ def generate_fixed(st: ProGANState, batch: int = 64) -> torch.Tensor:
 def _snapshot(st: ProGANState, ctx: _StageContext) -> None:
     """A GIF frame in ``snapshots/`` and the sample grid in TensorBoard."""
     images = generate_fixed(st)
-    size = st.cfg.gif_size or st.cfg.sizes[-1]
+    size = st.cfg.gif_size or max(64, st.cfg.sizes[-1])
     caption = f"{st.size}px  step {st.pos.step}" + (f"  alpha {st.G.alpha:.2f}" if st.G.args.fade else "")
     frame = snapshot_frame(images, size, caption, st.pos.step / max(1, ctx.total_steps))
     save_snapshot(frame, st.out / "snapshots", st.pos.step)
@@ -138,7 +138,7 @@ def _log(st: ProGANState, ctx: _StageContext, logs: dict, lr: tuple[float, float
     ctx.writer.add_scalar("progan/lr_d", lr[1], st.pos.step)
 
 
-def _end_stage(st: ProGANState, ctx: _StageContext) -> dict:
+def _end_stage(st: ProGANState, ctx: _StageContext) -> None:
     """Stage pictures (sample grid, gradient flow), the GIF so far, the stage checkpoint."""
     import torch.nn.functional as F
 
@@ -170,28 +170,19 @@ def _end_stage(st: ProGANState, ctx: _StageContext) -> dict:
     console.print(
         f"progan: {size} px stage done at step {st.pos.step}: {grid.name}, {flow.name}, {frames} GIF frames"
     )
-    return {"size": size, "step": st.pos.step, "grid": str(grid), "gradflow": str(flow)}
 
 
 def _loader(st: ProGANState, manifest):
-    """The train split at the stage's size (batches of ``[B, 3, S, S]`` in [-1, 1])."""
-    from pokegan.data import make_loader
+    """The train split at the stage's size: batches ``(images [B, 3, S, S] in [-1, 1], labels, rows)``."""
+    from dataclasses import replace
 
-    d = st.cfg.data
-    return make_loader(
-        manifest,
-        "train",
-        st.size,
-        d.batch_size,
-        augment=d.augment,
-        seed=st.cfg.seed + st.pos.stage,
-        num_workers=d.num_workers,
-        distributed=False,
-        use_cache=d.use_cache,
-    )
+    from pokegan.data import loader_from_config
+
+    data = replace(st.cfg.data, image_size=st.size)
+    return loader_from_config(manifest, "train", data, train=True, device=st.device, distributed=False)
 
 
-def _run_stage(st: ProGANState, manifest, writer) -> dict:
+def _run_stage(st: ProGANState, manifest, writer) -> None:
     """Train the current stage from ``st.pos`` to its end (resuming mid-epoch when ``pos.batch > 0``)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -232,9 +223,8 @@ def _run_stage(st: ProGANState, manifest, writer) -> dict:
             entry = entries[pos.entry]
             st.set_lr(entry.lr, entry.lr_d)
             while pos.epoch < entry.epochs:
-                sampler = getattr(loader, "sampler", None)
-                if hasattr(sampler, "set_epoch"):
-                    sampler.set_epoch(pos.stage_step // spe)
+                # a seeded order per (stage, epoch); resuming mid-epoch skips the batches already done
+                loader.set_epoch(pos.stage * 100_000 + pos.stage_step // spe, start_batch=pos.batch)
                 for batch in islice(loader, spe - pos.batch):
                     if fade_steps:
                         st.set_alpha(fade_alpha(pos.stage_step, fade_steps))
@@ -259,7 +249,7 @@ def _run_stage(st: ProGANState, manifest, writer) -> dict:
             pos.epoch = 0
         if fade_steps:
             st.set_alpha(1.0)
-        return _end_stage(st, ctx)
+        _end_stage(st, ctx)
 
 
 def describe(cfg: ProGANConfig) -> list[dict]:
@@ -301,7 +291,7 @@ def run_progan(run, cfg: ProGANConfig, *, resume: bool = False) -> dict:
     out = Path(run.step_dir(STEP))
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out)
-    manifest = load_manifest(run.manifest_dir)
+    manifest = load_manifest(run.manifest_dir, data_root=cfg.data.data_root or run.data_root)
     device = resolve_device(cfg.device)
     setup_torch(device, cfg.seed)
     st = new_state(cfg, out, device, list(manifest.classes), str(manifest.sha256))
@@ -322,10 +312,9 @@ def run_progan(run, cfg: ProGANConfig, *, resume: bool = False) -> dict:
     from torch.utils.tensorboard import SummaryWriter
 
     writer = SummaryWriter(str(out / "tb"), purge_step=st.pos.step or None)
-    stages = []
     try:
         while True:
-            stages.append(_run_stage(st, manifest, writer))
+            _run_stage(st, manifest, writer)
             if st.pos.stage + 1 >= len(cfg.sizes):
                 break
             report = grow_state(st)
@@ -341,7 +330,15 @@ def run_progan(run, cfg: ProGANConfig, *, resume: bool = False) -> dict:
     summary = {
         "steps": st.pos.step,
         "sizes": cfg.sizes,
-        "stages": stages,
+        "stages": [
+            {
+                "size": s,
+                "grid": str(out / f"samples_{s}px.png"),
+                "gradflow": str(out / f"gradflow_{s}px.png"),
+                "checkpoint": str(out / f"stage_{s}px.pt"),
+            }
+            for s in cfg.sizes
+        ],
         "gif": str(out / "all_samples.gif"),
         "gif_frames": frames,
         "final": str(out / "final.pt"),
@@ -358,3 +355,85 @@ def _write_config(cfg: ProGANConfig, out: Path) -> None:
     from pokegan.progan.config import progan_config_to_toml
 
     atomic_write_text(out / "config.toml", progan_config_to_toml(cfg))
+
+
+@dataclass
+class ProGANJob:
+    """What ``poke train progan`` asks for: where, which config layers, and resume / dry-run."""
+
+    run: Path | None = None  # an existing run directory (runs/NAME)
+    out: Path | None = None  # a new run directory (with manifest)
+    manifest: Path | None = None
+    data_root: Path | None = None
+    config_file: Path | None = None
+    preset: str | None = None
+    overrides: dict = field(default_factory=dict)
+    resume: bool = False
+    dry_run: bool = False
+
+
+def train_progan(job: ProGANJob) -> dict:
+    """Open (or create) the run, resolve ``[progan]`` (preset <- file <- options), then dry-run or train.
+
+    On ``--resume`` without ``--config`` the step's own ``config.toml`` is the file layer, so a resumed run
+    keeps its settings; options given again still override.
+    """
+    from pokegan.config import load_step_config
+    from pokegan.runs import RunDir, open_run
+
+    if (job.run is None) == (job.out is None):
+        raise UserError(
+            "give exactly one of --run (an existing run) or --out (a new one)", hint="e.g. --run runs/NAME"
+        )
+    if job.out is not None and job.manifest is None:
+        raise UserError(
+            "--out starts a new run and needs --manifest",
+            hint="e.g. --manifest manifests/NAME --out runs/NAME",
+        )
+    # the config first: a bad option must not leave a half-created run directory behind
+    saved = RunDir(Path(job.run or job.out)).step_dir(STEP) / "config.toml"
+    config_file = job.config_file
+    if config_file is None and job.resume and saved.is_file():
+        config_file = saved
+    overrides = dict(job.overrides)
+    if job.data_root is not None:
+        overrides["data.data_root"] = str(job.data_root)
+    cfg = load_step_config(
+        ProGANConfig, "progan", config_file=config_file, preset=job.preset, overrides=overrides
+    )
+    if job.dry_run:
+        return dry_run(cfg)
+    if job.run is not None:
+        run = open_run(job.run, resume=True, create=False)
+    else:
+        run = open_run(
+            job.out, resume=job.resume, create=True, manifest_dir=job.manifest, data_root=job.data_root
+        )
+    if not run.is_done(STEP) and job.run is not None:
+        run.begin_step(STEP, resume=job.resume)
+    return run_progan(run, cfg, resume=job.resume)
+
+
+def dry_run(cfg: ProGANConfig) -> dict:
+    """Print the resolved config (TOML, stdout) and a per-stage table (stderr); train nothing."""
+    from rich.table import Table
+
+    from pokedata.log import out
+    from pokegan.progan.config import progan_config_to_toml
+
+    out.print(progan_config_to_toml(cfg), markup=False, highlight=False)
+    rows = describe(cfg)
+    table = Table(title="progan stages (dry run: nothing trained)")
+    for col in ("size", "cycle (lr x epochs)", "G params", "D params", "trainable G / D"):
+        table.add_column(col)
+    for r in rows:
+        cycle = ", ".join(f"{e['lr']:g} x {e['epochs']}" for e in r["cycle"])
+        table.add_row(
+            f"{r['size']} px",
+            cycle,
+            f"{r['g_params']:,}",
+            f"{r['d_params']:,}",
+            f"{r['g_trainable']:,} / {r['d_trainable']:,}",
+        )
+    console.print(table)
+    return {"dry_run": True, "stages": rows}
