@@ -2,6 +2,163 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 app = typer.Typer()
+
+
+@app.command("clean")
+def clean(
+    data: Path = typer.Option(Path("data"), "--data", help="Dataset directory (made by `poke fetch`)."),
+    dedup: bool = typer.Option(
+        False, "--dedup", help="After cleaning, mark exact and near duplicates and label conflicts."
+    ),
+    background: str = typer.Option(
+        "white", "--background", help="Colour transparency is composited onto: white, black, gray or #RRGGBB."
+    ),
+    min_side: int = typer.Option(
+        64, "--min-side", help="Quarantine images whose shorter side is below N px."
+    ),
+    max_side: int = typer.Option(1024, "--max-side", help="Downscale so the longer side is at most N px."),
+    max_aspect: float = typer.Option(
+        4.0, "--max-aspect", help="Quarantine images more elongated than N:1 (long side / short side)."
+    ),
+    frames: str = typer.Option(
+        "first",
+        "--frames",
+        help="Frames of animated GIF/WebP/APNG to keep: first, all, or every:N (frames 0, N, 2N, ...).",
+    ),
+    quality: int = typer.Option(95, "--quality", help="JPEG quality of the clean files (1-100)."),
+    workers: int = typer.Option(0, "--workers", help="Worker processes (0: one per CPU core)."),
+    force: bool = typer.Option(False, "--force", help="Redo every image, even those already up to date."),
+    include_multiclass: bool = typer.Option(
+        False,
+        "--include-multiclass",
+        help="Also clean rows labelled with several classes (under _unlabelled/).",
+    ),
+    max_pixels: int | None = typer.Option(
+        None, "--max-pixels", help="Decompression-bomb limit in pixels (default: Pillow's, about 89 MP)."
+    ),
+    method: str = typer.Option(
+        "phash", "--hash", help="Perceptual hash for --dedup: phash, dhash, whash, ahash."
+    ),
+    threshold: int | None = typer.Option(
+        None,
+        "--threshold",
+        help="Near-duplicate distance in Hamming bits (default: the hash's measured default).",
+    ),
+    conflict_threshold: int | None = typer.Option(
+        None,
+        "--conflict-threshold",
+        help="Bits for a match across classes (a label conflict); at most --threshold (default: stricter).",
+    ),
+    conflicts: str = typer.Option(
+        "drop",
+        "--conflicts",
+        help="Same image under two classes: drop (all copies), keep-first (the survivor's class), report.",
+    ),
+    reset_dedup: bool = typer.Option(
+        False,
+        "--reset-dedup",
+        help="Clear every dedup mark (nothing is deleted) and stop; with --dedup, redo.",
+    ),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars (e.g. for logs)."),
+) -> None:
+    """Flatten every fetched image onto a background and save JPGs under DIR/clean/<class>/ (resumable)."""
+    from pokedata.clean import CleanConfig, run_clean
+    from pokedata.log import console
+
+    cfg = CleanConfig(
+        data=data,
+        background=background,
+        min_side=min_side,
+        max_side=max_side,
+        max_aspect=max_aspect,
+        frames=frames,
+        quality=quality,
+        workers=workers,
+        force=force,
+        include_multiclass=include_multiclass,
+        max_pixels=max_pixels,
+        progress=not no_progress,
+    )
+    cfg.settings()  # validate every clean option before touching anything
+    dedup_cfg = None
+    if dedup or reset_dedup:
+        from pokedata.dedup import DedupConfig
+
+        dedup_cfg = DedupConfig(
+            data=data,
+            method=method,
+            threshold=threshold,
+            conflict_threshold=conflict_threshold,
+            conflicts=conflicts,
+            workers=workers,
+            progress=not no_progress,
+        ).validated()
+    if reset_dedup:
+        from pokedata.dedup import reset_dedup as reset
+
+        n = reset(data)
+        console.print(f"cleared the dedup marks of {n:,} images")
+        if not dedup:
+            return
+    console.print(run_clean(cfg).table())
+    if dedup_cfg is not None and dedup:
+        from pokedata.dedup import run_dedup
+
+        console.print(run_dedup(dedup_cfg).table())
+
+
+@app.command("build-manifest")
+def build_manifest(
+    data: Path = typer.Option(Path("data"), "--data", help="Dataset directory (cleaned by `poke clean`)."),
+    catalog: Path | None = typer.Option(
+        None,
+        "--catalog",
+        help="Catalog CSV giving the classes and their indices (default: the shipped 799).",
+        dir_okay=False,
+    ),  # fmt: skip
+    name: str | None = typer.Option(
+        None, "--name", help="Manifest name (default: the dataset folder's name)."
+    ),
+    out: Path = typer.Option(Path("manifests"), "--out", help="Folder the manifest folder NAME goes into."),
+    val: float = typer.Option(0.1, "--val", help="Fraction of images (by duplicate group) in the val split."),
+    test: float = typer.Option(
+        0.0, "--test", help="Fraction of images (by duplicate group) in the test split."
+    ),
+    min_per_class: int = typer.Option(
+        1, "--min-per-class", help="Leave out classes with fewer kept images than this."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the split hash (same seed, same splits)."),
+    include_multiclass: bool = typer.Option(
+        False, "--include-multiclass", help="Include images labelled with several classes, once per class."
+    ),
+    allow_drop: bool = typer.Option(
+        False,
+        "--allow-drop",
+        help="Leave out missing files and unknown classes, and allow dropping over half of the images.",
+    ),
+) -> None:
+    """Write manifests/NAME/: manifest.parquet + .csv, classes.json, stats.json and a class-count chart."""
+    from pokedata.log import console
+    from pokedata.manifest import ManifestConfig
+    from pokedata.manifest import build_manifest as build
+
+    summary = build(
+        ManifestConfig(
+            data=data,
+            catalog=catalog,
+            name=name,
+            out=out,
+            val=val,
+            test=test,
+            min_per_class=min_per_class,
+            seed=seed,
+            include_multiclass=include_multiclass,
+            allow_drop=allow_drop,
+        )
+    )
+    console.print(summary.table())

@@ -1,0 +1,377 @@
+"""The clean stage (``poke clean``): every stored file of the ledger -> rows of the ``images`` table.
+
+Reads ``items`` with status ``done`` (each row under its own class: a file shared by two classes is
+cleaned once per class, which is how dedup sees the label conflict; ``skipped`` rows produce nothing),
+farms the files out to worker processes in chunks (:mod:`pokedata.clean.worker`), and records one
+``images`` row per frame in the parent (one short transaction per chunk).
+
+Idempotent and resumable: an item whose rows carry the current parameters (``images.params``) and whose
+JPGs exist is not touched again; a killed run leaves at most ``.tmp-*`` files (removed at the next start)
+and JPGs without rows (rewritten). Changed parameters or ``force`` redo an item; rows of frames a new run
+no longer produces are removed with their files. When a rerun changes or removes images that dedup had
+already marked, the stale dedup marks are cleared (run ``--dedup`` again).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+from pokedata.clean.flatten import FrameSpec, parse_background, parse_frames
+from pokedata.clean.worker import ItemResult, Settings, Task, clean_chunk, clean_item, init_worker
+from pokedata.errors import UserError
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from pokedata.ledger import Item, Ledger
+    from pokedata.store import DatasetDir
+
+PARAMS_VERSION = 1
+"""Bumped when the clean algorithm changes its output for the same settings (forces a redo)."""
+
+
+@dataclass
+class CleanConfig:
+    """Options of ``poke clean`` (the dedup options live in :class:`pokedata.dedup.DedupConfig`)."""
+
+    data: Path
+    background: str = "white"  # white | black | gray | #RRGGBB
+    min_side: int = 64  # px; shorter side below this -> quarantined too-small
+    max_side: int = 1024  # px; longer side is downscaled to at most this
+    max_aspect: float = 4.0  # long/short side above this -> quarantined aspect-ratio
+    frames: str | FrameSpec = "first"  # first | all | every:N
+    quality: int = 95  # JPEG quality 1..100
+    workers: int = 0  # processes; 0 = os.cpu_count(); 1 = in this process
+    force: bool = False  # redo every item even when up to date
+    include_multiclass: bool = False  # also clean rows without a single class (class_name '')
+    max_pixels: int | None = None  # decompression-bomb limit; None = Pillow's default (~89 MP)
+    chunk_size: int = 16  # items per task sent to a worker
+    progress: bool = True
+
+    def settings(self) -> Settings:
+        """Validate every option up front and return the pixel-deciding settings."""
+        if self.min_side < 1:
+            raise UserError(f"--min-side {self.min_side} must be at least 1", hint="e.g. --min-side 64")
+        if self.max_side < self.min_side:
+            raise UserError(
+                f"--max-side {self.max_side} is below --min-side {self.min_side}",
+                hint="give --max-side >= --min-side, e.g. --max-side 1024",
+            )
+        if self.max_aspect < 1.0:
+            raise UserError(f"--max-aspect {self.max_aspect} must be at least 1", hint="e.g. --max-aspect 4")
+        if not 1 <= self.quality <= 100:
+            raise UserError(f"--quality {self.quality} is out of range", hint="give 1..100 (default 95)")
+        if self.workers < 0:
+            raise UserError(f"--workers {self.workers} is negative", hint="give 0 (all cores) or a count")
+        if self.max_pixels is not None and self.max_pixels < 1:
+            raise UserError(f"--max-pixels {self.max_pixels} must be positive")
+        if self.chunk_size < 1:
+            raise UserError(f"chunk_size {self.chunk_size} must be positive")
+        return Settings(
+            background=parse_background(self.background),
+            min_side=int(self.min_side),
+            max_side=int(self.max_side),
+            max_aspect=float(self.max_aspect),
+            frames=parse_frames(self.frames),
+            quality=int(self.quality),
+        )
+
+
+@dataclass
+class CleanSummary:
+    items: int = 0  # items considered (status done, with a class unless include_multiclass)
+    up_to_date: int = 0  # items left alone (rows with the current params and files present)
+    processed: int = 0  # items cleaned by this run
+    images: int = 0  # clean JPGs written by this run
+    quarantined: int = 0  # rows quarantined by this run
+    removed: int = 0  # stale rows (frames no longer selected) removed
+    multiclass_left_out: int = 0
+    reasons: Counter = field(default_factory=Counter)  # quarantine reason -> count (this run)
+    dedup_marks_cleared: int = 0
+    workers: int = 1
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["reasons"] = dict(self.reasons)
+        return d
+
+    def table(self) -> Table:
+        from rich.table import Table
+
+        t = Table(title="clean: summary")
+        t.add_column("what")
+        t.add_column("count", justify="right")
+        for label, value in (
+            ("items", self.items),
+            ("up to date (left alone)", self.up_to_date),
+            ("cleaned now", self.processed),
+            ("JPGs written", self.images),
+            ("quarantined", self.quarantined),
+            ("stale rows removed", self.removed),
+            ("multi-class rows left out", self.multiclass_left_out),
+        ):
+            t.add_row(label, f"{value:,}")
+        for reason, n in self.reasons.most_common(8):
+            t.add_row(f"  reason: {reason}", f"{n:,}")
+        if self.dedup_marks_cleared:
+            t.add_row("dedup marks cleared (rerun --dedup)", f"{self.dedup_marks_cleared:,}")
+        rate = self.processed / self.seconds if self.seconds else 0.0
+        t.add_row("items/s", f"{rate:.1f} ({self.workers} workers)")
+        return t
+
+
+@dataclass(frozen=True)
+class _Existing:
+    id: int
+    frame: int
+    status: str
+    path: str | None
+    params: str
+    pixel_sha256: str | None
+
+
+def run_clean(cfg: CleanConfig) -> CleanSummary:
+    """Clean every done item that is not up to date; returns the summary."""
+    from pokedata.ledger import Ledger
+    from pokedata.store import DatasetDir, remove_stale_temps
+
+    settings = cfg.settings()
+    t0 = time.perf_counter()
+    ds = DatasetDir.at(cfg.data).require()
+    ds.clean_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(ds.clean_dir)
+    summary = CleanSummary(workers=cfg.workers or os.cpu_count() or 1)
+    with Ledger(ds.ledger_path) as ledger:
+        items, summary.multiclass_left_out = _select_items(ledger, cfg.include_multiclass)
+        summary.items = len(items)
+        existing = _existing_rows(ledger)
+        stems = assign_stems(items)
+        todo: list[Task] = []
+        params_of: dict[int, str] = {}
+        for item in items:
+            params = _params_json(settings, item)
+            if not cfg.force and _up_to_date(ds, existing.get(item.id, ()), params):
+                summary.up_to_date += 1
+                continue
+            params_of[item.id] = params
+            todo.append(
+                Task(item.id, ds.abs(item.path or ""), ds.root, item.class_name, stems[item.id], settings)
+            )
+        recorder = _Recorder(ledger, ds, existing, params_of, summary)
+        for results in _execute(todo, cfg, summary.workers):
+            recorder.record(results)
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def _select_items(ledger: Ledger, include_multiclass: bool) -> tuple[list[Item], int]:
+    from pokedata.ledger import DONE
+
+    items = [it for it in ledger.select(status=DONE) if it.path]
+    multi = [it for it in items if not it.class_name]
+    if include_multiclass:
+        return items, 0
+    return [it for it in items if it.class_name], len(multi)
+
+
+def _existing_rows(ledger: Ledger) -> dict[int, list[_Existing]]:
+    with ledger.lock:
+        rows = ledger.conn.execute(
+            "SELECT item_id, id, frame, status, path, params, pixel_sha256 FROM images ORDER BY item_id, frame"
+        ).fetchall()
+    out: dict[int, list[_Existing]] = {}
+    for item_id, *rest in rows:
+        out.setdefault(item_id, []).append(_Existing(*rest))
+    return out
+
+
+def _params_json(settings: Settings, item: Item) -> str:
+    params = {**settings.as_params(), "version": PARAMS_VERSION, "src_sha256": item.sha256 or ""}
+    return json.dumps(params, sort_keys=True)
+
+
+def _up_to_date(ds: DatasetDir, rows: Sequence[_Existing], params: str) -> bool:
+    if not rows:
+        return False
+    for r in rows:
+        if r.params != params:
+            return False
+        if r.status == "done" and (not r.path or not ds.abs(r.path).is_file()):
+            return False
+    return True
+
+
+def assign_stems(items: Sequence[Item]) -> dict[int, str]:
+    """Item id -> clean file stem: the raw file's stem, with ``-i<id>`` where two items would clash.
+
+    Deterministic (items in id order), so reruns reuse the same names. A row sharing another class's
+    file keeps that file's stem under its own class folder.
+    """
+    from pokedata.store import safe_name
+
+    taken: dict[tuple[str, str], int] = {}
+    stems: dict[int, str] = {}
+    for item in sorted(items, key=lambda it: it.id):
+        stem = safe_name(PurePosixPath(item.path or f"item-{item.id}").stem)
+        key = (safe_name(item.class_name) if item.class_name else "", stem.lower())
+        if key in taken and taken[key] != item.id:
+            stem = f"{stem}-i{item.id}"
+        taken.setdefault(key, item.id)
+        stems[item.id] = stem
+    return stems
+
+
+# -- running the workers -------------------------------------------------------------------------------
+
+
+def _chunks(tasks: list[Task], size: int) -> Iterator[list[Task]]:
+    for i in range(0, len(tasks), size):
+        yield tasks[i : i + size]
+
+
+def _execute(tasks: list[Task], cfg: CleanConfig, workers: int) -> Iterator[list[ItemResult]]:
+    """Yield result batches as they finish, with a rich progress bar over items."""
+    with _progress(cfg.progress, len(tasks)) as advance:
+        if workers <= 1 or len(tasks) <= 1:
+            init_worker(cfg.max_pixels)
+            for chunk in _chunks(tasks, cfg.chunk_size):
+                results = [clean_item(t) for t in chunk]
+                advance(len(results))
+                yield results
+            return
+        pending = iter(_chunks(tasks, cfg.chunk_size))
+        in_flight: set[Future] = set()
+        with ProcessPoolExecutor(
+            max_workers=workers, initializer=init_worker, initargs=(cfg.max_pixels,)
+        ) as pool:
+            for chunk in pending:  # fill the pipeline: a few chunks per worker, not the whole list
+                in_flight.add(pool.submit(clean_chunk, chunk))
+                if len(in_flight) >= workers * 3:
+                    break
+            while in_flight:
+                done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    results = fut.result()
+                    advance(len(results))
+                    yield results
+                    nxt = next(pending, None)
+                    if nxt is not None:
+                        in_flight.add(pool.submit(clean_chunk, nxt))
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool, total: int):
+    if not enabled or total == 0:
+        yield lambda n: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from pokedata.log import console
+
+    with Progress(
+        TextColumn("cleaning"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
+        task = bar.add_task("clean", total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+# -- recording results ---------------------------------------------------------------------------------
+
+
+class _Recorder:
+    """Writes worker results to the ledger (parent process only), one transaction per batch."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        ds: DatasetDir,
+        existing: dict[int, list[_Existing]],
+        params_of: dict[int, str],
+        summary: CleanSummary,
+    ):
+        self.ledger, self.ds, self.existing, self.params_of, self.summary = (
+            ledger,
+            ds,
+            existing,
+            params_of,
+            summary,
+        )
+        self.marks_cleared = False
+
+    def record(self, results: list[ItemResult]) -> None:
+        stale_files: list[Path] = []
+        now = time.time()
+        invalidates = any(self._invalidates(r) for r in results)
+        if invalidates and not self.marks_cleared:
+            from pokedata.dedup import reset_dedup
+
+            self.summary.dedup_marks_cleared = reset_dedup(self.ds.root)
+            self.marks_cleared = True
+        with self.ledger.transaction() as conn:
+            for res in results:
+                old = {r.frame: r for r in self.existing.get(res.item_id, ())}
+                new_frames = {f.frame for f in res.frames}
+                params = self.params_of[res.item_id]
+                for f in res.frames:
+                    rel = self.ds.rel(f.path) if f.path else None
+                    prev = old.get(f.frame)
+                    if prev is not None and (prev.pixel_sha256 != f.pixel_sha256 or prev.status != f.status):
+                        conn.execute("DELETE FROM hashes WHERE image_id = ?", (prev.id,))
+                    if prev is not None and prev.path and prev.path != rel:
+                        stale_files.append(self.ds.abs(prev.path))
+                    conn.execute(
+                        "INSERT INTO images (item_id, frame, status, error, path, width, height, pixel_sha256,"
+                        " params, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                        " ON CONFLICT (item_id, frame) DO UPDATE SET status = excluded.status,"
+                        " error = excluded.error, path = excluded.path, width = excluded.width,"
+                        " height = excluded.height, pixel_sha256 = excluded.pixel_sha256,"
+                        " params = excluded.params, updated_at = excluded.updated_at",
+                        (res.item_id, f.frame, f.status, f.error, rel, f.width, f.height, f.pixel_sha256,
+                         params, now, now),
+                    )  # fmt: skip
+                    if f.status == "done":
+                        self.summary.images += 1
+                    else:
+                        self.summary.quarantined += 1
+                        self.summary.reasons[(f.error or "unknown").split(":", 1)[0]] += 1
+                for frame, prev in old.items():
+                    if frame in new_frames:
+                        continue
+                    conn.execute("DELETE FROM hashes WHERE image_id = ?", (prev.id,))
+                    conn.execute("DELETE FROM images WHERE id = ?", (prev.id,))
+                    if prev.path:
+                        stale_files.append(self.ds.abs(prev.path))
+                    self.summary.removed += 1
+                self.summary.processed += 1
+        for p in stale_files:  # after the commit: a crash before it leaves the old state intact
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+
+    def _invalidates(self, res: ItemResult) -> bool:
+        """True when the result changes or removes an image that dedup may have marked."""
+        old = {r.frame: r for r in self.existing.get(res.item_id, ())}
+        if not old:
+            return False
+        new = {f.frame: f for f in res.frames}
+        if set(old) - set(new):
+            return True
+        return any(
+            old[k].pixel_sha256 != f.pixel_sha256 or old[k].status != f.status
+            for k, f in new.items()
+            if k in old
+        )

@@ -1,0 +1,190 @@
+"""One stored file -> its clean JPG(s): the per-item work of ``poke clean``, run in worker processes.
+
+A worker reads the raw file, checks it (size, aspect, decodability), flattens each selected frame onto
+the background, downscales, encodes a JPG, re-decodes it, and writes it atomically. It never touches
+the ledger: it returns one :class:`FrameResult` per frame (done or quarantined with a reason) and the
+parent process records them. No exception escapes :func:`clean_item`: every failure is a row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from PIL import Image
+
+from pokedata.clean.flatten import FlattenError, FrameSpec, flatten_to_rgb, is_animated, iter_frames
+from pokedata.store import DatasetDir, atomic_write_bytes
+
+# Quarantine reason codes (the part of images.error before the first colon).
+MISSING, EMPTY, UNREADABLE, TRUNCATED, BOMB = (
+    "missing-file",
+    "empty",
+    "unreadable",
+    "truncated",
+    "decompression-bomb",
+)
+TOO_SMALL, ASPECT, UNSUPPORTED, ENCODE = "too-small", "aspect-ratio", "unsupported-mode", "encode-failed"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The clean parameters that decide the output pixels (stored as ``images.params``)."""
+
+    background: tuple[int, int, int] = (255, 255, 255)
+    min_side: int = 64
+    max_side: int = 1024
+    max_aspect: float = 4.0
+    frames: FrameSpec = field(default_factory=FrameSpec)
+    quality: int = 95
+
+    def as_params(self) -> dict:
+        r, g, b = self.background
+        return {
+            "background": f"#{r:02x}{g:02x}{b:02x}",
+            "min_side": self.min_side,
+            "max_side": self.max_side,
+            "max_aspect": self.max_aspect,
+            "frames": str(self.frames),
+            "quality": self.quality,
+        }
+
+
+@dataclass(frozen=True)
+class Task:
+    item_id: int
+    src: Path  # absolute path of the raw file
+    root: Path  # the dataset directory
+    class_name: str  # '' = unlabelled / multi-class
+    stem: str  # file stem inside clean/<class>/
+    settings: Settings
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    frame: int
+    status: str  # done | quarantined
+    error: str | None = None
+    path: Path | None = None  # absolute path of the written JPG
+    width: int | None = None
+    height: int | None = None
+    pixel_sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    item_id: int
+    frames: tuple[FrameResult, ...]
+
+
+def init_worker(max_pixels: int | None) -> None:
+    """Process initializer: the decompression-bomb limit (``None`` keeps Pillow's default)."""
+    if max_pixels is not None:
+        Image.MAX_IMAGE_PIXELS = max_pixels
+
+
+def clean_chunk(tasks: list[Task]) -> list[ItemResult]:
+    return [clean_item(t) for t in tasks]
+
+
+def pixel_sha256(rgb: Image.Image) -> str:
+    """sha256 of ``"<w>x<h>:"`` + the RGB bytes: equal for equal pixels whatever the source format."""
+    return hashlib.sha256(f"{rgb.width}x{rgb.height}:".encode() + rgb.tobytes()).hexdigest()
+
+
+def quarantine(frame: int, reason: str, detail: str = "") -> FrameResult:
+    return FrameResult(frame, "quarantined", f"{reason}: {detail}" if detail else reason)
+
+
+def clean_item(task: Task) -> ItemResult:
+    """Every selected frame of one raw file -> FrameResults (never raises for bad input)."""
+    try:
+        frames = _clean(task)
+    except Exception as exc:  # a bug-shaped failure on one file must not kill the batch
+        frames = [quarantine(0, UNREADABLE, f"{type(exc).__name__}: {exc}")]
+    full = str(task.src)  # error texts name the file relative to the dataset, not by its absolute path
+    try:
+        rel = task.src.relative_to(task.root).as_posix()
+    except ValueError:
+        rel = task.src.name
+    frames = [replace(f, error=f.error.replace(full, rel)) if f.error else f for f in frames]
+    return ItemResult(task.item_id, tuple(frames))
+
+
+def _classify(exc: BaseException) -> tuple[str, str]:
+    """Exception -> (reason code, detail)."""
+    if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return BOMB, str(exc)
+    if isinstance(exc, FlattenError):
+        return exc.reason, str(exc)
+    if isinstance(exc, MemoryError):
+        return BOMB, "out of memory while decoding"
+    text = f"{type(exc).__name__}: {exc}"
+    if "truncated" in str(exc).lower() or isinstance(exc, EOFError):
+        return TRUNCATED, text
+    return UNREADABLE, text
+
+
+def _clean(task: Task) -> list[FrameResult]:
+    s = task.settings
+    src = task.src
+    if not src.is_file():
+        return [quarantine(0, MISSING, f"{src} does not exist")]
+    if src.stat().st_size == 0:
+        return [quarantine(0, EMPTY, "zero bytes")]
+    results: list[FrameResult] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(src)
+        except Exception as exc:
+            return [quarantine(0, *_classify(exc))]
+        with im:
+            w, h = im.size
+            if min(w, h) < s.min_side:
+                return [quarantine(0, TOO_SMALL, f"{w}x{h} px, shorter side below --min-side {s.min_side}")]
+            if max(w, h) / max(1, min(w, h)) > s.max_aspect:
+                return [quarantine(0, ASPECT, f"{w}x{h} px is beyond --max-aspect {s.max_aspect:g}:1")]
+            scale = min(1.0, s.max_side / max(w, h))
+            if im.format == "JPEG" and scale < 1.0:
+                # Decode at 1/2, 1/4 or 1/8 scale right in libjpeg, never below the target size.
+                im.draft(None, (max(1, math.ceil(w * scale)), max(1, math.ceil(h * scale))))
+            animated = is_animated(im)
+            frame = 0
+            try:
+                for frame, img in iter_frames(im, s.frames):
+                    results.append(_write_frame(task, frame, img, animated))
+            except Exception as exc:
+                failed_at = getattr(exc, "frame_index", frame + 1 if results else 0)
+                results.append(quarantine(failed_at, *_classify(exc)))
+    return results
+
+
+def _write_frame(task: Task, frame: int, img: Image.Image, animated: bool) -> FrameResult:
+    s = task.settings
+    try:
+        rgb = flatten_to_rgb(img, s.background)
+    except FlattenError as exc:
+        return quarantine(frame, exc.reason, str(exc))
+    longest = max(rgb.size)
+    if longest > s.max_side:
+        k = s.max_side / longest
+        size = (max(1, round(rgb.width * k)), max(1, round(rgb.height * k)))
+        rgb = rgb.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    buf = io.BytesIO()
+    rgb.save(buf, format="JPEG", quality=s.quality)
+    data = buf.getvalue()
+    try:  # every written JPG must decode back to the same size
+        with Image.open(io.BytesIO(data)) as check:
+            check.load()
+            if check.size != rgb.size:
+                raise ValueError(f"re-decoded size {check.size} != {rgb.size}")
+    except Exception as exc:
+        return quarantine(frame, ENCODE, f"{type(exc).__name__}: {exc}")
+    path = DatasetDir(task.root).clean_path(task.class_name, task.stem, frame if animated else None)
+    atomic_write_bytes(path, data)
+    return FrameResult(frame, "done", None, path, rgb.width, rgb.height, pixel_sha256(rgb))
