@@ -314,7 +314,9 @@ def _fit_sklearn(x: np.ndarray, cfg: GMMFitConfig) -> GaussianMixture:
 def _fit_torch(x_np: np.ndarray, cfg: GMMFitConfig, progress=None) -> GaussianMixture:
     device = resolve_device(cfg.device)
     dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
-    x = torch.from_numpy(x_np).to(device=device, dtype=dtype)
+    x = torch.from_numpy(np.array(x_np, dtype=np.float32, copy=not x_np.flags.writeable)).to(
+        device=device, dtype=dtype
+    )
     gen = torch.Generator().manual_seed(cfg.seed)
     k = cfg.n_components
     labels = kmeans(x, k, cfg.kmeans_iter, gen, cfg.kmeans_restarts)

@@ -1,0 +1,358 @@
+"""Step 3b plumbing: the GAN config, building every object the loop needs, and its checkpoints.
+
+A GAN checkpoint (``gan/last.pt``, ``best.pt``, ``final.pt``) holds the generator and discriminator
+arguments and weights, the EMA generator, both optimizers, the step, the learning-rate scale left by NaN
+recoveries, the best FCD so far, every RNG state (torch, the latent generator, CUDA), the resolved config,
+the class list and the manifest hash: ``poke sample`` rebuilds the EMA generator from it alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from pokedata.errors import UserError
+from pokedata.log import console
+from pokedata.store import atomic_write_bytes
+from pokegan.config import DataConfig, register_presets
+from pokegan.losses import LOSS_NAMES, LossConfig, make_loss
+
+CHECKPOINT_KIND = "poke-gan-1"
+
+
+@dataclass
+class GANConfig:
+    """``[gan]``: step 3, GAN fine-tuning of the step-2 generator."""
+
+    loss: str = "wgan-gp-msg"  # wgan-gp-msg | wgan-gp | wgan | dcgan
+    n_critic: int = 0  # 0 = the loss's default (wgan, wgan-gp: 5; others 1)
+    gp_weight: float = 10.0
+    clip: float = 0.01  # wgan weight clipping
+    drift: float = 0.001
+    lr_g: float = 1e-4
+    lr_d: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.0, 0.99])
+    steps: int = 20_000  # generator steps (batch size, workers, cache: the [data] section)
+    d_channels: int = 32  # critic channels at the finest resolution
+    d_max_channels: int = 512
+    ema_decay: float = 0.999
+    n_fixed: int = 64  # fixed latents of the sample grids
+    sample_every: int = 500
+    checkpoint_every: int = 500
+    metrics_every: int = 2000
+    metrics_samples: int = 2000  # val images and generated images per FCD evaluation
+    log_every: int = 50
+    max_nan_retries: int = 3
+    nan_lr_factor: float = 0.5
+    from_scratch: bool = False  # allow training without the step-2 generator ([data] image_size then)
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True  # bf16 autocast on CUDA
+    data: DataConfig = field(default_factory=DataConfig)
+
+    def loss_config(self) -> LossConfig:
+        return LossConfig(
+            name=self.loss,
+            n_critic=self.n_critic,
+            gp_weight=self.gp_weight,
+            clip=self.clip,
+            lr_g=self.lr_g,
+            lr_d=self.lr_d,
+            betas=tuple(self.betas),
+            drift=self.drift,
+        )
+
+    def validate(self) -> GANConfig:
+        if self.loss not in LOSS_NAMES:
+            raise UserError(
+                f"--loss {self.loss!r} is not a known loss", hint=f"use one of {', '.join(LOSS_NAMES)}"
+            )
+        self.loss_config().validate()
+        for name in ("steps", "n_fixed", "sample_every", "checkpoint_every", "metrics_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise UserError(
+                    f"[gan] {name} = {getattr(self, name)} must be >= 1",
+                    hint=f"fix --{name.replace('_', '-')}",
+                )
+        if self.metrics_samples < 2:
+            raise UserError("[gan] metrics_samples must be >= 2", hint="e.g. --metrics-samples 2000")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise UserError(f"[gan] ema_decay {self.ema_decay} must be in [0, 1)", hint="e.g. 0.999")
+        if not 0.0 < self.nan_lr_factor < 1.0 or self.max_nan_retries < 0:
+            raise UserError(
+                "[gan] nan_lr_factor must be in (0, 1) and max_nan_retries >= 0", hint="e.g. 0.5 and 3"
+            )
+        return self
+
+
+register_presets(
+    "gan",
+    {
+        "tiny": {
+            "steps": 24,
+            "lr_g": 2e-4,
+            "lr_d": 2e-4,
+            "d_channels": 16,
+            "d_max_channels": 64,
+            "ema_decay": 0.9,
+            "n_fixed": 16,
+            "sample_every": 8,
+            "checkpoint_every": 8,
+            "metrics_every": 12,
+            "metrics_samples": 64,
+            "log_every": 4,
+        },
+        "default": {
+            "steps": 20_000,
+            "d_channels": 32,
+            "d_max_channels": 512,
+            "ema_decay": 0.999,
+            "sample_every": 500,
+            "checkpoint_every": 500,
+            "metrics_every": 2000,
+            "metrics_samples": 5000,
+        },
+    },
+)
+
+
+@dataclass
+class GANState:
+    """Everything the loop touches. Built by :func:`build_state`, saved/restored by save/load_state."""
+
+    cfg: GANConfig
+    out: Path
+    device: torch.device
+    G: nn.Module
+    D: nn.Module
+    ema: Any
+    loss: Any
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    gmm: Any
+    fixed_latents: torch.Tensor
+    latent_gen: torch.Generator
+    scales: list[int]
+    g_args: dict
+    d_args: dict
+    classifier: nn.Module
+    real_stats: Any
+    loader: Any
+    classes: list[str]
+    manifest_sha256: str
+    step: int = 0
+    lr_scale: float = 1.0
+    nan_events: int = 0
+    best_fcd: float = math.inf
+    best_step: int = -1
+
+    def apply_lr(self) -> None:
+        for opt, base in ((self.opt_g, self.cfg.lr_g), (self.opt_d, self.cfg.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = base * self.lr_scale
+
+
+# ---- prerequisites ---------------------------------------------------------------------------------
+def pretrain_checkpoint(run) -> Path | None:
+    """The finished step-2 generator checkpoint (``pretrain/final.pt``) of a run, or None."""
+    path = Path(run.step_dir("pretrain")) / "final.pt"
+    return path if path.is_file() else None
+
+
+def _build_generator(run, cfg: GANConfig):
+    """(G, generator args dict): the step-2 generator's weights, or a fresh one with ``from_scratch``."""
+    from pokegan.checkpoint import load_checkpoint
+    from pokegan.models.generator import Generator, GeneratorArgs
+
+    ckpt = pretrain_checkpoint(run)
+    if ckpt is not None:
+        state = load_checkpoint(ckpt)
+        args = state["model_args"]
+        args = args.get("generator", args) if isinstance(args, dict) else asdict(args)
+        g = Generator(GeneratorArgs(**args))
+        g.load_state_dict(state.get("generator", state.get("model")))
+        console.print(f"gan: starting from the step-2 generator {ckpt}")
+        return g, args
+    if not cfg.from_scratch:
+        raise UserError(
+            f"no step-2 generator in {run.step_dir('pretrain')}",
+            hint="run `poke train pretrain --run RUN` first, or pass --from-scratch to train G from random weights",
+        )
+    size = run.image_size or cfg.data.image_size
+    args = asdict(GeneratorArgs(image_size=size))
+    console.print(f"[yellow]gan: --from-scratch: a randomly initialised {size} px generator[/]")
+    return Generator(GeneratorArgs(**args)), args
+
+
+def _fixed_latents(out: Path, gmm, cfg: GANConfig) -> torch.Tensor:
+    path = out / "fixed_latents.pt"
+    if path.is_file():
+        z = torch.load(path, map_location="cpu")
+        if z.shape == (cfg.n_fixed, gmm.dim):
+            return z
+    z, _ = gmm.sample(cfg.n_fixed, torch.Generator().manual_seed(cfg.seed))
+    buf = io.BytesIO()
+    torch.save(z, buf)
+    atomic_write_bytes(path, buf.getvalue())
+    return z
+
+
+def _real_stats(out: Path, run, classifier, image_size: int, cfg: GANConfig, device):
+    """Classifier statistics of up to ``metrics_samples`` val images (train when there is no val split)."""
+    from pokegan.metrics import RealStats, _real_loader, collect_features
+
+    path = out / "real_stats.npz"
+    if path.is_file():
+        return RealStats.load(path)
+    loader = _real_loader(run, image_size, cfg.data.batch_size, device)
+    feats = collect_features(classifier, loader, device, limit=cfg.metrics_samples)
+    rs = RealStats.from_features(feats)
+    rs.save(path)
+    return rs
+
+
+def build_state(run, cfg: GANConfig) -> GANState:
+    """Load prerequisites (GMM, step-2 G, classifier, manifest) and build models, loss, optimizers, EMA."""
+    from pokegan.data import load_manifest, loader_from_config
+    from pokegan.device import resolve_device, setup_torch
+    from pokegan.ema import EMA
+    from pokegan.gmm import GaussianMixture
+    from pokegan.models.classifier import load_frozen_classifier
+    from pokegan.models.discriminator import DiscriminatorArgs, build_discriminator
+
+    if not run.is_done("gmm"):
+        raise UserError(
+            f"no fitted mixture in {run.step_dir('gmm')}", hint="run `poke train gmm --run RUN` first"
+        )
+    device = resolve_device(cfg.device)
+    setup_torch(device, cfg.seed)
+    out = Path(run.step_dir("gan"))
+    gmm = GaussianMixture.load(Path(run.step_dir("gmm")) / "gmm.pt")
+    G, g_args = _build_generator(run, cfg)
+    G = G.to(device)
+    with torch.no_grad():
+        pyramid = G.forward_multiscale(torch.zeros(2, gmm.dim, device=device))
+    scales = [int(p.shape[-1]) for p in pyramid]
+    image_size = scales[-1]
+    loss = make_loss(cfg.loss_config())
+    d_args = DiscriminatorArgs(
+        image_size=image_size,
+        kind="msg" if loss.multiscale else "dcgan",
+        base_channels=cfg.d_channels,
+        max_channels=cfg.d_max_channels,
+        min_size=scales[0] if loss.multiscale else 4,
+    )
+    if loss.multiscale and scales != d_args.resolutions()[::-1]:
+        raise UserError(
+            f"the generator's scales {scales} are not consecutive powers of two",
+            hint="use --loss wgan-gp (single scale) with this generator",
+        )
+    D = build_discriminator(d_args).to(device)
+    opt_g, opt_d = loss.make_optimizers(G.parameters(), D.parameters())
+    manifest = load_manifest(run.manifest_dir, data_root=run.data_root or cfg.data.data_root or None)
+    classifier = load_frozen_classifier(run, device)
+    data = dataclasses.replace(cfg.data, image_size=image_size)
+    loader = loader_from_config(manifest, "train", data, train=True, device=device, distributed=False)
+    return GANState(
+        cfg=cfg,
+        out=out,
+        device=device,
+        G=G,
+        D=D,
+        ema=EMA(G, cfg.ema_decay),
+        loss=loss,
+        opt_g=opt_g,
+        opt_d=opt_d,
+        gmm=gmm,
+        fixed_latents=_fixed_latents(out, gmm, cfg),
+        latent_gen=torch.Generator().manual_seed(cfg.seed + 2),
+        scales=scales,
+        g_args=dict(g_args),
+        d_args=asdict(d_args),
+        classifier=classifier,
+        real_stats=_real_stats(out, run, classifier, image_size, cfg, device),
+        loader=loader,
+        classes=list(manifest.classes),
+        manifest_sha256=str(manifest.sha256),
+    )
+
+
+# ---- checkpoints -----------------------------------------------------------------------------------
+def state_dict(st: GANState) -> dict:
+    from pokegan.checkpoint import rng_state
+
+    return {
+        "kind": CHECKPOINT_KIND,
+        "model_args": {"generator": st.g_args, "discriminator": st.d_args},
+        "generator": st.G.state_dict(),
+        "discriminator": st.D.state_dict(),
+        "ema": st.ema.state_dict(),
+        "opt_g": st.opt_g.state_dict(),
+        "opt_d": st.opt_d.state_dict(),
+        "step": st.step,
+        "lr_scale": st.lr_scale,
+        "nan_events": st.nan_events,
+        "best_fcd": st.best_fcd,
+        "best_step": st.best_step,
+        "rng": rng_state(),
+        "latent_rng": st.latent_gen.get_state(),
+        "config": asdict(st.cfg),
+        "classes": st.classes,
+        "manifest_sha256": st.manifest_sha256,
+    }
+
+
+def save_state(st: GANState, path: Path) -> None:
+    from pokegan.checkpoint import save_checkpoint
+
+    save_checkpoint(path, state_dict(st))
+
+
+def load_state(st: GANState, path: Path) -> None:
+    """Restore models, EMA, optimizers, counters and RNG states from a GAN checkpoint."""
+    from pokegan.checkpoint import check_compatible, load_checkpoint, set_rng_state
+
+    state = load_checkpoint(path)
+    check_compatible(
+        state, path, manifest_sha256=st.manifest_sha256, classes=st.classes, kind=CHECKPOINT_KIND
+    )
+    if state["model_args"]["discriminator"] != st.d_args:
+        raise UserError(
+            f"{path} was saved with another discriminator ({state['config'].get('loss')} loss)",
+            hint="resume with the same --loss and critic options, or start a new run",
+        )
+    st.G.load_state_dict(state["generator"])
+    st.D.load_state_dict(state["discriminator"])
+    st.ema.load_state_dict(state["ema"])
+    st.opt_g.load_state_dict(state["opt_g"])
+    st.opt_d.load_state_dict(state["opt_d"])
+    st.step = int(state["step"])
+    st.lr_scale = float(state["lr_scale"])
+    st.nan_events = int(state["nan_events"])
+    st.best_fcd = float(state["best_fcd"])
+    st.best_step = int(state["best_step"])
+    set_rng_state(state["rng"])
+    st.latent_gen.set_state(state["latent_rng"])
+    st.apply_lr()
+    _truncate_metrics(st.out / "metrics.jsonl", st.step)
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop metric rows logged after the checkpoint we resumed from (they will be logged again)."""
+    import json
+
+    from pokedata.store import atomic_write_text
+
+    if not path.is_file():
+        return
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    keep = [ln for ln in lines if json.loads(ln).get("step", 0) <= step]
+    if len(keep) != len(lines):
+        atomic_write_text(path, "".join(ln + "\n" for ln in keep))

@@ -1,0 +1,202 @@
+"""Step 3a, ``poke train gmm``: fit a Gaussian mixture to the step-1 embeddings.
+
+Reads ``RUN/embeddings/embeddings.npy`` (train and val: "all embeddings"), fits one mixture, or one per
+candidate component count and keeps the lowest BIC, and writes ``RUN/gmm/``::
+
+    gmm.pt                 the chosen mixture (pokegan.gmm.GaussianMixture.save)
+    candidates/k010.pt     every fitted candidate (a resumed BIC search skips the ones already fitted)
+    bic.json               candidates: components, BIC, mean log-likelihood, iterations, seconds
+    pca.png                embeddings vs mixture samples on the embeddings' first two principal axes
+    config.toml, done.json
+
+The GAN step then samples its latents from ``gmm.pt``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pokedata.errors import UserError
+from pokedata.log import console
+from pokedata.store import atomic_write_text
+from pokegan.config import register_presets
+
+
+@dataclass
+class GMMConfig:
+    """``[gmm]``: the mixture fitted to the step-1 embeddings."""
+
+    components: int = 10
+    bic: list[int] = field(default_factory=list)  # candidate counts; non-empty = choose by BIC
+    covariance: str = "full"  # "full" | "diag"
+    max_iter: int = 100
+    tol: float = 1e-3
+    reg_covar: float = 1e-6
+    seed: int = 0
+    backend: str = "torch"  # "torch" (GPU when available) | "sklearn"
+    device: str = "auto"
+    dtype: str = "float32"
+    max_rows: int = 0  # fit on a seeded random subset of this many rows (0 = all)
+    plot_points: int = 3000
+
+    def validate(self) -> GMMConfig:
+        from pokegan.gmm import GMMFitConfig
+
+        for k in [self.components, *self.bic]:
+            GMMFitConfig(
+                n_components=int(k), covariance=self.covariance, backend=self.backend, dtype=self.dtype
+            ).validate()
+        if self.max_rows < 0:
+            raise UserError(f"max_rows {self.max_rows} must be >= 0", hint="0 fits on every embedding")
+        return self
+
+    def candidates(self) -> list[int]:
+        return sorted({int(k) for k in self.bic}) or [self.components]
+
+    def fit_config(self, k: int):
+        from pokegan.gmm import GMMFitConfig
+
+        return GMMFitConfig(
+            n_components=k,
+            covariance=self.covariance,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            reg_covar=self.reg_covar,
+            seed=self.seed,
+            backend=self.backend,
+            device=self.device,
+            dtype=self.dtype,
+        )
+
+
+register_presets(
+    "gmm",
+    {
+        "tiny": {"components": 4, "covariance": "diag", "max_iter": 50, "plot_points": 500},
+        "default": {"bic": [8, 16, 32, 64], "covariance": "full", "max_iter": 100},
+    },
+)
+
+
+def load_embeddings(run) -> np.ndarray:
+    """The step-1 embeddings ``[N, 512]`` as float32; a clear error when the embed step has not run."""
+    path = Path(run.step_dir("embeddings")) / "embeddings.npy"
+    if not path.is_file():
+        raise UserError(f"no embeddings at {path}", hint="run `poke train embed --run RUN` first")
+    return np.asarray(np.load(path, mmap_mode="r"), dtype=np.float32)
+
+
+def plot_pca(x: np.ndarray, samples: np.ndarray, path: Path, title: str) -> Path:
+    """Scatter of embeddings and mixture samples on the embeddings' first two principal axes."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pokedata.store import atomic_write_bytes
+
+    mean = x.mean(0)
+    _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
+    axes = vt[:2].T  # [D, 2]
+    px, ps = (x - mean) @ axes, (samples - mean) @ axes
+    fig, ax = plt.subplots(1, 2, figsize=(10, 4.6), sharex=True, sharey=True)
+    ax[0].scatter(px[:, 0], px[:, 1], s=3, alpha=0.4, c="tab:blue")
+    ax[0].set_title(f"embeddings (n={len(x)})")
+    ax[1].scatter(ps[:, 0], ps[:, 1], s=3, alpha=0.4, c="tab:orange")
+    ax[1].set_title(f"GMM samples (n={len(samples)})")
+    for a in ax:
+        a.set_xlabel("PC 1")
+    ax[0].set_ylabel("PC 2")
+    fig.suptitle(title)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def run_gmm(cfg: GMMConfig, run_dir, *, resume: bool = False) -> dict:
+    """Fit (or, with ``bic``, select) the mixture; resumable per candidate; ``done.json`` written last.
+
+    A started (not finished) gmm folder is refused unless ``resume``.
+    """
+    import torch
+
+    from pokegan.config import config_to_toml
+    from pokegan.gmm import GaussianMixture, fit_gmm
+    from pokegan.runs import RunDir, open_run
+
+    cfg.validate()
+    run = run_dir if isinstance(run_dir, RunDir) else open_run(run_dir, resume=True, create=False)
+    if run.is_done("gmm"):
+        console.print("[dim]gmm: done.json exists, skipping[/]")
+        return run.done_summary("gmm")
+    out, _ = run.begin_step("gmm", resume=resume)
+    atomic_write_text(out / "config.toml", config_to_toml(cfg))
+    x_all = load_embeddings(run)
+    x = x_all
+    if cfg.max_rows and len(x_all) > cfg.max_rows:
+        idx = np.random.default_rng(cfg.seed).choice(len(x_all), cfg.max_rows, replace=False)
+        x = x_all[np.sort(idx)]
+    rows, fitted = [], {}
+    t_start = time.perf_counter()
+    for k in cfg.candidates():
+        path = out / "candidates" / f"k{k:03d}.pt"
+        if path.is_file():
+            g = GaussianMixture.load(path)
+            console.print(f"gmm: k={k} already fitted (resumed)")
+        else:
+            t0 = time.perf_counter()
+            with console.status(f"gmm: fitting k={k} ({cfg.covariance}) on {len(x)} x {x.shape[1]}"):
+                g = fit_gmm(x, cfg.fit_config(k))
+            g.meta["seconds"] = time.perf_counter() - t0
+            g.save(path)
+        bic = g.bic(x)
+        fitted[k] = g
+        rows.append(
+            {
+                "components": k,
+                "bic": bic,
+                "mean_log_likelihood": g.score(x),
+                "n_iter": g.meta.get("n_iter"),
+                "converged": g.meta.get("converged"),
+                "seconds": g.meta.get("seconds"),
+            }
+        )
+        console.print(f"gmm: k={k} BIC {bic:.1f} mean LL {rows[-1]['mean_log_likelihood']:.3f}")
+    best = min(rows, key=lambda r: r["bic"])
+    chosen = fitted[best["components"]]
+    chosen.meta.update({"bic": best["bic"], "n_rows": len(x), "dim": int(x.shape[1])})
+    chosen.save(out / "gmm.pt")
+    atomic_write_text(
+        out / "bic.json", json.dumps({"chosen": best["components"], "candidates": rows}, indent=2)
+    )
+    n_plot = min(cfg.plot_points, len(x_all))
+    pick = np.random.default_rng(cfg.seed).choice(len(x_all), n_plot, replace=False)
+    samples, _ = chosen.sample(n_plot, torch.Generator().manual_seed(cfg.seed))
+    plot_pca(
+        x_all[pick],
+        samples.numpy(),
+        out / "pca.png",
+        f"GMM k={best['components']} ({cfg.covariance}), 2-D PCA",
+    )
+    summary = {
+        "components": best["components"],
+        "covariance": cfg.covariance,
+        "bic": best["bic"],
+        "mean_log_likelihood": best["mean_log_likelihood"],
+        "n_rows": len(x),
+        "seconds": time.perf_counter() - t_start,
+        "gmm": str(out / "gmm.pt"),
+        "pca_plot": str(out / "pca.png"),
+    }
+    run.mark_done("gmm", summary)
+    return summary
