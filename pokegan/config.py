@@ -85,7 +85,7 @@ def _check_train(cfg: Any, section: str) -> None:
         )
     if not 0.0 <= cfg.min_lr_ratio <= 1.0:
         raise UserError(f"[{section}] min_lr_ratio {cfg.min_lr_ratio} must be in [0, 1]", hint="e.g. 0.01")
-    if cfg.checkpoint_every < 0 or cfg.log_every < 1:
+    if cfg.checkpoint_every < 0 or cfg.stop_after_steps < 0 or cfg.log_every < 1:
         raise UserError(
             f"[{section}] checkpoint_every must be >= 0 and log_every >= 1", hint="e.g. 500 and 20"
         )
@@ -114,6 +114,7 @@ class ClassifyConfig:
     init_weights: str = ""  # a local ResNet-34 (torchvision) or classifier state dict to start from
     stats_images: int = 20000  # train images whose pooled features give the frozen encoding statistics
     checkpoint_every: int = 0  # optimizer steps between mid-epoch checkpoints (0 = at epoch ends only)
+    stop_after_steps: int = 0  # stop (checkpoint saved) after this many optimizer steps; continue with --resume
     log_every: int = 20
     worst_k: int = 10  # worst classes listed after each epoch
     device: str = "auto"
@@ -186,7 +187,8 @@ class PretrainConfig:
     amp: bool = True
     channels_last: bool = True
     compile: bool = False
-    checkpoint_every: int = 0
+    checkpoint_every: int = 0  # optimizer steps between mid-epoch checkpoints (0 = at epoch ends only)
+    stop_after_steps: int = 0  # stop (checkpoint saved) after this many optimizer steps; continue with --resume
     log_every: int = 20
     device: str = "auto"
     seed: int = 0
@@ -346,8 +348,11 @@ def load_step_config(
     config_file: Path | str | None = None,
     preset: str | None = None,
     overrides: dict[str, Any] | None = None,
+    base: dict[str, dict[str, Any]] | None = None,
 ):
-    """Resolve one step's config: defaults <- preset <- ``[section]`` of the file <- CLI overrides.
+    """Resolve one step's config: defaults <- preset <- ``base`` <- ``[section]`` of the file <- CLI overrides.
+
+    ``base`` holds sections inherited from earlier steps of the run (e.g. step 2 takes step 1's ``[data]``).
 
     ``overrides`` maps field names to values (``None`` = not given, ignored); ``data.NAME`` keys (or a
     nested ``{"data": {...}}``) go to the ``[data]`` section. The result is validated (``cfg.validate()``).
@@ -361,6 +366,8 @@ def load_step_config(
     layers: list[tuple[str, dict[str, Any]]] = []
     if preset is not None:
         layers.append((f"preset {preset}", PRESETS[preset]))
+    if base:
+        layers.append(("run", base))
     if config_file is not None:
         layers.append((str(config_file), read_config_file(config_file)))
     for _, sections in layers:

@@ -85,11 +85,22 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise UserError(f"--device {name!r} is not a device", hint="use auto, cpu, cuda or cuda:N") from None
 
 
+def amp_dtype(device: torch.device) -> torch.dtype:
+    """bf16 where the GPU supports it, else fp16 (which then needs a grad scaler)."""
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
 def autocast(device: torch.device, enabled: bool = True):
-    """bf16 autocast on CUDA when enabled; a no-op context elsewhere (CPU runs in float32)."""
+    """bf16 (fp16 on GPUs without bf16) autocast on CUDA when enabled; a no-op elsewhere (CPU runs float32)."""
     if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cuda", dtype=amp_dtype(device))
     return contextlib.nullcontext()
+
+
+def make_grad_scaler(device: torch.device, amp: bool) -> torch.amp.GradScaler:
+    """A grad scaler, enabled only for fp16 autocast (bf16 and float32 need none: it is then a no-op)."""
+    enabled = amp and device.type == "cuda" and amp_dtype(device) == torch.float16
+    return torch.amp.GradScaler("cuda", enabled=enabled)
 
 
 def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
@@ -126,6 +137,7 @@ def setup_torch(device: torch.device, seed: int) -> None:
 
 __all__ = [
     "all_reduce_sum",
+    "amp_dtype",
     "autocast",
     "barrier",
     "broadcast_object",
@@ -134,6 +146,7 @@ __all__ = [
     "is_distributed",
     "is_main",
     "launched_by_torchrun",
+    "make_grad_scaler",
     "local_rank",
     "rank",
     "resolve_device",

@@ -78,6 +78,13 @@ class RunDir:
     def image_size(self) -> int:
         return int(self.meta.get("image_size") or 0)
 
+    def step_config(self, name: str) -> dict[str, Any]:
+        """The resolved config a step wrote (``STEP/config.toml``) as sections, ``{}`` when absent."""
+        from pokegan.config import read_config_file
+
+        path = self.step_dir(name) / "config.toml"
+        return read_config_file(path) if path.is_file() else {}
+
     def step_dir(self, name: str) -> Path:
         """The folder of a step (``classify`` -> ``classifier``, ``embed`` -> ``embeddings``); not created."""
         return self.root / STEP_DIRS.get(name, name)
