@@ -1,0 +1,330 @@
+"""``poke build-manifest``: the kept clean images of a dataset directory -> ``manifests/<name>/``.
+
+The contract the trainer (``pokegan.data.load_manifest``) reads::
+
+    manifest.parquet, manifest.csv  one row per kept image: image_id (images.id), path (relative to the
+                                    dataset root), class_index, class_name, split (train|val|test), source,
+                                    source_id, width, height, phash (16 hex digits of the cached 'phash'
+                                    hash, '' when none), sha256 (of the decoded pixels), frame
+    classes.json                    {"catalog": <catalog source>, "classes": [name0, name1, ...]}: exactly
+                                    the catalog's classes, zero-image ones included; index = position
+    stats.json                      counts per class / source / split, dropped and why, "data_root" (the
+                                    absolute dataset path), "manifest_sha256" (of manifest.csv's bytes),
+                                    "created_at"; written last, so its presence marks a finished manifest
+    class_counts.png                images per class, stacked by split
+
+Kept: ``images.status = 'done' AND dup_of IS NULL AND conflict = 0`` whose item is ``done`` and labelled
+with a catalog class. Splits: see :mod:`pokedata.manifest_split`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pokedata.errors import UserError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from rich.table import Table
+
+    from pokedata.catalog import Catalog
+
+COLUMNS = (
+    "image_id", "path", "class_index", "class_name", "split", "source", "source_id", "width", "height",
+    "phash", "sha256", "frame",
+)  # fmt: skip
+MAX_SILENT_DROP = 0.5
+"""Largest share of the clean, unmarked images a manifest may leave out without ``--allow-drop``."""
+CHART_NAME = "class_counts.png"
+
+_QUERY = """
+SELECT im.id AS image_id, im.path, im.status, im.width, im.height, im.pixel_sha256 AS sha256, im.frame,
+       im.dup_of, im.dup_group, im.conflict, it.class_name, it.source, it.source_id,
+       it.status AS item_status,
+       CASE WHEN h.value IS NULL THEN '' ELSE printf('%016x', h.value) END AS phash,
+       CASE WHEN it.class_name = '' THEN it.meta ELSE NULL END AS meta
+FROM images im
+JOIN items it ON it.id = im.item_id
+LEFT JOIN hashes h ON h.image_id = im.id AND h.method = 'phash'
+ORDER BY im.id
+"""
+
+
+@dataclass
+class ManifestConfig:
+    """Options of ``poke build-manifest``."""
+
+    data: Path
+    catalog: Path | None = None  # catalog CSV; None = the shipped 799-class one
+    name: str | None = None  # manifest name; None = the dataset directory's name
+    out: Path = Path("manifests")  # parent folder; the manifest goes to out/name/
+    val: float = 0.1
+    test: float = 0.0
+    min_per_class: int = 1  # classes with fewer kept images are left out (reason class-below-min)
+    seed: int = 0
+    include_multiclass: bool = False  # rows labelled with several classes: one row per class
+    allow_drop: bool = False  # accept missing files, unknown classes and large drops
+    check_files: bool = True  # every kept JPG must exist
+    chart: bool = True
+
+    def validated(self) -> ManifestConfig:
+        from pokedata.store import safe_name
+
+        for flag, value in (("--val", self.val), ("--test", self.test)):
+            if not 0.0 <= value < 1.0:
+                raise UserError(f"{flag} {value} must be a fraction in [0, 1)", hint=f"e.g. {flag} 0.1")
+        if self.val + self.test >= 1.0:
+            raise UserError(
+                f"--val {self.val} + --test {self.test} leave nothing to train on",
+                hint="keep their sum below 1, e.g. --val 0.1 --test 0.1",
+            )
+        if self.min_per_class < 1:
+            raise UserError(f"--min-per-class {self.min_per_class} must be at least 1")
+        name = self.name if self.name is not None else safe_name(Path(self.data).resolve().name)
+        if not name or safe_name(name) != name:
+            raise UserError(
+                f"--name {name!r} is not a plain folder name",
+                hint=f"use letters, digits, '-', '_' or '.', e.g. --name {safe_name(name or 'pokemon')}",
+            )
+        self.name = name
+        return self
+
+
+@dataclass
+class ManifestSummary:
+    out: Path
+    rows: int = 0
+    classes: int = 0  # catalog classes
+    classes_with_images: int = 0
+    splits: dict[str, int] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)
+    manifest_sha256: str = ""
+    seconds: float = 0.0
+
+    def table(self) -> Table:
+        from rich.table import Table
+
+        t = Table(title=f"manifest {self.out}")
+        t.add_column("what")
+        t.add_column("count", justify="right")
+        t.add_row("rows", f"{self.rows:,}")
+        t.add_row("classes (catalog)", f"{self.classes:,}")
+        t.add_row("classes with images", f"{self.classes_with_images:,}")
+        for split, n in self.splits.items():
+            t.add_row(f"  {split}", f"{n:,}")
+        for reason, n in sorted(self.dropped.items(), key=lambda kv: -kv[1]):
+            t.add_row(f"dropped: {reason}", f"{n:,}")
+        t.add_row("seconds", f"{self.seconds:.2f}")
+        return t
+
+
+def build_manifest(cfg: ManifestConfig) -> ManifestSummary:
+    """Read the ledger, choose the kept images, split them, write the manifest folder."""
+    from pokedata.catalog import load_catalog
+    from pokedata.store import DatasetDir
+
+    cfg.validated()
+    t0 = time.perf_counter()
+    ds = DatasetDir.at(cfg.data).require()
+    catalog = load_catalog(cfg.catalog)
+    df = read_images(ds.ledger_path)
+    if df.empty:
+        raise UserError(
+            f"--data {ds.root} has no clean images",
+            hint=f"run `poke clean --data {ds.root}` first",
+        )
+    kept, dropped = select_kept(df, catalog, cfg, ds.root)
+    kept = finish(kept, cfg, catalog)
+    out = (Path(cfg.out) / str(cfg.name)).resolve()
+    sha = write_outputs(out, kept, dropped, catalog, cfg, ds.root)
+    splits = {s: int((kept["split"] == s).sum()) for s in ("train", "val", "test")}
+    return ManifestSummary(
+        out=out,
+        rows=len(kept),
+        classes=len(catalog),
+        classes_with_images=int(kept["class_index"].nunique()),
+        splits=splits,
+        dropped=dropped,
+        manifest_sha256=sha,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def read_images(ledger_path: Path) -> pd.DataFrame:
+    """Every images row joined with its item and cached phash (read-only, safe while others write)."""
+    import sqlite3
+
+    import pandas as pd
+
+    conn = sqlite3.connect(f"file:{ledger_path}?mode=ro", uri=True)
+    try:
+        return pd.read_sql_query(_QUERY, conn)
+    except (sqlite3.DatabaseError, pd.errors.DatabaseError) as exc:
+        raise UserError(
+            f"cannot read the images table of {ledger_path} ({exc})",
+            hint="run `poke clean --data DIR` first to create it",
+        ) from exc
+    finally:
+        conn.close()
+
+
+def _explode_multiclass(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows with class_name '' -> one row per class listed in their ``meta.classes``."""
+    multi = df["class_name"] == ""
+    if not multi.any():
+        return df
+    labels = df.loc[multi, "meta"].map(lambda m: list(json.loads(m or "{}").get("classes") or []))
+    exploded = df.loc[multi].assign(class_name=labels).explode("class_name")
+    exploded = exploded[exploded["class_name"].notna()]
+    import pandas as pd
+
+    return pd.concat([df.loc[~multi], exploded], ignore_index=True).sort_values("image_id", kind="stable")
+
+
+def select_kept(
+    df: pd.DataFrame, catalog: Catalog, cfg: ManifestConfig, root: Path
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Apply the keep rules in order; returns (kept rows, {reason: dropped count})."""
+    import numpy as np
+
+    from pokedata.catalog import name_key
+
+    dropped: dict[str, int] = {}
+
+    def drop(mask, reason: str):
+        n = int(mask.sum())
+        if n:
+            dropped[reason] = dropped.get(reason, 0) + n
+        return df[~mask]
+
+    df = drop(df["status"] != "done", "quarantined")
+    df = drop(df["item_status"] != "done", "item-not-done")
+    df = drop(df["dup_of"].notna(), "duplicate")
+    df = drop(df["conflict"].fillna(0).astype(int) != 0, "label-conflict")
+    candidates = len(df)
+    df = _explode_multiclass(df) if cfg.include_multiclass else drop(df["class_name"] == "", "multi-class")
+    index_of = {name_key(c.name): c.class_index for c in catalog.classes}
+    index_of.update({c.danbooru_tag: c.class_index for c in catalog.classes})
+    names = df["class_name"].astype(str)
+    mapping = {n: index_of.get(name_key(n), index_of.get(n.strip().lower(), -1)) for n in names.unique()}
+    class_index = names.map(mapping).to_numpy(dtype=np.int64)
+    unknown = class_index < 0
+    if unknown.any() and not cfg.allow_drop:
+        counts = names[unknown].value_counts()
+        listed = ", ".join(f"{n!r} ({c})" for n, c in counts.head(5).items())
+        raise UserError(
+            f"{int(unknown.sum())} images are labelled with classes not in the catalog {catalog.source}: {listed}",
+            hint="pass --catalog with the catalog the data was fetched with, or --allow-drop to leave them out",
+        )
+    df = df.assign(class_index=class_index)
+    df = drop(unknown, "not-in-catalog")
+    if cfg.check_files and len(df):
+        missing = ~np.fromiter((os.path.isfile(root / p) for p in df["path"]), dtype=bool, count=len(df))
+        if missing.any() and not cfg.allow_drop:
+            listed = ", ".join(df.loc[missing, "path"].head(3))
+            raise UserError(
+                f"{int(missing.sum())} clean images listed in the ledger are missing under {root}: {listed}",
+                hint=f"rerun `poke clean --data {root}` (it rewrites missing JPGs), or --allow-drop",
+            )
+        df = drop(missing, "missing-file")
+    sizes = df.groupby("class_index")["image_id"].transform("size")
+    df = drop((sizes < cfg.min_per_class).to_numpy(), "class-below-min")
+    if df.empty:
+        raise UserError(
+            f"the manifest would be empty: no clean, unmarked, labelled image is left (dropped: {dropped})",
+            hint="check `poke status`, lower --min-per-class, or fetch and clean more images",
+        )
+    silent = sum(
+        dropped.get(k, 0) for k in ("multi-class", "not-in-catalog", "missing-file", "class-below-min")
+    )
+    if candidates and silent / candidates > MAX_SILENT_DROP and not cfg.allow_drop:
+        raise UserError(
+            f"the manifest would leave out {silent} of {candidates} clean images ({silent / candidates:.0%}): "
+            + ", ".join(f"{k} {v}" for k, v in dropped.items()),
+            hint="fix the cause (e.g. --include-multiclass, --catalog, lower --min-per-class) or pass --allow-drop",
+        )
+    return df, dropped
+
+
+def finish(df: pd.DataFrame, cfg: ManifestConfig, catalog: Catalog) -> pd.DataFrame:
+    """Splits, canonical class names; the contract's columns in a stable order."""
+    import numpy as np
+
+    from pokedata.manifest_split import assign_splits, group_keys
+
+    names = np.array(catalog.names, dtype=object)
+    keys = group_keys(df["image_id"], df["dup_group"])
+    out = df.assign(
+        split=assign_splits(keys, val=cfg.val, test=cfg.test, seed=cfg.seed),
+        class_name=names[df["class_index"].to_numpy()],
+        phash=df["phash"].fillna("").astype(str),
+        sha256=df["sha256"].fillna(""),
+    )
+    out = out.sort_values(["class_index", "image_id"], kind="stable").reset_index(drop=True)
+    out = out.loc[:, list(COLUMNS)]
+    return out.astype(
+        {"image_id": "int64", "class_index": "int64", "width": "int64", "height": "int64", "frame": "int64"}
+    )
+
+
+def write_outputs(
+    out: Path, df: pd.DataFrame, dropped: dict[str, int], catalog: Catalog, cfg: ManifestConfig, root: Path
+) -> str:
+    """Write every file atomically, stats.json last; returns the manifest.csv sha256."""
+    from pokedata.manifest_split import write_chart
+    from pokedata.store import atomic_write_bytes, atomic_write_text
+
+    out.mkdir(parents=True, exist_ok=True)
+    stale = out / "stats.json"  # an interrupted rebuild must not look finished
+    if stale.exists():
+        stale.unlink()
+    csv_bytes = df.to_csv(index=False, lineterminator="\n").encode("utf-8")
+    sha = hashlib.sha256(csv_bytes).hexdigest()
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    atomic_write_bytes(out / "manifest.parquet", buf.getvalue())
+    atomic_write_bytes(out / "manifest.csv", csv_bytes)
+    classes = {"catalog": catalog.source, "classes": catalog.names}
+    atomic_write_text(out / "classes.json", json.dumps(classes, indent=1, ensure_ascii=False) + "\n")
+    per_class = df.pivot_table(
+        index="class_name", columns="split", values="image_id", aggfunc="size", fill_value=0
+    )
+    if cfg.chart:
+        write_chart(per_class, out / CHART_NAME, f"{cfg.name}: {len(df):,} images, {len(per_class)} classes")
+    stats = _stats(df, per_class, dropped, catalog, cfg, root, sha)
+    atomic_write_text(out / "stats.json", json.dumps(stats, indent=1, ensure_ascii=False) + "\n")
+    return sha
+
+
+def _stats(df, per_class, dropped, catalog, cfg: ManifestConfig, root: Path, sha: str) -> dict[str, Any]:
+    per_class = per_class.reindex(columns=["train", "val", "test"], fill_value=0)
+    per_class_dict = {
+        str(name): {**{k: int(v) for k, v in row.items()}, "total": int(row.sum())}
+        for name, row in per_class.iterrows()
+    }
+    config = asdict(cfg)
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in config.items()}
+    return {
+        "name": cfg.name,
+        "data_root": str(Path(root).resolve()),
+        "manifest_sha256": sha,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "catalog": catalog.source,
+        "images": len(df),
+        "classes": len(catalog),
+        "classes_with_images": len(per_class_dict),
+        "empty_classes": len(catalog) - len(per_class_dict),
+        "splits": {s: int((df["split"] == s).sum()) for s in ("train", "val", "test")},
+        "per_source": {str(k): int(v) for k, v in df["source"].value_counts().sort_index().items()},
+        "per_class": per_class_dict,
+        "dropped": dict(dropped),
+        "config": config,
+    }

@@ -1,0 +1,89 @@
+"""Split assignment and the class-count chart of ``poke build-manifest``.
+
+The split of an image is a pure function of ``(seed, group key)``: the key is the image's duplicate
+group (``images.dup_group``, the survivor's id) when dedup put it in one, else its own ``images.id``.
+So an image never changes split when images are added later, and near-duplicate groups never straddle
+splits. Each key hashes to a uniform number u in [0, 1): ``u < val`` is ``val``, ``u < val + test`` is
+``test``, the rest ``train``. The same thresholds apply inside every class, so the split is stratified
+in expectation (every class converges to the asked fractions; a class with a handful of images may get
+no val image, which ``stats.json`` shows per class).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SPLITS = ("train", "val", "test")
+
+
+def unit_hash(seed: int, keys: np.ndarray) -> np.ndarray:
+    """(N,) int64 keys -> (N,) float64 in [0, 1), a seeded 64-bit blake2b of each key."""
+    seed_bytes = int(seed).to_bytes(8, "little", signed=True)
+    out = np.empty(len(keys), dtype=np.float64)
+    scale = 1.0 / 2.0**64
+    for i, k in enumerate(keys.tolist()):
+        h = hashlib.blake2b(int(k).to_bytes(8, "little", signed=True), digest_size=8, key=seed_bytes)
+        out[i] = int.from_bytes(h.digest(), "little") * scale
+    return out
+
+
+def group_keys(image_id: pd.Series, dup_group: pd.Series) -> np.ndarray:
+    """(N,) int64: ``dup_group`` where set, else ``image_id``."""
+    groups = pd.to_numeric(dup_group, errors="coerce")
+    return np.where(groups.notna(), groups.fillna(0), image_id).astype(np.int64)
+
+
+def assign_splits(keys: np.ndarray, *, val: float, test: float, seed: int) -> np.ndarray:
+    """(N,) group keys -> (N,) object array of 'train' / 'val' / 'test' (equal keys, equal split)."""
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    u = unit_hash(seed, uniq)[inverse]
+    split = np.full(len(keys), "train", dtype=object)
+    split[u < val + test] = "test"
+    split[u < val] = "val"
+    return split
+
+
+def write_chart(per_class: pd.DataFrame, path: Path, title: str) -> None:
+    """Stacked bars of images per class (train / val / test), classes sorted by size; PNG at ``path``.
+
+    ``per_class``: index = class name, columns ``train``, ``val``, ``test`` (counts).
+    """
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pokedata.store import atomic_write_bytes
+
+    counts = per_class.reindex(columns=list(SPLITS), fill_value=0)
+    counts = counts.loc[counts.sum(axis=1).sort_values(ascending=False).index]
+    n = len(counts)
+    fig, ax = plt.subplots(figsize=(min(24, max(6, 0.25 * n + 2)), 4.5), dpi=100)
+    x = np.arange(n)
+    bottom = np.zeros(n)
+    colours = {"train": "#4c72b0", "val": "#dd8452", "test": "#55a868"}
+    for split in SPLITS:
+        values = counts[split].to_numpy(dtype=float)
+        if values.sum() == 0:
+            continue
+        ax.bar(x, values, bottom=bottom, width=0.9 if n < 200 else 1.0, color=colours[split], label=split)
+        bottom += values
+    if n <= 60:
+        ax.set_xticks(x, [str(c) for c in counts.index], rotation=90, fontsize=7)
+    else:
+        ax.set_xticks([])
+        ax.set_xlabel(f"{n} classes, largest first")
+    ax.set_ylabel("images")
+    ax.set_title(title)
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
