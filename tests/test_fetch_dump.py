@@ -22,6 +22,7 @@ from pokedata.fetch.dump import (
     mirror_relpath,
     parse_record,
 )
+from pokedata.fetch.dump_scan import line_tags
 from pokedata.ledger import Ledger
 
 
@@ -111,6 +112,20 @@ def test_exact_tag_matching_not_substring():
     rated = TagFilter(ratings=frozenset({"s"}))
     assert not rated.may_match(b'{"rating": "q", "tags": []}')
     assert rated.may_match(b'{"rating":"s"}') and rated.may_match(b'{"id": 1}')  # unknown: parse and check
+    # Many tags (a catalog) or excludes: the line's tag names are pulled out, exactly, without parsing.
+    many = TagFilter(include_or=frozenset({f"tag_{i}" for i in range(50)} | {"pikachu"}),
+                     exclude_or=frozenset({"comic"}))  # fmt: skip
+    line_2019 = json.dumps(_record_2019(1, ["solo"], ["pikachu_(cosplay)"], "s", "jpg", False, "ab")).encode()
+    line_2021 = json.dumps(_record_2021(1, ["solo"], ["pikachu"], "s", "jpg", False, "ab")).encode()
+    assert line_tags(line_2019) == {b"solo", b"pikachu_(cosplay)"}
+    assert line_tags(line_2021) == {b"solo", b"pikachu"}
+    assert not many.may_match(line_2019)  # pikachu_(cosplay) is not pikachu
+    assert many.may_match(line_2021)
+    comic = json.dumps(_record_2021(1, ["comic"], ["pikachu"], "s", "jpg", False, "ab")).encode()
+    assert not many.may_match(comic)
+    escaped = json.dumps(_record_2019(1, ["solo"], ["flabébé"], "s", "jpg", False, "ab")).encode()
+    assert line_tags(escaped) is None  # an escape: fall back to the substring check, then parse
+    assert TagFilter(include_or=frozenset({f"t{i}" for i in range(50)} | {"flabébé"})).may_match(escaped)
     unicode_tag = TagFilter(include_and=frozenset({"flabébé"}))
     assert unicode_tag.may_match(json.dumps({"t": "flabébé"}).encode())  # ASCII-escaped
     assert unicode_tag.may_match(json.dumps({"t": "flabébé"}, ensure_ascii=False).encode())

@@ -33,6 +33,9 @@ _SUFFIXES = (".json", ".jsonl", ".ndjson")
 _COMPRESSED = (".gz", ".xz", ".zst")
 _DIGITS = re.compile(r"^\d+$")
 _RATING_RE = re.compile(rb'"rating"\s*:\s*"([a-z])"')
+_TAG_STRING_RE = re.compile(rb'"tag_string"\s*:\s*"([^"]*)"')
+_NAME_RE = re.compile(rb'"name"\s*:\s*"([^"]*)"')
+_TOKEN_THRESHOLD = 12  # more substring needles than this: pull the line's tag names out instead
 
 
 # -- filters -----------------------------------------------------------------------------------------
@@ -50,6 +53,12 @@ class TagFilter:
         # JSON-escaped forms of the tags a line must mention, for the byte-level pre-check.
         object.__setattr__(self, "_and_bytes", [_needles(t) for t in self.include_and])
         object.__setattr__(self, "_or_bytes", [n for t in self.include_or for n in _needles(t)])
+        # Raw UTF-8 tag names, for the token pre-check (many tags, e.g. a whole catalog).
+        object.__setattr__(self, "_and_tok", frozenset(t.encode() for t in self.include_and))
+        object.__setattr__(self, "_or_tok", frozenset(t.encode() for t in self.include_or))
+        object.__setattr__(self, "_excl_tok", frozenset(t.encode() for t in self.exclude_or))
+        n_needles = len(self._or_bytes) + sum(len(n) for n in self._and_bytes)  # type: ignore[attr-defined]
+        object.__setattr__(self, "_use_tokens", n_needles > _TOKEN_THRESHOLD)
 
     def accepts(self, tags: set[str] | frozenset[str], rating: str) -> bool:
         if not self.include_and <= tags:
@@ -63,14 +72,27 @@ class TagFilter:
         return not self.ratings or rating in self.ratings
 
     def may_match(self, line: bytes) -> bool:
-        """False only when the raw line cannot pass (a required tag is absent from the bytes, or its
-        ``"rating"`` is one we do not want); no JSON is parsed. True means: parse it and check exactly."""
-        for needles in self._and_bytes:  # type: ignore[attr-defined]
-            if not any(n in line for n in needles):
+        """False only when the raw line cannot pass; no JSON is parsed. True means: parse it and check.
+
+        Few include tags: each must occur in the bytes (substring search, ASCII-escaped or raw). Many
+        (a whole catalog): the line's tag names are pulled out with a regex and checked as a set, excludes
+        too (lines holding a backslash escape fall back to the substring search). Then the ``"rating"``.
+        """
+        tokens = line_tags(line) if self._use_tokens else None  # type: ignore[attr-defined]
+        if tokens is not None:
+            if not self._and_tok <= tokens:  # type: ignore[attr-defined]
                 return False
-        ors = self._or_bytes  # type: ignore[attr-defined]
-        if ors and not any(n in line for n in ors):
-            return False
+            if self._or_tok and self._or_tok.isdisjoint(tokens):  # type: ignore[attr-defined]
+                return False
+            if not self._excl_tok.isdisjoint(tokens):  # type: ignore[attr-defined]
+                return False
+        else:
+            for needles in self._and_bytes:  # type: ignore[attr-defined]
+                if not any(n in line for n in needles):
+                    return False
+            ors = self._or_bytes  # type: ignore[attr-defined]
+            if ors and not any(n in line for n in ors):
+                return False
         if self.ratings:
             m = _RATING_RE.search(line)
             if m is not None and m.group(1).decode() not in self.ratings:
@@ -81,6 +103,19 @@ class TagFilter:
     def key(self) -> str:
         return json.dumps([sorted(s) for s in (self.include_and, self.include_or, self.exclude_or,
                                                 self.exclude_and, self.ratings)], separators=(",", ":"))  # fmt: skip
+
+
+def line_tags(line: bytes) -> frozenset[bytes] | None:
+    """Tag names of a raw metadata line without parsing it: ``tag_string`` (2021) or every ``"name"``
+    (2019/2020, where only tags have names). None when unsure (an escape in the line, or neither found)."""
+    if b"\\" in line:
+        return None
+    if b'"tag_string"' in line:
+        m = _TAG_STRING_RE.search(line)
+        if m is not None:
+            return frozenset(m.group(1).split())
+    names = _NAME_RE.findall(line)
+    return frozenset(names) if names else None
 
 
 def _needles(tag: str) -> tuple[bytes, ...]:
