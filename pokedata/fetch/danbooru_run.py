@@ -171,41 +171,45 @@ class QueryEstimate:
 
 def estimate_danbooru(cfg: DanbooruConfig) -> list[QueryEstimate]:
     """``--dry-run``: each query with its estimated post count (``/counts/posts.json``, else the first page)."""
-    from pokedata.fetch.http import FetchError, PoliteClient
+    from pokedata.fetch.http import PoliteClient
 
     cfg.validate()
     queries, _ = build_plan(cfg)
     client = PoliteClient(http_config(cfg))
     out = []
     try:
-        for q in queries:
-            tags = " ".join(q.server_terms)
-            count: int | None = None
-            exact = True
-            try:
-                body = api_get(client, f"{cfg.base_url.rstrip('/')}/counts/posts.json", {"tags": tags}, q)
-                count = int(body["counts"]["posts"])
-            except (FetchError, KeyError, TypeError, ValueError):
-                try:
-                    first = api_get(
-                        client,
-                        f"{cfg.base_url.rstrip('/')}/posts.json",
-                        {"tags": tags, "limit": PAGE_SIZE},
-                        q,
-                    )
-                except FetchError as exc:
-                    raise UserError(
-                        f"Danbooru at {cfg.base_url} did not answer the query {tags!r} ({exc})",
-                        hint="check --base-url and the network",
-                    ) from None
-                count = len(first) if isinstance(first, list) else None
-                exact = count is not None and count < PAGE_SIZE
-            if cfg.limit is not None and count is not None:
-                count = min(count, cfg.limit)
-            out.append(QueryEstimate(q.text, count, estimate_pages(count), exact))
+        with _listing_progress(cfg.progress, len(queries)) as progress:
+            for q in queries:
+                progress.start(q)
+                out.append(_estimate_one(client, cfg, q))
     finally:
         client.close()
     return out
+
+
+def _estimate_one(client: Any, cfg: DanbooruConfig, q: Query) -> QueryEstimate:
+    from pokedata.fetch.http import FetchError
+
+    base = cfg.base_url.rstrip("/")
+    tags = " ".join(q.server_terms)
+    exact = True
+    try:
+        count: int | None = int(
+            api_get(client, f"{base}/counts/posts.json", {"tags": tags}, q)["counts"]["posts"]
+        )
+    except (FetchError, KeyError, TypeError, ValueError):
+        try:
+            first = api_get(client, f"{base}/posts.json", {"tags": tags, "limit": PAGE_SIZE}, q)
+        except FetchError as exc:
+            raise UserError(
+                f"Danbooru at {cfg.base_url} did not answer the query {tags!r} ({exc})",
+                hint="check --base-url and the network",
+            ) from None
+        count = len(first) if isinstance(first, list) else None
+        exact = count is not None and count < PAGE_SIZE
+    if cfg.limit is not None and count is not None:
+        count = min(count, cfg.limit)
+    return QueryEstimate(q.text, count, estimate_pages(count), exact)
 
 
 def estimate_table(rows: list[QueryEstimate]):
