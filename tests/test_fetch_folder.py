@@ -118,6 +118,9 @@ def test_catalog_matcher_rules():
     assert m.match("mega_charizard_x").name == "Mega Charizard X"
     assert m.match("porygon2").name == "Porygon2"  # a name ending in a digit stays itself
     assert m.match("pikachu (3)").name == "Pikachu"
+    assert m.match("nidoran-f").name == "Nidoran" and m.match("Nidoran♂").name == "Nidoran"
+    assert m.match("farfetchd").name == "Farfetch'd"
+    assert m.match("meowstic_male").name == "Meowstic Male" and m.match("meowstic-m") is None  # not guessed
     assert m.match("") is None and m.match("zzz") is None
     assert raw_label("a/b/c.png", "dirname") == "a"
     assert raw_label("c.png", "dirname") == ""

@@ -13,7 +13,7 @@ Where the class comes from (``class_from``):
 - ``filename``: the file stem (``PATH/pikachu.png`` -> ``pikachu``, the Kaggle one-PNG-per-species layout);
 - ``catalog``: the folder name for files in sub-folders, else the file stem, matched against the catalog
   (case-, accent- and punctuation-insensitively; also its Danbooru tag; a trailing ``-2``/``_03`` copy
-  number is ignored). With a catalog (``catalog`` mode, or ``--catalog`` in the other modes) the class is the
+  number and a ``-f``/``-m`` sex suffix are ignored when the name does not match as it is). With a catalog (``catalog`` mode, or ``--catalog`` in the other modes) the class is the
   catalog's name, and files whose name matches no class are recorded ``skipped`` with the reason
   ``no-catalog-match:<name>``.
 
@@ -87,6 +87,7 @@ class FolderImportConfig:
 
 # -- class names ------------------------------------------------------------------------------------
 _COPY_SUFFIX = re.compile(r"[\s_\-.]*\(?\d+\)?$")
+_SEX_SUFFIX = re.compile(r"(?<=\w)[\s_\-.]+(f|m|female|male)$|[♀♂]$", re.IGNORECASE)  # nidoran-f -> nidoran
 
 
 def loose_key(name: str) -> str:
@@ -108,7 +109,8 @@ class CatalogMatcher:
                 self._index[key] = None if key in self._index and self._index[key] != c else c
 
     def match(self, name: str) -> PokemonClass | None:
-        for candidate in (name, _COPY_SUFFIX.sub("", name)):
+        bare = _COPY_SUFFIX.sub("", name)
+        for candidate in (name, bare, _SEX_SUFFIX.sub("", bare)):
             key = loose_key(candidate)
             if key and self._index.get(key) is not None:
                 return self._index[key]
