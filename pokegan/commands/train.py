@@ -90,3 +90,192 @@ def progan(
             dry_run=dry_run,
         )
     )
+
+
+# ---- steps 1 and 2: classify, embed, pretrain --------------------------------------------------------------
+from pokegan.commands import options as opt  # noqa: E402
+
+
+@app.command("classify")
+def classify(
+    manifest: Path = typer.Option(
+        ..., "--manifest", help="Manifest folder written by `poke build-manifest` (manifests/NAME)."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="A new run directory (runs/NAME); an existing one needs --resume."
+    ),
+    data_root: Path | None = opt.data_root_opt(),
+    config: Path | None = opt.config_opt(),
+    preset: str | None = opt.preset_opt(),
+    task: str | None = typer.Option(
+        None, "--task", help="classes, rotation (RotNet pretext) or auto (rotation for one class)."
+    ),
+    epochs: int | None = opt.epochs_opt(),
+    lr: float | None = opt.lr_opt(),
+    optimizer: str | None = typer.Option(
+        None, "--optimizer", help="adamw (default) or sgd (Nesterov momentum)."
+    ),
+    label_smoothing: float | None = typer.Option(
+        None, "--label-smoothing", help="Cross-entropy label smoothing, 0..1."
+    ),
+    balanced: bool | None = typer.Option(
+        None, "--balanced/--no-balanced", help="Class-balanced sampling of the train split."
+    ),
+    batch_size: int | None = opt.batch_size_opt(),
+    image_size: int | None = opt.image_size_opt(),
+    max_images: int | None = typer.Option(
+        None, "--max-images", help="Train on a seeded, class-stratified subset of N images."
+    ),
+    grad_accum: int | None = opt.grad_accum_opt(),
+    num_workers: int | None = opt.num_workers_opt(),
+    cache: bool | None = opt.cache_opt(),
+    init_weights: Path | None = typer.Option(
+        None, "--init-weights", help="Local ResNet-34 state dict to start the body from."
+    ),
+    compile: bool | None = opt.compile_opt(),
+    stop_after_steps: int | None = opt.stop_after_opt(),
+    device: str | None = opt.device_opt(),
+    seed: int | None = opt.seed_opt(),
+    resume: bool = opt.resume_opt(),
+    dry_run: bool = opt.dry_run_opt(),
+) -> None:
+    """Step 1: train the ResNet-34 embedding classifier into RUN/classifier/."""
+    from pokegan.config import ClassifyConfig, load_step_config
+
+    overrides = {
+        "task": task,
+        "epochs": epochs,
+        "lr": lr,
+        "optimizer": optimizer,
+        "label_smoothing": label_smoothing,
+        "grad_accum": grad_accum,
+        "init_weights": str(init_weights) if init_weights else None,
+        "compile": compile,
+        "stop_after_steps": stop_after_steps,
+        "device": device,
+        "seed": seed,
+        "data.data_root": str(data_root) if data_root else None,
+        "data.batch_size": batch_size,
+        "data.image_size": image_size,
+        "data.max_images": max_images,
+        "data.balanced": balanced,
+        "data.num_workers": num_workers,
+        "data.use_cache": cache,
+    }
+    cfg = load_step_config(ClassifyConfig, "classify", config_file=config, preset=preset, overrides=overrides)
+    if dry_run:
+        from pokegan.steps.classify import describe
+
+        opt.print_dry_run(describe(cfg, manifest))
+        return
+    from pokegan.steps.classify import run_classify
+
+    run_classify(cfg, manifest, out, resume=resume)
+
+
+def _run_base(run: Path) -> dict:
+    from pokegan.runs import open_run
+    from pokegan.steps.embed import data_section
+
+    return {"data": data_section(open_run(run, resume=True, create=False))}
+
+
+@app.command("embed")
+def embed(
+    run: Path = opt.run_opt(),
+    config: Path | None = opt.config_opt(),
+    preset: str | None = opt.preset_opt(),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", help="Images per encoding batch (results do not depend on it)."
+    ),
+    dtype: str | None = typer.Option(
+        None, "--dtype", help="float32 (default) or float16 for embeddings.npy."
+    ),
+    stats_images: int | None = typer.Option(
+        None,
+        "--stats-images",
+        help="Recompute the frozen encoding statistics on N train images (0 = step 1's).",
+    ),
+    num_workers: int | None = opt.num_workers_opt(),
+    device: str | None = opt.device_opt(),
+    resume: bool = typer.Option(False, "--resume", help="Redo an interrupted embed step (it starts over)."),
+    dry_run: bool = opt.dry_run_opt(),
+) -> None:
+    """Encode every manifest image to 512-d with the frozen classifier: RUN/embeddings/."""
+    from pokegan.config import EmbedConfig, load_step_config
+
+    overrides = {
+        "batch_size": batch_size,
+        "dtype": dtype,
+        "stats_images": stats_images,
+        "num_workers": num_workers,
+        "device": device,
+    }
+    cfg = load_step_config(EmbedConfig, "embed", config_file=config, preset=preset, overrides=overrides)
+    if dry_run:
+        from pokegan.config import config_to_toml
+
+        opt.print_dry_run({"config": config_to_toml(cfg), "model": {}})
+        return
+    from pokegan.steps.embed import run_embed
+
+    run_embed(cfg, run, resume=resume)
+
+
+@app.command("pretrain")
+def pretrain(
+    run: Path = opt.run_opt(),
+    config: Path | None = opt.config_opt(),
+    preset: str | None = opt.preset_opt(),
+    epochs: int | None = opt.epochs_opt(),
+    lr: float | None = opt.lr_opt(),
+    layer_weights: str | None = typer.Option(
+        None, "--layer-weights", help="Perceptual weights of layer1..layer4, e.g. 1,1,1,1."
+    ),
+    pixel_l1: float | None = typer.Option(
+        None, "--pixel-l1", help="Weight of an extra pixel L1 term (0 = off)."
+    ),
+    batch_size: int | None = opt.batch_size_opt(),
+    grad_accum: int | None = opt.grad_accum_opt(),
+    num_workers: int | None = opt.num_workers_opt(),
+    cache: bool | None = opt.cache_opt(),
+    compile: bool | None = opt.compile_opt(),
+    stop_after_steps: int | None = opt.stop_after_opt(),
+    device: str | None = opt.device_opt(),
+    seed: int | None = opt.seed_opt(),
+    resume: bool = opt.resume_opt(),
+    dry_run: bool = opt.dry_run_opt(),
+) -> None:
+    """Step 2: pretrain the generator to reconstruct images from their embeddings: RUN/pretrain/."""
+    from pokegan.config import PretrainConfig, load_step_config
+
+    overrides = {
+        "epochs": epochs,
+        "lr": lr,
+        "layer_weights": opt.parse_floats(layer_weights, "--layer-weights"),
+        "pixel_l1": pixel_l1,
+        "grad_accum": grad_accum,
+        "compile": compile,
+        "stop_after_steps": stop_after_steps,
+        "device": device,
+        "seed": seed,
+        "data.batch_size": batch_size,
+        "data.num_workers": num_workers,
+        "data.use_cache": cache,
+    }
+    cfg = load_step_config(
+        PretrainConfig,
+        "pretrain",
+        config_file=config,
+        preset=preset,
+        overrides=overrides,
+        base=_run_base(run),
+    )
+    if dry_run:
+        from pokegan.steps.pretrain import describe
+
+        opt.print_dry_run(describe(cfg))
+        return
+    from pokegan.steps.pretrain import run_pretrain
+
+    run_pretrain(cfg, run, resume=resume)
