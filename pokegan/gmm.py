@@ -101,7 +101,7 @@ class GaussianMixture:
     # ---- densities -------------------------------------------------------------------------------
     def log_prob(self, x: Tensor | np.ndarray, device: str | torch.device = "cpu") -> Tensor:
         """Per-sample log density ``[N]`` (float64 on CPU)."""
-        x = torch.as_tensor(np.asarray(x) if not isinstance(x, Tensor) else x)
+        x = x if isinstance(x, Tensor) else torch.from_numpy(np.array(x, dtype=np.float64))
         dev = torch.device(device)
         prec = _precision_cholesky(self.covariances.to(dev), self.covariance)
         lp = _weighted_log_prob(

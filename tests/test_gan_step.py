@@ -1,0 +1,209 @@
+"""Step 3 on a tiny run: gmm step, GAN loop artifacts, refusal without step 2, NaN recovery, resume, sample/eval."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from pokedata.errors import UserError
+from pokegan.config import load_step_config
+from pokegan.runs import RunDir
+from pokegan.steps import gan_setup
+from pokegan.steps.gan import GANConfig, run_gan
+from pokegan.steps.gmm import GMMConfig, run_gmm
+from tests.helpers.step3_run import make_step3_run
+
+GAN_TINY = {
+    "steps": 4,
+    "sample_every": 2,
+    "checkpoint_every": 2,
+    "metrics_every": 2,
+    "metrics_samples": 12,
+    "n_fixed": 4,
+    "log_every": 1,
+    "data.batch_size": 6,
+}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models: intra-op threads only add contention on a shared 2-core box."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def base_run(tmp_path_factory):
+    """A tiny run with steps 1-2 'done' and the gmm step run (BIC over 2 and 4 components)."""
+    run = make_step3_run(tmp_path_factory.mktemp("step3"))
+    cfg = load_step_config(GMMConfig, "gmm", preset="tiny", overrides={"bic": [2, 4]})
+    run_gmm(cfg, run.root)
+    return run
+
+
+@pytest.fixture
+def run(base_run, tmp_path):
+    """A private copy of the base run (the manifest and images stay shared)."""
+    dst = tmp_path / "run"
+    shutil.copytree(base_run.root, dst)
+    return RunDir(dst)
+
+
+def gan_cfg(**over) -> GANConfig:
+    return load_step_config(GANConfig, "gan", preset="tiny", overrides={**GAN_TINY, **over})
+
+
+def test_gmm_step_outputs_and_resume(base_run, tmp_path):
+    gdir = base_run.step_dir("gmm")
+    for name in (
+        "gmm.pt",
+        "bic.json",
+        "pca.png",
+        "config.toml",
+        "done.json",
+        "candidates/k002.pt",
+        "candidates/k004.pt",
+    ):
+        assert (gdir / name).is_file(), name
+    bic = json.loads((gdir / "bic.json").read_text())
+    assert {r["components"] for r in bic["candidates"]} == {2, 4}
+    best = min(bic["candidates"], key=lambda r: r["bic"])
+    assert bic["chosen"] == best["components"] == base_run.done_summary("gmm")["components"]
+    # resume: a killed search keeps its fitted candidates and refits nothing
+    dst = tmp_path / "r2"
+    shutil.copytree(base_run.root, dst)
+    r2 = RunDir(dst)
+    (r2.step_dir("gmm") / "done.json").unlink()
+    (r2.step_dir("gmm") / "gmm.pt").unlink()
+    before = (r2.step_dir("gmm") / "candidates" / "k004.pt").stat().st_mtime_ns
+    cfg = load_step_config(GMMConfig, "gmm", preset="tiny", overrides={"bic": [2, 4]})
+    with pytest.raises(UserError, match="--resume"):
+        run_gmm(cfg, r2.root)
+    summary = run_gmm(cfg, r2.root, resume=True)
+    assert summary["components"] == bic["chosen"]
+    assert (r2.step_dir("gmm") / "candidates" / "k004.pt").stat().st_mtime_ns == before
+
+
+def test_gan_refuses_without_step2_unless_from_scratch(run):
+    (run.step_dir("pretrain") / "final.pt").unlink()
+    with pytest.raises(UserError, match="--from-scratch"):
+        run_gan(gan_cfg(), run.root)
+    st = gan_setup.build_state(run, gan_cfg(from_scratch=True))
+    assert st.scales == [4, 8, 16, 32]
+
+
+def test_gan_end_to_end_then_sample_and_eval(run, runner, tmp_path):
+    from cli import app
+
+    summary = run_gan(gan_cfg(), run.root)
+    gdir = run.step_dir("gan")
+    assert summary["steps"] == 4 and summary["nan_events"] == 0
+    for name in (
+        "last.pt",
+        "best.pt",
+        "final.pt",
+        "fixed_latents.pt",
+        "real_stats.npz",
+        "samples.png",
+        "grids/step-0000002.png",
+        "grids/step-0000004.png",
+        "summary.json",
+        "done.json",
+    ):
+        assert (gdir / name).is_file(), name
+    assert list((gdir / "tb").iterdir())
+    rows = [json.loads(x) for x in (gdir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [2, 4] and all(r["fcd"] >= 0 for r in rows)
+    # a finished step is skipped
+    assert run_gan(gan_cfg(), run.root)["steps"] == 4
+
+    out = tmp_path / "pngs"
+    res = runner.invoke(
+        app,
+        [
+            "sample",
+            "--run",
+            str(run.root),
+            "--n",
+            "5",
+            "--out",
+            str(out),
+            "--grid",
+            str(tmp_path / "g.png"),
+            "--interpolate",
+            "2",
+            "--frames",
+            "3",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert len(list(out.glob("sample-*.png"))) == 5 and (tmp_path / "g.png").is_file()
+    assert (out / "interpolation-seed0.gif").is_file()
+
+    res = runner.invoke(app, ["eval", "--run", str(run.root), "--n-samples", "8", "--json"])
+    assert res.exit_code == 0, res.output
+    saved = json.loads((gdir / "eval.json").read_text())
+    assert set(saved) == {"final", "best"} and saved["final"]["step"] == 4
+    assert "standard FID/KID skipped" in res.output
+
+    res = runner.invoke(app, ["sample", "--run", str(tmp_path), "--n", "2"])
+    assert res.exit_code == 2 and "no GAN checkpoint" in res.output
+
+
+class _NaNLoss:
+    """Wraps a real loss; its discriminator loss is NaN on the listed calls (1-based)."""
+
+    def __init__(self, inner, nan_calls):
+        self.inner, self.nan_calls, self.calls = inner, set(nan_calls), 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def d_loss(self, D, real, fake):
+        self.calls += 1
+        loss, stats = self.inner.d_loss(D, real, fake)
+        return (loss * float("nan") if self.calls in self.nan_calls else loss), stats
+
+
+def test_nan_recovery_reloads_and_lowers_lr(run, monkeypatch):
+    real = gan_setup.make_loss
+    monkeypatch.setattr(gan_setup, "make_loss", lambda cfg: _NaNLoss(real(cfg), {3}))
+    summary = run_gan(gan_cfg(loss="dcgan"), run.root)
+    assert summary["steps"] == 4 and summary["nan_events"] == 1 and summary["lr_scale"] == 0.5
+    import torch
+
+    state = torch.load(run.step_dir("gan") / "final.pt", weights_only=False)
+    assert state["opt_g"]["param_groups"][0]["lr"] == pytest.approx(gan_cfg().lr_g * 0.5)
+
+
+def test_nan_every_step_stops_with_a_clear_error(run, monkeypatch):
+    real = gan_setup.make_loss
+    monkeypatch.setattr(gan_setup, "make_loss", lambda cfg: _NaNLoss(real(cfg), range(1, 100)))
+    with pytest.raises(UserError, match="diverged"):
+        run_gan(gan_cfg(loss="dcgan", max_nan_retries=2), run.root)
+    assert not run.is_done("gan")
+
+
+def test_interrupted_gan_resumes_to_the_same_step_count(run):
+    class Killed(Exception):
+        pass
+
+    def die_at_3(step):
+        if step == 3:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_gan(gan_cfg(), run.root, on_step=die_at_3)
+    assert not run.is_done("gan")
+    with pytest.raises(UserError, match="--resume"):
+        run_gan(gan_cfg(), run.root)
+    summary = run_gan(gan_cfg(), run.root, resume=True)
+    assert summary["steps"] == 4
+    rows = [json.loads(x) for x in (run.step_dir("gan") / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [2, 4]  # the resumed run re-logged nothing twice
