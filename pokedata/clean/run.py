@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from pokedata.clean.flatten import FrameSpec, parse_background, parse_frames
-from pokedata.clean.worker import ItemResult, Settings, Task, clean_chunk, clean_item, init_worker
+from pokedata.clean.worker import ItemResult, Settings, Task, clean_chunk, init_worker
 from pokedata.errors import UserError
 
 if TYPE_CHECKING:
@@ -206,9 +206,16 @@ def _up_to_date(ds: DatasetDir, rows: Sequence[_Existing], params: str) -> bool:
     for r in rows:
         if r.params != params:
             return False
-        if r.status == "done" and (not r.path or not ds.abs(r.path).is_file()):
+        if r.status == "done" and not _nonempty_file(ds.abs(r.path) if r.path else None):
             return False
     return True
+
+
+def _nonempty_file(path: Path | None) -> bool:
+    try:
+        return path is not None and path.stat().st_size > 0
+    except OSError:
+        return False
 
 
 def assign_stems(items: Sequence[Item]) -> dict[int, str]:
@@ -245,7 +252,7 @@ def _execute(tasks: list[Task], cfg: CleanConfig, workers: int) -> Iterator[list
         if workers <= 1 or len(tasks) <= 1:
             init_worker(cfg.max_pixels)
             for chunk in _chunks(tasks, cfg.chunk_size):
-                results = [clean_item(t) for t in chunk]
+                results = clean_chunk(chunk)
                 advance(len(results))
                 yield results
             return

@@ -8,9 +8,11 @@ parent process records them. No exception escapes :func:`clean_item`: every fail
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import math
+import os
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,7 +20,7 @@ from pathlib import Path
 from PIL import Image
 
 from pokedata.clean.flatten import FlattenError, FrameSpec, flatten_to_rgb, is_animated, iter_frames
-from pokedata.store import DatasetDir, atomic_write_bytes
+from pokedata.store import DatasetDir
 
 # Quarantine reason codes (the part of images.error before the first colon).
 MISSING, EMPTY, UNREADABLE, TRUNCATED, BOMB = (
@@ -88,7 +90,30 @@ def init_worker(max_pixels: int | None) -> None:
 
 
 def clean_chunk(tasks: list[Task]) -> list[ItemResult]:
-    return [clean_item(t) for t in tasks]
+    """Clean a chunk of items, then flush the written JPGs to disk once (before the parent records rows).
+
+    Files are published by rename (complete under any kill) without one fsync each: per-file fsync
+    cost 90% of the time on sprite frames; one ``os.sync`` per chunk keeps the "file before row" order
+    across a power cut at a fraction of the cost.
+    """
+    results = [clean_item(t) for t in tasks]
+    if any(f.path is not None for r in results for f in r.frames) and hasattr(os, "sync"):
+        os.sync()
+    return results
+
+
+def publish(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temp file beside ``path`` and rename it into place (no partial final file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{path.name[:40]}-{os.getpid()}-{os.urandom(3).hex()}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
 
 
 def pixel_sha256(rgb: Image.Image) -> str:
@@ -138,6 +163,7 @@ def _clean(task: Task) -> list[FrameResult]:
         return [quarantine(0, EMPTY, "zero bytes")]
     results: list[FrameResult] = []
     with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pillow's complaints about odd metadata: the decode decides
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             im = Image.open(src)
@@ -186,5 +212,5 @@ def _write_frame(task: Task, frame: int, img: Image.Image, animated: bool) -> Fr
     except Exception as exc:
         return quarantine(frame, ENCODE, f"{type(exc).__name__}: {exc}")
     path = DatasetDir(task.root).clean_path(task.class_name, task.stem, frame if animated else None)
-    atomic_write_bytes(path, data)
+    publish(path, data)
     return FrameResult(frame, "done", None, path, rgb.width, rgb.height, pixel_sha256(rgb))
