@@ -155,7 +155,7 @@ def test_gold_credentials_six_tags_and_never_leak(srv, tmp_path, runner):
     srv.add_post(1, character=["pikachu"], general=["solo", "smile"])
     login, key = GOLD_USER
     data = tmp_path / "d"
-    args = ["fetch", "danbooru", "--tags", "pikachu", "--tags", "solo", "--tags", "smile", "--tag-limit", "6",
+    args = ["--verbose", "fetch", "danbooru", "--tags", "pikachu", "--tags", "solo", "--tags", "smile", "--tag-limit", "6",
             "--base-url", srv.base_url, "--data", str(data), *FAST]  # fmt: skip
     result = runner.invoke(
         app, args, env={"DANBOORU_LOGIN": login, "DANBOORU_API_KEY": key, "COLUMNS": "200"}
@@ -166,6 +166,7 @@ def test_gold_credentials_six_tags_and_never_leak(srv, tmp_path, runner):
     files = [r for r in srv.requests if r["path"].startswith("/data/")]
     assert api and all(r["user"] == login for r in api)
     assert files and all(r["user"] is None for r in files)  # the file host never sees the credentials
+    assert "verbose logging on" in result.output  # debug logs were on, and show no key either
     assert key not in result.output
     for f in data.rglob("*"):
         if f.is_file():
