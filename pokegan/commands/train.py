@@ -279,3 +279,166 @@ def pretrain(
     from pokegan.steps.pretrain import run_pretrain
 
     run_pretrain(cfg, run, resume=resume)
+
+
+# ---- step 3: gmm, gan; and the whole pipeline --------------------------------------------------------------
+def _parse_ints(value: str | None, flag: str) -> list[int] | None:
+    from pokedata.errors import UserError
+
+    if value is None:
+        return None
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(
+            f"{flag} {value!r} is not a comma-separated list of integers", hint=f"e.g. {flag} 4,8,16"
+        ) from None
+
+
+@app.command("gmm")
+def gmm(
+    run: Path = opt.run_opt(),
+    config: Path | None = opt.config_opt(),
+    preset: str | None = opt.preset_opt(),
+    components: int | None = typer.Option(None, "--components", help="Mixture components (without --bic)."),
+    bic: str | None = typer.Option(
+        None, "--bic", help="Candidate component counts, e.g. 8,16,32: the lowest BIC is kept."
+    ),
+    covariance: str | None = typer.Option(None, "--covariance", help="full (default) or diag."),
+    backend: str | None = typer.Option(
+        None, "--backend", help="torch (EM on the GPU when available; default) or sklearn (CPU reference)."
+    ),
+    max_rows: int | None = typer.Option(
+        None, "--max-rows", help="Fit on a seeded random subset of N embeddings (0 = all)."
+    ),
+    device: str | None = opt.device_opt(),
+    seed: int | None = opt.seed_opt(),
+    resume: bool = opt.resume_opt(),
+    dry_run: bool = opt.dry_run_opt(),
+) -> None:
+    """Step 3a: fit a Gaussian mixture to the step-1 embeddings: RUN/gmm/ (gmm.pt, bic.json, pca.png)."""
+    from pokegan.config import config_to_toml, load_step_config
+    from pokegan.steps.gmm import GMMConfig, run_gmm
+
+    overrides = {
+        "components": components,
+        "bic": _parse_ints(bic, "--bic"),
+        "covariance": covariance,
+        "backend": backend,
+        "max_rows": max_rows,
+        "device": device,
+        "seed": seed,
+    }
+    cfg = load_step_config(GMMConfig, "gmm", config_file=config, preset=preset, overrides=overrides)
+    if dry_run:
+        opt.print_dry_run({"config": config_to_toml(cfg)})
+        return
+    run_gmm(cfg, run, resume=resume)
+
+
+@app.command("gan")
+def gan(
+    run: Path = opt.run_opt(),
+    config: Path | None = opt.config_opt(),
+    preset: str | None = opt.preset_opt(),
+    loss: str | None = typer.Option(None, "--loss", help="wgan-gp-msg (default), wgan-gp, wgan or dcgan."),
+    steps: int | None = typer.Option(None, "--steps", help="Generator steps to train."),
+    n_critic: int | None = typer.Option(
+        None, "--n-critic", help="Critic steps per generator step (0 = the loss's default)."
+    ),
+    gp_weight: float | None = typer.Option(None, "--gp-weight", help="Gradient-penalty weight (WGAN-GP)."),
+    lr_g: float | None = typer.Option(None, "--lr-g", help="Generator learning rate."),
+    lr_d: float | None = typer.Option(None, "--lr-d", help="Discriminator learning rate."),
+    ema_decay: float | None = typer.Option(None, "--ema-decay", help="EMA decay of the generator weights."),
+    sample_every: int | None = typer.Option(None, "--sample-every", help="Steps between sample grids."),
+    metrics_every: int | None = typer.Option(
+        None, "--metrics-every", help="Steps between FCD/FCK evaluations."
+    ),
+    checkpoint_every: int | None = typer.Option(
+        None, "--checkpoint-every", help="Steps between last.pt saves."
+    ),
+    from_scratch: bool | None = typer.Option(
+        None, "--from-scratch/--from-pretrain", help="Allow a random generator when step 2 has not run."
+    ),
+    batch_size: int | None = opt.batch_size_opt(),
+    num_workers: int | None = opt.num_workers_opt(),
+    device: str | None = opt.device_opt(),
+    seed: int | None = opt.seed_opt(),
+    resume: bool = opt.resume_opt(),
+    dry_run: bool = opt.dry_run_opt(),
+) -> None:
+    """Step 3b: GAN fine-tuning of the step-2 generator on GMM latents: RUN/gan/."""
+    from pokegan.config import load_step_config
+    from pokegan.runs import open_run
+    from pokegan.steps.gan import GANConfig, run_gan
+
+    overrides = {
+        "loss": loss,
+        "steps": steps,
+        "n_critic": n_critic,
+        "gp_weight": gp_weight,
+        "lr_g": lr_g,
+        "lr_d": lr_d,
+        "ema_decay": ema_decay,
+        "sample_every": sample_every,
+        "metrics_every": metrics_every,
+        "checkpoint_every": checkpoint_every,
+        "from_scratch": from_scratch,
+        "device": device,
+        "seed": seed,
+        "data.batch_size": batch_size,
+        "data.num_workers": num_workers,
+    }
+    cfg = load_step_config(
+        GANConfig, "gan", config_file=config, preset=preset, overrides=overrides, base=_run_base(run)
+    )
+    if dry_run:
+        from pokegan.steps.gan_setup import describe
+
+        opt.print_dry_run(describe(cfg, open_run(run, resume=True, create=False)))
+        return
+    run_gan(cfg, run, resume=resume)
+
+
+@app.command("all")
+def train_all(
+    manifest: Path = typer.Option(
+        ..., "--manifest", help="Manifest folder written by `poke build-manifest` (manifests/NAME)."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="A new run directory (runs/NAME); an existing one needs --resume."
+    ),
+    preset: str | None = opt.preset_opt(),
+    config: Path | None = opt.config_opt(),
+    resume: bool = typer.Option(
+        False, "--resume", help="Skip finished steps (done.json) and continue the interrupted one."
+    ),
+    data_root: Path | None = opt.data_root_opt(),
+    loss: str | None = typer.Option(
+        None, "--loss", help="Step-3 loss: wgan-gp-msg (default), wgan-gp, wgan, dcgan."
+    ),
+    device: str | None = opt.device_opt(),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print every step's resolved config (all validated), train nothing."
+    ),
+) -> None:
+    """Run classify -> embed -> pretrain -> gmm -> gan; finished steps are skipped; prints a summary."""
+    from pokegan.pipeline import PipelineConfig, resolve_configs, run_all
+
+    cfg = PipelineConfig(
+        manifest=manifest,
+        out=out,
+        preset=preset,
+        config_file=config,
+        resume=resume,
+        data_root=data_root,
+        device=device,
+        overrides={"gan": {"loss": loss}} if loss else {},
+    )
+    if dry_run:
+        from pokegan.config import config_to_toml
+
+        configs = resolve_configs(cfg.validate())
+        opt.print_dry_run({"config": "\n".join(config_to_toml(c) for c in configs.values())})
+        return
+    run_all(cfg)

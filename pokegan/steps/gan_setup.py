@@ -356,3 +356,31 @@ def _truncate_metrics(path: Path, step: int) -> None:
     keep = [ln for ln in lines if json.loads(ln).get("step", 0) <= step]
     if len(keep) != len(lines):
         atomic_write_text(path, "".join(ln + "\n" for ln in keep))
+
+
+def describe(cfg: GANConfig, run) -> dict:
+    """``--dry-run``: the resolved config and the sizes of G (from step 2) and D."""
+    from pokegan.config import config_to_toml
+    from pokegan.models.discriminator import DiscriminatorArgs, build_discriminator
+
+    info: dict[str, Any] = {"config": config_to_toml(cfg), "model": {}}
+    try:
+        g, g_args = _build_generator(run, cfg)
+    except UserError as exc:
+        info["config"] += f"\n# generator: {exc}\n"
+        return info
+    loss = make_loss(cfg.loss_config())
+    size = int(g_args["image_size"])
+    d = build_discriminator(
+        DiscriminatorArgs(
+            image_size=size,
+            kind="msg" if loss.multiscale else "dcgan",
+            base_channels=cfg.d_channels,
+            max_channels=cfg.d_max_channels,
+        )
+    )
+    info["model"] = {
+        "generator": sum(p.numel() for p in g.parameters()),
+        f"discriminator ({'msg' if loss.multiscale else 'dcgan'})": sum(p.numel() for p in d.parameters()),
+    }
+    return info
