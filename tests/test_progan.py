@@ -320,3 +320,24 @@ def test_dry_run_prints_config_and_stages(runner, tmp_path, tiny_manifest):
     assert not out.exists()
     bad = runner.invoke(app, [*base, "--sizes", "8,12"])
     assert bad.exit_code == 2 and "--sizes" in bad.output
+
+
+@pytest.mark.parametrize("loss", ["wgan-gp", "wgan"])
+def test_train_step_n_critic_and_gradflow_records(tmp_path, loss):
+    from pokegan.progan.state import new_state
+    from pokegan.progan.train import train_step
+
+    cfg = ProGANConfig(sizes=[8], loss=loss, z_dim=8, channel_base=64, max_channels=16, n_fixed=2).validate()
+    st = new_state(cfg, tmp_path, torch.device("cpu"), ["a"], "sha")
+    assert st.loss.n_critic == 5 and (loss != "wgan-gp" or st.D.args.d_norm == "instance")
+    flows = (GradFlow("G"), GradFlow("D"))
+    g_before = st.G.blocks["8"].conv.weight.clone()
+    for _ in range(10):
+        logs = train_step(st, torch.rand(4, 3, 8, 8) * 2 - 1, record_every=1, flows=flows)
+        st.pos.step += 1
+        st.pos.stage_step += 1
+        assert all(torch.isfinite(torch.tensor(v)) for v in logs.values())
+    assert flows[1].count == 10 and flows[0].count == 2  # 10 critic steps, 2 generator steps
+    assert not torch.equal(g_before, st.G.blocks["8"].conv.weight)
+    if loss == "wgan":  # weight clipping after every critic step
+        assert max(p.abs().max().item() for p in st.D.parameters()) <= cfg.clip + 1e-7

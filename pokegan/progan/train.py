@@ -71,7 +71,7 @@ def _check_finite(value: torch.Tensor, what: str, st: ProGANState) -> None:
 
 
 def train_step(
-    st: ProGANState, real: torch.Tensor, *, record: bool, flows: tuple[GradFlow, GradFlow]
+    st: ProGANState, real: torch.Tensor, *, record_every: int, flows: tuple[GradFlow, GradFlow]
 ) -> dict:
     """One discriminator step and (every ``n_critic`` batches) one generator step; returns the loss logs."""
     dev, amp = st.device, st.cfg.amp
@@ -84,18 +84,19 @@ def train_step(
     _check_finite(d_loss, "the discriminator loss", st)
     st.opt_d.zero_grad(set_to_none=True)
     d_loss.backward()
-    if record:
+    n_critic = st.loss.n_critic
+    if st.pos.stage_step % record_every == 0:  # every record_every-th D step of the stage, from its first
         flows[1].record(st.D)
     st.opt_d.step()
     st.loss.after_d_step(st.D)
-    if (st.pos.step + 1) % st.loss.n_critic == 0:
+    if (st.pos.stage_step + 1) % n_critic == 0:  # the last of every n_critic D steps of the stage
         z = torch.randn(b, st.cfg.z_dim, device=dev)
         with autocast(dev, amp):
             g_loss, g_logs = st.loss.g_loss(st.D, st.G(z))
         _check_finite(g_loss, "the generator loss", st)
         st.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
-        if record:
+        if (st.pos.stage_step // n_critic) % record_every == 0:  # every record_every-th G step
             flows[0].record(st.G)
         st.opt_g.step()
         logs.update(g_logs)
@@ -228,8 +229,7 @@ def _run_stage(st: ProGANState, manifest, writer) -> None:
                 for batch in islice(loader, spe - pos.batch):
                     if fade_steps:
                         st.set_alpha(fade_alpha(pos.stage_step, fade_steps))
-                    record = pos.step % cfg.gradflow_every == 0
-                    logs = train_step(st, _images(batch), record=record, flows=ctx.flows)
+                    logs = train_step(st, _images(batch), record_every=cfg.gradflow_every, flows=ctx.flows)
                     pos.batch += 1
                     pos.step += 1
                     pos.stage_step += 1
