@@ -12,6 +12,7 @@ import logging
 import traceback
 
 import typer
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from pokedata.commands import classes, curate, demo, fetch, status
@@ -29,7 +30,7 @@ class PokeGroup(TyperGroup):
         except UserError as exc:
             if (ctx.obj or {}).get("verbose"):
                 console.print(traceback.format_exc(), markup=False, highlight=False)
-            console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=UserError.exit_code) from None
 
 
