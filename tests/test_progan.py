@@ -276,6 +276,8 @@ def test_tiny_run_8_16_32_with_fade_in(runner, tmp_path, tiny_manifest):
     # a finished step is not retrained; an existing --out is refused without --resume
     again = runner.invoke(app, _options(tiny_manifest, out))
     assert again.exit_code == 2 and "--resume" in again.output
+    done_again = runner.invoke(app, ["train", "progan", "--run", str(out)])
+    assert done_again.exit_code == 0 and "already done" in done_again.output
 
 
 def test_resume_continues_mid_stage(tmp_path, tiny_manifest, monkeypatch):
