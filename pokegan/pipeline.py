@@ -161,7 +161,9 @@ def summarize(run, record: dict[str, Any]) -> dict[str, Any]:
         steps[name] = {
             "seconds": record.get("steps", {}).get(name, {}).get("seconds"),
             "done": bool(done),
-            "numbers": {k: v for k, v in _scalars(done).items() if isinstance(v, (int, float))},
+            "numbers": {
+                k: v for k, v in _scalars(done).items() if isinstance(v, (int, float)) and "seconds" not in k
+            },
         }
     gan = run.done_summary("gan")
     return {
