@@ -42,17 +42,11 @@ STEP = "progan"
 
 @dataclass
 class _StageContext:
-    """What one stage's loop needs besides the state (built once per stage)."""
+    """What the snapshot and end-of-stage helpers need besides the state."""
 
-    loader: object
-    steps_per_epoch: int
-    stage_steps: int  # batches in the whole stage
-    total_steps: int  # batches in the whole training
-    fade_steps: int
-    flows: tuple[GradFlow, GradFlow]
-    writer: object
-    progress: object
-    task: object
+    total_steps: int  # batches in the whole training (the GIF's progress bar)
+    flows: tuple[GradFlow, GradFlow]  # gradient flow of G and D over this stage
+    writer: object  # TensorBoard SummaryWriter
 
 
 def _images(batch) -> torch.Tensor:
@@ -209,17 +203,7 @@ def _run_stage(st: ProGANState, manifest, writer) -> None:
         transient=False,
     ) as progress:
         task = progress.add_task(f"progan {st.size}px", total=stage_steps, completed=pos.stage_step, info="")
-        ctx = _StageContext(
-            loader,
-            spe,
-            stage_steps,
-            total,
-            fade_steps,
-            (GradFlow("G"), GradFlow("D")),
-            writer,
-            progress,
-            task,
-        )
+        ctx = _StageContext(total, (GradFlow("G"), GradFlow("D")), writer)
         while pos.entry < len(entries):
             entry = entries[pos.entry]
             st.set_lr(entry.lr, entry.lr_d)
