@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from pokegan.commands import options as _opt
+
 app = typer.Typer(
     help="Train: classify -> embed -> pretrain -> gmm -> gan (or all at once), and the progressive DCGAN.",
     no_args_is_help=True,
@@ -21,15 +23,9 @@ def progan(
     manifest: Path | None = typer.Option(
         None, "--manifest", help="Manifest folder (manifests/NAME) for a new --out run."
     ),
-    data_root: Path | None = typer.Option(
-        None, "--data-root", help="Dataset directory the manifest paths are relative to."
-    ),
-    config: Path | None = typer.Option(
-        None, "--config", help="TOML file with data, progan and progan.cycles sections."
-    ),
-    preset: str | None = typer.Option(
-        None, "--preset", help="tiny (CPU smoke run, 8->16->32 px) or default (one GPU)."
-    ),
+    data_root: Path | None = _opt.data_root_opt(),
+    config: Path | None = _opt.config_opt(),
+    preset: str | None = _opt.preset_opt(),
     sizes: str | None = typer.Option(
         None, "--sizes", help="Stage sizes, powers of two, increasing: e.g. 16,32,64."
     ),
@@ -50,17 +46,13 @@ def progan(
         "--fade-in/--no-fade-in",
         help="Fade new blocks in with alpha 0->1 (ProGAN) instead of switching hard.",
     ),
-    batch_size: int | None = typer.Option(
-        None, "--batch-size", help="Images per batch (the [data] section)."
-    ),
-    device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N."),
-    seed: int | None = typer.Option(None, "--seed", help="Seed of the models, latents and data order."),
-    resume: bool = typer.Option(
-        False, "--resume", help="Continue an interrupted run from progan/last.pt (mid-stage)."
-    ),
-    dry_run: bool = typer.Option(
-        False, "--dry-run", help="Print the resolved config and the stages, train nothing."
-    ),
+    batch_size: int | None = _opt.batch_size_opt(),
+    num_workers: int | None = _opt.num_workers_opt(),
+    cache: bool | None = _opt.cache_opt(),
+    device: str | None = _opt.device_opt(),
+    seed: int | None = _opt.seed_opt(),
+    resume: bool = _opt.resume_opt(),
+    dry_run: bool = _opt.dry_run_opt(),
 ) -> None:
     """Progressive DCGAN: train at each --sizes stage, grow G and D one block, copy and freeze, repeat."""
     from pokegan.progan.config import parse_cycle_option, parse_sizes_option
@@ -76,6 +68,8 @@ def progan(
         "device": device,
         "seed": seed,
         "data.batch_size": batch_size,
+        "data.num_workers": num_workers,
+        "data.use_cache": cache,
     }
     train_progan(
         ProGANJob(
