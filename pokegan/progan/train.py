@@ -266,9 +266,14 @@ def run_progan(run, cfg: ProGANConfig, *, resume: bool = False) -> dict:
     ``progan/last.pt``; without it an existing checkpoint is refused rather than overwritten.
     """
     from pokegan.data import load_manifest
-    from pokegan.device import resolve_device, setup_torch
+    from pokegan.device import launched_by_torchrun, resolve_device, setup_torch
 
     cfg.validate()
+    if launched_by_torchrun():
+        raise UserError(
+            "poke train progan runs on one device; under torchrun every rank would train its own copy",
+            hint="run it without torchrun (pick the GPU with --device cuda:N)",
+        )
     if run.is_done(STEP):
         console.print(f"progan: {run.step_dir(STEP)} is already done (done.json); nothing to do")
         return {"done": True}
