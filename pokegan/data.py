@@ -334,10 +334,11 @@ class BatchLoader:
 
     def __iter__(self):
         epoch = self.sampler.resolve()
-        g = torch.Generator().manual_seed(
-            (self.seed * 7_919 + epoch * 104_729 + self.sampler.start + self.sampler.rank) % 2**63
-        )
-        for x, y, rows in self.source:
+        first = self.sampler.start // self.batch_size
+        g = torch.Generator()
+        for i, (x, y, rows) in enumerate(self.source, start=first):
+            # augmentation randomness is a pure function of (seed, epoch, rank, batch): resume replays it
+            g.manual_seed((self.seed * 7_919 + epoch * 104_729 + self.sampler.rank * 15_485_863 + i) % 2**63)
             if self.device is not None:
                 x = x.to(self.device, non_blocking=True)
             x = augment_batch(x, g, self.crop_scale) if self.augment else to_unit(x)
