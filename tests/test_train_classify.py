@@ -63,16 +63,16 @@ def test_resume_continues_identically(tmp_path):
     m = make_tiny_manifest(tmp_path, n_classes=3, per_class=10, size=16)
     cfg = _cfg(epochs=2, **{"data.image_size": 16, "data.batch_size": 8, "stats_images": 16})
     run_classify(cfg, m, tmp_path / "a")
-    stopped = run_classify(dataclasses.replace(cfg, stop_after_steps=3), m, tmp_path / "b")
-    assert stopped == {"stopped": True, "step": 3}  # mid-epoch 2 (2 steps per epoch)
+    stopped = run_classify(dataclasses.replace(cfg, stop_after_steps=4), m, tmp_path / "b")
+    assert stopped == {"stopped": True, "step": 4}  # 24 train images, batches of 8: mid-epoch 2
     saved = torch.load(tmp_path / "b/classifier/last.pt", weights_only=False)
-    assert saved["step"] == 3 and saved["epoch"] == 1 and saved["batch_in_epoch"] == 1
+    assert saved["step"] == 4 and saved["epoch"] == 1 and saved["batch_in_epoch"] == 1
     with pytest.raises(Exception, match="already exists"):
         run_classify(cfg, m, tmp_path / "b")
     run_classify(cfg, m, tmp_path / "b", resume=True)
     a = torch.load(tmp_path / "a/classifier/last.pt", weights_only=False)
     b = torch.load(tmp_path / "b/classifier/last.pt", weights_only=False)
-    assert a["step"] == b["step"] == 4
+    assert a["step"] == b["step"] == 6
     for k, v in a["model"].items():
         assert torch.allclose(v.float(), b["model"][k].float(), atol=1e-5), k
     sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]

@@ -1,0 +1,99 @@
+"""Embeddings: batch-independent encoding with frozen statistics; embed and pretrain on a tiny run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from helpers.tiny_manifest import make_tiny_manifest
+
+from pokegan.config import ClassifyConfig, EmbedConfig, PretrainConfig, load_step_config
+from pokegan.models.classifier import EmbeddingClassifier
+from pokegan.models.generator import Generator, GeneratorArgs
+from pokegan.perceptual import PerceptualLoss
+
+
+def test_embedding_barely_moves_across_batch_composition():
+    torch.manual_seed(0)
+    m = EmbeddingClassifier(3).eval()
+    x = torch.randn(24, 3, 16, 16)
+    with torch.no_grad():
+        f = m.pooled(x)
+        m.set_frozen_stats(f.mean(0), f.var(0, unbiased=False))
+        a = m.embed(x[:8])  # image 0 among 0..7
+        b = m.embed(torch.cat([x[16:], x[:1]]))[-1:]  # image 0 among 16..23
+    assert (a[0] - b[0]).abs().max() < 1e-4
+    with torch.no_grad():
+        m.set_frozen_stats(None, None)
+        c, d = m.embed(x[:8])[0], m.embed(torch.cat([x[16:], x[:1]]))[-1]
+    assert (c - d).abs().max() > 1e-2  # batch statistics alone would move it
+
+
+def test_generator_shapes_and_perceptual_loss_falls():
+    torch.manual_seed(0)
+    g = Generator(GeneratorArgs(image_size=16, channel_base=256, max_channels=32, dilate_from=8))
+    z = torch.randn(4, 512)
+    outs = g.forward_multiscale(z)
+    assert [o.shape[-1] for o in outs] == [4, 8, 16] and torch.equal(outs[-1], g(z))
+    assert all(o.abs().max() <= 1 for o in outs)
+    clf = EmbeddingClassifier(3).eval().requires_grad_(False)
+    loss_fn = PerceptualLoss(clf, (1, 1, 1, 1), pixel_l1=1.0)
+    real = torch.rand(4, 3, 16, 16) * 2 - 1
+    zr, targets = loss_fn.encode(real)
+    opt = torch.optim.Adam(g.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(6):
+        loss, terms = loss_fn(g(zr), real, targets)
+        assert torch.isfinite(loss) and set(terms) == {"layer1", "layer2", "layer3", "layer4", "pixel_l1"}
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    from pokegan.steps.classify import run_classify
+
+    tmp = tmp_path_factory.mktemp("run")
+    m = make_tiny_manifest(tmp, n_classes=3, per_class=6, size=16)
+    over = {
+        "epochs": 1,
+        "data.image_size": 16,
+        "data.batch_size": 8,
+        "data.num_workers": 0,
+        "stats_images": 16,
+    }
+    run_classify(load_step_config(ClassifyConfig, "classify", preset="tiny", overrides=over), m, tmp / "r")
+    return tmp / "r", m
+
+
+def test_embed_and_pretrain_steps(tiny_run):
+    from pokegan.runs import open_run
+    from pokegan.steps.embed import data_section, load_embedding_index, run_embed
+    from pokegan.steps.pretrain import run_pretrain
+
+    run_dir, m = tiny_run
+    run_embed(load_step_config(EmbedConfig, "embed", overrides={"batch_size": 5, "num_workers": 0}), run_dir)
+    run = open_run(run_dir, resume=False, create=False)
+    emb, index = load_embedding_index(run)
+    man = pd.read_parquet(m / "manifest.parquet")
+    assert emb.shape == (len(man), 512) and np.isfinite(emb).all()
+    assert index["image_id"].tolist() == man["image_id"].tolist()
+    over = {"epochs": 2, "grid_n": 4, "data.num_workers": 0}
+    cfg = load_step_config(
+        PretrainConfig, "pretrain", preset="tiny", overrides=over, base={"data": data_section(run)}
+    )
+    assert cfg.data.image_size == 16  # inherited from step 1
+    summary = run_pretrain(cfg, run_dir)
+    assert summary["loss"] < summary["first_loss"]
+    d = run.step_dir("pretrain")
+    assert (
+        (d / "recon" / "epoch-002.png").is_file() and (d / "final.pt").is_file() and run.is_done("pretrain")
+    )
+    state = torch.load(d / "final.pt", weights_only=False)
+    g = Generator(GeneratorArgs(**state["model_args"]["generator"]))
+    g.load_state_dict(state["generator"])
+    assert g(torch.from_numpy(np.array(emb[:2]))).shape == (2, 3, 16, 16)
