@@ -344,22 +344,33 @@ class Ledger:
                 (time.time(), item_id),
             )
 
+    def mark_many(self, updates: Iterable[tuple[int, dict[str, Any]]]) -> int:
+        """Apply many row updates in ONE transaction (all or none); returns how many rows.
+
+        Each update is ``(item_id, fields)``, ``fields`` being the keywords of :meth:`mark_done` (a stored
+        file; ``status`` defaults to ``done``) or of :meth:`mark` (``status``, ``error``, ``meta``). The
+        downloader's group commit records a whole batch of files this way instead of a transaction per row.
+        """
+        n = 0
+        with self.transaction() as conn:
+            for item_id, fields in updates:
+                cols = dict(fields)
+                status = cols.pop("status", DONE)
+                meta = cols.pop("meta", None)
+                if "nbytes" in cols:
+                    cols["bytes"] = cols.pop("nbytes")
+                unknown = set(cols) - _MARKABLE
+                if unknown:
+                    raise ValueError(f"mark_many: unknown fields {sorted(unknown)}")
+                _apply_update(conn, item_id, status=status, meta=meta, **cols)
+                n += 1
+        return n
+
     def _update(self, item_id: int, *, status: str, meta: dict[str, Any] | None = None, **cols: Any) -> None:
         if status not in STATUSES:
             raise ValueError(f"status {status!r} not in {STATUSES}")
-        sets = ["status = ?", "updated_at = ?"]
-        params: list[Any] = [status, time.time()]
-        for k, v in cols.items():
-            sets.append(f"{k} = ?")
-            params.append(v)
         with self.transaction() as conn:
-            if meta:
-                (old,) = conn.execute("SELECT meta FROM items WHERE id = ?", (item_id,)).fetchone()
-                merged = {**json.loads(old or "{}"), **meta}
-                sets.append("meta = ?")
-                params.append(_dumps(merged))
-            params.append(item_id)
-            conn.execute(f"UPDATE items SET {', '.join(sets)} WHERE id = ?", params)
+            _apply_update(conn, item_id, status=status, meta=meta, **cols)
 
     # -- key/value ----------------------------------------------------------------------------------
     def get_meta(self, key: str, default: str | None = None) -> str | None:
@@ -370,6 +381,29 @@ class Ledger:
     def set_meta(self, key: str, value: str) -> None:
         with self._lock:
             self._conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+
+_MARKABLE = frozenset({"error", "path", "sha256", "md5", "bytes", "width", "height"})
+
+
+def _apply_update(
+    conn: sqlite3.Connection, item_id: int, *, status: str, meta: dict[str, Any] | None = None, **cols: Any
+) -> None:
+    """One row's UPDATE inside the caller's transaction; ``meta`` is merged into the stored JSON."""
+    if status not in STATUSES:
+        raise ValueError(f"status {status!r} not in {STATUSES}")
+    sets = ["status = ?", "updated_at = ?"]
+    params: list[Any] = [status, time.time()]
+    for k, v in cols.items():
+        sets.append(f"{k} = ?")
+        params.append(v)
+    if meta:
+        (old,) = conn.execute("SELECT meta FROM items WHERE id = ?", (item_id,)).fetchone()
+        merged = {**json.loads(old or "{}"), **meta}
+        sets.append("meta = ?")
+        params.append(_dumps(merged))
+    params.append(item_id)
+    conn.execute(f"UPDATE items SET {', '.join(sets)} WHERE id = ?", params)
 
 
 def _dumps(obj: dict[str, Any]) -> str:

@@ -262,3 +262,95 @@ def test_bad_settings_are_user_errors():
         PoliteClient(HttpConfig(per_host_concurrency=0))
     with pytest.raises(UserError, match="rate"):
         PoliteClient(HttpConfig(host_rates={"x": 0}))
+
+
+def test_same_bytes_in_one_batch_are_stored_once(srv, tmp_path, monkeypatch):
+    import pokedata.fetch.download as download
+
+    monkeypatch.setattr(download, "BATCH_WAIT", 30.0)  # one batch: recorded when the workers are done
+    body = make_jpeg(40)
+    urls = [srv.add(f"/same{i}.jpg", body) for i in range(3)]
+    dataset, ledger = plan(
+        tmp_path / "d",
+        [("s0", "Pikachu", urls[0], {}), ("s1", "Pikachu", urls[1], {}), ("s2", "Eevee", urls[2], {})],
+    )
+    summary = run(ledger, dataset, fast())
+    rows = by_sid(ledger)
+    assert len(raw_files(dataset)) == 1  # deduplicated against files stored but not yet recorded
+    assert len({r.path for r in rows.values()}) == 1 and len({r.sha256 for r in rows.values()}) == 1
+    assert summary.done + summary.skipped == 3 and summary.skipped <= 1
+    assert {r.status for r in rows.values()} <= {"done", "skipped"}
+    owner = next(r for r in rows.values() if "shares_file_with" not in r.meta)
+    assert all(r.meta.get("shares_file_with") == owner.id for r in rows.values() if r is not owner)
+    ledger.close()
+
+
+def test_group_commit_syncs_before_it_records_one_transaction_per_batch(tmp_path, monkeypatch):
+    import pokedata.fetch.intake as intake
+
+    dataset = DatasetDir.at(tmp_path / "d").create()
+    ledger = Ledger(dataset.ledger_path)
+    ledger.plan(Candidate("test", str(i), "Pikachu", f"http://x/{i}", {}) for i in range(5))
+    items = ledger.select(source="test")
+    calls: list[str] = []
+    real_sync, real_mark_many = intake.sync_paths, Ledger.mark_many
+
+    def sync(paths):
+        paths = list(paths)
+        calls.append(f"sync {len(paths)}")
+        real_sync(paths)
+
+    def mark_many(self, updates):
+        updates = list(updates)
+        calls.append(f"record {len(updates)}")
+        return real_mark_many(self, updates)
+
+    monkeypatch.setattr(intake, "sync_paths", sync)
+    monkeypatch.setattr(Ledger, "mark_many", mark_many)
+    outcomes, errors = [], []
+    store = intake.GroupCommit(ledger, dataset, outcomes.append, errors.append, batch_size=64, max_wait=30.0)
+    with store:
+        stored = []
+        for i, item in enumerate(items[:4]):
+            tmp = intake.temp_path(dataset, item)
+            tmp.write_bytes(make_jpeg(500 + min(i, 2)))  # rows 2 and 3: the same bytes
+            stored.append(store.store(item, tmp, intake.check_file(tmp)))
+        store.link(items[4], stored[0], {"same_url_as": items[0].id})
+        # Renamed at once, recorded later: the window a kill leaves to orphan adoption.
+        assert len(raw_files(dataset)) == 3 and not any(dataset.tmp_dir.iterdir())
+        assert {it.status for it in ledger.select(source="test")} == {"planned"}
+        assert stored[3].id == items[2].id  # a duplicate of a file not recorded yet
+    assert calls == ["sync 3", "record 5"] and store.batches == 1 and not errors
+    rows = {it.source_id: it for it in ledger.select(source="test")}
+    assert [rows[k].status for k in "01234"] == ["done", "done", "done", "skipped", "skipped"]
+    assert rows["3"].error == f"duplicate-of:{rows['2'].id}" and rows["4"].path == rows["0"].path
+    assert sorted(o.status for o in outcomes) == ["done", "done", "done", "skipped", "skipped"]
+    for it in rows.values():
+        assert dataset.abs(it.path).is_file() and verify_image_file(dataset.abs(it.path))
+    ledger.close()
+
+
+def test_committer_error_stops_the_run_and_the_rerun_adopts_the_stored_files(srv, tmp_path, monkeypatch):
+    import sqlite3
+
+    urls = [srv.add(f"/e{i}.jpg", make_jpeg(600 + i)) for i in range(6)]
+    dataset, ledger = plan(tmp_path / "d", [(str(i), "Pikachu", u, {}) for i, u in enumerate(urls)])
+
+    def broken(self, updates):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    with monkeypatch.context() as m:
+        m.setattr(Ledger, "mark_many", broken)
+        with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+            run(ledger, dataset, fast())
+    assert {r.status for r in by_sid(ledger).values()} == {"planned"}
+    stored_before = raw_files(dataset)
+    assert stored_before  # renamed into place, not recorded
+    summary = run(ledger, dataset, fast())
+    rows = by_sid(ledger)
+    assert summary.done == 6 and {r.status for r in rows.values()} == {"done"}
+    assert sorted(dataset.abs(r.path) for r in rows.values()) == raw_files(dataset)
+    for p in stored_before:  # adopted, not downloaded again
+        row = next(r for r in rows.values() if dataset.abs(r.path) == p)
+        assert row.meta.get("adopted") is True and srv.hits[f"/e{row.source_id}.jpg"] == 1
+    ledger.close()

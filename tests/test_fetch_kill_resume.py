@@ -107,3 +107,80 @@ def test_kill_9_mid_fetch_then_resume(tmp_path):
     repeated = [p for p, n in srv.hits.items() if n > 1]
     assert all(p in hits_at_kill for p in repeated) and len(repeated) <= 4
     assert all(n <= 2 for n in srv.hits.values())
+
+
+# The same fetch, killed -9 by itself at the worst moment of a group commit: its second batch is renamed
+# into raw/ and synced, and the process dies just before that batch's ledger transaction.
+CHILD_KILLED_BEFORE_RECORD = (
+    """
+import os, signal, sys
+import pokedata.fetch.download as download
+from pokedata.ledger import Ledger
+
+download.BATCH_SIZE, download.BATCH_WAIT = 8, 60.0  # batches of exactly 8
+real = Ledger.mark_many
+calls = []
+
+def mark_many(self, updates):
+    calls.append(1)
+    if len(calls) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(self, updates)
+
+Ledger.mark_many = mark_many
+"""
+    + CHILD
+)
+
+
+@pytest.mark.slow
+def test_kill_9_between_rename_and_ledger_commit_then_resume(tmp_path):
+    n = 40
+    bodies = {f"/g/{i}.jpg": make_jpeg(3000 + i, size=32) for i in range(n)}
+    with ImageServer() as srv:
+        for path, body in bodies.items():
+            srv.add(path, body)
+        urls_file = tmp_path / "urls.json"
+        urls_file.write_text(json.dumps([srv.url(p) for p in bodies]))
+        data = tmp_path / "d"
+
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CHILD_KILLED_BEFORE_RECORD, str(data), str(urls_file)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        proc.communicate(timeout=300)
+        assert proc.returncode == -signal.SIGKILL
+
+        with Ledger(data / "ledger.sqlite") as ledger:
+            recorded = {it.path for it in ledger.select(source="ddg", status="done")}
+        on_disk = {p.relative_to(data).as_posix() for p in (data / "raw").rglob("*") if p.is_file()}
+        assert len(recorded) == 8  # the first batch only
+        orphans = on_disk - recorded
+        assert len(orphans) >= 8  # the second batch: renamed and synced, its rows still planned
+        hits_at_kill = dict(srv.hits)
+
+        proc = _child(data, urls_file)
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        summary = json.loads(out.strip().splitlines()[-1])
+        assert summary["failed"] == summary["quarantined"] == 0
+
+    with Ledger(data / "ledger.sqlite") as ledger:
+        items = ledger.select(source="ddg")
+    assert len(items) == n and {it.status for it in items} == {"done"}
+    paths = {it.path for it in items}
+    assert len(paths) == n and paths >= orphans
+    assert {p.relative_to(data).as_posix() for p in (data / "raw").rglob("*") if p.is_file()} == paths
+    for it in items:
+        served = bodies["/" + it.url.split("/", 3)[3]]
+        assert (data / it.path).read_bytes() == served and hashlib.sha256(served).hexdigest() == it.sha256
+        verify_image_file(data / it.path)
+        if it.path in orphans:  # adopted through the intake gate, not downloaded again
+            assert it.meta.get("adopted") is True and srv.hits["/" + it.url.split("/", 3)[3]] == 1
+    # Only the requests in flight at the kill (at most the 4 workers) were repeated.
+    repeated = [p for p, k in srv.hits.items() if k > 1]
+    assert len(repeated) <= 4 and all(p in hits_at_kill for p in repeated)
+    assert not [p for p in (data / "tmp").iterdir()]

@@ -8,22 +8,28 @@ For each pending row, in this order:
 3. rows sharing one URL are fetched once: the first downloads, the others share its result;
 4. the body is streamed into ``DIR/tmp/.tmp-*`` with the size cap enforced while streaming, the
    Content-Type and the magic bytes of the first chunk checked (an HTML page served as ``.jpg`` is
-   quarantined before the rest is read), then fsync'ed and handed to
-   :func:`~pokedata.fetch.intake.commit_file` (md5, Pillow decode, sha256 dedup, atomic rename).
+   quarantined before the rest is read) and sha256 + md5 computed on the way; then
+   :func:`~pokedata.fetch.intake.check_file` (md5, Pillow full decode) and
+   :class:`~pokedata.fetch.intake.GroupCommit` (sha256 dedup, atomic rename at once; a committer thread
+   syncs each batch of files once and then records the batch's rows in one ledger transaction).
 
 Outcomes: ``done`` / ``skipped`` (reused or duplicate) / ``quarantined`` (bad bytes: not an image,
 too large, md5 mismatch, undecodable) / ``failed`` (the network gave up after the client's retries; the
-attempt counter is bumped and ``--retry-failed`` tries again). Nothing partial is ever under ``raw/``.
+attempt counter is bumped and ``--retry-failed`` tries again). Nothing partial is ever under ``raw/``,
+and a row is ``done`` only once its file is durable.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
+import queue
+import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import chain, zip_longest
 from pathlib import Path
@@ -31,22 +37,28 @@ from pathlib import Path
 from pokedata.fetch.http import FetchError, PoliteClient, body_error, host_of
 from pokedata.fetch.intake import (
     FetchSummary,
+    GroupCommit,
     Outcome,
     _link,
-    commit_file,
+    check_file,
     item_stem,
     reuse_existing,
     temp_path,
 )
 from pokedata.ledger import DONE, FAILED, QUARANTINED, SKIPPED, Item, Ledger
 from pokedata.store import UNLABELLED, DatasetDir, remove_stale_temps, safe_name
-from pokedata.verify import SNIFF_BYTES, looks_like_html, sniff_image_type
+from pokedata.verify import SNIFF_BYTES, VerificationError, looks_like_html, sniff_image_type
 
 log = logging.getLogger(__name__)
 
 CHUNK = 256 * 1024
 QUARANTINE_REASONS = frozenset({"too-large", "bad-content-type", "not-an-image", "empty"})
 """Download errors about the bytes themselves: the row is quarantined, not failed."""
+
+BATCH_SIZE = 64
+"""Rows per group commit (one sync of the files, then one ledger transaction)."""
+BATCH_WAIT = 0.5
+"""Seconds a group commit waits for more rows after its first one."""
 
 _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/xhtml", "application/javascript")
 
@@ -58,6 +70,20 @@ class Streamed:
     nbytes: int
     content_type: str
     final_url: str
+    sha256: str = ""
+    md5: str = ""
+
+    @property
+    def digests(self) -> tuple[str, str, int]:
+        """``(sha256, md5, size)``, as :func:`pokedata.store.file_digests` gives them."""
+        return self.sha256, self.md5, self.nbytes
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """An exception of a worker or of the committer, passed to the main thread to re-raise."""
+
+    exc: BaseException
 
 
 def download_pending(
@@ -80,24 +106,53 @@ def download_pending(
     items = ledger.pending(source=source, retry_failed=retry_failed, limit=limit)
     if not items:
         return summary
-    job = _Job(ledger, dataset, client, _orphans(dataset, items))
     groups = _schedule(items)
+    results: queue.SimpleQueue = queue.SimpleQueue()  # Outcome | _Failure, from workers and committer
+    store = GroupCommit(
+        ledger,
+        dataset,
+        results.put,
+        lambda exc: results.put(_Failure(exc)),
+        batch_size=BATCH_SIZE,
+        max_wait=BATCH_WAIT,
+    )
+    job = _Job(ledger, dataset, client, _orphans(dataset, items), store, results.put)
 
-    from concurrent.futures import ThreadPoolExecutor, as_completed
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    left = [len(groups)]
+    left_lock = threading.Lock()
+
+    def group_done(fut: Future) -> None:
+        if not fut.cancelled() and fut.exception() is not None:
+            results.put(_Failure(fut.exception()))
+        with left_lock:
+            left[0] -= 1
+            if left[0] == 0:
+                store.flush()  # the workers are done: record the last rows now
 
     with _progress_bar(progress, len(items), summary.source) as bar:
+        store.start()
         pool = ThreadPoolExecutor(max_workers=client.cfg.global_concurrency, thread_name_prefix="poke-dl")
         try:
-            futures = [pool.submit(job.run_group, group) for group in groups]
-            for fut in as_completed(futures):
-                for outcome in fut.result():
-                    summary.add(outcome)
-                    bar(outcome, summary)
+            for group in groups:
+                pool.submit(job.run_group, group).add_done_callback(group_done)
+            remaining = len(items)
+            while remaining:
+                with contextlib.suppress(queue.Empty):
+                    got = results.get(timeout=0.5)
+                    if isinstance(got, _Failure):
+                        raise got.exc
+                    summary.add(got)
+                    bar(got, summary)
+                    remaining -= 1
         except BaseException:
             client.close()  # wake every sleeping retry so the workers end at once
             pool.shutdown(wait=True, cancel_futures=True)
+            store.close()  # record what was stored before the error (or leave it to orphan adoption)
             raise
         pool.shutdown(wait=True)
+        store.close()
     summary.seconds += time.monotonic() - started
     return summary
 
@@ -105,17 +160,35 @@ def download_pending(
 class _Job:
     """State shared by the worker threads of one :func:`download_pending` call."""
 
-    def __init__(self, ledger: Ledger, dataset: DatasetDir, client: PoliteClient, orphans: dict[Path, Path]):
+    def __init__(
+        self,
+        ledger: Ledger,
+        dataset: DatasetDir,
+        client: PoliteClient,
+        orphans: dict[Path, Path],
+        store: GroupCommit,
+        emit: Callable[[Outcome], None],
+    ):
         self.ledger, self.dataset, self.client, self.orphans = ledger, dataset, client, orphans
+        self.store, self.emit = store, emit
 
-    def run_group(self, group: list[Item]) -> list[Outcome]:
-        """Rows sharing one URL: fetch for the first, let the others share its result."""
+    def run_group(self, group: list[Item]) -> None:
+        """Rows sharing one URL: fetch for the first, let the others share its result.
+
+        Outcomes already recorded are emitted here; rows queued on the group commit are emitted by it.
+        """
         first, rest = group[0], group[1:]
-        outcome = self.run_one(first)
-        outcomes = [outcome]
+        result = self.run_one(first)
+        if isinstance(result, Outcome):
+            self.emit(result)
         for item in rest:
-            outcomes.append(reuse_existing(self.ledger, item) or self._share(item, first, outcome))
-        return outcomes
+            reused = reuse_existing(self.ledger, item)
+            if reused is not None:
+                self.emit(reused)
+            elif isinstance(result, Outcome):
+                self.emit(self._share(item, first, result))
+            else:  # the first row's file is queued: link to the row it is stored as
+                self.store.link(item, result, {"same_url_as": first.id})
 
     def _share(self, item: Item, first: Item, outcome: Outcome) -> Outcome:
         if outcome.status in (DONE, SKIPPED) and outcome.path:
@@ -129,7 +202,8 @@ class _Job:
         self.ledger.mark(item.id, outcome.status, outcome.error, meta={"same_url_as": first.id})
         return Outcome(outcome.status, outcome.error)
 
-    def run_one(self, item: Item) -> Outcome:
+    def run_one(self, item: Item) -> Outcome | Item:
+        """A recorded :class:`Outcome`, or the stored row (queued on the group commit) the item points at."""
         reused = reuse_existing(self.ledger, item)
         if reused is not None:
             return reused
@@ -141,52 +215,51 @@ class _Job:
         if not item.url:
             return self._fail(item, "no-url: the source gave no file URL")
         tmp = temp_path(self.dataset, item)
+        meta: dict[str, object] = {}
         try:
             got = stream_to_file(self.client, item.url, tmp)
+            meta["content_type"] = got.content_type
+            if got.final_url != item.url:
+                meta["final_url"] = got.final_url
+            checked = check_file(tmp, expected_md5=item.meta.get("md5"), digests=got.digests)
+            return self.store.store(item, tmp, checked, meta)
         except FetchError as exc:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
             if exc.reason in QUARANTINE_REASONS:
                 self.ledger.mark(item.id, QUARANTINED, str(exc))
                 return Outcome(QUARANTINED, str(exc))
             return self._fail(item, str(exc))
-        except BaseException:
+        except VerificationError as exc:
+            self.ledger.mark(item.id, QUARANTINED, str(exc), meta=meta)
+            return Outcome(QUARANTINED, str(exc))
+        finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
-            raise
-        meta: dict[str, object] = {"content_type": got.content_type}
-        if got.final_url != item.url:
-            meta["final_url"] = got.final_url
-        return commit_file(self.ledger, self.dataset, item, tmp, expected_md5=item.meta.get("md5"), meta=meta)
 
     def _fail(self, item: Item, error: str) -> Outcome:
         self.ledger.bump_attempts(item.id)
         self.ledger.mark(item.id, FAILED, error)
         return Outcome(FAILED, error)
 
-    def _adopt(self, item: Item, path: Path) -> Outcome | None:
+    def _adopt(self, item: Item, path: Path) -> Item | None:
         """Record a complete file already under the row's final name (its ledger update was lost)."""
-        tmp = temp_path(self.dataset, item)
         try:
-            os.link(path, tmp)
+            checked = check_file(path, expected_md5=item.meta.get("md5"))
+        except VerificationError:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()  # not a good copy (e.g. cut short by a power cut): download it again
+            return None
         except OSError:
             return None
-        outcome = commit_file(
-            self.ledger, self.dataset, item, tmp, expected_md5=item.meta.get("md5"), meta={"adopted": True}
-        )
-        if outcome.status == QUARANTINED:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()  # not a good copy after all: download it again
-            return None
-        return outcome
+        return self.store.adopt(item, path, checked)
 
 
 def stream_to_file(client: PoliteClient, url: str, dest: Path) -> Streamed:
-    """Stream ``url`` into ``dest`` (created or truncated) and fsync it; raise :class:`FetchError`.
+    """Stream ``url`` into ``dest`` (created or truncated), hashing it; raise :class:`FetchError`.
 
     The size cap (``client.cfg.max_bytes``) is checked against Content-Length and while streaming; the
     Content-Type and the first bytes must say "image". A body cut short or stalled is retried (the
-    whole request), sharing the client's ``retries`` budget.
+    whole request), sharing the client's ``retries`` budget. ``dest`` is closed but not fsync'ed: the
+    group commit makes a whole batch of files durable at once before it records them.
     """
     cfg = client.cfg
     last: FetchError | None = None
@@ -217,6 +290,7 @@ def _write_body(resp, dest: Path, max_bytes: int) -> Streamed:
     nbytes = 0
     head = b""
     checked = False
+    sha256, md5 = hashlib.sha256(), hashlib.md5()
     try:
         with open(dest, "wb") as fh:
             chunks = resp.iter_content(CHUNK)
@@ -230,15 +304,15 @@ def _write_body(resp, dest: Path, max_bytes: int) -> Streamed:
                 if nbytes > max_bytes:
                     raise FetchError("too-large", f"body over the {max_bytes}-byte cap")
                 fh.write(chunk)
+                sha256.update(chunk)
+                md5.update(chunk)
             if not checked:
                 if not head:
                     raise FetchError("empty", "the server sent zero bytes")
                 _check_head(head, content_type)
-            fh.flush()
-            os.fsync(fh.fileno())
     except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
         raise body_error(exc) from exc  # truncated, reset or stalled; local disk errors propagate
-    return Streamed(nbytes=nbytes, content_type=content_type, final_url=resp.url)
+    return Streamed(nbytes, content_type, resp.url, sha256.hexdigest(), md5.hexdigest())
 
 
 def _check_head(head: bytes, content_type: str) -> None:

@@ -208,8 +208,11 @@ class PoliteClient:
             session.mount("https://", adapter)
             session.headers["User-Agent"] = self.cfg.user_agent
             # requests re-reads the environment (proxies, CA bundle, .netrc) on every request: ~1 ms of
-            # CPU each. Read it only when a proxy or CA bundle is set there (so .netrc is not read either).
-            session.trust_env = _environment_matters()
+            # CPU each. Read it once here: a CA bundle from the environment becomes the session's
+            # `verify`; only proxies (which need no_proxy matching per URL) keep requests reading it.
+            session.trust_env, bundle = _environment_settings()
+            if bundle:
+                session.verify = bundle
             self._local.session = session
             with self._hosts_lock:
                 self._sessions.append(session)
@@ -409,13 +412,19 @@ class PoliteClient:
         raise last
 
 
-def _environment_matters() -> bool:
+def _environment_settings() -> tuple[bool, str | None]:
+    """(``trust_env``, CA bundle): what requests would take from the environment, read once.
+
+    With a proxy set, requests must keep reading the environment (``no_proxy`` is matched per URL);
+    otherwise the only setting there is the CA bundle (``REQUESTS_CA_BUNDLE``, else ``CURL_CA_BUNDLE``,
+    as requests picks it), which the session is given directly (and ``.netrc`` is not read).
+    """
     import os
     import urllib.request
 
-    return bool(urllib.request.getproxies()) or any(
-        os.environ.get(k) for k in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
-    )
+    if urllib.request.getproxies():
+        return True, None
+    return False, os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
 
 
 def check_scheme(url: str) -> None:
