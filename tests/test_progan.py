@@ -309,6 +309,8 @@ def test_resume_continues_mid_stage(tmp_path, tiny_manifest, monkeypatch):
     assert summary["steps"] == 3 + 6  # no step lost, none repeated
     assert [int(p.stem) for p in snapshot_paths(d / "snapshots")] == [2, 3, 4, 6, 8, 9]
     assert summary["gif_frames"] == 6
+    flow = json.loads((d / "gradflow_16px.json").read_text())  # the checkpoint carried the running sums
+    assert flow["D"]["records"] == 6 and flow["G"]["records"] == 6
 
 
 def test_dry_run_prints_config_and_stages(runner, tmp_path, tiny_manifest):

@@ -61,6 +61,22 @@ class GradFlow:
             self._max[key] = torch.maximum(self._max.get(key, torch.zeros((), device=p.device)), g.amax())
         self.count += 1
 
+    def state_dict(self) -> dict:
+        """Plain floats (for checkpoints: a resumed stage keeps averaging where it left off)."""
+        return {
+            "title": self.title,
+            "count": self.count,
+            "sum_mean": {k: float(v) for k, v in self._sum_mean.items()},
+            "max": {k: float(v) for k, v in self._max.items()},
+            "frozen": dict(self._frozen),
+        }
+
+    def load_state_dict(self, state: dict, device: torch.device | str = "cpu") -> None:
+        self.title, self.count = state["title"], int(state["count"])
+        self._sum_mean = {k: torch.tensor(v, device=device) for k, v in state["sum_mean"].items()}
+        self._max = {k: torch.tensor(v, device=device) for k, v in state["max"].items()}
+        self._frozen = dict(state["frozen"])
+
     def layers(self) -> list[LayerFlow]:
         n = max(1, self.count)
         return [

@@ -19,6 +19,7 @@ from pokedata.errors import UserError
 from pokegan.checkpoint import check_compatible, rng_state, set_rng_state
 from pokegan.losses import GANLoss, make_loss
 from pokegan.progan.config import ProGANConfig
+from pokegan.progan.gradflow import GradFlow
 from pokegan.progan.grow import GrowReport, build_models, grow
 from pokegan.progan.models import Discriminator, Generator, ProGANArgs
 
@@ -64,6 +65,9 @@ class ProGANState:
     classes: list[str]
     manifest_sha256: str
     pos: Position = field(default_factory=Position)
+    flows: tuple[GradFlow, GradFlow] = field(
+        default_factory=lambda: (GradFlow("G"), GradFlow("D"))
+    )  # this stage
 
     @property
     def size(self) -> int:
@@ -121,6 +125,7 @@ def grow_state(st: ProGANState) -> GrowReport:
     st.G, st.D, report = grow(st.G, st.D, st.cfg.sizes[nxt], fade=st.cfg.fade_in, freeze=st.cfg.freeze)
     st.opt_g, st.opt_d = make_optimizers(st.loss, st.cfg, st.G, st.D, nxt)
     st.pos = Position(stage=nxt, step=st.pos.step)
+    st.flows = (GradFlow("G"), GradFlow("D"))
     return report
 
 
@@ -140,6 +145,7 @@ def state_dict(st: ProGANState) -> dict:
         "cycle_position": {"entry": p.entry, "epoch": p.epoch, "batch": p.batch},
         "step": p.step,
         "fixed_latents": st.fixed_z.cpu(),
+        "gradflow": [f.state_dict() for f in st.flows],
         "rng": rng_state(),
         "config": asdict(st.cfg),
         "classes": st.classes,
@@ -189,6 +195,8 @@ def load_state(st: ProGANState, path: Path) -> None:
     st.opt_g.load_state_dict(saved["opt_g"])
     st.opt_d.load_state_dict(saved["opt_d"])
     st.fixed_z = saved["fixed_latents"].to(st.device)
+    for flow, flow_state in zip(st.flows, saved.get("gradflow", []), strict=False):
+        flow.load_state_dict(flow_state, st.device)
     set_rng_state(saved["rng"])
 
 

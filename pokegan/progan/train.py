@@ -203,7 +203,7 @@ def _run_stage(st: ProGANState, manifest, writer) -> None:
         transient=False,
     ) as progress:
         task = progress.add_task(f"progan {st.size}px", total=stage_steps, completed=pos.stage_step, info="")
-        ctx = _StageContext(total, (GradFlow("G"), GradFlow("D")), writer)
+        ctx = _StageContext(total, st.flows, writer)
         while pos.entry < len(entries):
             entry = entries[pos.entry]
             st.set_lr(entry.lr, entry.lr_d)
