@@ -114,7 +114,7 @@ class ClassifyConfig:
     init_weights: str = ""  # a local ResNet-34 (torchvision) or classifier state dict to start from
     stats_images: int = 20000  # train images whose pooled features give the frozen encoding statistics
     checkpoint_every: int = 0  # optimizer steps between mid-epoch checkpoints (0 = at epoch ends only)
-    stop_after_steps: int = 0  # stop (checkpoint saved) after this many optimizer steps; continue with --resume
+    stop_after_steps: int = 0  # stop after N optimizer steps (checkpoint saved); then --resume
     log_every: int = 20
     worst_k: int = 10  # worst classes listed after each epoch
     device: str = "auto"
@@ -188,7 +188,7 @@ class PretrainConfig:
     channels_last: bool = True
     compile: bool = False
     checkpoint_every: int = 0  # optimizer steps between mid-epoch checkpoints (0 = at epoch ends only)
-    stop_after_steps: int = 0  # stop (checkpoint saved) after this many optimizer steps; continue with --resume
+    stop_after_steps: int = 0  # stop after N optimizer steps (checkpoint saved); then --resume
     log_every: int = 20
     device: str = "auto"
     seed: int = 0
