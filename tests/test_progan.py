@@ -202,6 +202,8 @@ def test_config_cycles_and_validation():
         dict(cycle=[{"lr": 1e-3, "epochs": 1, "momentum": 0.9}]),
         dict(cycles={"128": [{"lr": 1e-3, "epochs": 1}]}),
         dict(norm="group"),
+        dict(cycles=5),
+        dict(cycle=[]),
     ]
     for kw in bad:
         with pytest.raises(UserError):

@@ -166,6 +166,11 @@ class ProGANConfig:
             raise UserError(f"fade_fraction {self.fade_fraction} must be in (0, 1]", hint="e.g. 0.5")
         if self.gif_size < 0 or self.gif_frame_ms < 1:
             raise UserError("gif_size must be >= 0 and gif_frame_ms >= 1", hint="fix the [progan] section")
+        if not isinstance(self.cycles, dict):
+            raise UserError(
+                f"[progan.cycles] must be a table of size = [entries], not {self.cycles!r}",
+                hint="e.g. [progan.cycles] then 64 = [{lr = 2e-4, epochs = 8}]",
+            )
         unknown = {str(k) for k in self.cycles} - {str(s) for s in self.sizes}
         if unknown:
             raise UserError(
