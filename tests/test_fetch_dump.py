@@ -22,7 +22,7 @@ from pokedata.fetch.dump import (
     mirror_relpath,
     parse_record,
 )
-from pokedata.fetch.dump_scan import line_tags
+from pokedata.fetch.dump_scan import ScanStats, line_tags, scan_file
 from pokedata.ledger import Ledger
 
 
@@ -162,6 +162,23 @@ def test_metadata_files_formats(tmp_path: Path):
         metadata_files(tmp_path / "empty")
     with pytest.raises(UserError, match="does not exist"):
         metadata_files(tmp_path / "missing")
+    # Compressed files stream through the same scan; bad lines are counted, not fatal.
+    stats = ScanStats()
+    xz = tmp_path / "b.jsonl.xz"
+    xz.write_bytes(lzma.compress(b'{"id": 3, "tag_string": "pikachu", "rating": "s"}\nnot json, pikachu\n'))
+    assert [p.id for p in scan_file(xz, TagFilter(include_and=frozenset({"pikachu"})), stats)] == [3]
+    assert (stats.lines, stats.bad_lines, stats.matched) == (2, 1, 1)
+    truncated = tmp_path / "c.jsonl.gz"
+    truncated.write_bytes(gzip.compress(b'{"id": 4}\n' * 1000)[:60])
+    with pytest.raises(UserError, match="cannot read metadata file"):
+        list(scan_file(truncated, TagFilter(), ScanStats()))
+    zst = tmp_path / "d.jsonl.zst"
+    zst.write_bytes(b"\x28\xb5\x2f\xfd")
+    try:
+        import zstandard  # noqa: F401
+    except ImportError:
+        with pytest.raises(UserError, match="zstandard"):
+            list(scan_file(zst, TagFilter(), ScanStats()))
 
 
 def test_mirror_copy_with_catalog_labels(dump: dict, tmp_path: Path, runner):
