@@ -62,16 +62,18 @@ def _catalog(path: Path, tags: list[tuple[str, str]]) -> Path:
 # -- pure logic ------------------------------------------------------------------------------------------
 def test_build_query_splits_server_and_client():
     q = build_query(["pikachu", "solo", "smile"], ["comic"], ("g", "s"), tag_limit=2)
-    assert q.server_terms == ("pikachu", "solo")
+    assert q.server_terms == ("pikachu", "solo", "rating:g,s")  # rating: does not count against the limit
     assert (q.client_tags, q.client_exclude, q.client_ratings) == (("smile",), ("comic",), ("g", "s"))
-    q = build_query(["pikachu"], [], ("g",), tag_limit=2)
-    assert q.server_terms == ("pikachu", "rating:g") and not q.client_ratings
+    q = build_query(["pikachu"], ["comic"], ("g",), tag_limit=2)
+    assert q.server_terms == ("pikachu", "-comic", "rating:g") and not q.client_exclude
     q = build_query(["pikachu"], ["comic"], ("g",), tag_limit=6)
     assert q.server_terms == ("pikachu", "-comic", "rating:g")
     assert build_query(["a"], [], ("g", "s", "q", "e")).server_terms == ("a",)  # every rating: no filter
-    assert build_query(["solo", "score:>10"], []).server_terms == ("score:>10", "solo")  # metatags first
-    with pytest.raises(UserError, match="metatags"):
-        build_query(["score:>1", "id:>5", "age:<1d"], [], tag_limit=2)
+    # Metatags go first; free ones (score:) do not count, others (user:) do.
+    assert build_query(["solo", "smile", "score:>10"]).server_terms == ("score:>10", "solo", "smile")
+    assert build_query(["solo", "smile", "user:bob"]).client_tags == ("smile",)
+    with pytest.raises(UserError, match="metatags that count"):
+        build_query(["user:a", "pool:1", "fav:b"], [], tag_limit=2)
     post = {"tag_string": "pikachu solo smile", "rating": "g"}
     assert q.accepts(post)
     assert Query(("pikachu",), ("smile",), ("solo",)).accepts(post) is False
@@ -136,7 +138,7 @@ def test_two_tag_limit_filters_the_rest_client_side(srv, tmp_path, runner):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert sorted(k.split("/")[0] for k in _rows(data)) == ["1", "5"]
-    assert {r["query"]["tags"] for r in srv.api_requests()} == {"pikachu solo"}
+    assert {r["query"]["tags"] for r in srv.api_requests()} == {"pikachu solo rating:g,s"}
 
 
 def test_422_becomes_a_user_error_naming_the_limit(srv, tmp_path, runner):
@@ -322,6 +324,7 @@ def test_fake_server_speaks_the_protocol(srv):
     assert len(get(tags="pikachu", limit=500).json()) == 7  # capped at 200
     assert get(tags="pikachu", page="1001").status_code == 410
     assert get(tags="a b c").status_code == 422
+    assert get(tags="a b rating:g score:>1").ok  # free metatags do not count
     assert requests.get(f"{srv.base_url}/posts.json", params={"tags": "a b c"}, auth=GOLD_USER, timeout=5).ok
     assert (
         requests.get(f"{srv.base_url}/posts.json", auth=("gold_user", "wrong"), timeout=5).status_code == 401

@@ -3,7 +3,8 @@
 A query becomes ``/posts.json?tags=...&limit=200`` pages walked with ``page=b<lowest id seen>`` (no
 1000-page cap). Anonymous and Member accounts may send only 2 tag terms (HTTP 422 beyond; Gold 6,
 Platinum 12: ``tag_limit``), so at most that many go to the server (positive tags first, then ``-tag``
-excludes, then the ``rating:`` metatag) and the rest are applied client-side, with exact tag matching.
+excludes; ``rating:`` and the other metatags Danbooru does not count are always sent) and the rest are
+applied client-side, with exact tag matching.
 
 Every matching post becomes a ledger row (source ``danbooru``, source id = the post id, url = its
 ``file_url``, or ``large_file_url`` for the ``sample`` variant). Posts that cannot be fetched are rows too,
@@ -51,9 +52,15 @@ _RATING_WORDS = {"general": "g", "sensitive": "s", "questionable": "q", "explici
 RATINGS = ("g", "s", "q", "e")
 # Metatags must go to the server (they cannot be checked client-side); order:/limit: break the paging.
 _METATAGS = frozenset({
-    "age", "approver", "child", "commenter", "date", "downvotes", "fav", "favcount", "filesize", "filetype",
-    "has", "height", "id", "is", "md5", "mpixels", "noter", "ordfav", "parent", "pixiv", "pixiv_id", "pool",
-    "ratio", "score", "source", "status", "tagcount", "upvote", "user", "width",
+    "age", "approver", "child", "commenter", "date", "downvotes", "duration", "embedded", "fav", "favcount",
+    "filesize", "filetype", "has", "height", "id", "is", "md5", "mpixels", "noter", "ordfav", "parent", "pixiv",
+    "pixiv_id", "pool", "ratio", "score", "source", "status", "tagcount", "upvote", "user", "width",
+})  # fmt: skip
+# Danbooru's PostQuery::UNLIMITED_METATAGS: these do not count against the account's tag limit.
+FREE_METATAGS = frozenset({
+    "status", "rating", "limit", "is", "id", "date", "age", "filesize", "filetype", "parent", "child", "md5",
+    "width", "height", "duration", "mpixels", "ratio", "score", "upvote", "downvotes", "favcount", "embedded",
+    "tagcount", "pixiv_id", "pixiv",
 })  # fmt: skip
 _FORBIDDEN_METATAGS = {"order": "paging needs id order", "limit": "the page size is fixed at 200",
                        "rating": "use --rating instead"}  # fmt: skip
@@ -155,6 +162,11 @@ def is_metatag(tag: str) -> bool:
     return ":" in tag and tag.lstrip("-").split(":", 1)[0].lower() in _METATAGS
 
 
+def is_free_metatag(tag: str) -> bool:
+    """A metatag Danbooru does not count against the tag limit (``rating:``, ``score:``, ...)."""
+    return ":" in tag and tag.lstrip("-").split(":", 1)[0].lower() in FREE_METATAGS
+
+
 # -- queries ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Query:
@@ -195,34 +207,43 @@ def build_query(
     tag_limit: int = ANONYMOUS_TAG_LIMIT,
     class_name: str | None = None,
 ) -> Query:
-    """Split tags between the server (at most ``tag_limit`` terms) and the client.
+    """Split tags between the server (at most ``tag_limit`` counted terms) and the client.
 
-    Metatags first (they only work server-side), then positive tags in the order given, then ``-tag``
-    excludes, then ``rating:`` (Danbooru counts metatags against the limit), while room is left.
+    Metatags go first (they only work server-side); those in :data:`FREE_METATAGS` (``rating:``,
+    ``score:``, ...) do not count against the limit. Then positive tags in the order given, then ``-tag``
+    excludes, while room is left; the rest is checked client-side by exact tag match. The rating is sent as
+    ``rating:g,s`` and checked again on our side.
     """
     tags = [t.strip() for t in tags if t.strip()]
     exclude = [t.strip().lstrip("-") for t in exclude if t.strip()]
     metas = [t for t in tags if is_metatag(t)]
     plain = [t for t in tags if not is_metatag(t)]
-    if len(metas) > tag_limit:
+    counted = [t for t in metas if not is_free_metatag(t)]
+    if len(counted) > tag_limit:
         raise UserError(
-            f"--tags has {len(metas)} metatags ({' '.join(metas)}) but the account may send only {tag_limit} "
-            "tags per query, and metatags cannot be applied client-side",
+            f"--tags has {len(counted)} metatags that count against the tag limit ({' '.join(counted)}) but the "
+            f"account may send only {tag_limit} tags per query, and metatags cannot be applied client-side",
             hint="drop some metatags, or raise --tag-limit for a Gold (6) / Platinum (12) account",
         )
     server = list(metas)
+    used = len(counted)
     client_tags, client_exclude = [], []
     for t in plain:
-        (server if len(server) < tag_limit else client_tags).append(t)
+        if used < tag_limit:
+            server.append(t)
+            used += 1
+        else:
+            client_tags.append(t)
     for t in exclude:
-        (server if len(server) < tag_limit else client_exclude).append(f"-{t}")
-    client_exclude = [t.lstrip("-") for t in client_exclude]
+        if used < tag_limit:
+            server.append(f"-{t}")
+            used += 1
+        else:
+            client_exclude.append(t)
     client_ratings: tuple[str, ...] = ()
     if ratings and len(ratings) < len(RATINGS):
-        if len(server) < tag_limit:
-            server.append("rating:" + ",".join(ratings))
-        else:
-            client_ratings = tuple(ratings)
+        server.append("rating:" + ",".join(ratings))  # free: never counts against the limit
+        client_ratings = tuple(ratings)
     return Query(tuple(server), tuple(client_tags), tuple(client_exclude), client_ratings, class_name)
 
 

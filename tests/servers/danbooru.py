@@ -2,7 +2,7 @@
 
 Endpoints: ``/posts.json`` (tag AND, ``-tag``, ``rating:g,s``, ``limit`` capped at 200, ``page=N`` /
 ``b<id>`` / ``a<id>``, the tag limit: 2 terms anonymous, 6 for the Gold test user authenticated with HTTP
-Basic, HTTP 422 beyond, 410 past page 1000), ``/counts/posts.json``, ``/tags.json`` (``search[name_matches]``
+Basic, HTTP 422 beyond, ``rating:`` and the other free metatags not counted; 410 past page 1000), ``/counts/posts.json``, ``/tags.json`` (``search[name_matches]``
 with ``*`` wildcards, ``search[category]``, ``search[order]=count|name``), ``/tag_aliases.json``
 (``search[antecedent_name]``, ``search[status]``) and the files under ``/data/original/`` and
 ``/data/sample/``, each served with its true md5 (tiny JPEG/PNG made in memory, one colour per post).
@@ -41,6 +41,10 @@ MEMBER_USER = ("member_user", "member-api-key-9876543210")
 TAG_LIMITS = {"anonymous": 2, "member": 2, "gold": 6}
 CATEGORIES = {"general": 0, "artist": 1, "copyright": 3, "character": 4, "meta": 5}
 IMAGE_EXTS = {"jpg", "png"}
+# Metatags that do not count against the tag limit (Danbooru's PostQuery::UNLIMITED_METATAGS).
+FREE_METATAGS = {"status", "rating", "limit", "is", "id", "date", "age", "filesize", "filetype", "parent",
+                 "child", "md5", "width", "height", "duration", "mpixels", "ratio", "score", "upvote",
+                 "downvotes", "favcount", "embedded", "tagcount", "pixiv_id", "pixiv"}  # fmt: skip
 
 
 def make_image(seed: int, ext: str, size: int = 12) -> bytes:
@@ -283,7 +287,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _posts(self, query: dict[str, str], tag_limit: int) -> None:
         st = self.server_state
         terms = query.get("tags", "").split()
-        if len(terms) > tag_limit:
+        counted = [t for t in terms if t.lstrip("-").split(":", 1)[0] not in FREE_METATAGS or ":" not in t]
+        if len(counted) > tag_limit:
             return self._json(
                 422,
                 {"success": False, "error": "PostQuery::TagLimitError",
