@@ -275,6 +275,10 @@ def test_tiny_run_8_16_32_with_fade_in(runner, tmp_path, tiny_manifest):
     assert mid["model_args"]["resolution"] == 16 and mid["model_args"]["fade"]
     assert mid["frozen"]["G"] == ["blocks.4", "blocks.8", "to_rgb.8"]
     assert list((d / "tb").iterdir()), "TensorBoard event files"
+    from pokegan.progan.state import load_generator
+
+    g, _ = load_generator(d / "final.pt")  # rebuilt from the checkpoint alone
+    assert g(torch.randn(2, 8)).shape == (2, 3, 32, 32)
     # a finished step is not retrained; an existing --out is refused without --resume
     again = runner.invoke(app, _options(tiny_manifest, out))
     assert again.exit_code == 2 and "--resume" in again.output
