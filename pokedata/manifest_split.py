@@ -64,25 +64,35 @@ def write_chart(per_class: pd.DataFrame, path: Path, title: str) -> None:
     counts = per_class.reindex(columns=list(SPLITS), fill_value=0)
     counts = counts.loc[counts.sum(axis=1).sort_values(ascending=False).index]
     n = len(counts)
-    fig, ax = plt.subplots(figsize=(min(24, max(6, 0.25 * n + 2)), 4.5), dpi=100)
+    width = min(24.0, max(6.0, 0.25 * n + 2))
+    fig, ax = plt.subplots(figsize=(width, 4.5), dpi=100)
     x = np.arange(n)
+    edges = np.arange(n + 1) - 0.5
     bottom = np.zeros(n)
     colours = {"train": "#4c72b0", "val": "#dd8452", "test": "#55a868"}
     for split in SPLITS:
         values = counts[split].to_numpy(dtype=float)
         if values.sum() == 0:
             continue
-        ax.bar(x, values, bottom=bottom, width=0.9 if n < 200 else 1.0, color=colours[split], label=split)
+        # one filled step polygon per split (not a Rectangle per class: 799 classes draw fast)
+        top = bottom + values
+        ax.fill_between(
+            edges, np.append(bottom, bottom[-1]), np.append(top, top[-1]), step="post", color=colours[split],
+            label=split, linewidth=0,
+        )  # fmt: skip
         bottom += values
     if n <= 60:
         ax.set_xticks(x, [str(c) for c in counts.index], rotation=90, fontsize=7)
     else:
         ax.set_xticks([])
         ax.set_xlabel(f"{n} classes, largest first")
+    ax.set_xlim(-0.5, n - 0.5)
     ax.set_ylabel("images")
     ax.set_title(title)
     ax.legend(loc="upper right")
-    fig.tight_layout()
+    fig.subplots_adjust(
+        left=0.07, right=0.99, top=0.92, bottom=0.3 if n <= 60 else 0.1
+    )  # no tight_layout pass
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
