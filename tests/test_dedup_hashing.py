@@ -156,5 +156,5 @@ def test_in_memory_jpeg_draft_path_is_used_only_for_jpeg(tmp_path):
 
 
 def test_unknown_method_is_a_user_error():
-    with pytest.raises(UserError, match="--method 'md5'"):
+    with pytest.raises(UserError, match="--hash 'md5'"):
         get_hasher("md5")

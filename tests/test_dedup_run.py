@@ -159,7 +159,8 @@ def test_empty_dataset(tmp_path):
 @pytest.mark.parametrize(
     ("kw", "flag"),
     [
-        ({"method": "md5"}, "--method"),
+        ({"method": "md5"}, "--hash"),
+        ({"threshold": 4, "conflict_threshold": 6}, "--conflict-threshold"),
         ({"threshold": 40}, "--threshold"),
         ({"threshold": -1}, "--threshold"),
         ({"conflicts": "merge"}, "--conflicts"),

@@ -226,7 +226,7 @@ def get_hasher(method: str, *, fast: bool = True) -> Hasher:
         from pokedata.errors import UserError
 
         raise UserError(
-            f"--method {method!r} is not a hash method", hint=f"choose one of {', '.join(METHODS)}"
+            f"--hash {method!r} is not a hash method", hint=f"choose one of {', '.join(METHODS)}"
         ) from None
 
 

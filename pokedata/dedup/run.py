@@ -45,7 +45,7 @@ HASH_FAILED = "hash-failed"
 @dataclass
 class DedupConfig:
     data: Path  # dataset dir
-    method: str = "phash"  # phash | dhash | whash | ahash
+    method: str = "phash"  # phash | dhash | whash | ahash (`poke clean --hash`)
     threshold: int | None = None  # Hamming bits; None = the measured default for the method
     conflicts: str = "drop"  # drop | keep-first | report
     conflict_threshold: int | None = (
@@ -61,7 +61,7 @@ class DedupConfig:
         """Check every option up front; returns self with ``threshold`` and ``workers`` resolved."""
         if self.method not in HASHERS:
             raise UserError(
-                f"--method {self.method!r} is not a hash method", hint=f"choose one of {', '.join(METHODS)}"
+                f"--hash {self.method!r} is not a hash method", hint=f"choose one of {', '.join(METHODS)}"
             )
         if self.threshold is None:
             self.threshold = HASHERS[self.method].default_threshold
