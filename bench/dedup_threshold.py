@@ -1,7 +1,7 @@
 """Measure Hamming distances of true near duplicates vs unrelated images, per hash method.
 
 Data: the 151 animated sprites in ../shared/data/sprites-gen1 (8,165 frames). Every frame is
-flattened onto white and saved as a q95 JPEG, exactly as ``poke clean`` stores it, then hashed the way
+flattened onto white by the clean stage's functions and saved as a q95 JPEG, exactly as ``poke clean`` stores it, then hashed the way
 the dedup stage hashes (``hash_files``, fast path). Pairs measured:
 
 - **edits**: an image and its resized (0.5x, 0.75x, 1.5x), recompressed (JPEG q 50 / 70 / 95) or
@@ -33,33 +33,23 @@ sys.path.insert(0, str(REPO))
 SPRITES = REPO.parent / "shared" / "data" / "sprites-gen1"
 
 
-def flatten(frame, background=(255, 255, 255)):
-    """A frame (any mode, palette transparency included) composited onto ``background`` -> RGB."""
+def sprite_frames(limit_files: int | None = None):
+    """Yield (dex, frame index, flattened RGB image) for every frame of the sprite GIFs.
+
+    The frames come from the clean stage's own pure functions, so they are exactly what
+    ``poke clean --frames all`` stores (before the JPEG encode).
+    """
     from PIL import Image
 
-    try:  # engineer C's clean stage, when present, so the measurement sees exactly its output
-        from pokedata.clean.flatten import flatten as clean_flatten  # type: ignore[import-not-found]
-
-        return clean_flatten(frame, background)
-    except (ImportError, TypeError):
-        pass
-    rgba = frame.convert("RGBA")
-    bg = Image.new("RGBA", rgba.size, (*background, 255))
-    return Image.alpha_composite(bg, rgba).convert("RGB")
-
-
-def sprite_frames(limit_files: int | None = None, every: int = 1):
-    """Yield (dex, frame index, flattened RGB image) for the sprite GIFs."""
-    from PIL import Image, ImageSequence
+    from pokedata.clean.flatten import flatten_to_rgb, iter_frames
 
     files = sorted(SPRITES.glob("*.gif"), key=lambda p: int(p.stem))
     if limit_files:
         files = files[:limit_files]
     for path in files:
         with Image.open(path) as im:
-            for i, frame in enumerate(ImageSequence.Iterator(im)):
-                if i % every == 0:
-                    yield int(path.stem), i, flatten(frame)
+            for i, frame in iter_frames(im, "all"):
+                yield int(path.stem), i, flatten_to_rgb(frame)
 
 
 def edits(im):
