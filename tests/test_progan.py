@@ -327,6 +327,7 @@ def test_dry_run_prints_config_and_stages(runner, tmp_path, tiny_manifest):
     result = runner.invoke(app, [*base, "--preset", "tiny", "--sizes", "8,16", "--dry-run"])
     assert result.exit_code == 0, result.output
     assert "[progan]" in result.output and "sizes = [8, 16]" in result.output
+    assert "steps per epoch: 1" in result.output  # 27 train images, fewer than one batch of 32: one batch
     assert not out.exists()
     bad = runner.invoke(app, [*base, "--sizes", "8,12"])
     assert bad.exit_code == 2 and "--sizes" in bad.output

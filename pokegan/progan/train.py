@@ -391,7 +391,10 @@ def train_progan(job: ProGANJob) -> dict:
         ProGANConfig, "progan", config_file=config_file, preset=job.preset, overrides=overrides
     )
     if job.dry_run:
-        return dry_run(cfg)
+        manifest_dir = job.manifest
+        if manifest_dir is None and RunDir(Path(job.run)).meta_path.is_file():
+            manifest_dir = RunDir(Path(job.run)).manifest_dir
+        return dry_run(cfg, manifest_dir, cfg.data.data_root or None)
     if job.run is not None:
         run = open_run(job.run, resume=True, create=False)
     else:
@@ -403,7 +406,18 @@ def train_progan(job: ProGANJob) -> dict:
     return run_progan(run, cfg, resume=job.resume)
 
 
-def dry_run(cfg: ProGANConfig) -> dict:
+def _steps_per_epoch(cfg: ProGANConfig, manifest_dir: Path | None, data_root: str | None) -> int | None:
+    """Batches per epoch of the train split (as the loader will cut it), or None without a manifest."""
+    if manifest_dir is None:
+        return None
+    from pokegan.data import load_manifest, stratified_subset
+
+    manifest = load_manifest(manifest_dir, data_root=data_root or None)
+    rows = stratified_subset(manifest.rows("train"), manifest.labels(), cfg.data.max_images, cfg.data.seed)
+    return max(1, len(rows) // cfg.data.batch_size)
+
+
+def dry_run(cfg: ProGANConfig, manifest_dir: Path | None = None, data_root: str | None = None) -> dict:
     """Print the resolved config (TOML, stdout) and a per-stage table (stderr); train nothing."""
     from rich.table import Table
 
@@ -412,17 +426,22 @@ def dry_run(cfg: ProGANConfig) -> dict:
 
     out.print(progan_config_to_toml(cfg), markup=False, highlight=False)
     rows = describe(cfg)
+    spe = _steps_per_epoch(cfg, manifest_dir, data_root)
     table = Table(title="progan stages (dry run: nothing trained)")
-    for col in ("size", "cycle (lr x epochs)", "G params", "D params", "trainable G / D"):
+    for col in ("size", "cycle (lr x epochs)", "steps", "G params", "D params", "trainable G / D"):
         table.add_column(col)
     for r in rows:
         cycle = ", ".join(f"{e['lr']:g} x {e['epochs']}" for e in r["cycle"])
+        r["steps"] = spe * sum(e["epochs"] for e in r["cycle"]) if spe else None
         table.add_row(
             f"{r['size']} px",
             cycle,
+            f"{r['steps']:,}" if r["steps"] else "?",
             f"{r['g_params']:,}",
             f"{r['d_params']:,}",
             f"{r['g_trainable']:,} / {r['d_trainable']:,}",
         )
     console.print(table)
-    return {"dry_run": True, "stages": rows}
+    if spe:
+        console.print(f"steps per epoch: {spe} (batch size {cfg.data.batch_size})")
+    return {"dry_run": True, "steps_per_epoch": spe, "stages": rows}
