@@ -331,6 +331,9 @@ def test_dry_run_prints_config_and_stages(runner, tmp_path, tiny_manifest):
     assert not out.exists()
     bad = runner.invoke(app, [*base, "--sizes", "8,12"])
     assert bad.exit_code == 2 and "--sizes" in bad.output
+    missing = runner.invoke(app, ["train", "progan", "--out", str(out), "--manifest", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "nope" in missing.output
+    assert not out.exists()  # bad options and inputs leave no half-made run directory behind
 
 
 @pytest.mark.parametrize("loss", ["wgan-gp", "wgan"])

@@ -398,6 +398,9 @@ def train_progan(job: ProGANJob) -> dict:
     if job.run is not None:
         run = open_run(job.run, resume=True, create=False)
     else:
+        from pokegan.data import load_manifest
+
+        load_manifest(job.manifest, data_root=cfg.data.data_root or None)  # a bad --manifest creates no run
         run = open_run(
             job.out, resume=job.resume, create=True, manifest_dir=job.manifest, data_root=job.data_root
         )
