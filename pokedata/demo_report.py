@@ -99,7 +99,9 @@ def collect_artifacts(cfg: DemoConfig, ctx: dict[str, Any]) -> dict[str, str]:
     train = ctx.get("train") if isinstance(ctx.get("train"), dict) else {}
     candidates: dict[str, Path | None] = {
         "sample grid": cfg.sample_grid,
-        "reconstruction grid": Path(train["recon_grid"]) if train.get("recon_grid") else None,
+        "reconstruction grid": Path(train["reconstruction_grid"])
+        if train.get("reconstruction_grid")
+        else None,
         "dedup contact sheet": reports / "dedup-groups.png",
         "conflicts contact sheet": reports / "dedup-conflicts.png",
         "dedup report": reports / "dedup.json",
@@ -107,8 +109,8 @@ def collect_artifacts(cfg: DemoConfig, ctx: dict[str, Any]) -> dict[str, str]:
         "run": cfg.run_dir,
         "training report": Path(train["report"]) if train.get("report") else None,
     }
-    if candidates["reconstruction grid"] is None:
-        candidates["reconstruction grid"] = _newest(cfg.run_dir / "pretrain", "**/recon*.png")
+    if candidates["reconstruction grid"] is None:  # a resumed demo whose training finished earlier
+        candidates["reconstruction grid"] = _newest(cfg.run_dir / "pretrain" / "recon", "*.png")
     return {name: str(p) for name, p in candidates.items() if p is not None and Path(p).exists()}
 
 
