@@ -145,8 +145,9 @@ def make_sprite_set(
                 hint="choose another folder, or pass overwrite=True (`poke demo` without --resume) to redraw it",
             )
     started = time.monotonic()
+    for stale in out.parent.glob(f".tmp-{out.name}-*"):  # left by a killed run
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = out.with_name(f".tmp-{out.name}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
         report = _draw_set(tmp, cfg)

@@ -142,6 +142,7 @@ def test_distinct_classes_look_distinct(sprite_set):
 
 def test_reuse_refuse_and_overwrite(sprite_set, tmp_path):
     out = tmp_path / "s"
+    (tmp_path / ".tmp-s-999999").mkdir()  # what a killed run leaves
     first = make_sprite_set(out, SMALL)
     marker = (out / REPORT_NAME).stat().st_mtime_ns
     assert make_sprite_set(out, SMALL) == first  # same settings: reused, nothing redrawn
