@@ -373,7 +373,7 @@ def _stage_sample(cfg: DemoConfig, ctx: dict) -> dict:
     sampling = _require("pokegan.sampling")
     written = sampling.run_sample(
         sampling.SampleConfig(
-            run=cfg.run_dir, n=cfg.sample_n, grid=cfg.sample_grid, seed=cfg.seed, device="cpu"
+            run=cfg.run_dir, n=cfg.sample_n, grid=cfg.sample_grid, seed=cfg.seed, device="auto"
         )
     )
     return {"images": cfg.sample_n, "grid": str(written.get("grid", cfg.sample_grid))}

@@ -16,6 +16,7 @@ from pokedata.errors import UserError
 from pokedata.synth import SynthConfig
 
 REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow  # one end-to-end demo run (~1 min of CPU) shared by the module
 
 # Even smaller than --quick: 4 classes, ~12 sprites each, and training cut to a few steps.
 TINY_SYNTH = SynthConfig(
