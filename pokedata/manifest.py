@@ -258,12 +258,15 @@ def select_kept(
 def existing_files(root: Path, paths: pd.Series) -> pd.Series:
     """Boolean Series: does ``root/path`` exist as a file? One directory listing per folder, not a stat per
     file (80k clean JPGs sit in at most a few hundred class folders)."""
+    import pandas as pd
+
     found: set[str] = set()
     for folder in paths.str.rpartition("/")[0].unique():
         with contextlib.suppress(OSError), os.scandir(root / folder if folder else root) as it:
             prefix = f"{folder}/" if folder else ""
             found.update(prefix + e.name for e in it if e.is_file())
-    return paths.isin(found)
+    # a set lookup per path: Series.isin on pandas' Arrow-backed strings is ~100x slower here
+    return pd.Series([p in found for p in paths.tolist()], index=paths.index, dtype=bool)
 
 
 def finish(df: pd.DataFrame, cfg: ManifestConfig, catalog: Catalog) -> pd.DataFrame:
@@ -287,6 +290,20 @@ def finish(df: pd.DataFrame, cfg: ManifestConfig, catalog: Catalog) -> pd.DataFr
     )
 
 
+def encode_tables(df: pd.DataFrame) -> tuple[bytes, bytes]:
+    """(manifest.csv bytes, manifest.parquet bytes) from one Arrow table (Arrow's C++ CSV writer is ~10x
+    pandas' ``to_csv`` here; strings are always quoted, which every CSV reader accepts)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    csv_buf, pq_buf = io.BytesIO(), io.BytesIO()
+    pacsv.write_csv(table, csv_buf)
+    pq.write_table(table, pq_buf)
+    return csv_buf.getvalue(), pq_buf.getvalue()
+
+
 def write_outputs(
     out: Path, df: pd.DataFrame, dropped: dict[str, int], catalog: Catalog, cfg: ManifestConfig, root: Path
 ) -> str:
@@ -298,11 +315,9 @@ def write_outputs(
     stale = out / "stats.json"  # an interrupted rebuild must not look finished
     if stale.exists():
         stale.unlink()
-    csv_bytes = df.to_csv(index=False, lineterminator="\n").encode("utf-8")
+    csv_bytes, parquet_bytes = encode_tables(df)
     sha = hashlib.sha256(csv_bytes).hexdigest()
-    buf = io.BytesIO()
-    df.to_parquet(buf, index=False)
-    atomic_write_bytes(out / "manifest.parquet", buf.getvalue())
+    atomic_write_bytes(out / "manifest.parquet", parquet_bytes)
     atomic_write_bytes(out / "manifest.csv", csv_bytes)
     classes = {"catalog": catalog.source, "classes": catalog.names}
     atomic_write_text(out / "classes.json", json.dumps(classes, indent=1, ensure_ascii=False) + "\n")

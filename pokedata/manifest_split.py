@@ -3,7 +3,7 @@
 The split of an image is a pure function of ``(seed, group key)``: the key is the image's duplicate
 group (``images.dup_group``, the survivor's id) when dedup put it in one, else its own ``images.id``.
 So an image never changes split when images are added later, and near-duplicate groups never straddle
-splits. Each key hashes to a uniform number u in [0, 1): ``u < val`` is ``val``, ``u < val + test`` is
+splits. Each key hashes (SplitMix64, seeded) to a uniform number u in [0, 1): ``u < val`` is ``val``, ``u < val + test`` is
 ``test``, the rest ``train``. The same thresholds apply inside every class, so the split is stratified
 in expectation (every class converges to the asked fractions; a class with a handful of images may get
 no val image, which ``stats.json`` shows per class).
@@ -11,7 +11,6 @@ no val image, which ``stats.json`` shows per class).
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -20,15 +19,23 @@ import pandas as pd
 SPLITS = ("train", "val", "test")
 
 
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser over (N,) uint64 (wrapping arithmetic): a fast, well-mixed 64-bit hash."""
+    with np.errstate(over="ignore"):
+        z = x + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
 def unit_hash(seed: int, keys: np.ndarray) -> np.ndarray:
-    """(N,) int64 keys -> (N,) float64 in [0, 1), a seeded 64-bit blake2b of each key."""
-    seed_bytes = int(seed).to_bytes(8, "little", signed=True)
-    out = np.empty(len(keys), dtype=np.float64)
-    scale = 1.0 / 2.0**64
-    for i, k in enumerate(keys.tolist()):
-        h = hashlib.blake2b(int(k).to_bytes(8, "little", signed=True), digest_size=8, key=seed_bytes)
-        out[i] = int.from_bytes(h.digest(), "little") * scale
-    return out
+    """(N,) int64 keys -> (N,) float64 in [0, 1): SplitMix64 of the key mixed with the hashed seed.
+
+    Vectorised (80k keys in about a millisecond) and the same on every platform and numpy version.
+    """
+    seed_mix = _splitmix64(np.array([int(seed) & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64))[0]
+    h = _splitmix64(np.asarray(keys, dtype=np.int64).view(np.uint64) ^ seed_mix)
+    return (h >> np.uint64(11)).astype(np.float64) * (1.0 / 2.0**53)
 
 
 def group_keys(image_id: pd.Series, dup_group: pd.Series) -> np.ndarray:

@@ -89,7 +89,13 @@ def add_images(root: Path, rows: list[Row]) -> list[int]:
 
 
 def _cfg(tmp_path, root, **kw) -> ManifestConfig:
-    base = {"data": root, "catalog": catalog_csv(tmp_path), "name": "t", "out": tmp_path / "manifests"}
+    base = {
+        "data": root,
+        "catalog": catalog_csv(tmp_path),
+        "name": "t",
+        "out": tmp_path / "manifests",
+        "chart": False,
+    }
     return ManifestConfig(**{**base, **kw})
 
 
@@ -99,7 +105,7 @@ def test_contract_files(tmp_path):
         root,
         [Row("Bulbasaur", phash=-1), Row("Bulbasaur", phash=255), Row("Ivysaur"), Row("Mr. Mime")] * 3,
     )
-    summary = build_manifest(_cfg(tmp_path, root, val=0.25))
+    summary = build_manifest(_cfg(tmp_path, root, val=0.25, chart=True))
     out = tmp_path / "manifests" / "t"
     assert summary.out == out.resolve() and summary.rows == 12
     df = pd.read_parquet(out / "manifest.parquet")
@@ -152,7 +158,7 @@ def test_keep_rules_and_drop_reasons(tmp_path):
 def test_split_deterministic_stable_grouped_and_stratified(tmp_path):
     root = tmp_path / "ds"
     rng = np.random.default_rng(0)
-    fast = {"check_files": False, "chart": False}  # no JPGs needed for split logic
+    fast = {"check_files": False}  # no JPGs needed for the split logic
     rows = [Row(CLASSES[int(c)], write_file=False) for c in rng.integers(0, 2, 1200)]
     ids = add_images(root, rows)
     # kept groups of 3 (e.g. --conflicts report keeps every member): set dup_group on triples
