@@ -17,6 +17,9 @@ from pokegan.models.discriminator import (
     build_discriminator,
     image_pyramid,
 )
+from tests.helpers.threads import one_thread  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class Linear(nn.Module):

@@ -18,6 +18,9 @@ from pokegan.metrics import (
     kernel_inception_distance,
     standard_fid_kid,
 )
+from tests.helpers.threads import one_thread  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_frechet_distance_closed_form():

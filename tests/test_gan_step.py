@@ -14,6 +14,9 @@ from pokegan.steps import gan_setup
 from pokegan.steps.gan import GANConfig, run_gan
 from pokegan.steps.gmm import GMMConfig, run_gmm
 from tests.helpers.step3_run import make_step3_run
+from tests.helpers.threads import one_thread  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 GAN_TINY = {
     "steps": 4,
@@ -25,17 +28,6 @@ GAN_TINY = {
     "log_every": 1,
     "data.batch_size": 6,
 }
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: intra-op threads only add contention on a shared 2-core box."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,9 @@ import torch
 
 from pokedata.errors import UserError
 from pokegan.gmm import GaussianMixture, GMMFitConfig, fit_gmm
+from tests.helpers.threads import one_thread  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _blobs(n=3000, d=8, k=4, seed=0):

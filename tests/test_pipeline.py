@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
+from tests.helpers.threads import one_thread  # noqa: F401  (fixture)
 from tests.helpers.tiny_manifest import make_tiny_manifest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 CONFIG = """
 [data]
@@ -67,16 +68,6 @@ def _kill_when(proc: subprocess.Popen, ready, limit_s: float = 600) -> bool:
 
 def _rows(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.is_file() else []
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_train_all_killed_twice_then_resumed(tmp_path, runner):
