@@ -8,7 +8,8 @@ What it does:
 2. serves them from a separate process on 127.0.0.1 (``tests/servers/images.py``, threaded, HTTP/1.1);
 3. runs, each in its own fresh process and output folder, with the same thread count and no rate limits:
    - ours: plan the URLs into a ledger, then ``download_pending`` (Content-Type + magic bytes, size cap,
-     sha256/md5, Pillow full decode, fsync, atomic rename, ledger row per file);
+     sha256/md5 while streaming, Pillow full decode, sha256 dedup, atomic rename; group commit: one sync
+     of each batch's files, then its ledger rows in one transaction);
    - img2dataset, installed into ``bench/.venv-img2dataset`` by this script (``output_format=files``,
      ``resize_mode=no``, one process, ``--thread_count`` threads);
 4. prints images/s of each (wall time of the whole process, imports included) and the ratio.
