@@ -240,3 +240,15 @@ def test_cli_clean_and_errors(tmp_path, runner):
     assert res.exit_code == 2 and "--frames" in res.output
     res = runner.invoke(app, ["clean", "--data", str(tmp_path / "nothing")])
     assert res.exit_code == 2 and "not a dataset directory" in res.output
+
+
+def test_unwritable_output_stops_with_a_user_error(tmp_path):
+    """Disk full / permissions are not the image's fault: the run stops with a clear error, no quarantine."""
+    root = tmp_path / "ds"
+    H.add_raw(root, "Mew", "x.png", H.encode(H.sprite(64), "PNG"))
+    ds = DatasetDir.at(root)
+    ds.clean_dir.mkdir(parents=True, exist_ok=True)
+    (ds.clean_dir / "Mew").write_bytes(b"a file where the class folder should be")
+    with pytest.raises(UserError, match="clean stopped: cannot write"):
+        run_clean(_cfg(root))
+    assert H.image_rows(root) == []

@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from pokedata.clean.flatten import FrameSpec, parse_background, parse_frames
-from pokedata.clean.worker import ItemResult, Settings, Task, clean_chunk, init_worker
+from pokedata.clean.worker import ItemResult, OutputError, Settings, Task, clean_chunk, init_worker
 from pokedata.errors import UserError
 
 if TYPE_CHECKING:
@@ -168,8 +168,14 @@ def run_clean(cfg: CleanConfig) -> CleanSummary:
                 Task(item.id, ds.abs(item.path or ""), ds.root, item.class_name, stems[item.id], settings)
             )
         recorder = _Recorder(ledger, ds, existing, params_of, summary)
-        for results in _execute(todo, cfg, summary.workers):
-            recorder.record(results)
+        try:
+            for results in _execute(todo, cfg, summary.workers):
+                recorder.record(results)
+        except OutputError as exc:
+            raise UserError(
+                f"clean stopped: {exc}",
+                hint=f"free disk space or fix permissions under {ds.clean_dir}, then rerun",
+            ) from exc
     summary.seconds = time.perf_counter() - t0
     return summary
 

@@ -125,10 +125,19 @@ def quarantine(frame: int, reason: str, detail: str = "") -> FrameResult:
     return FrameResult(frame, "quarantined", f"{reason}: {detail}" if detail else reason)
 
 
+class OutputError(Exception):
+    """A clean JPG could not be written (disk full, permissions): the run stops, it is not the image's fault."""
+
+
 def clean_item(task: Task) -> ItemResult:
-    """Every selected frame of one raw file -> FrameResults (never raises for bad input)."""
+    """Every selected frame of one raw file -> FrameResults (never raises for bad input).
+
+    Raises :class:`OutputError` when the output cannot be written.
+    """
     try:
         frames = _clean(task)
+    except OutputError:
+        raise
     except Exception as exc:  # a bug-shaped failure on one file must not kill the batch
         frames = [quarantine(0, UNREADABLE, f"{type(exc).__name__}: {exc}")]
     full = str(task.src)  # error texts name the file relative to the dataset, not by its absolute path
@@ -180,13 +189,19 @@ def _clean(task: Task) -> list[FrameResult]:
                 # Decode at 1/2, 1/4 or 1/8 scale right in libjpeg, never below the target size.
                 im.draft(None, (max(1, math.ceil(w * scale)), max(1, math.ceil(h * scale))))
             animated = is_animated(im)
-            frame = 0
-            try:
-                for frame, img in iter_frames(im, s.frames):
+            frames = iter_frames(im, s.frames)
+            while True:
+                try:
+                    frame, img = next(frames)
                     results.append(_write_frame(task, frame, img, animated))
-            except Exception as exc:
-                failed_at = getattr(exc, "frame_index", frame + 1 if results else 0)
-                results.append(quarantine(failed_at, *_classify(exc)))
+                except StopIteration:
+                    break
+                except OutputError:
+                    raise
+                except Exception as exc:  # decoding this frame failed: keep the earlier ones, record it
+                    failed_at = getattr(exc, "frame_index", results[-1].frame + 1 if results else 0)
+                    results.append(quarantine(failed_at, *_classify(exc)))
+                    break
     return results
 
 
@@ -212,5 +227,8 @@ def _write_frame(task: Task, frame: int, img: Image.Image, animated: bool) -> Fr
     except Exception as exc:
         return quarantine(frame, ENCODE, f"{type(exc).__name__}: {exc}")
     path = DatasetDir(task.root).clean_path(task.class_name, task.stem, frame if animated else None)
-    publish(path, data)
+    try:
+        publish(path, data)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc}") from exc
     return FrameResult(frame, "done", None, path, rgb.width, rgb.height, pixel_sha256(rgb))
