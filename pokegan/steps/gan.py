@@ -134,8 +134,9 @@ def _evaluate(st: GANState, writer) -> dict[str, float]:
     feats = collect_features(st.classifier, batches, st.device)
     m = fcd_metrics(st.real_stats, feats, kid_subsets=10, seed=st.cfg.seed)
     m["step"] = st.step
-    with open(st.out / "metrics.jsonl", "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(m) + "\n")
+    path = st.out / "metrics.jsonl"  # rewritten atomically: a kill never leaves half a row
+    old = path.read_text(encoding="utf-8") if path.is_file() else ""
+    atomic_write_text(path, old + json.dumps(m) + "\n")
     if writer is not None:
         writer.add_scalar("metrics/fcd", m["fcd"], st.step)
         writer.add_scalar("metrics/fck", m["fck"], st.step)
