@@ -252,3 +252,25 @@ def test_unwritable_output_stops_with_a_user_error(tmp_path):
     with pytest.raises(UserError, match="clean stopped: cannot write"):
         run_clean(_cfg(root))
     assert H.image_rows(root) == []
+
+
+def test_cli_dedup_wiring_and_reset(tmp_path, runner):
+    """`poke clean --dedup` marks the same picture stored as PNG and GIF; `--reset-dedup` clears it."""
+    from cli import app
+
+    root = tmp_path / "ds"
+    H.add_raw(root, "Mew", "x.png", H.encode(H.sprite(64), "PNG"))
+    H.add_raw(root, "Mew", "y.gif", H.gif_with_transparency(64))
+    H.add_raw(root, "Mew", "z.png", H.encode(H.noise((64, 64), seed=3), "PNG"))
+    base = ["clean", "--data", str(root), "--workers", "1", "--no-progress"]
+    res = runner.invoke(app, [*base, "--dedup", "--hash", "dhash", "--threshold", "4"])
+    assert res.exit_code == 0, res.output
+    rows = H.image_rows(root)
+    assert [r["dup_kind"] for r in rows].count("exact") == 1 and sum(
+        r["dup_of"] is not None for r in rows
+    ) == 1
+    res = runner.invoke(app, [*base, "--reset-dedup"])
+    assert res.exit_code == 0, res.output
+    assert all(r["dup_of"] is None and r["dup_group"] is None for r in H.image_rows(root))
+    res = runner.invoke(app, [*base, "--dedup", "--conflicts", "maybe"])
+    assert res.exit_code == 2 and "--conflicts" in res.output
