@@ -27,7 +27,7 @@ import torch
 
 from pokedata.errors import UserError
 from pokedata.log import console
-from pokedata.store import atomic_write_text
+from pokedata.store import atomic_write_bytes, atomic_write_text
 from pokegan.device import autocast
 from pokegan.steps.gan_setup import GANConfig, GANState, build_state, load_state, save_state
 
@@ -185,6 +185,12 @@ def run_gan(
     out = st.out
     if (out / "last.pt").is_file():
         load_state(st, out / "last.pt")
+        if (out / "best.pt").is_file():  # best.pt may be newer than last.pt: keep its record
+            from pokegan.checkpoint import load_checkpoint
+
+            best = load_checkpoint(out / "best.pt")
+            if float(best["best_fcd"]) < st.best_fcd:
+                st.best_fcd, st.best_step = float(best["best_fcd"]), int(best["best_step"])
         console.print(f"gan: resumed from last.pt at step {st.step}")
     else:
         save_state(st, out / "last.pt")  # a good state to fall back to from the very first step
@@ -233,9 +239,7 @@ def run_gan(
         writer.close()
     save_state(st, out / "final.pt")
     grid = _snapshot_grid(st, None, "final")
-    import shutil
-
-    shutil.copyfile(grid, out / "samples.png")
+    atomic_write_bytes(out / "samples.png", grid.read_bytes())
     history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
     final_metrics = history[-1] if history else {}
     summary = {
