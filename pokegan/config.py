@@ -112,7 +112,7 @@ class ClassifyConfig:
     channels_last: bool = True
     compile: bool = False  # torch.compile the model (CUDA only)
     init_weights: str = ""  # a local ResNet-34 (torchvision) or classifier state dict to start from
-    stats_images: int = 20000  # train images whose pooled features give the frozen encoding statistics
+    stats_images: int = 20000  # train images for the precise BatchNorm and frozen encoding statistics
     checkpoint_every: int = 0  # optimizer steps between mid-epoch checkpoints (0 = at epoch ends only)
     stop_after_steps: int = 0  # stop after N optimizer steps (checkpoint saved); then --resume
     log_every: int = 20

@@ -110,6 +110,18 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+def sync_buffers(module: torch.nn.Module) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics) to every rank (no-op when not distributed).
+
+    DDP broadcasts buffers from rank 0 at the start of each training forward, but that forward then updates
+    each replica's running statistics with its own batch: after the last step they differ by one batch.
+    Call this before evaluating or encoding in eval mode so every rank uses the statistics rank 0 saves.
+    """
+    if is_distributed():
+        for buf in module.buffers():
+            dist.broadcast(buf.data, src=0)
+
+
 def broadcast_object(obj):
     """Rank 0's Python object on every rank."""
     if not is_distributed():
@@ -151,5 +163,6 @@ __all__ = [
     "rank",
     "resolve_device",
     "setup_torch",
+    "sync_buffers",
     "world_size",
 ]

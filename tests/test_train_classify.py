@@ -13,6 +13,9 @@ from pokegan.models.classifier import EmbeddingClassifier, load_frozen_classifie
 from pokegan.runs import open_run
 from pokegan.steps.classify import run_classify
 
+pytest_plugins = ["helpers.train_runs"]  # four_class_run: the session's shared trained run
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def _cfg(**over) -> ClassifyConfig:
     base = {
@@ -41,11 +44,12 @@ def test_shapes_bn_and_no_nans():
     assert torch.equal(r[0], torch.rot90(x[0], int(k[0]), dims=(1, 2)))
 
 
-def test_learns_a_four_class_set(tmp_path):
-    m = make_tiny_manifest(tmp_path, n_classes=4, per_class=16, size=32)
-    summary = run_classify(_cfg(epochs=5), m, tmp_path / "run")
-    assert summary["task"] == "classes" and summary["steps"] == 15
-    run = open_run(tmp_path / "run", resume=False, create=False)
+def test_learns_a_four_class_set(four_class_run):
+    # the session's shared run (tests/helpers/train_runs.py): 4 classes x 13 train images at 16 px,
+    # batches of 16 (3 steps per epoch), 3 epochs
+    run_dir, m, summary = four_class_run
+    assert summary["task"] == "classes" and summary["steps"] == 9 and summary["outputs"] == 4
+    run = open_run(run_dir, resume=False, create=False)
     assert run.is_done("classify") and (run.step_dir("classify") / "per_class_accuracy.csv").is_file()
     # train accuracy of the final model (frozen encoding statistics, no augmentation)
     from pokegan.data import load_manifest, make_loader
@@ -53,26 +57,28 @@ def test_learns_a_four_class_set(tmp_path):
     man = load_manifest(m)
     model = load_frozen_classifier(run)
     hit = n = 0
-    for x, y, _ in make_loader(man, "train", 32, 64, augment=False, seed=0, num_workers=0, distributed=False):
-        hit += (model(x).argmax(1) == y).sum().item()
-        n += len(y)
-    assert hit / n > 0.9, f"train accuracy {hit / n:.2f}"
+    loader = make_loader(man, "train", 16, 64, augment=False, seed=0, num_workers=0, distributed=False)
+    with torch.no_grad():
+        for x, y, _ in loader:
+            hit += (model(x).argmax(1) == y).sum().item()
+            n += len(y)
+    assert n == 52 and hit / n > 0.9, f"train accuracy {hit / n:.2f}"
 
 
 def test_resume_continues_identically(tmp_path):
-    m = make_tiny_manifest(tmp_path, n_classes=3, per_class=10, size=16)
+    m = make_tiny_manifest(tmp_path, n_classes=3, per_class=8, size=16)
     cfg = _cfg(epochs=2, **{"data.image_size": 16, "data.batch_size": 8, "stats_images": 16})
     run_classify(cfg, m, tmp_path / "a")
-    stopped = run_classify(dataclasses.replace(cfg, stop_after_steps=4), m, tmp_path / "b")
-    assert stopped == {"stopped": True, "step": 4}  # 24 train images, batches of 8: mid-epoch 2
+    stopped = run_classify(dataclasses.replace(cfg, stop_after_steps=3), m, tmp_path / "b")
+    assert stopped == {"stopped": True, "step": 3}  # 18 train images, batches of 8: mid-epoch 2
     saved = torch.load(tmp_path / "b/classifier/last.pt", weights_only=False)
-    assert saved["step"] == 4 and saved["epoch"] == 1 and saved["batch_in_epoch"] == 1
+    assert saved["step"] == 3 and saved["epoch"] == 1 and saved["batch_in_epoch"] == 1
     with pytest.raises(Exception, match="already exists"):
         run_classify(cfg, m, tmp_path / "b")
     run_classify(cfg, m, tmp_path / "b", resume=True)
     a = torch.load(tmp_path / "a/classifier/last.pt", weights_only=False)
     b = torch.load(tmp_path / "b/classifier/last.pt", weights_only=False)
-    assert a["step"] == b["step"] == 6
+    assert a["step"] == b["step"] == 4
     for k, v in a["model"].items():
         assert torch.allclose(v.float(), b["model"][k].float(), atol=1e-5), k
     sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]

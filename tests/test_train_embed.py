@@ -6,12 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers.tiny_manifest import make_tiny_manifest
 
-from pokegan.config import ClassifyConfig, EmbedConfig, PretrainConfig, load_step_config
+from pokegan.config import EmbedConfig, PretrainConfig, load_step_config
 from pokegan.models.classifier import EmbeddingClassifier
 from pokegan.models.generator import Generator, GeneratorArgs
 from pokegan.perceptual import PerceptualLoss
+
+pytest_plugins = ["helpers.train_runs"]  # four_class_run: the session's shared trained run
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_embedding_barely_moves_across_batch_composition():
@@ -53,29 +55,12 @@ def test_generator_shapes_and_perceptual_loss_falls():
     assert losses[-1] < losses[0]
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    from pokegan.steps.classify import run_classify
-
-    tmp = tmp_path_factory.mktemp("run")
-    m = make_tiny_manifest(tmp, n_classes=3, per_class=6, size=16)
-    over = {
-        "epochs": 1,
-        "data.image_size": 16,
-        "data.batch_size": 8,
-        "data.num_workers": 0,
-        "stats_images": 16,
-    }
-    run_classify(load_step_config(ClassifyConfig, "classify", preset="tiny", overrides=over), m, tmp / "r")
-    return tmp / "r", m
-
-
-def test_embed_and_pretrain_steps(tiny_run):
+def test_embed_and_pretrain_steps(four_class_run):
     from pokegan.runs import open_run
     from pokegan.steps.embed import data_section, load_embedding_index, run_embed
     from pokegan.steps.pretrain import run_pretrain
 
-    run_dir, m = tiny_run
+    run_dir, m, _ = four_class_run  # the session's shared step-1 run (16 px); this test adds steps to it
     run_embed(load_step_config(EmbedConfig, "embed", overrides={"batch_size": 5, "num_workers": 0}), run_dir)
     run = open_run(run_dir, resume=False, create=False)
     emb, index = load_embedding_index(run)

@@ -166,6 +166,51 @@ def feature_statistics(
     return {"mean": mean.float().cpu(), "var": var.float().cpu(), "n": int(n.item())}
 
 
+@torch.no_grad()
+def recalibrate_batchnorm(model: EmbeddingClassifier, batches, device: torch.device, limit: int) -> int:
+    """ "Precise BatchNorm": re-estimate the body's BatchNorm2d running statistics with the final weights.
+
+    During training the running mean/variance are an exponential average (momentum 0.1) over batches seen
+    while the weights kept changing: after a short run they still carry the initial values, after a long
+    one they lag the last updates. Eval mode (frozen encoding, embed, step 2's perceptual loss) reads them,
+    so at the end of step 1 they are recomputed as a plain average over up to ``limit`` images of shuffled
+    training-size batches (train mode, no gradient, no weight change). Under DDP each rank averages its
+    shard, then the ranks' averages are averaged. Returns the number of images used (this rank).
+    """
+    from pokegan.device import all_reduce_sum, autocast, world_size
+
+    bns = [
+        m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+    ]
+    momenta = [bn.momentum for bn in bns]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average over the batches below
+    was_training = model.training
+    model.train()
+    n = 0
+    try:
+        for batch in batches:
+            x = batch[0] if isinstance(batch, (list, tuple)) else batch
+            if len(x) < 2:
+                continue
+            with autocast(device):
+                model.feature_maps(x.to(device, non_blocking=True))
+            n += len(x)
+            if n >= limit:
+                break
+    finally:
+        for bn, m in zip(bns, momenta, strict=True):
+            bn.momentum = m
+        model.train(was_training)
+    if world_size() > 1:
+        for bn in bns:
+            for buf in (bn.running_mean, bn.running_var):
+                buf.div_(world_size())
+                all_reduce_sum(buf)
+    return n
+
+
 def classifier_checkpoint(run) -> Path:
     """The classifier checkpoint a finished step 1 left (``final.pt``), else a clear error."""
     d = Path(run.step_dir("classifier"))
@@ -220,5 +265,6 @@ __all__ = [
     "feature_statistics",
     "load_frozen_classifier",
     "param_count",
+    "recalibrate_batchnorm",
     "rotate_batch",
 ]

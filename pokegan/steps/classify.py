@@ -5,7 +5,8 @@ Writes ``RUN/classifier/``::
     config.toml               the resolved config (``--config`` it to reproduce the step)
     last.pt                   the latest checkpoint (every epoch end and every ``checkpoint_every`` steps)
     best.pt                   the weights with the best val top-1 so far (no optimizer state)
-    final.pt                  the finished classifier with its frozen encoding statistics (what later steps load)
+    final.pt                  the finished classifier (BatchNorm statistics re-estimated with the final weights)
+                              and its frozen encoding statistics: what later steps load
     feature_stats.pt          those statistics alone: mean and variance of the pooled features
     per_class_accuracy.csv    val accuracy per class after the latest epoch (worst classes printed)
     metrics.jsonl, curves.png per-epoch loss and accuracy; tb/ TensorBoard scalars
@@ -203,7 +204,7 @@ def run_classify(
 ) -> dict:
     """Train step 1 into ``out/classifier/`` (resuming its last checkpoint with ``resume``); returns the summary."""
     from pokegan import device as dev
-    from pokegan.checkpoint import check_compatible, load_checkpoint, save_checkpoint, set_rng_state
+    from pokegan.checkpoint import check_compatible, load_checkpoint, save_checkpoint, set_rng_state, unwrap
     from pokegan.data import load_manifest, loader_from_config
     from pokegan.models.classifier import CLASSIFIER_KIND, feature_statistics
     from pokegan.schedule import WarmupCosine
@@ -344,6 +345,7 @@ def run_classify(
             row = {"epoch": epoch + 1, "step": st["step"], "lr": sched.lr_at(st["step"])}
             row["train_loss"] = loss_sum / max(1, seen)
             row["train_top1"] = hits / max(1, seen)
+            dev.sync_buffers(unwrap(model))  # eval mode reads BatchNorm statistics: rank 0's on every rank
             if val_loader is not None:
                 ev = evaluate(model, val_loader, task=task, n_out=n_out, device=device, cfg=cfg)
                 row.update(val_loss=ev["loss"], val_top1=ev["top1"], val_top5=ev["top5"])
@@ -367,6 +369,7 @@ def run_classify(
                 save_checkpoint(step_dir / "last.pt", _checkpoint(st, cfg, epoch=epoch + 1, batch=0))
     if writer is not None:
         writer.close()
+    dev.sync_buffers(unwrap(model))
     dev.barrier()
     if stopped:
         console.print(
@@ -398,14 +401,18 @@ def _finish(
     from pokegan import device as dev
     from pokegan.checkpoint import save_checkpoint, unwrap
     from pokegan.data import loader_from_config
+    from pokegan.models.classifier import recalibrate_batchnorm
 
     model = unwrap(st["model"])
-    data = dataclasses.replace(cfg.data, max_images=0)
-    loader = loader_from_config(manifest, "train", data, train=False, device=device)
-    with console.status("classify: computing the frozen embedding statistics"):
-        stats = feature_statistics(
-            model, loader, device, limit=math.ceil(cfg.stats_images / dev.world_size())
-        )
+    # shuffled batches of the training size, not augmented: what the BatchNorms saw in training
+    data = dataclasses.replace(cfg.data, max_images=0, augment=False, balanced=False)
+    loader = loader_from_config(manifest, "train", data, train=True, device=device)
+    limit = math.ceil(cfg.stats_images / dev.world_size())
+    with console.status("classify: precise BatchNorm statistics, then the frozen embedding statistics"):
+        loader.set_epoch(cfg.epochs)
+        bn_images = recalibrate_batchnorm(model, loader, device, limit)
+        loader.set_epoch(cfg.epochs + 1)
+        stats = feature_statistics(model, loader, device, limit=limit)
     last = metrics.rows[-1] if metrics.rows else {}
     summary = {
         "task": st["task"],
@@ -417,6 +424,7 @@ def _finish(
         "val_top5": last.get("val_top5"),
         "best_top1": st["best_top1"],
         "stats_images": stats["n"],
+        "bn_recalibration_images": bn_images * dev.world_size(),
         "seconds_this_session": round(seconds, 1),
         "final": str(step_dir / "final.pt"),
     }

@@ -150,6 +150,11 @@ def run_pretrain(cfg: PretrainConfig, run_dir: Path | str, *, resume: bool = Fal
     loss_fn = PerceptualLoss(classifier, cfg.layer_weights, cfg.pixel_l1)
     g_args = generator_args(cfg)
     G = Generator(g_args).to(device)
+    # Step 2 trains forward(z), which reads only the last toRGB; the coarser ones (step 3's multi-scale
+    # discriminator reads them) get no gradient here. Freezing them keeps them out of the optimizer and
+    # out of DDP, which would otherwise fail on parameters that never receive a gradient.
+    for to_rgb in G.to_rgb[:-1]:
+        to_rgb.requires_grad_(False)
     if cfg.channels_last:
         G = G.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(param_groups(G, cfg.weight_decay), lr=cfg.lr, betas=tuple(cfg.betas))
