@@ -2,7 +2,7 @@
 
 One torchrun launch runs ``poke train classify``, ``embed`` and ``pretrain`` through the CLI in two processes
 (tests/helpers/ddp_worker.py). Checked: it finishes; the data is sharded (half the optimizer steps of one
-process); only rank 0 writes checkpoints, logs and pictures (every file a rank creates under the run
+process); only rank 0 prints and writes checkpoints, logs and pictures (every file a rank creates under the run
 directory is recorded by an audit hook; embed's shared array is the one file both ranks fill, by design);
 the two replicas end with identical weights (and BatchNorm statistics), equal to what rank 0 saved; the
 sharded embeddings cover every row and equal a single-process encoding.
@@ -70,7 +70,15 @@ def test_every_step_finishes_sharded(ddp_run):
         assert [json.loads(r)["epoch"] for r in rows] == list(range(1, epochs + 1))  # not doubled
 
 
-def test_only_rank0_writes(ddp_run):
+def test_only_rank0_writes_and_logs(ddp_run):
+    for line in (
+        "classify epoch 1/1: train",
+        "classify: done",
+        "embed: 24 x 512",
+        "pretrain epoch 2/2: loss",
+        "pretrain: done",
+    ):
+        assert ddp_run["log"].count(line) == 1, line  # printed by rank 0 only
     w0, w1 = (r["writes"] for r in ddp_run["ranks"])
     assert w1.get("classify", []) == [] and w1.get("pretrain", []) == []
     # embed: both ranks fill their rows of the one shared array rank 0 created; nothing else
