@@ -67,16 +67,16 @@ def test_embed_and_pretrain_steps(four_class_run):
     man = pd.read_parquet(m / "manifest.parquet")
     assert emb.shape == (len(man), 512) and np.isfinite(emb).all()
     assert index["image_id"].tolist() == man["image_id"].tolist()
-    over = {"epochs": 2, "grid_n": 4, "data.num_workers": 0}
+    over = {"epochs": 3, "warmup_steps": 3, "grid_n": 4, "data.num_workers": 0}  # 3 steps per epoch
     cfg = load_step_config(
         PretrainConfig, "pretrain", preset="tiny", overrides=over, base={"data": data_section(run)}
     )
     assert cfg.data.image_size == 16  # inherited from step 1
     summary = run_pretrain(cfg, run_dir)
-    assert summary["loss"] < summary["first_loss"]
+    assert summary["steps"] == 9 and summary["loss"] < summary["first_loss"], summary
     d = run.step_dir("pretrain")
     assert (
-        (d / "recon" / "epoch-002.png").is_file() and (d / "final.pt").is_file() and run.is_done("pretrain")
+        (d / "recon" / "epoch-003.png").is_file() and (d / "final.pt").is_file() and run.is_done("pretrain")
     )
     state = torch.load(d / "final.pt", weights_only=False)
     g = Generator(GeneratorArgs(**state["model_args"]["generator"]))
