@@ -16,7 +16,8 @@
    whole loop (loader included). The goal on a GPU is >= 90% busy (the loader is never the bottleneck).
    Printed beside each: how many times faster the cache loader alone is than the step (>1: headroom).
 3. Step 3 (GAN): ``bench/gan_throughput.py``'s ``measure`` (the real step-3 iteration, synthetic real
-   images) for the default loss and its ``dcgan`` anchor.
+   images) for the default loss and its ``dcgan`` anchor; on CPU at the first size only, unless ``--sizes``
+   is given (a 128 px GAN step at the default widths takes about a minute on 2 cores).
 
 The images are synthetic shapes (``tests/helpers/tiny_manifest.py``) saved as 256 px JPEGs (quality 95), so
 decoding includes a downscale as with real sprites.
@@ -314,11 +315,16 @@ def main() -> None:
     default_loss = LossConfig().name
     widths = {"g_base": 16384, "g_max": 512, "d_base": 32, "d_max": 512}  # the default preset's
     gan_batch = args.batch or (64 if device.type == "cuda" else 8)
+    gan_sizes = sizes if device.type == "cuda" or args.sizes else sizes[:1]
     print(f"\n3. step 3 (bench/gan_throughput.py, synthetic real images, batch {gan_batch})")
+    if gan_sizes != sizes:
+        print(
+            f"   CPU: {gan_sizes[0]} px only (minutes per step above it; --sizes 128 or gan_throughput.py runs them)"
+        )
     print(
         f"{'size':>5s} {'loss':14s} {'n_critic':>8s} {'G steps/s':>10s} {'images/s':>9s} {'vs dcgan':>9s} {'peak GiB':>9s}"
     )
-    for size in sizes:
+    for size in gan_sizes:
         anchor = None
         for name in ("dcgan", default_loss):
             r = measure(name, size, gan_batch, steps, device, widths)
