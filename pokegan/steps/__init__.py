@@ -148,4 +148,28 @@ def param_groups(model, weight_decay: float) -> list[dict[str, Any]]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-__all__ = ["MetricsLog", "StepPlace", "param_groups", "prepare_step", "progress", "tb_writer", "write_config"]
+def optimizer_step(opt, scaler, sched, params, step: int, grad_clip: float) -> float:
+    """One optimizer update after the accumulated backward passes: the LR for ``step`` from the schedule,
+    optional gradient-norm clipping (unscaled first), the scaler step, zeroed grads. Returns the LR used."""
+    import torch
+
+    lr = sched.apply(opt, step)
+    if grad_clip > 0:
+        scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    scaler.step(opt)
+    scaler.update()
+    opt.zero_grad(set_to_none=True)
+    return lr
+
+
+__all__ = [
+    "MetricsLog",
+    "optimizer_step",
+    "StepPlace",
+    "param_groups",
+    "prepare_step",
+    "progress",
+    "tb_writer",
+    "write_config",
+]

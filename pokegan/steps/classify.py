@@ -208,7 +208,7 @@ def run_classify(
     from pokegan.data import load_manifest, loader_from_config
     from pokegan.models.classifier import CLASSIFIER_KIND, feature_statistics
     from pokegan.schedule import WarmupCosine
-    from pokegan.steps import MetricsLog, prepare_step, progress, tb_writer, write_config
+    from pokegan.steps import MetricsLog, optimizer_step, prepare_step, progress, tb_writer, write_config
     from pokegan.viz import plot_curves
 
     cfg.validate()
@@ -321,13 +321,7 @@ def run_classify(
                 bar.update(task_id, advance=1, info=f"loss {loss.item():.3f}")
                 if not last_micro:
                     continue
-                lr = sched.apply(opt, st["step"])
-                if cfg.grad_clip > 0:
-                    scaler.unscale_(opt)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                scaler.step(opt)
-                scaler.update()
-                opt.zero_grad(set_to_none=True)
+                lr = optimizer_step(opt, scaler, sched, model.parameters(), st["step"], cfg.grad_clip)
                 st["step"] += 1
                 if writer is not None and st["step"] % cfg.log_every == 0:
                     writer.add_scalar("train/loss", loss.item(), st["step"])

@@ -125,7 +125,15 @@ def run_pretrain(cfg: PretrainConfig, run_dir: Path | str, *, resume: bool = Fal
     from pokegan.models.generator import Generator
     from pokegan.perceptual import PerceptualLoss
     from pokegan.schedule import WarmupCosine
-    from pokegan.steps import MetricsLog, param_groups, prepare_step, progress, tb_writer, write_config
+    from pokegan.steps import (
+        MetricsLog,
+        optimizer_step,
+        param_groups,
+        prepare_step,
+        progress,
+        tb_writer,
+        write_config,
+    )
     from pokegan.viz import plot_curves
 
     cfg.validate()
@@ -237,13 +245,7 @@ def run_pretrain(cfg: PretrainConfig, run_dir: Path | str, *, resume: bool = Fal
                 bar.update(task_id, advance=1, info=f"loss {loss.item():.4f}")
                 if not last_micro:
                     continue
-                lr = sched.apply(opt, st["step"])
-                if cfg.grad_clip > 0:
-                    scaler.unscale_(opt)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                scaler.step(opt)
-                scaler.update()
-                opt.zero_grad(set_to_none=True)
+                lr = optimizer_step(opt, scaler, sched, model.parameters(), st["step"], cfg.grad_clip)
                 st["step"] += 1
                 if writer is not None and st["step"] % cfg.log_every == 0:
                     writer.add_scalar("train/loss", loss.item(), st["step"])
