@@ -7,7 +7,9 @@ import typer
 
 def config_opt():
     return typer.Option(
-        None, "--config", help="TOML file; one file can hold [data], [classify], [embed], [pretrain], ..."
+        None,
+        "--config",
+        help=r"TOML file; one file can hold the sections \[data], \[classify], \[embed], \[pretrain], \[gmm], \[gan], \[progan].",
     )
 
 
@@ -54,7 +56,7 @@ def lr_opt():
 
 
 def batch_size_opt():
-    return typer.Option(None, "--batch-size", help="Images per batch and process ([data] batch_size).")
+    return typer.Option(None, "--batch-size", help=r"Images per batch and process (\[data] batch_size).")
 
 
 def image_size_opt():
