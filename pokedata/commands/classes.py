@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from pokedata.commands import options as opts
+
 app = typer.Typer(help="Browse the class catalog (799 Pokemon classes by default).", no_args_is_help=True)
 
 CATALOG_OPTION = typer.Option(
@@ -75,20 +77,8 @@ def resolve_classes(
         None, "--limit", help="Resolve only the first N classes (a quick trial)."
     ),
     api_rate: float = typer.Option(2.0, "--api-rate", help="Requests per second to Danbooru (polite: <= 2)."),
-    login: str | None = typer.Option(
-        None,
-        "--login",
-        envvar="DANBOORU_LOGIN",
-        show_default=False,
-        help="Danbooru login (or DANBOORU_LOGIN).",
-    ),
-    api_key: str | None = typer.Option(
-        None,
-        "--api-key",
-        envvar="DANBOORU_API_KEY",
-        show_default=False,
-        help="Danbooru API key (or DANBOORU_API_KEY); never printed or stored.",
-    ),
+    login: str | None = opts.danbooru_login_option(),
+    api_key: str | None = opts.danbooru_api_key_option(),
 ) -> None:
     """Map each class to its canonical Danbooru character tag (tags.json, tag aliases) with post counts."""
     from pokedata.fetch.resolve import ResolveConfig, resolution_table, resolve_catalog

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import typer
 
+from pokedata.commands import options as opts
+
 app = typer.Typer(
     help="Get images from Danbooru (API or dumps), DuckDuckGo image search, or a local folder.",
     no_args_is_help=True,
@@ -54,20 +56,8 @@ def fetch_danbooru(
         "--tag-limit",
         help="Tags the account may search at once: 2 (anonymous, Member), 6 Gold, 12 Platinum.",
     ),
-    login: str | None = typer.Option(
-        None,
-        "--login",
-        envvar="DANBOORU_LOGIN",
-        show_default=False,
-        help="Danbooru login (or DANBOORU_LOGIN).",
-    ),
-    api_key: str | None = typer.Option(
-        None,
-        "--api-key",
-        envvar="DANBOORU_API_KEY",
-        show_default=False,
-        help="Danbooru API key (or DANBOORU_API_KEY); sent only to the API host, never printed or stored.",
-    ),  # fmt: skip
+    login: str | None = opts.danbooru_login_option(),
+    api_key: str | None = opts.danbooru_api_key_option(),
     api_rate: float = typer.Option(
         2.0, "--api-rate", help="Requests per second to the API host (polite: <= 2)."
     ),
