@@ -41,6 +41,15 @@ print(json.dumps({"done": s.done, "failed": s.failed, "quarantined": s.quarantin
 """
 
 
+def _rerun_clean(data, urls_file) -> None:
+    """Rerun the fetch to completion; nothing may fail or be quarantined on the resume."""
+    proc = _child(data, urls_file)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["failed"] == summary["quarantined"] == 0
+
+
 def _child(data: Path, urls_file: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-c", CHILD, str(data), str(urls_file)],
@@ -96,11 +105,7 @@ def test_kill_9_mid_fetch_then_resume(tmp_path):
 
         for route in srv.routes.values():  # the rerun need not be slow
             route.delay, route.stall = 0.0, 0.0
-        proc = _child(data, urls_file)
-        out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err
-        summary = json.loads(out.strip().splitlines()[-1])
-        assert summary["failed"] == summary["quarantined"] == 0
+        _rerun_clean(data, urls_file)
 
     with Ledger(data / "ledger.sqlite") as ledger:
         items = ledger.select(source="ddg")
@@ -180,11 +185,7 @@ def test_kill_9_between_rename_and_ledger_commit_then_resume(tmp_path):
         assert len(orphans) >= 8  # the second batch: renamed and synced, its rows still planned
         hits_at_kill = dict(srv.hits)
 
-        proc = _child(data, urls_file)
-        out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err
-        summary = json.loads(out.strip().splitlines()[-1])
-        assert summary["failed"] == summary["quarantined"] == 0
+        _rerun_clean(data, urls_file)
 
     with Ledger(data / "ledger.sqlite") as ledger:
         items = ledger.select(source="ddg")
