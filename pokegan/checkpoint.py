@@ -97,6 +97,13 @@ def rng_state() -> dict[str, Any]:
     }
 
 
+def restore_training_state(state: dict[str, Any], optimizer, scaler) -> None:
+    """Resume bookkeeping shared by the steps: optimizer, grad scaler and RNG states from a checkpoint."""
+    optimizer.load_state_dict(state["optimizer"])
+    scaler.load_state_dict(state["scaler"])
+    set_rng_state(state["rng"])
+
+
 def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])

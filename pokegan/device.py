@@ -122,6 +122,22 @@ def sync_buffers(module: torch.nn.Module) -> None:
             dist.broadcast(buf.data, src=0)
 
 
+def wrap_for_training(model: torch.nn.Module, device: torch.device, compile_model: bool):
+    """``torch.compile`` (CUDA only) and, under torchrun, DistributedDataParallel.
+
+    Returns ``(model to call, ddp or None)``; ``ddp`` is the DDP wrapper (for ``no_sync`` during
+    gradient accumulation).
+    """
+    if compile_model and device.type == "cuda":
+        model = torch.compile(model)
+    if not is_distributed():
+        return model, None
+    from torch.nn.parallel import DistributedDataParallel
+
+    ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return ddp, ddp
+
+
 def broadcast_object(obj):
     """Rank 0's Python object on every rank."""
     if not is_distributed():

@@ -204,7 +204,13 @@ def run_classify(
 ) -> dict:
     """Train step 1 into ``out/classifier/`` (resuming its last checkpoint with ``resume``); returns the summary."""
     from pokegan import device as dev
-    from pokegan.checkpoint import check_compatible, load_checkpoint, save_checkpoint, set_rng_state, unwrap
+    from pokegan.checkpoint import (
+        check_compatible,
+        load_checkpoint,
+        restore_training_state,
+        save_checkpoint,
+        unwrap,
+    )
     from pokegan.data import load_manifest, loader_from_config
     from pokegan.models.classifier import CLASSIFIER_KIND, feature_statistics
     from pokegan.schedule import WarmupCosine
@@ -268,22 +274,12 @@ def run_classify(
                 f"{step_dir}/last.pt has {state['model_args']['num_classes']} outputs, not {n_out}"
             )
         model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"])
+        restore_training_state(state, opt, scaler)
         st["step"], st["best_top1"] = int(state["step"]), float(state["best_top1"])
         epoch0, batch0 = int(state["epoch"]), int(state["batch_in_epoch"])
         metrics.truncate(epoch0)
         console.print(f"classify: resumed from step {st['step']} (epoch {epoch0}, batch {batch0})")
-    if cfg.compile and device.type == "cuda":
-        model = torch.compile(model)
-    ddp = None
-    if dev.is_distributed():
-        from torch.nn.parallel import DistributedDataParallel
-
-        ddp = model = DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
+    model, ddp = dev.wrap_for_training(model, device, cfg.compile)
     st["model"] = model
     writer = tb_writer(step_dir)
     start_step, t0 = st["step"], time.perf_counter()

@@ -119,7 +119,7 @@ def _recon_grid(
 def run_pretrain(cfg: PretrainConfig, run_dir: Path | str, *, resume: bool = False) -> dict:
     """Train step 2 into ``RUN/pretrain/``; returns the summary written to ``done.json``."""
     from pokegan import device as dev
-    from pokegan.checkpoint import check_compatible, load_checkpoint, save_checkpoint, set_rng_state
+    from pokegan.checkpoint import check_compatible, load_checkpoint, restore_training_state, save_checkpoint
     from pokegan.data import load_manifest, loader_from_config
     from pokegan.models.classifier import load_frozen_classifier
     from pokegan.models.generator import Generator
@@ -193,20 +193,11 @@ def run_pretrain(cfg: PretrainConfig, run_dir: Path | str, *, resume: bool = Fal
                 hint="resume with the same generator options and image size",
             )
         G.load_state_dict(state["generator"])
-        opt.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"])
+        restore_training_state(state, opt, scaler)
         st["step"], epoch0, batch0 = int(state["step"]), int(state["epoch"]), int(state["batch_in_epoch"])
         metrics.truncate(epoch0)
         console.print(f"pretrain: resumed from step {st['step']} (epoch {epoch0}, batch {batch0})")
-    model = torch.compile(G) if cfg.compile and device.type == "cuda" else G
-    ddp = None
-    if dev.is_distributed():
-        from torch.nn.parallel import DistributedDataParallel
-
-        ddp = model = DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
+    model, ddp = dev.wrap_for_training(G, device, cfg.compile)
     st["G"] = model
     grid_images = _grid_images(manifest, cfg, device) if main else None
     writer = tb_writer(step_dir)
