@@ -5,7 +5,9 @@ The contract the trainer (``pokegan.data.load_manifest``) reads::
     manifest.parquet, manifest.csv  one row per kept image: image_id (images.id), path (relative to the
                                     dataset root), class_index, class_name, split (train|val|test), source,
                                     source_id, width, height, phash (16 hex digits of the cached 'phash'
-                                    hash, '' when none), sha256 (of the decoded pixels), frame
+                                    hash, '' when none), sha256 (of the decoded pixels), frame, then the
+                                    provenance columns of :mod:`pokedata.provenance` (source_url, page_url,
+                                    post_id, tags, rating; '' where the source has none)
     classes.json                    {"catalog": <catalog source>, "classes": [name0, name1, ...]}: exactly
                                     the catalog's classes, zero-image ones included; index = position
     stats.json                      counts per class / source / split, dropped and why, "data_root" (the
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pokedata.errors import UserError
+from pokedata.provenance import PROVENANCE_COLUMNS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,7 +43,7 @@ if TYPE_CHECKING:
 
 COLUMNS = (
     "image_id", "path", "class_index", "class_name", "split", "source", "source_id", "width", "height",
-    "phash", "sha256", "frame",
+    "phash", "sha256", "frame", *PROVENANCE_COLUMNS,
 )  # fmt: skip
 MAX_SILENT_DROP = 0.5
 """Largest share of the clean, unmarked images a manifest may leave out without ``--allow-drop``."""
@@ -49,9 +52,8 @@ CHART_NAME = "class_counts.png"
 _QUERY = """
 SELECT im.id AS image_id, im.path, im.status, im.width, im.height, im.pixel_sha256 AS sha256, im.frame,
        im.dup_of, im.dup_group, im.conflict, it.class_name, it.source, it.source_id,
-       it.status AS item_status,
-       CASE WHEN h.value IS NULL THEN '' ELSE printf('%016x', h.value) END AS phash,
-       CASE WHEN it.class_name = '' THEN it.meta ELSE NULL END AS meta
+       it.status AS item_status, it.url, it.meta,
+       CASE WHEN h.value IS NULL THEN '' ELSE printf('%016x', h.value) END AS phash
 FROM images im
 JOIN items it ON it.id = im.item_id
 LEFT JOIN hashes h ON h.image_id = im.id AND h.method = 'phash'
@@ -270,10 +272,11 @@ def existing_files(root: Path, paths: pd.Series) -> pd.Series:
 
 
 def finish(df: pd.DataFrame, cfg: ManifestConfig, catalog: Catalog) -> pd.DataFrame:
-    """Splits, canonical class names; the contract's columns in a stable order."""
+    """Splits, canonical class names, provenance; the contract's columns in a stable order."""
     import numpy as np
 
     from pokedata.manifest_split import assign_splits, group_keys
+    from pokedata.provenance import provenance_columns
 
     names = np.array(catalog.names, dtype=object)
     keys = group_keys(df["image_id"], df["dup_group"])
@@ -282,6 +285,7 @@ def finish(df: pd.DataFrame, cfg: ManifestConfig, catalog: Catalog) -> pd.DataFr
         class_name=names[df["class_index"].to_numpy()],
         phash=df["phash"].fillna("").astype(str),
         sha256=df["sha256"].fillna(""),
+        **{c: v for c, v in provenance_columns(df).items()},
     )
     out = out.sort_values(["class_index", "image_id"], kind="stable").reset_index(drop=True)
     out = out.loc[:, list(COLUMNS)]

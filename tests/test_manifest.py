@@ -133,6 +133,26 @@ def test_contract_files(tmp_path):
         assert chart.format == "PNG" and chart.width > 100
 
 
+def test_provenance_columns(tmp_path):
+    """The manifest carries where each image came from, through pokedata.provenance (one schema)."""
+    from pokedata.provenance import PROVENANCE_COLUMNS, read_provenance
+
+    post = json.dumps({"tags": "pikachu solo", "rating": "g", "page_url": "https://db.test/posts/f1"})
+    root = tmp_path / "ds"
+    add_images(root, [Row("Bulbasaur", source="danbooru", meta=post), Row("Bulbasaur")])
+    build_manifest(_cfg(tmp_path, root, val=0.0))
+    df = pd.read_parquet(tmp_path / "manifests" / "t" / "manifest.parquet")
+    prov = read_provenance(df).set_index(df["source"])
+    assert list(prov.columns) == list(PROVENANCE_COLUMNS)
+    assert prov.loc["danbooru"].to_dict() == {
+        "source_url": "", "page_url": "https://db.test/posts/f1", "post_id": "f1", "tags": "pikachu solo",
+        "rating": "g",
+    }  # fmt: skip
+    assert prov.loc["folder"].to_dict() == dict.fromkeys(PROVENANCE_COLUMNS, "")
+    old = df.drop(columns=list(PROVENANCE_COLUMNS))  # a manifest written before the columns existed
+    assert (read_provenance(old) == "").all().all()
+
+
 def test_keep_rules_and_drop_reasons(tmp_path):
     root = tmp_path / "ds"
     ids = add_images(root, [Row("Bulbasaur"), Row("Bulbasaur"), Row("Ivysaur"), Row("Ivysaur")])
