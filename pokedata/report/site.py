@@ -1,0 +1,139 @@
+"""The output folder, written incrementally: only files whose content (or inputs) changed are written.
+
+``OUT/.poke-report.json`` maps every file the report wrote to a fingerprint (the text's hash for pages,
+the inputs' hash for sprite sheets and copied pictures). A rerun compares, writes what differs, and
+removes the files of the last build that this one no longer makes (a class that vanished). Files are
+written to a temp name and renamed, so a killed build leaves complete files; the state file is written
+last, so a killed build is simply redone where needed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pokedata.errors import UserError
+from pokedata.report.sprites import SheetSpec, fingerprint, render_many
+
+STATE_NAME = ".poke-report.json"
+STATE_VERSION = 1
+
+
+@dataclass
+class Counts:
+    written: int = 0
+    unchanged: int = 0
+    sheets_rendered: int = 0
+    sheets_reused: int = 0
+    removed: int = 0
+
+
+@dataclass
+class Site:
+    out: Path
+    spec: SheetSpec
+    force: bool = False
+    counts: Counts = field(default_factory=Counts)
+    _old: dict[str, str] = field(default_factory=dict)
+    _new: dict[str, str] = field(default_factory=dict)
+    _sheets: list[tuple[str, list[str | None], str]] = field(default_factory=list)
+
+    def open(self) -> Site:
+        out = self.out
+        if out.exists() and not out.is_dir():
+            raise UserError(f"--out {out} is a file", hint="pass a folder for the report, e.g. --out report")
+        if out.is_dir() and any(out.iterdir()) and not (out / STATE_NAME).is_file():
+            raise UserError(
+                f"--out {out} already holds files that are not a poke report",
+                hint="choose an empty or new folder (the report removes files it no longer needs)",
+            )
+        out.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError, json.JSONDecodeError):
+            state = json.loads((out / STATE_NAME).read_text(encoding="utf-8"))
+            if state.get("version") == STATE_VERSION and not self.force:
+                self._old = dict(state.get("files") or {})
+        return self
+
+    def _fresh(self, rel: str, fp: str) -> bool:
+        self._new[rel] = fp
+        return self._old.get(rel) == fp and (self.out / rel).is_file()
+
+    def text(self, rel: str, text: str) -> None:
+        """Write a page (or asset) unless the same text is already there."""
+        data = text.encode("utf-8")
+        if self._fresh(rel, hashlib.sha1(data).hexdigest()):
+            self.counts.unchanged += 1
+            return
+        _write(self.out / rel, data)
+        self.counts.written += 1
+
+    def copy(self, rel: str, src: Path) -> None:
+        """Copy a picture (a run's grid) unless the same version was copied before."""
+        st = src.stat()
+        if self._fresh(rel, f"{src.resolve()}|{st.st_size}|{st.st_mtime_ns}"):
+            self.counts.unchanged += 1
+            return
+        tmp = _tmp(self.out / rel)
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, self.out / rel)
+        self.counts.written += 1
+
+    def sheet(self, rel: str, files: list[str | None]) -> None:
+        """Queue a sprite sheet; rendered in :meth:`finish` unless its inputs are unchanged."""
+        fp = fingerprint(files, self.spec)
+        if self._fresh(rel, fp):
+            self.counts.sheets_reused += 1
+        else:
+            self._sheets.append((rel, files, fp))
+
+    def finish(self, workers: int) -> Counts:
+        """Render the queued sheets, remove what the last build made and this one did not, save the state."""
+        for start in range(0, len(self._sheets), 64):  # batches: a kill loses at most one batch's work
+            batch = self._sheets[start : start + 64]
+            for (rel, _files, _fp), data in zip(
+                batch, render_many([(f, self.spec) for _rel, f, _fp in batch], workers), strict=True
+            ):
+                _write(self.out / rel, data)
+            self.counts.sheets_rendered += len(batch)
+            pending = {rel for rel, _files, _fp in self._sheets[start + len(batch) :]}
+            written = {rel: fp for rel, fp in self._new.items() if rel not in pending}
+            self._save({**self._old, **written})  # a kill now keeps what is on disk already
+        for rel in set(self._old) - set(self._new):
+            path = (self.out / rel).resolve()
+            if path.is_relative_to(self.out.resolve()) and path.is_file():
+                path.unlink()
+                self.counts.removed += 1
+        self._save(self._new)
+        return self.counts
+
+    def _save(self, files: dict[str, str]) -> None:
+        from pokedata.store import atomic_write_text
+
+        state = {"version": STATE_VERSION, "files": dict(sorted(files.items()))}
+        atomic_write_text(self.out / STATE_NAME, json.dumps(state, indent=0) + "\n")
+
+
+def _tmp(path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name[:40]}-", dir=path.parent)
+    os.close(fd)
+    return tmp
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Temp file + rename (no fsync: the report is derived data, rebuilt from the ledger at any time)."""
+    tmp = _tmp(path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
