@@ -35,18 +35,24 @@ class ReportConfig:
 
     def validated(self) -> ReportConfig:
         if self.page_size < 16:
-            raise UserError(f"--page-size {self.page_size} is too small", hint="use at least 16, e.g. --page-size 400")
+            raise UserError(
+                f"--page-size {self.page_size} is too small", hint="use at least 16, e.g. --page-size 400"
+            )
         if not 16 <= self.thumb <= 256:
             raise UserError(f"--thumb {self.thumb} must be between 16 and 256 pixels", hint="e.g. --thumb 64")
         if self.image_format not in FORMATS:
-            raise UserError(f"--format {self.image_format!r} is not supported", hint=f"choose {' or '.join(FORMATS)}")
+            raise UserError(
+                f"--format {self.image_format!r} is not supported", hint=f"choose {' or '.join(FORMATS)}"
+            )
         if not 1 <= self.quality <= 100:
             raise UserError(f"--quality {self.quality} must be in 1..100", hint="e.g. --quality 80")
         if self.workers < 1:
             raise UserError(f"--workers {self.workers} must be at least 1")
         for flag, path in (("--manifest", self.manifest), ("--run", self.run)):
             if path is not None and not Path(path).is_dir():
-                raise UserError(f"{flag} {path} is not a folder", hint=f"pass an existing folder or leave {flag} out")
+                raise UserError(
+                    f"{flag} {path} is not a folder", hint=f"pass an existing folder or leave {flag} out"
+                )
         return self
 
 
@@ -104,7 +110,9 @@ def build_report(cfg: ReportConfig) -> ReportSummary:
     site = Site(out, SheetSpec(cfg.thumb, cfg.image_format, cfg.quality), force=cfg.force).open()
     has_run = run is not None
     for name in ("report.css", "report.js"):
-        site.text(f"assets/{name}", resources.files("pokedata.report").joinpath("assets", name).read_text("utf-8"))
+        site.text(
+            f"assets/{name}", resources.files("pokedata.report").joinpath("assets", name).read_text("utf-8")
+        )
     site.text(STATUS_NAME, json.dumps(view.status, indent=1, ensure_ascii=False) + "\n")
     counts = class_counts(view)
     site.text("index.html", overview(view, counts, has_run))

@@ -33,7 +33,9 @@ def duplicate_groups(images: pd.DataFrame) -> dict[int, list[dict[str, Any]]]:
     return groups
 
 
-def write_class_pages(view: DatasetView, counts: pd.DataFrame, site: Site, page_size: int, has_run: bool) -> int:
+def write_class_pages(
+    view: DatasetView, counts: pd.DataFrame, site: Site, page_size: int, has_run: bool
+) -> int:
     """Every class's pages and sheets; returns the number of pages."""
     groups = duplicate_groups(view.images)
     groups_of: dict[str, list[int]] = defaultdict(list)
@@ -48,7 +50,9 @@ def write_class_pages(view: DatasetView, counts: pd.DataFrame, site: Site, page_
         kept = [r for r in rows if r["kept"]]
         quarantined = [r for r in rows if r["status"] == "quarantined"] + fetch_q.get(cls, [])
         cls_groups = [groups[k] for k in sorted(groups_of.get(cls, []), key=lambda k: (-len(groups[k]), k))]
-        n += _write_class(view, site, str(cls), figures.to_dict(), kept, cls_groups, quarantined, page_size, has_run)
+        n += _write_class(
+            view, site, str(cls), figures.to_dict(), kept, cls_groups, quarantined, page_size, has_run
+        )
     return n
 
 
@@ -79,7 +83,9 @@ def _write_class(view, site, cls, figures, kept, groups, quarantined, page_size,
 
 def _kept(tiles: Tiles, kept: list[dict], lo: int, hi: int, has_manifest: bool) -> Safe:
     shown = [tiles.add(r, r.get("split", "") if has_manifest else f"#{r['id']}") for r in kept[lo:hi]]
-    title = f"Kept images ({len(kept):,})" + (f", {lo + 1:,}–{min(hi, len(kept)):,}" if len(kept) > hi - lo else "")
+    title = f"Kept images ({len(kept):,})" + (
+        f", {lo + 1:,}–{min(hi, len(kept)):,}" if len(kept) > hi - lo else ""
+    )
     return section(title, el("div", join(shown), class_="tiles", id="kept"), id_="kept-images")
 
 
@@ -99,16 +105,22 @@ def _groups(tiles: Tiles, cls: str, groups: list[list[dict]], lo: int, hi: int) 
             mark = " ".join(x for x in (role, "conflict" if m["conflict"] else "") if x)
             cells.append(tiles.add(m, caption, mark))
         label = f"group {members[0]['_key']}: {len(members)} images"
-        rows.append(el("div", el("p", label, class_="muted") + el("div", join(cells), class_="tiles"), class_="group"))
+        rows.append(
+            el("div", el("p", label, class_="muted") + el("div", join(cells), class_="tiles"), class_="group")
+        )
     note = (
         "Survivor first (green when kept), then each copy with its Hamming distance to the survivor; "
         "red: a label conflict (the same picture under another class), left out of the manifest."
     )
-    return section(f"Duplicate groups ({len(groups):,})", el("p", note, class_="muted"), join(rows), id_="groups")
+    return section(
+        f"Duplicate groups ({len(groups):,})", el("p", note, class_="muted"), join(rows), id_="groups"
+    )
 
 
 def _quarantined(tiles: Tiles, quarantined: list[dict], lo: int, hi: int) -> Safe:
     shown = [tiles.add(r, reason_code(r["error"]), "bad") for r in quarantined[lo:hi]]
     return section(
-        f"Quarantined ({len(quarantined):,})", el("div", join(shown), class_="tiles", id="quarantined"), id_="quarantine"
+        f"Quarantined ({len(quarantined):,})",
+        el("div", join(shown), class_="tiles", id="quarantined"),
+        id_="quarantine",
     )

@@ -69,7 +69,9 @@ def load_dataset(data: Path, manifest_dir: Path | None = None) -> DatasetView:
     dedup = _read_dedup(ds.reports_dir / "dedup.json")
     conn = sqlite3.connect(f"file:{ds.ledger_path}?mode=ro", uri=True)
     try:
-        has_images = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='images'").fetchone()
+        has_images = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='images'"
+        ).fetchone()
         if has_images:
             images = pd.read_sql_query(_IMAGES, conn)
             hashes = _hashes(conn, dedup.get("settings", {}).get("method") or "phash")
@@ -78,7 +80,9 @@ def load_dataset(data: Path, manifest_dir: Path | None = None) -> DatasetView:
         quarantined = pd.read_sql_query(_QUARANTINED_ITEMS, conn)
         (updated,) = conn.execute("SELECT coalesce(max(updated_at), 0) FROM items").fetchone()
     except sqlite3.DatabaseError as exc:
-        raise UserError(f"cannot read the ledger {ds.ledger_path} ({exc})", hint="is it a poke dataset?") from exc
+        raise UserError(
+            f"cannot read the ledger {ds.ledger_path} ({exc})", hint="is it a poke dataset?"
+        ) from exc
     finally:
         conn.close()
     images = _annotate(images, hashes)
@@ -161,4 +165,8 @@ def _read_manifest(folder: Path, view: DatasetView) -> dict[str, Any]:
         )
     split = df.drop_duplicates("image_id").set_index("image_id")["split"]
     view.images["split"] = view.images["id"].map(split).fillna("")
-    return {**stats, "dir": str(folder.resolve()), "rows_per_class": df["class_name"].value_counts().to_dict()}
+    return {
+        **stats,
+        "dir": str(folder.resolve()),
+        "rows_per_class": df["class_name"].value_counts().to_dict(),
+    }

@@ -81,9 +81,13 @@ def overview(view: DatasetView, counts: pd.DataFrame, has_run: bool) -> str:
     body.append(
         section(
             f"Largest classes ({len(top)} of {len(counts)})",
-            table(["class", "items", "kept", "duplicates", "quarantined"],
-                  [[link(class_href(str(c)), c), r["items"], r["kept"], r["duplicates"], r["quarantined"]]
-                   for c, r in top.iterrows()]),  # fmt: skip
+            table(
+                ["class", "items", "kept", "duplicates", "quarantined"],
+                [
+                    [link(class_href(str(c)), c), r["items"], r["kept"], r["duplicates"], r["quarantined"]]
+                    for c, r in top.iterrows()
+                ],
+            ),  # fmt: skip
             el("p", link("classes.html", "all classes →")),
         )
     )
@@ -105,11 +109,17 @@ def _reasons(view: DatasetView) -> Safe:
     for key in quarantined:
         counts[key] = counts.get(key, 0) + 1
     rows = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    q = table(["stage", "reason", "count"], [[st, r, n] for (st, r), n in rows[:15]], id_="quarantine-reasons")
+    q = table(
+        ["stage", "reason", "count"], [[st, r, n] for (st, r), n in rows[:15]], id_="quarantine-reasons"
+    )
     return join(
         [
             section("Commonest errors (ledger rows)", errors),
-            section("Commonest quarantine reasons", q, el("p", link("quarantine.html", "every quarantined file →"))),
+            section(
+                "Commonest quarantine reasons",
+                q,
+                el("p", link("quarantine.html", "every quarantined file →")),
+            ),
         ]
     )
 
@@ -127,7 +137,9 @@ def _dedup(view: DatasetView) -> Safe:
         ("images marked conflict", int(im["conflict"].sum())),
         ("kept after dedup and conflicts", int(im["kept"].sum())),
     ]
-    return section("Dedup and conflicts", kv_table(pairs), el("p", link("conflicts.html", "conflicts →")), id_="dedup")
+    return section(
+        "Dedup and conflicts", kv_table(pairs), el("p", link("conflicts.html", "conflicts →")), id_="dedup"
+    )
 
 
 def manifest_section(m: dict[str, Any]) -> Safe:
@@ -142,7 +154,9 @@ def manifest_section(m: dict[str, Any]) -> Safe:
         ("manifest sha256", m.get("manifest_sha256", "")[:16]),
         ("created", m.get("created_at", "")),
     ]
-    return section("Manifest", el("p", el("code", m.get("dir", "")), class_="muted"), kv_table(pairs), id_="manifest")
+    return section(
+        "Manifest", el("p", el("code", m.get("dir", "")), class_="muted"), kv_table(pairs), id_="manifest"
+    )
 
 
 def classes_page(view: DatasetView, counts: pd.DataFrame, has_run: bool) -> str:
@@ -152,6 +166,8 @@ def classes_page(view: DatasetView, counts: pd.DataFrame, has_run: bool) -> str:
         '<p><input type="search" id="class-filter" data-filter="classes" placeholder="filter classes…" '
         'aria-label="filter classes"> <span class="muted" id="class-filter-count"></span></p>'
     )
-    note = el("p", "Click a column header to sort. Kept: clean, not a duplicate, not in a conflict.", class_="muted")
+    note = el(
+        "p", "Click a column header to sort. Kept: clean, not a duplicate, not in a conflict.", class_="muted"
+    )
     body = join([search, note, table(["class", *cols], rows, id_="classes", sortable=True)])
     return page(f"Classes ({len(counts):,})", body, active="classes.html", has_run=has_run)

@@ -40,7 +40,9 @@ def write_conflicts(view: DatasetView, site: Site, page_size: int, has_run: bool
             rows.append(el("div", label + el("div", join(cells), class_="tiles"), class_="group"))
         nav = pager("conflicts", p, pages)
         body = join([intro, nav, el("div", join(rows), id="conflict-groups"), nav])
-        site.text(page_name("conflicts", p), page("Conflicts", body, active="conflicts.html", has_run=has_run))
+        site.text(
+            page_name("conflicts", p), page("Conflicts", body, active="conflicts.html", has_run=has_run)
+        )
         site.sheet(tiles.sheet_rel, tiles.files)
     return pages
 
@@ -67,13 +69,25 @@ def write_quarantine(view: DatasetView, site: Site, page_size: int, has_run: boo
         tiles = Tiles(view.root, f"sheets/quarantine-p{p}.{site.spec.ext}", "", site.spec.thumb)
         chunk = rows[(p - 1) * page_size : p * page_size]
         cells = [
-            tiles.add(r, join([reason_code(r["error"]), " ", link(class_href(r["class_name"]), r["class_name"])]), "bad")
+            tiles.add(
+                r,
+                join([reason_code(r["error"]), " ", link(class_href(r["class_name"]), r["class_name"])]),
+                "bad",
+            )
             for r in chunk
         ]
         listing = table(
             ["stage", "class", "source", "source id", "reason"],
-            [[r["stage"], link(class_href(r["class_name"]), r["class_name"]), r["source"], r["source_id"], r["error"]]
-             for r in chunk],  # fmt: skip
+            [
+                [
+                    r["stage"],
+                    link(class_href(r["class_name"]), r["class_name"]),
+                    r["source"],
+                    r["source_id"],
+                    r["error"],
+                ]
+                for r in chunk
+            ],  # fmt: skip
             id_="quarantined",
         )
         nav = pager("quarantine", p, pages)
@@ -85,6 +99,8 @@ def write_quarantine(view: DatasetView, site: Site, page_size: int, has_run: boo
                 nav,
             ]
         )
-        site.text(page_name("quarantine", p), page("Quarantine", body, active="quarantine.html", has_run=has_run))
+        site.text(
+            page_name("quarantine", p), page("Quarantine", body, active="quarantine.html", has_run=has_run)
+        )
         site.sheet(tiles.sheet_rel, tiles.files)
     return pages

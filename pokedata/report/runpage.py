@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pokedata.errors import UserError
-from pokedata.store import safe_name
 from pokedata.report.html import Safe, el, join, page, section, table
 from pokedata.report.pages import manifest_section
 from pokedata.report.svg import line_chart
+from pokedata.store import safe_name
 
 if TYPE_CHECKING:
     from pokedata.report.site import Site
@@ -26,7 +26,10 @@ log = logging.getLogger(__name__)
 STEP_FOLDERS = ("classifier", "embeddings", "pretrain", "gmm", "gan", "progan")
 STEP_NAMES = {"classifier": "classify", "embeddings": "embed"}  # folder -> pipeline step name
 GRID_DIRS = ("recon", "grids", "snapshots")
-PICTURES = (("gan", "samples.png", "Samples (EMA generator)"), ("gmm", "pca.png", "Embeddings vs GMM samples"))
+PICTURES = (
+    ("gan", "samples.png", "Samples (EMA generator)"),
+    ("gmm", "pca.png", "Embeddings vs GMM samples"),
+)
 GRIDS_SHOWN = 8
 _SKIP_KEYS = {"epoch", "step"}
 
@@ -52,7 +55,9 @@ def write_run_page(run: Path, site: Site) -> dict[str, Any]:
     """Write ``run.html`` (+ copied pictures); returns the run's manifest stats (``{}`` when unknown)."""
     meta, pipeline = read_json(run / "run.json"), read_json(run / "pipeline.json")
     folders = [d for d in STEP_FOLDERS if (run / d).is_dir()]
-    folders += sorted(d.name for d in run.iterdir() if d.is_dir() and d.name not in STEP_FOLDERS and _is_step(d))
+    folders += sorted(
+        d.name for d in run.iterdir() if d.is_dir() and d.name not in STEP_FOLDERS and _is_step(d)
+    )
     rows, body = [], [el("p", el("code", str(run)), class_="muted")]
     for name in folders:
         d = run / name
@@ -61,8 +66,18 @@ def write_run_page(run: Path, site: Site) -> dict[str, Any]:
         status = "done" if done else ("started, not finished" if any(d.iterdir()) else "not started")
         seconds = times.get("seconds")
         numbers = ", ".join(f"{k} {_short(v)}" for k, v in _numbers(done).items())
-        rows.append([name, status, round(seconds, 1) if isinstance(seconds, (int, float)) else "", done.get("finished", ""), numbers])
-    body.append(section("Steps", table(["step", "status", "seconds", "finished", "numbers"], rows, id_="steps")))
+        rows.append(
+            [
+                name,
+                status,
+                round(seconds, 1) if isinstance(seconds, (int, float)) else "",
+                done.get("finished", ""),
+                numbers,
+            ]
+        )
+    body.append(
+        section("Steps", table(["step", "status", "seconds", "finished", "numbers"], rows, id_="steps"))
+    )
     for name in folders:
         charts = _charts(run / name)
         grids = _grids(run / name, name, site)
@@ -72,7 +87,11 @@ def write_run_page(run: Path, site: Site) -> dict[str, Any]:
     manifest_dir = Path(meta["manifest_dir"]) if meta.get("manifest_dir") else None
     stats = read_json(manifest_dir / "stats.json") if manifest_dir else {}
     if manifest_dir and (manifest_dir / "class_counts.png").is_file():
-        pics.append(_picture(manifest_dir / "class_counts.png", "run/manifest/class_counts.png", "Images per class", site))
+        pics.append(
+            _picture(
+                manifest_dir / "class_counts.png", "run/manifest/class_counts.png", "Images per class", site
+            )
+        )
     body.append(section("Pictures", el("div", join(pics), class_="pictures")))
     if stats:
         body.append(manifest_section({**stats, "dir": str(manifest_dir)}))
@@ -86,9 +105,13 @@ def _is_step(d: Path) -> bool:
 
 def _numbers(done: dict[str, Any]) -> dict[str, Any]:
     out = {
-        k: v for k, v in done.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and "seconds" not in k
+        k: v
+        for k, v in done.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and "seconds" not in k
     }
-    out.update({f"final {k}": v for k, v in (done.get("final_metrics") or {}).items() if isinstance(v, float)})
+    out.update(
+        {f"final {k}": v for k, v in (done.get("final_metrics") or {}).items() if isinstance(v, float)}
+    )
     return dict(list(out.items())[:10])
 
 
@@ -113,11 +136,17 @@ def _charts(step: Path) -> list[Safe]:
     if not any("loss" in k for k in series):
         series.update(_tb_losses(step / "tb"))
     losses = {k: v for k, v in series.items() if "loss" in k}
-    fractions = {k: v for k, v in series.items() if k not in losses and all(0 <= y <= 1 for _x, y in v) and k != "lr"}
+    fractions = {
+        k: v for k, v in series.items() if k not in losses and all(0 <= y <= 1 for _x, y in v) and k != "lr"
+    }
     charts = [line_chart(f"{step.name}: loss", losses)] if losses else []
     if fractions:
         charts.append(line_chart(f"{step.name}: accuracy and other fractions", fractions))
-    charts += [line_chart(f"{step.name}: {k}", {k: v}) for k, v in series.items() if k not in losses and k not in fractions]
+    charts += [
+        line_chart(f"{step.name}: {k}", {k: v})
+        for k, v in series.items()
+        if k not in losses and k not in fractions
+    ]
     return [c for c in charts if c]
 
 
@@ -145,8 +174,13 @@ def _grids(step: Path, name: str, site: Site) -> Safe:
             continue
         n = len(files)
         picks = sorted({round(i * (n - 1) / max(1, GRIDS_SHOWN - 1)) for i in range(min(n, GRIDS_SHOWN))})
-        pics = [_picture(files[i], f"run/{name}/{sub}/{safe_name(files[i].name)}", files[i].stem, site) for i in picks]
-        out.append(el("h3", f"{sub}: {len(picks)} of {n} over time") + el("div", join(pics), class_="pictures"))
+        pics = [
+            _picture(files[i], f"run/{name}/{sub}/{safe_name(files[i].name)}", files[i].stem, site)
+            for i in picks
+        ]
+        out.append(
+            el("h3", f"{sub}: {len(picks)} of {n} over time") + el("div", join(pics), class_="pictures")
+        )
     return join(out)
 
 

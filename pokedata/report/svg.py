@@ -17,7 +17,10 @@ def _fmt(v: float) -> str:
 
 def line_chart(title: str, series: dict[str, Sequence[tuple[float, float]]]) -> Safe:
     """One chart: each series a polyline over (x, y) points; non-finite points are skipped."""
-    clean = {k: [(float(x), float(y)) for x, y in pts if math.isfinite(x) and math.isfinite(y)] for k, pts in series.items()}
+    clean = {
+        k: [(float(x), float(y)) for x, y in pts if math.isfinite(x) and math.isfinite(y)]
+        for k, pts in series.items()
+    }
     clean = {k: v for k, v in clean.items() if v}
     if not clean:
         return Safe("")
