@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from pokedata.commands import classes, curate, demo, fetch, status
+from pokedata.commands import classes, curate, demo, fetch, report, status
 from pokedata.errors import UserError
 from pokedata.log import console, setup_logging
 from pokegan.commands import sample, train
@@ -63,6 +63,7 @@ app.add_typer(curate.app)  # poke clean, poke build-manifest
 app.add_typer(classes.app, name="classes")
 app.add_typer(train.app, name="train")
 app.add_typer(sample.app)  # poke sample, poke eval
+app.add_typer(report.app)  # poke report
 app.add_typer(demo.app)  # poke demo
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ Stages, each calling the library function behind the matching command (never the
 4. ``manifest``  ``poke build-manifest`` (into ``OUT/manifests/demo``, never the repo's ``manifests/``)
 5. ``train``     ``poke train all --preset tiny`` (classify -> embed -> pretrain -> gmm -> gan)
 6. ``sample``    ``poke sample`` (a grid from the finished run)
+7. ``report``    ``poke report`` (the HTML browser of the dataset, manifest and run; it runs even when the
+                 training stages could not, showing what there is)
 
 Everything lands under ``--out`` (default ``runs/demo``)::
 
@@ -18,6 +20,7 @@ Everything lands under ``--out`` (default ``runs/demo``)::
     OUT/run/            the training run
     OUT/samples.png     the sample grid
     OUT/report.md       every stage with its figures and the pictures; OUT/demo.json the same as JSON
+    OUT/report/         the HTML report (open OUT/report/index.html; its path is the demo's last line)
 
 Every stage is resumable on its own (the folder import adds nothing twice, clean does only what is
 missing, dedup is deterministic, the trainer resumes from its checkpoints), so ``--resume`` simply runs
@@ -39,7 +42,9 @@ from pokedata.errors import UserError
 from pokedata.log import console
 from pokedata.synth import SynthConfig, SynthReport
 
-STAGES = ("sprites", "fetch", "clean", "manifest", "train", "sample")
+STAGES = ("sprites", "fetch", "clean", "manifest", "train", "sample", "report")
+ALWAYS_RUN = frozenset({"report"})
+"""Stages that run even after an earlier stage is missing (they show whatever the others left)."""
 SUMMARY_NAME = "demo.json"
 REPORT_NAME = "report.md"
 MANIFEST_NAME = "demo"
@@ -125,6 +130,10 @@ class DemoConfig:
     @property
     def sample_grid(self) -> Path:
         return self.out / "samples.png"
+
+    @property
+    def report_dir(self) -> Path:
+        return self.out / "report"
 
 
 @dataclass
@@ -379,6 +388,23 @@ def _stage_sample(cfg: DemoConfig, ctx: dict) -> dict:
     return {"images": cfg.sample_n, "grid": str(written.get("grid", cfg.sample_grid))}
 
 
+def _stage_report(cfg: DemoConfig, ctx: dict) -> dict:
+    report = _require("pokedata.report")
+    run = cfg.run_dir if (cfg.run_dir / "run.json").is_file() else None
+    manifest = cfg.manifest_dir if (cfg.manifest_dir / "stats.json").is_file() else None
+    summary = report.build_report(
+        report.ReportConfig(data=cfg.data, manifest=manifest, run=run, out=cfg.report_dir, workers=2)
+    )
+    ctx["html_report"] = summary.index
+    return {
+        "pages": summary.pages,
+        "files written": summary.written,
+        "sprite sheets": summary.sheets_rendered + summary.sheets_reused,
+        "MB": round(summary.bytes / 1e6, 2),
+        "index": str(summary.index),
+    }
+
+
 _RUNNERS: dict[str, Callable[[DemoConfig, dict], dict]] = {
     "sprites": _stage_sprites,
     "fetch": _stage_fetch,
@@ -386,6 +412,7 @@ _RUNNERS: dict[str, Callable[[DemoConfig, dict], dict]] = {
     "manifest": _stage_manifest,
     "train": _stage_train,
     "sample": _stage_sample,
+    "report": _stage_report,
 }
 _TITLES = {
     "sprites": "draw a synthetic sprite set",
@@ -394,6 +421,7 @@ _TITLES = {
     "manifest": "poke build-manifest",
     "train": "poke train all --preset tiny",
     "sample": "poke sample",
+    "report": "poke report",
 }
 
 
@@ -415,7 +443,7 @@ def run_demo(cfg: DemoConfig) -> DemoSummary:
     blocked_by = ""
     for number, stage in enumerate(summary.stages, start=1):
         console.rule(f"[bold]{number}/{len(STAGES)}  {_TITLES[stage.name]}")
-        if blocked_by:
+        if blocked_by and stage.name not in ALWAYS_RUN:
             stage.status, stage.note = "blocked", f"needs the {blocked_by} stage"
         else:
             t0 = time.monotonic()

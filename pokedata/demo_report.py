@@ -86,6 +86,9 @@ def print_summary(summary: DemoSummary) -> None:
             f"[bold red]incomplete:[/] stage(s) {', '.join(missing)} did not run; see the notes above",
             highlight=False,
         )
+    html = summary.artifacts.get("html report")
+    if html:
+        console.print(f"[bold]open the report:[/] {html}", highlight=False, soft_wrap=True)
 
 
 def _newest(folder: Path, pattern: str) -> Path | None:
@@ -108,6 +111,7 @@ def collect_artifacts(cfg: DemoConfig, ctx: dict[str, Any]) -> dict[str, str]:
         "manifest": cfg.manifest_dir / "manifest.parquet",
         "run": cfg.run_dir,
         "training report": Path(train["report"]) if train.get("report") else None,
+        "html report": cfg.report_dir / "index.html",
     }
     if candidates["reconstruction grid"] is None:  # a resumed demo whose training finished earlier
         candidates["reconstruction grid"] = _newest(cfg.run_dir / "pretrain" / "recon", "*.png")

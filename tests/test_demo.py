@@ -67,6 +67,7 @@ def test_every_stage_ran_and_every_artifact_exists(demo_run):
         "dedup report",
         "manifest",
         "report",
+        "html report",
     ):
         assert name in summary.artifacts, f"{name} missing from {sorted(summary.artifacts)}"
         assert Path(summary.artifacts[name]).is_file()
@@ -75,6 +76,8 @@ def test_every_stage_ran_and_every_artifact_exists(demo_run):
     report = (out / "report.md").read_text()
     for stage in STAGES:
         assert f"## {stage}: done" in report
+    # the HTML report covers the run; the demo's last line is its path
+    assert (out / "report" / "run.html").is_file() and summary.stage("report").figures["pages"] >= 4
     # nothing went to the repository's manifests/
     assert not (REPO / "manifests" / "demo").exists()
     assert (out / "manifests" / "demo" / "manifest.parquet").is_file()
@@ -167,6 +170,8 @@ def test_missing_stage_is_reported_not_faked(demo_run):
     assert all(status[name][0] == "done" for name in ("sprites", "fetch", "clean", "manifest"))
     assert status["train"] == ("missing", "pokegan.pipeline is not available in this installation")
     assert status["sample"] == ("blocked", "needs the train stage")
+    assert status["report"][0] == "done"  # the report shows the data even without a run
+    assert first.stage("report").figures["pages"] >= 4 and "html report" in first.artifacts
     assert "sample grid" not in first.artifacts
     # the resumed run continued the same dataset: same figures for the data stages
     for name in ("fetch", "clean", "manifest"):
