@@ -68,7 +68,7 @@ def _write_class(view, site, cls, figures, kept, groups, quarantined, page_size,
         nav = pager(key, p, pages)
         body = [
             el("p", link("../classes.html", "← all classes")),
-            kv_table([(k, v) for k, v in figures.items()]),
+            kv_table([(k, v) for k, v in figures.items()], id_="class-figures"),
             nav,
             _kept(tiles, kept, lo, hi, view.has_manifest),
             _groups(tiles, cls, groups, g_lo, g_hi),

@@ -120,8 +120,9 @@ def table(
     return el("table", Safe(f"<thead><tr>{head}</tr></thead><tbody>{join(body)}</tbody>"), id=id_, class_=cls)
 
 
-def kv_table(pairs: Iterable[tuple[str, Any]]) -> Safe:
-    return el("table", join(el("tr", el("th", k, scope="row") + el("td", number(v))) for k, v in pairs))
+def kv_table(pairs: Iterable[tuple[str, Any]], id_: str | None = None) -> Safe:
+    rows = join(el("tr", el("th", k, scope="row") + el("td", number(v))) for k, v in pairs)
+    return el("table", el("tbody", rows), id=id_)
 
 
 def section(title: str, *content: Any, id_: str | None = None) -> Safe:

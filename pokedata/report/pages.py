@@ -60,7 +60,8 @@ def overview(view: DatasetView, counts: pd.DataFrame, has_run: bool) -> str:
             *[(f"clean images {k}", v) for k, v in sorted(s["images"].items())],
             ("classes with rows", len(s["by_class"])),
             ("ledger last changed", when),
-        ]
+        ],
+        id_="dataset-figures",
     )
     statuses = list(s["by_status"])
     by_source = table(
@@ -138,7 +139,10 @@ def _dedup(view: DatasetView) -> Safe:
         ("kept after dedup and conflicts", int(im["kept"].sum())),
     ]
     return section(
-        "Dedup and conflicts", kv_table(pairs), el("p", link("conflicts.html", "conflicts →")), id_="dedup"
+        "Dedup and conflicts",
+        kv_table(pairs, id_="dedup-figures"),
+        el("p", link("conflicts.html", "conflicts →")),
+        id_="dedup",
     )
 
 
@@ -155,7 +159,10 @@ def manifest_section(m: dict[str, Any]) -> Safe:
         ("created", m.get("created_at", "")),
     ]
     return section(
-        "Manifest", el("p", el("code", m.get("dir", "")), class_="muted"), kv_table(pairs), id_="manifest"
+        "Manifest",
+        el("p", el("code", m.get("dir", "")), class_="muted"),
+        kv_table(pairs, id_="manifest-figures"),
+        id_="manifest",
     )
 
 

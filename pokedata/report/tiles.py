@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,14 @@ from pokedata.report.sprites import tile_style
 
 
 def class_key(name: str) -> str:
-    """File-name stem of a class page: a safe, readable prefix and a hash (distinct for any two names)."""
+    """File-name stem of a class page: a readable ASCII prefix and a hash (distinct for any two names).
+
+    Only ``[A-Za-z0-9._-]``: the stem goes into URLs and CSS ``url('...')`` without any quoting.
+    """
     from pokedata.store import safe_name
 
-    return f"{safe_name(name)[:40]}-{hashlib.sha1(name.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", safe_name(name))[:40].strip("._") or "class"
+    return f"{stem}-{hashlib.sha1(name.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
 
 
 def class_href(name: str, up: str = "") -> str:
