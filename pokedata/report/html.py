@@ -129,8 +129,11 @@ def section(title: str, *content: Any, id_: str | None = None) -> Safe:
     return el("section", el("h2", title) + join(content), id=id_)
 
 
-def tile(style: str, info: dict[str, Any], caption: Any = "", *, mark: str = "") -> Safe:
-    """One thumbnail of a sprite sheet; hover shows the provenance, click/Enter opens it in the side panel."""
+def tile(
+    style: str, info: dict[str, Any], caption: Any = "", *, mark: str = "", id_: str | None = None
+) -> Safe:
+    """One thumbnail of a sprite sheet; hover shows the provenance, click/Enter (or ``page#id``) opens it in
+    the side panel."""
     shown = {k: v for k, v in info.items() if v not in (None, "", -1)}
     title = "\n".join(f"{k}: {str(v)[:160]}" for k, v in shown.items())
     img = el("span", "", class_="im", style=style)
@@ -138,6 +141,7 @@ def tile(style: str, info: dict[str, Any], caption: Any = "", *, mark: str = "")
         "figure",
         img + el("figcaption", caption),
         class_=f"t {mark}".strip(),
+        id=id_,
         tabindex="0",
         title=title,
         data_p=json.dumps(shown, ensure_ascii=False, default=str),

@@ -55,11 +55,18 @@ class Tiles:
     def __init__(self, root: Path, sheet_rel: str, up: str, thumb: int):
         self.root, self.sheet_rel, self.up, self.thumb = root, sheet_rel, up, thumb
         self.files: list[str | None] = []
+        self._ids: set[str] = set()
 
     def add(self, r: dict[str, Any], caption: Any = "", mark: str = "") -> Safe:
+        """A tile for an image row; its first tile on the page gets ``id="img-<images.id>"`` (a link target)."""
         style = tile_style(self.up + self.sheet_rel, len(self.files), self.thumb)
         self.files.append(self.file_of(r))
-        return tile(style, image_info(r), caption, mark=mark)
+        info = image_info(r)
+        anchor = f"img-{info['image']}" if info["image"] is not None else None
+        if anchor in self._ids:
+            anchor = None
+        self._ids.add(anchor)
+        return tile(style, info, caption, mark=mark, id_=anchor)
 
     def file_of(self, r: dict[str, Any]) -> str | None:
         """The clean JPG; for quarantined images the raw file (it may be unreadable: a crossed cell)."""

@@ -43,6 +43,8 @@
       if (count) count.textContent = shown + " of " + rows.length;
     }
     input.addEventListener("input", apply);
+    var q = new URLSearchParams(location.search).get("q");  // classes.html?q=pika: a linkable search
+    if (q) input.value = q;
     apply();
   });
 
@@ -77,4 +79,7 @@
     if (e.key === "Enter" && document.activeElement && document.activeElement.matches("figure.t")) show(document.activeElement);
   });
   document.getElementById("info-close").addEventListener("click", function () { panel.hidden = true; });
+  // class/x.html#img-123: a link to one image opens its provenance
+  var target = location.hash.length > 1 && document.getElementById(decodeURIComponent(location.hash.slice(1)));
+  if (target && target.matches("figure.t")) show(target);
 })();
