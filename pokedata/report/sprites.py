@@ -62,7 +62,7 @@ def render_sheet(files: Sequence[str | None], spec: SheetSpec) -> bytes:
         sheet.paste(_thumb(f, t), ((i % COLS) * t, (i // COLS) * t))
     buf = io.BytesIO()
     fmt = FORMATS[spec.fmt][0]
-    sheet.save(buf, format=fmt, quality=spec.quality, **({"method": 4} if fmt == "WEBP" else {}))
+    sheet.save(buf, format=fmt, quality=spec.quality, **({"method": 2} if fmt == "WEBP" else {}))
     return buf.getvalue()
 
 
@@ -92,7 +92,7 @@ def _thumb(path: str | None, t: int):
                 flat = Image.new("RGBA", im.size, _BG + (255,))
                 im = Image.alpha_composite(flat, im)
             im = im.convert("RGB")
-            im.thumbnail((t, t))
+            im.thumbnail((t, t), resample=Image.Resampling.BILINEAR, reducing_gap=2.0)
             cell.paste(im, ((t - im.width) // 2, (t - im.height) // 2))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         cell.paste(_MISSING, (2, 2, t - 2, t - 2))
