@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from pokedata.demo import STAGES, DemoConfig, StageMissing, _require, run_demo
+from pokedata.demo_report import print_summary
 from pokedata.errors import UserError
+from pokedata.log import console
 from pokedata.synth import SynthConfig
 
 REPO = Path(__file__).resolve().parent.parent
@@ -78,6 +80,10 @@ def test_every_stage_ran_and_every_artifact_exists(demo_run):
         assert f"## {stage}: done" in report
     # the HTML report covers the run; the demo's last line is its path
     assert (out / "report" / "run.html").is_file() and summary.stage("report").figures["pages"] >= 4
+    with console.capture() as captured:
+        print_summary(summary)
+    last = [line for line in captured.get().splitlines() if line.strip()][-1]
+    assert last.startswith("open the report:") and str(out / "report" / "index.html") in last
     # nothing went to the repository's manifests/
     assert not (REPO / "manifests" / "demo").exists()
     assert (out / "manifests" / "demo" / "manifest.parquet").is_file()
