@@ -315,3 +315,34 @@ def test_cli_report_prints_the_index(built, tmp_path, runner):
     assert result.exit_code == 0, result.output
     assert str(out / "index.html") in result.output.replace("\n", "")
     assert list((out / "sheets").glob("*.jpg")) and not list((out / "sheets").glob("*.webp"))
+
+
+def test_per_pair_conflicts_of_the_dedup_report(tmp_path):
+    """A dedup report listing cross-class pairs (not only ledger marks) shows them on the conflicts page;
+    an older report (group ids) is read through the ledger's marks alone."""
+    root = make_dataset(tmp_path / "ds")
+    conn = sqlite3.connect(root / "ledger.sqlite")
+    pika, dots = (
+        conn.execute(
+            "SELECT im.id FROM images im JOIN items it ON it.id = im.item_id WHERE it.class_name = ? AND conflict = 0"
+            " AND im.status = 'done' ORDER BY im.id LIMIT 1",
+            (cls,),
+        ).fetchone()[0]
+        for cls in ("Pikachu", DOTS)
+    )
+    conn.close()
+    doc = {"settings": {"method": "phash"}, "summary": {}, "groups": [], "conflicts": [
+        {"images": [pika, dots], "classes": ["Pikachu", DOTS], "distance": 2, "marked": []},
+        {"images": [pika, 999999], "classes": ["Pikachu", "?"], "distance": 1, "marked": []},  # unknown: skipped
+    ]}  # fmt: skip
+    (root / "reports" / "dedup.json").write_text(json.dumps(doc))
+    out = tmp_path / "report"
+    build_report(ReportConfig(data=root, out=out, workers=1))
+    page = Page(out / "conflicts.html")
+    pairs = [t for t in page.tiles if t[0] == "conflict-pairs"]
+    assert [t[2]["image"] for t in pairs] == [pika, dots]
+    assert "distance 2: Pikachu / ../../etc/passwd" in "".join(page.text)
+    doc["conflicts"] = [pika]  # the older format
+    (root / "reports" / "dedup.json").write_text(json.dumps(doc))
+    build_report(ReportConfig(data=root, out=out, workers=1))
+    assert not [t for t in Page(out / "conflicts.html").tiles if t[0] == "conflict-pairs"]

@@ -50,6 +50,7 @@ class DatasetView:
     fetch_quarantine: pd.DataFrame  # items quarantined at fetch (no clean image exists)
     dedup: dict[str, Any]  # settings and summary of reports/dedup.json ({} when absent)
     manifest: dict[str, Any] = field(default_factory=dict)  # stats.json of --manifest, "dir"; {} without
+    conflict_pairs: list[dict[str, Any]] = field(default_factory=list)  # dedup.json's per-pair conflicts
     updated_at: float = 0.0  # the ledger's newest change (shown instead of a build time: pages stay stable)
 
     @property
@@ -89,7 +90,10 @@ def load_dataset(data: Path, manifest_dir: Path | None = None) -> DatasetView:
     quarantined = quarantined.assign(
         class_name=quarantined["class_name"].replace("", NO_CLASS), **provenance_columns(quarantined)
     )
-    view = DatasetView(ds.root, status, images, quarantined, dedup, updated_at=float(updated))
+    pairs = dedup.pop("pairs", [])
+    view = DatasetView(
+        ds.root, status, images, quarantined, dedup, updated_at=float(updated), conflict_pairs=pairs
+    )
     if manifest_dir is not None:
         view.manifest = _read_manifest(Path(manifest_dir), view)
     return view
@@ -102,7 +106,14 @@ def _read_dedup(path: Path) -> dict[str, Any]:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return {}
-    return {"settings": doc.get("settings") or {}, "summary": doc.get("summary") or {}}
+    # per-pair conflicts ({"images": [a, b], "classes": [...], "distance": d, ...}) where the dedup writes
+    # them; older reports list conflicting group ids instead, which the ledger's `conflict` marks cover
+    pairs = [
+        c
+        for c in doc.get("conflicts") or []
+        if isinstance(c, dict) and isinstance(c.get("images"), list) and len(c["images"]) == 2
+    ]
+    return {"settings": doc.get("settings") or {}, "summary": doc.get("summary") or {}, "pairs": pairs}
 
 
 def _hashes(conn: sqlite3.Connection, method: str) -> dict[int, int]:

@@ -76,6 +76,11 @@ def overview(view: DatasetView, counts: pd.DataFrame, has_run: bool) -> str:
         _reasons(view),
         _dedup(view),
     ]
+    removals = [r.get("line", "") for r in s.get("removals") or [] if isinstance(r, dict)]
+    if removals:  # `poke status` warns where a stage removed more than half of the data or of a class
+        body.insert(
+            2, section("Warnings", el("ul", join(el("li", line) for line in removals)), id_="warnings")
+        )
     if view.has_manifest:
         body.append(manifest_section(view.manifest))
     top = counts.head(20)

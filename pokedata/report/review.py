@@ -22,7 +22,13 @@ def write_conflicts(view: DatasetView, site: Site, page_size: int, has_run: bool
     groups = [g.sort_values("id").to_dict("records") for _k, g in marked.groupby(key, sort=True)]
     groups.sort(key=lambda g: (-len({m["class_name"] for m in g}), -len(g), g[0]["id"]))
     per_page = max(1, page_size // 8)
-    pages = max(1, math.ceil(len(groups) / per_page))
+    by_id = {int(r["id"]): r for r in im.to_dict("records")} if view.conflict_pairs else {}
+    pairs = [
+        (p, [by_id[int(i)] for i in p["images"]])
+        for p in view.conflict_pairs
+        if all(int(i) in by_id for i in p["images"])
+    ]
+    pages = max(1, math.ceil(len(groups) / per_page), math.ceil(len(pairs) / per_page))
     intro = el(
         "p",
         f"{len(marked):,} images in {len(groups):,} groups carry a label conflict: near-identical pictures "
@@ -39,12 +45,41 @@ def write_conflicts(view: DatasetView, site: Site, page_size: int, has_run: bool
             label = el("p", f"{len(g)} images, classes: {', '.join(classes)}", class_="muted")
             rows.append(el("div", label + el("div", join(cells), class_="tiles"), class_="group"))
         nav = pager("conflicts", p, pages)
-        body = join([intro, nav, el("div", join(rows), id="conflict-groups"), nav])
+        parts = [intro, nav, el("div", join(rows), id="conflict-groups")]
+        if pairs:
+            parts.append(_pairs(tiles, pairs[(p - 1) * per_page : p * per_page], len(pairs)))
+        body = join([*parts, nav])
         site.text(
             page_name("conflicts", p), page("Conflicts", body, active="conflicts.html", has_run=has_run)
         )
         site.sheet(tiles.sheet_rel, tiles.files)
     return pages
+
+
+def _pairs(tiles: Tiles, pairs: list, total: int):
+    """The cross-class pairs of ``reports/dedup.json``: both images, their classes and their distance."""
+    rows = []
+    for pair, members in pairs:
+        cells = [
+            tiles.add(
+                m, link(class_href(m["class_name"]), m["class_name"]), "conflict" if m["conflict"] else ""
+            )
+            for m in members
+        ]
+        label = el(
+            "p",
+            f"distance {pair.get('distance', '?')}: {' / '.join(m['class_name'] for m in members)}",
+            class_="muted",
+        )
+        rows.append(el("div", label + el("div", join(cells), class_="tiles"), class_="group"))
+    note = el(
+        "p",
+        "Near-identical pictures under two classes, as the dedup reported them (red: marked conflict).",
+        class_="muted",
+    )
+    return section(
+        f"Cross-class pairs reported by the dedup ({total:,})", note, join(rows), id_="conflict-pairs"
+    )
 
 
 def write_quarantine(view: DatasetView, site: Site, page_size: int, has_run: bool) -> int:
