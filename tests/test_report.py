@@ -346,3 +346,31 @@ def test_per_pair_conflicts_of_the_dedup_report(tmp_path):
     (root / "reports" / "dedup.json").write_text(json.dumps(doc))
     build_report(ReportConfig(data=root, out=out, workers=1))
     assert not [t for t in Page(out / "conflicts.html").tiles if t[0] == "conflict-pairs"]
+
+
+def test_pages_split_a_large_class_and_every_tile_is_shown_once(tmp_path):
+    from tests.helpers.report_data import Builder
+
+    root = make_dataset(tmp_path / "ds")
+    b = Builder(root)
+    for j in range(37):
+        b.image(b.item("Pikachu"), "Pikachu", colour=(j * 6, 120, 40))
+    b.ledger.close()
+    out = tmp_path / "report"
+    build_report(ReportConfig(data=root, out=out, page_size=16, workers=1))
+    key = class_key("Pikachu")
+    pages = [out / "class" / name for name in (f"{key}.html", f"{key}-p2.html", f"{key}-p3.html")]
+    assert sorted(pages) == sorted((out / "class").glob(f"{key}*.html"))
+    shown = [t[2]["image"] for p in pages for t in Page(p).tiles if t[0] == "kept-images"]
+    conn = sqlite3.connect(root / "ledger.sqlite")
+    kept = conn.execute(
+        "SELECT im.id FROM images im JOIN items it ON it.id = im.item_id WHERE it.class_name = 'Pikachu'"
+        " AND im.status = 'done' AND dup_of IS NULL AND conflict = 0 ORDER BY im.id"
+    ).fetchall()
+    assert sorted(shown) == [i for (i,) in kept] and len(shown) == 41
+    for p in pages:  # each page has its own sheet, and its pager links resolve
+        page = Page(p)
+        assert any(link.endswith(f"{key}-p{pages.index(p) + 1}.webp") for link in page.links)
+        for link in page.links:
+            if link.endswith(".html"):
+                assert (p.parent / link).resolve().is_file(), link

@@ -42,7 +42,8 @@ class Builder:
     def __init__(self, root: Path):
         self.ds = DatasetDir.at(root).create()
         self.ledger = Ledger(self.ds.ledger_path)
-        self.n = 0
+        with self.ledger.lock:  # go on after the rows already there
+            self.n = self.ledger.conn.execute("SELECT coalesce(max(id), 0) FROM items").fetchone()[0]
 
     def item(self, cls: str, *, source="danbooru", status="done", error=None, meta=None, url=None, raw=True):
         self.n += 1
