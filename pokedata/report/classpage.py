@@ -84,7 +84,8 @@ def _write_class(view, site, cls, figures, kept, groups, quarantined, page_size,
         ]
         title = cls if pages == 1 else f"{cls} (page {p} of {pages})"
         site.text(f"class/{page_name(key, p)}", page(title, join(body), up="../", has_run=has_run))
-        site.sheet(tiles.sheet_rel, tiles.files)
+        if tiles.files:
+            site.sheet(tiles.sheet_rel, tiles.files)
     return pages
 
 

@@ -52,7 +52,8 @@ def write_conflicts(view: DatasetView, site: Site, page_size: int, has_run: bool
         site.text(
             page_name("conflicts", p), page("Conflicts", body, active="conflicts.html", has_run=has_run)
         )
-        site.sheet(tiles.sheet_rel, tiles.files)
+        if tiles.files:
+            site.sheet(tiles.sheet_rel, tiles.files)
     return pages
 
 
@@ -137,5 +138,6 @@ def write_quarantine(view: DatasetView, site: Site, page_size: int, has_run: boo
         site.text(
             page_name("quarantine", p), page("Quarantine", body, active="quarantine.html", has_run=has_run)
         )
-        site.sheet(tiles.sheet_rel, tiles.files)
+        if tiles.files:
+            site.sheet(tiles.sheet_rel, tiles.files)
     return pages
