@@ -374,3 +374,23 @@ def test_pages_split_a_large_class_and_every_tile_is_shown_once(tmp_path):
         for link in page.links:
             if link.endswith(".html"):
                 assert (p.parent / link).resolve().is_file(), link
+
+
+def test_a_vanished_class_is_removed_and_force_redraws(tmp_path):
+    root = make_dataset(tmp_path / "ds")
+    out = tmp_path / "report"
+    build_report(ReportConfig(data=root, out=out, workers=1))
+    page = out / "class" / f"{class_key(QUOTES)}.html"
+    sheet = out / "sheets" / f"{class_key(QUOTES)}-p1.webp"
+    assert page.is_file() and sheet.is_file()
+    conn = sqlite3.connect(root / "ledger.sqlite")
+    with conn:  # the class is renamed (a catalog fix): its old pages must go
+        conn.execute("UPDATE items SET class_name = 'Mr. Mime' WHERE class_name = ?", (QUOTES,))
+    conn.close()
+    again = build_report(ReportConfig(data=root, out=out, workers=1, force=True))
+    assert not page.exists() and not sheet.exists() and again.removed >= 2
+    assert (out / "class" / f"{class_key('Mr. Mime')}.html").is_file()
+    assert again.sheets_reused == 0 and again.unchanged == 0  # --force redraws everything
+    assert json.loads((out / ".poke-report.json").read_text())["files"].keys() == {
+        p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != ".poke-report.json"
+    }

@@ -40,7 +40,8 @@ class Site:
     spec: SheetSpec
     force: bool = False
     counts: Counts = field(default_factory=Counts)
-    _old: dict[str, str] = field(default_factory=dict)
+    _old: dict[str, str] = field(default_factory=dict)  # what the last build wrote ({} with force)
+    _prev: list[str] = field(default_factory=list)  # its files, to remove those this build does not make
     _new: dict[str, str] = field(default_factory=dict)
     _sheets: list[tuple[str, list[str | None], str]] = field(default_factory=list)
 
@@ -56,8 +57,10 @@ class Site:
         out.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(OSError, json.JSONDecodeError):
             state = json.loads((out / STATE_NAME).read_text(encoding="utf-8"))
+            files = dict(state.get("files") or {})
+            self._prev = list(files)
             if state.get("version") == STATE_VERSION and not self.force:
-                self._old = dict(state.get("files") or {})
+                self._old = files
         return self
 
     def _fresh(self, rel: str, fp: str) -> bool:
@@ -103,8 +106,9 @@ class Site:
             self.counts.sheets_rendered += len(batch)
             pending = {rel for rel, _files, _fp in self._sheets[start + len(batch) :]}
             written = {rel: fp for rel, fp in self._new.items() if rel not in pending}
-            self._save({**self._old, **written})  # a kill now keeps what is on disk already
-        for rel in set(self._old) - set(self._new):
+            known = {rel: "" for rel in self._prev}  # still tracked (for removal), never taken as fresh
+            self._save({**known, **self._old, **written})  # a kill now keeps what is on disk already
+        for rel in set(self._prev) - set(self._new):
             path = (self.out / rel).resolve()
             if path.is_relative_to(self.out.resolve()) and path.is_file():
                 path.unlink()
