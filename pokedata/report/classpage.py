@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pokedata.report.html import Safe, el, join, kv_table, link, page, page_name, pager, section
 from pokedata.report.pages import reason_code
-from pokedata.report.tiles import Tiles, class_href, class_key
+from pokedata.report.tiles import Tiles, class_href, class_key, records
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,7 +26,7 @@ def duplicate_groups(images: pd.DataFrame) -> dict[int, list[dict[str, Any]]]:
     key = images["dup_group"].fillna(images["dup_of"])
     marked = images[key.notna()].assign(_key=key[key.notna()].astype("int64"))
     groups: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for r in marked.to_dict("records"):
+    for r in records(marked):
         groups[int(r["_key"])].append(r)
     for k, members in groups.items():
         members.sort(key=lambda r: (r["dup_of"] == r["dup_of"], r["id"] != k, max(r["distance"], 0), r["id"]))
@@ -42,8 +42,8 @@ def write_class_pages(
     for k, members in groups.items():
         for cls in dict.fromkeys(m["class_name"] for m in members):
             groups_of[cls].append(k)
-    rows_of = _by_class(view.images.to_dict("records"))  # one conversion, not one per class (80k rows)
-    fetch_q = _by_class(view.fetch_quarantine.to_dict("records"))
+    rows_of = _by_class(records(view.images))  # one conversion, not one per class (80k rows)
+    fetch_q = _by_class(records(view.fetch_quarantine))
     n = 0
     for cls, figures in counts.iterrows():
         rows = rows_of.get(cls, [])

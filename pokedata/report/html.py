@@ -129,22 +129,22 @@ def section(title: str, *content: Any, id_: str | None = None) -> Safe:
     return el("section", el("h2", title) + join(content), id=id_)
 
 
+HOVER = ("class", "source", "post id", "rating", "split", "distance", "reason")
+"""What the hover title shows; the click panel shows everything (tags, URLs, file...)."""
+
+
 def tile(
     style: str, info: dict[str, Any], caption: Any = "", *, mark: str = "", id_: str | None = None
 ) -> Safe:
-    """One thumbnail of a sprite sheet; hover shows the provenance, click/Enter (or ``page#id``) opens it in
-    the side panel."""
+    """One thumbnail of a sprite sheet; hover shows a short provenance, click/Enter (or ``page#id``) opens
+    all of it in the side panel. Written as one f-string: a page may hold hundreds of tiles, 80k in all."""
     shown = {k: v for k, v in info.items() if v not in (None, "", -1)}
-    title = "\n".join(f"{k}: {str(v)[:160]}" for k, v in shown.items())
-    img = el("span", "", class_="im", style=style)
-    return el(
-        "figure",
-        img + el("figcaption", caption),
-        class_=f"t {mark}".strip(),
-        id=id_,
-        tabindex="0",
-        title=title,
-        data_p=json.dumps(shown, ensure_ascii=False, default=str),
+    title = "\n".join(f"{k}: {str(shown[k])[:120]}" for k in HOVER if k in shown)
+    data = json.dumps(shown, ensure_ascii=False, default=str)
+    anchor = f' id="{h(id_)}"' if id_ else ""
+    return Safe(
+        f'<figure class="{h(f"t {mark}".strip())}"{anchor} tabindex="0" title="{h(title)}" data-p="{h(data)}">'
+        f'<span class="im" style="{h(style)}"></span><figcaption>{h(caption)}</figcaption></figure>'
     )
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from pokedata.report.html import el, join, link, page, page_name, pager, section, table
 from pokedata.report.pages import reason_code
-from pokedata.report.tiles import Tiles, class_href
+from pokedata.report.tiles import Tiles, class_href, records
 
 if TYPE_CHECKING:
     from pokedata.report.model import DatasetView
@@ -19,10 +19,10 @@ def write_conflicts(view: DatasetView, site: Site, page_size: int, has_run: bool
     im = view.images
     marked = im[im["conflict"] == 1]
     key = marked["dup_group"].fillna(marked["dup_of"]).fillna(marked["id"]).astype("int64")
-    groups = [g.sort_values("id").to_dict("records") for _k, g in marked.groupby(key, sort=True)]
+    groups = [records(g.sort_values("id")) for _k, g in marked.groupby(key, sort=True)]
     groups.sort(key=lambda g: (-len({m["class_name"] for m in g}), -len(g), g[0]["id"]))
     per_page = max(1, page_size // 8)
-    by_id = {int(r["id"]): r for r in im.to_dict("records")} if view.conflict_pairs else {}
+    by_id = {int(r["id"]): r for r in records(im)} if view.conflict_pairs else {}
     pairs = [
         (p, [by_id[int(i)] for i in p["images"]])
         for p in view.conflict_pairs
@@ -87,8 +87,8 @@ def write_quarantine(view: DatasetView, site: Site, page_size: int, has_run: boo
     """Every quarantined file (at fetch: bad bytes; at clean: unusable image), reasons counted first."""
     im = view.images
     rows = [
-        *({**r, "stage": "clean"} for r in im[im["status"] == "quarantined"].to_dict("records")),
-        *({**r, "stage": "fetch"} for r in view.fetch_quarantine.to_dict("records")),
+        *({**r, "stage": "clean"} for r in records(im[im["status"] == "quarantined"])),
+        *({**r, "stage": "fetch"} for r in records(view.fetch_quarantine)),
     ]
     rows.sort(key=lambda r: (reason_code(r["error"]), r["class_name"], str(r["source_id"])))
     counts: dict[tuple[str, str], int] = {}

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pokedata.report.html import Safe, tile
 from pokedata.report.sprites import tile_style
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """``df.to_dict("records")``, several times faster on Arrow-backed string columns (one ``tolist`` each)."""
+    cols = list(df.columns)
+    return [dict(zip(cols, row, strict=True)) for row in zip(*(df[c].tolist() for c in cols), strict=True)]
 
 
 def class_key(name: str) -> str:
@@ -54,6 +64,7 @@ class Tiles:
 
     def __init__(self, root: Path, sheet_rel: str, up: str, thumb: int):
         self.root, self.sheet_rel, self.up, self.thumb = root, sheet_rel, up, thumb
+        self._root = str(root)
         self.files: list[str | None] = []
         self._ids: set[str] = set()
 
@@ -73,7 +84,7 @@ class Tiles:
         for key in ("path", "raw_path"):
             rel = r.get(key)
             if isinstance(rel, str) and rel:
-                return str(self.root / rel)
+                return os.path.join(self._root, rel)  # not pathlib: called once per tile
         return None
 
 
