@@ -269,6 +269,9 @@ def test_run_page_curves_grids_and_unknown_steps(built, tmp_path):
     (run / "pretrain" / "recon").mkdir(parents=True)
     for e in range(1, 13):
         Image.new("RGB", (16, 8), (e * 20, 0, 0)).save(run / "pretrain" / "recon" / f"epoch-{e:03d}.png")
+    (run / "gan" / "grids").mkdir(parents=True)
+    for step in (4, 8, 12):
+        Image.new("RGB", (8, 8), (0, step * 10, 0)).save(run / "gan" / "grids" / f"step-{step:07d}.png")
     (run / "judge").mkdir()  # a step the report does not know: still listed, curves drawn
     (run / "judge" / "metrics.jsonl").write_text(
         '{"step": 1, "judge_score": 3.5}\n{"step": 2, "judge_score": 4}\n'
@@ -284,6 +287,7 @@ def test_run_page_curves_grids_and_unknown_steps(built, tmp_path):
     assert "judge: judge_score" in svg and "classifier: loss" in svg
     grids = sorted(p.name for p in (out / "run" / "pretrain" / "recon").iterdir())
     assert len(grids) == 8 and grids[0] == "epoch-001.png" and grids[-1] == "epoch-012.png"
+    assert len(list((out / "run" / "gan" / "grids").iterdir())) == 3  # fewer than 8: all of them
     assert Page(out / "index.html").rows("manifest-figures")  # the run's manifest is used without --manifest
 
 

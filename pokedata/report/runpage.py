@@ -173,7 +173,7 @@ def _grids(step: Path, name: str, site: Site) -> Safe:
         if not files:
             continue
         n = len(files)
-        picks = sorted({round(i * (n - 1) / max(1, GRIDS_SHOWN - 1)) for i in range(min(n, GRIDS_SHOWN))})
+        picks = spread(n, GRIDS_SHOWN)
         pics = [
             _picture(files[i], f"run/{name}/{sub}/{safe_name(files[i].name)}", files[i].stem, site)
             for i in picks
@@ -182,6 +182,14 @@ def _grids(step: Path, name: str, site: Site) -> Safe:
             el("h3", f"{sub}: {len(picks)} of {n} over time") + el("div", join(pics), class_="pictures")
         )
     return join(out)
+
+
+def spread(n: int, k: int) -> list[int]:
+    """``min(n, k)`` indices of ``range(n)``, evenly spaced, first and last included."""
+    k = min(n, k)
+    if k <= 1:
+        return [n - 1] if n else []
+    return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
 
 
 def _picture(src: Path, rel: str, caption: str, site: Site) -> Safe:
