@@ -121,7 +121,15 @@ def table(
 
 
 def kv_table(pairs: Iterable[tuple[str, Any]], id_: str | None = None) -> Safe:
-    rows = join(el("tr", el("th", k, scope="row") + el("td", number(v))) for k, v in pairs)
+    """Label/value rows; a label indented by two spaces is shown as a sub-row of the one above."""
+    rows = join(
+        el(
+            "tr",
+            el("th", k.strip(), scope="row", class_="sub" if k.startswith("  ") else None)
+            + el("td", number(v)),
+        )
+        for k, v in pairs
+    )
     return el("table", el("tbody", rows), id=id_)
 
 

@@ -69,20 +69,20 @@ def overview(view: DatasetView, counts: pd.DataFrame, has_run: bool) -> str:
         [[k, *(v.get(st, 0) for st in statuses), v["total"]] for k, v in s["by_source"].items()],
         id_="by-source",
     )
+    cards = [section("Dataset", dataset, id_="dataset"), _dedup(view)]
+    if view.has_manifest:
+        cards.append(manifest_section(view.manifest))
     body = [
         el("p", el("code", s["data"]), class_="muted"),
-        section("Dataset", dataset, id_="dataset"),
+        el("div", join(cards), class_="cards"),
         section("By source", by_source),
         _reasons(view),
-        _dedup(view),
     ]
     removals = [r.get("line", "") for r in s.get("removals") or [] if isinstance(r, dict)]
     if removals:  # `poke status` warns where a stage removed more than half of the data or of a class
         body.insert(
-            2, section("Warnings", el("ul", join(el("li", line) for line in removals)), id_="warnings")
+            1, section("Warnings", el("ul", join(el("li", line) for line in removals)), id_="warnings")
         )
-    if view.has_manifest:
-        body.append(manifest_section(view.manifest))
     top = counts.head(20)
     body.append(
         section(

@@ -69,6 +69,8 @@
       list.appendChild(dt); list.appendChild(dd);
     });
     panel.hidden = false;
+    document.querySelectorAll("figure.t.sel").forEach(function (f) { f.classList.remove("sel"); });
+    fig.classList.add("sel");
   }
   document.addEventListener("click", function (e) {
     var fig = e.target.closest && e.target.closest("figure.t");
@@ -79,7 +81,12 @@
     if (e.key === "Enter" && document.activeElement && document.activeElement.matches("figure.t")) show(document.activeElement);
   });
   document.getElementById("info-close").addEventListener("click", function () { panel.hidden = true; });
-  // class/x.html#img-123: a link to one image opens its provenance
-  var target = location.hash.length > 1 && document.getElementById(decodeURIComponent(location.hash.slice(1)));
-  if (target && target.matches("figure.t")) show(target);
+  // class/x.html#img-123 (jumps to it) or ?img=123 (scrolls only if needed): opens that image's provenance
+  var wanted = new URLSearchParams(location.search).get("img");
+  var id = wanted ? "img-" + wanted : decodeURIComponent(location.hash.slice(1));
+  var target = id && document.getElementById(id);
+  if (target && target.matches("figure.t")) {
+    show(target);
+    if (wanted) target.scrollIntoView({ block: "nearest" });
+  }
 })();
