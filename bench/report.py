@@ -171,12 +171,17 @@ def main() -> None:
         print(f"made a {n:,}-image dataset in {time.perf_counter() - t:.1f} s")
         floor = thumbnail_floor(root, args.workers)
         cold, s = ours(root, out, args.workers)
+        stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
         warm, s2 = ours(root, out, args.workers)
+        rewritten = sorted(
+            p.name for p in out.rglob("*") if p.is_file() and stamps.get(p) != p.stat().st_mtime_ns
+        )
         conn = sqlite3.connect(root / "ledger.sqlite")
         with conn:  # one class changes: its first clean image becomes a copy of its second
             ids = [i for (i,) in conn.execute(
-                "SELECT im.id FROM images im JOIN items it ON it.id = im.item_id WHERE it.class_name = 'Pikachu'"
-                " AND im.status = 'done' AND dup_of IS NULL ORDER BY im.id LIMIT 2")]  # fmt: skip
+                "SELECT im.id FROM images im JOIN items it ON it.id = im.item_id WHERE it.class_name ="
+                " (SELECT class_name FROM items GROUP BY class_name ORDER BY count(*) DESC LIMIT 1)"
+                " AND im.status = 'done' AND dup_of IS NULL AND conflict = 0 ORDER BY im.id LIMIT 2")]  # fmt: skip
             conn.execute("UPDATE images SET dup_of = ?, dup_group = ? WHERE id = ?", (ids[1], ids[1], ids[0]))
         conn.close()
         one, s3 = ours(root, out, args.workers)
@@ -194,7 +199,9 @@ def main() -> None:
     print(
         f"{'ours: poke report, cold':36}{cold:9.1f}{n / cold:11,.0f}   ({s.pages:,} pages, {s.sheets_rendered:,} sheets)"
     )
-    print(f"{'ours: rerun, nothing changed':36}{warm:9.1f}{'':11}   ({s2.written} files written)")
+    print(
+        f"{'ours: rerun, nothing changed':36}{warm:9.1f}{'':11}   ({s2.written} files written: {rewritten})"
+    )
     print(f"{'ours: rerun, one class changed':36}{one:9.1f}{'':11}   ({s3.written} files written)")
     print(f"{'anchor: thumbnail floor':36}{floor:9.1f}{n / floor:11,.0f}   (decode + thumbnail only)")
     print(f"ratio cold / floor: {cold / floor:.2f}x; rerun / cold: {warm / cold:.2f}x")
