@@ -79,7 +79,10 @@ def load_dataset(data: Path, manifest_dir: Path | None = None) -> DatasetView:
         else:
             images, hashes = pd.DataFrame(columns=_IMAGE_COLUMNS), {}  # `poke clean` has not run yet
         quarantined = pd.read_sql_query(_QUARANTINED_ITEMS, conn)
-        (updated,) = conn.execute("SELECT coalesce(max(updated_at), 0) FROM items").fetchone()
+        tables = ("items", "images") if has_images else ("items",)  # dedup marks touch only images rows
+        updated = max(
+            conn.execute(f"SELECT coalesce(max(updated_at), 0) FROM {t}").fetchone()[0] for t in tables
+        )
     except sqlite3.DatabaseError as exc:
         raise UserError(
             f"cannot read the ledger {ds.ledger_path} ({exc})", hint="is it a poke dataset?"
