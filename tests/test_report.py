@@ -398,3 +398,27 @@ def test_a_vanished_class_is_removed_and_force_redraws(tmp_path):
     assert json.loads((out / ".poke-report.json").read_text())["files"].keys() == {
         p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != ".poke-report.json"
     }
+
+
+def test_a_killed_build_resumes_to_a_complete_report(tmp_path, monkeypatch):
+    """A build killed while drawing sheets leaves complete files; the next build finishes the job."""
+    import pokedata.report.site as site
+
+    root = make_dataset(tmp_path / "ds")
+    out = tmp_path / "report"
+
+    def killed(jobs, workers):
+        raise KeyboardInterrupt  # what a Ctrl-C in the middle of the sheets looks like
+
+    monkeypatch.setattr(site, "render_many", killed)
+    with pytest.raises(KeyboardInterrupt):
+        build_report(ReportConfig(data=root, out=out, workers=1))
+    assert not list(out.rglob(".tmp-*")) and (out / "index.html").is_file() and not (out / "sheets").exists()
+    monkeypatch.undo()
+    again = build_report(ReportConfig(data=root, out=out, workers=1))
+    assert again.sheets_rendered > 0 and again.written >= again.sheets_rendered
+    for path, page in _pages(out).items():
+        for link in page.links:
+            if not urlsplit(link).scheme:
+                assert (path.parent / unquote(urlsplit(link).path)).resolve().is_file(), (path.name, link)
+    assert build_report(ReportConfig(data=root, out=out, workers=1)).written == 0

@@ -55,6 +55,8 @@ class Site:
                 hint="choose an empty or new folder (the report removes files it no longer needs)",
             )
         out.mkdir(parents=True, exist_ok=True)
+        if not (out / STATE_NAME).is_file():
+            self._save({})  # marks the folder as a report from the start: a killed first build can resume
         with contextlib.suppress(OSError, json.JSONDecodeError):
             state = json.loads((out / STATE_NAME).read_text(encoding="utf-8"))
             files = dict(state.get("files") or {})
@@ -97,6 +99,7 @@ class Site:
 
     def finish(self, workers: int) -> Counts:
         """Render the queued sheets, remove what the last build made and this one did not, save the state."""
+        self._save_progress(0)
         for start in range(0, len(self._sheets), 64):  # batches: a kill loses at most one batch's work
             batch = self._sheets[start : start + 64]
             for (rel, _files, _fp), data in zip(
@@ -104,10 +107,7 @@ class Site:
             ):
                 _write(self.out / rel, data)
             self.counts.sheets_rendered += len(batch)
-            pending = {rel for rel, _files, _fp in self._sheets[start + len(batch) :]}
-            written = {rel: fp for rel, fp in self._new.items() if rel not in pending}
-            known = {rel: "" for rel in self._prev}  # still tracked (for removal), never taken as fresh
-            self._save({**known, **self._old, **written})  # a kill now keeps what is on disk already
+            self._save_progress(start + len(batch))
         for rel in set(self._prev) - set(self._new):
             path = (self.out / rel).resolve()
             if path.is_relative_to(self.out.resolve()) and path.is_file():
@@ -115,6 +115,13 @@ class Site:
                 self.counts.removed += 1
         self._save(self._new)
         return self.counts
+
+    def _save_progress(self, sheets_done: int) -> None:
+        """The state while sheets are drawn: a kill now keeps what is on disk already."""
+        pending = {rel for rel, _files, _fp in self._sheets[sheets_done:]}
+        written = {rel: fp for rel, fp in self._new.items() if rel not in pending}
+        known = {rel: "" for rel in self._prev}  # still tracked (for removal), never taken as fresh
+        self._save({**known, **self._old, **written})
 
     def _save(self, files: dict[str, str]) -> None:
         from pokedata.store import atomic_write_text
