@@ -292,7 +292,7 @@ def test_run_page_curves_grids_and_unknown_steps(built, tmp_path):
 
 
 def test_errors_are_clear(built, tmp_path, runner):
-    root, _m, _out, _summary = built
+    root, mdir, _out, _summary = built
     with pytest.raises(UserError, match="no ledger"):
         build_report(ReportConfig(data=tmp_path / "nothing", out=tmp_path / "r"))
     (tmp_path / "busy").mkdir()
@@ -308,6 +308,10 @@ def test_errors_are_clear(built, tmp_path, runner):
         app, ["report", "--data", str(root), "--page-size", "3", "--out", str(tmp_path / "r")]
     )
     assert result.exit_code == 2 and "--page-size" in result.output
+    other = make_dataset(tmp_path / "other")  # a manifest of another dataset directory
+    args = ["report", "--data", str(other), "--manifest", str(mdir), "--out", str(tmp_path / "r2")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "was built from" in result.output
 
 
 def test_cli_report_prints_the_index(built, tmp_path, runner):
