@@ -272,6 +272,15 @@ def test_run_page_curves_grids_and_unknown_steps(built, tmp_path):
     (run / "gan" / "grids").mkdir(parents=True)
     for step in (4, 8, 12):
         Image.new("RGB", (8, 8), (0, step * 10, 0)).save(run / "gan" / "grids" / f"step-{step:07d}.png")
+    from torch.utils.tensorboard import SummaryWriter
+
+    (run / "progan").mkdir()  # losses only in TensorBoard, samples as a GIF
+    with SummaryWriter(str(run / "progan" / "tb")) as writer:
+        for step in range(1, 6):
+            writer.add_scalar("progan/d_loss", 1.0 / step, step)
+            writer.add_scalar("progan/g_loss", 2.0 / step, step)
+    frames = [Image.new("RGB", (8, 8), (c, c, 0)) for c in (0, 120, 240)]
+    frames[0].save(run / "progan" / "all_samples.gif", save_all=True, append_images=frames[1:])
     (run / "judge").mkdir()  # a step the report does not know: still listed, curves drawn
     (run / "judge" / "metrics.jsonl").write_text(
         '{"step": 1, "judge_score": 3.5}\n{"step": 2, "judge_score": 4}\n'
@@ -283,8 +292,9 @@ def test_run_page_curves_grids_and_unknown_steps(built, tmp_path):
     assert steps["classifier"][:3] == ["done", "12.5", "2026-01-01"]
     assert steps["pretrain"][0] == "started, not finished" and steps["judge"][0] == "started, not finished"
     svg = (out / "run.html").read_text()
-    assert svg.count("<svg") == 3  # classifier loss and fractions, judge_score (pretrain has no metrics)
-    assert "judge: judge_score" in svg and "classifier: loss" in svg
+    assert svg.count("<svg") == 4  # classifier loss and fractions, progan loss, judge_score (not pretrain)
+    assert "judge: judge_score" in svg and "classifier: loss" in svg and "progan: loss" in svg
+    assert (out / "run" / "progan" / "all_samples.gif").is_file()
     grids = sorted(p.name for p in (out / "run" / "pretrain" / "recon").iterdir())
     assert len(grids) == 8 and grids[0] == "epoch-001.png" and grids[-1] == "epoch-012.png"
     assert len(list((out / "run" / "gan" / "grids").iterdir())) == 3  # fewer than 8: all of them

@@ -29,6 +29,7 @@ GRID_DIRS = ("recon", "grids", "snapshots")
 PICTURES = (
     ("gan", "samples.png", "Samples (EMA generator)"),
     ("gmm", "pca.png", "Embeddings vs GMM samples"),
+    ("progan", "all_samples.gif", "ProGAN samples over training"),
 )
 GRIDS_SHOWN = 8
 _SKIP_KEYS = {"epoch", "step"}
@@ -64,7 +65,7 @@ def write_run_page(run: Path, site: Site) -> dict[str, Any]:
         done = read_json(d / "done.json")
         times = (pipeline.get("steps") or {}).get(STEP_NAMES.get(name, name)) or {}
         status = "done" if done else ("started, not finished" if any(d.iterdir()) else "not started")
-        seconds = times.get("seconds")
+        seconds = times.get("seconds", done.get("seconds", done.get("seconds_this_session")))
         numbers = ", ".join(f"{k} {_short(v)}" for k, v in _numbers(done).items())
         rows.append(
             [
@@ -133,8 +134,8 @@ def _charts(step: Path) -> list[Safe]:
         for k, v in row.items():
             if k not in _SKIP_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool):
                 series.setdefault(k, []).append((x, v))
-    if not any("loss" in k for k in series):
-        series.update(_tb_losses(step / "tb"))
+    if not any("loss" in k for k in series):  # the GAN and ProGAN log their losses only to TensorBoard
+        series.update(_tb_scalars(step / "tb", ("loss/", f"{step.name}/")))
     losses = {k: v for k, v in series.items() if "loss" in k}
     fractions = {
         k: v for k, v in series.items() if k not in losses and all(0 <= y <= 1 for _x, y in v) and k != "lr"
@@ -150,8 +151,8 @@ def _charts(step: Path) -> list[Safe]:
     return [c for c in charts if c]
 
 
-def _tb_losses(tb: Path) -> dict[str, list[tuple[float, float]]]:
-    """``loss/*`` scalars of a TensorBoard folder (the GAN logs its losses only there); {} without TB."""
+def _tb_scalars(tb: Path, prefixes: tuple[str, ...]) -> dict[str, list[tuple[float, float]]]:
+    """Scalars of a TensorBoard folder whose tag starts with one of ``prefixes`` ({} without TensorBoard)."""
     if not tb.is_dir():
         return {}
     try:
@@ -161,7 +162,7 @@ def _tb_losses(tb: Path) -> dict[str, list[tuple[float, float]]]:
         return {}
     acc = EventAccumulator(str(tb), size_guidance={"scalars": 0})
     acc.Reload()
-    tags = [t for t in acc.Tags().get("scalars", []) if t.startswith("loss/")]
+    tags = [t for t in acc.Tags().get("scalars", []) if t.startswith(prefixes)]
     return {t.split("/", 1)[1]: [(e.step, e.value) for e in acc.Scalars(t)] for t in tags}
 
 
