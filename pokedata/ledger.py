@@ -276,10 +276,16 @@ class Ledger:
         return self._query(sql, params)
 
     def pending(
-        self, *, source: str | None = None, retry_failed: bool = False, limit: int | None = None
+        self,
+        *,
+        source: str | None = None,
+        retry_failed: bool = False,
+        limit: int | None = None,
+        retry_quarantined: bool = False,
     ) -> list[Item]:
-        """What a fetch still has to do: ``planned`` rows, plus ``failed`` ones with ``retry_failed``."""
-        statuses = [PLANNED, FAILED] if retry_failed else [PLANNED]
+        """What a fetch still has to do: ``planned`` rows, plus ``failed`` ones with ``retry_failed`` and
+        ``quarantined`` ones with ``retry_quarantined`` (e.g. a big image refused under a lower ``--max-pixels``)."""
+        statuses = [PLANNED] + [FAILED] * retry_failed + [QUARANTINED] * retry_quarantined
         return self.select(status=statuses, source=source, limit=limit)
 
     def counts(self, by: Sequence[str] = ("source", "status")) -> list[tuple[Any, ...]]:

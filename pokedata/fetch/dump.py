@@ -46,6 +46,7 @@ from pokedata.fetch.folder import file_uri_path, import_local_items
 from pokedata.fetch.intake import FetchSummary, Outcome
 from pokedata.ledger import PLANNED, SKIPPED, Candidate, Ledger
 from pokedata.store import DatasetDir, atomic_writer, remove_stale_temps
+from pokedata.verify import pixel_limit
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +91,16 @@ class DumpConfig:
     progress: bool = True
     base_url: str = DEFAULT_BASE_URL  # for the page_url recorded with each post
     dry_run: bool = False  # scan and count (matches, skip reasons, classes); plan and copy nothing
+    retry_quarantined: bool = False  # also retry quarantined rows (e.g. after raising --max-pixels)
+    max_pixels: int | None = None  # decompression-bomb limit while verifying; None = Pillow's (~89 MP)
 
     def validate(self) -> None:
+        from pokedata.fetch.danbooru import check_base_url
+
+        from pokedata.verify import check_max_pixels
+
+        check_base_url(self.base_url)
+        check_max_pixels(self.max_pixels)
         if self.dry_run and (self.images is not None or self.rsync_list is not None):
             raise UserError("--dry-run only scans", hint="drop --images / --rsync-list, or drop --dry-run")
         if not self.dry_run and (self.images is None) == (self.rsync_list is None):
@@ -242,13 +251,16 @@ def fetch_dump(cfg: DumpConfig) -> DumpResult:
                 ledger.set_meta(key, "done")
         pending = [
             it
-            for it in ledger.pending(source=SOURCE, retry_failed=cfg.retry_failed)
+            for it in ledger.pending(
+                source=SOURCE, retry_failed=cfg.retry_failed, retry_quarantined=cfg.retry_quarantined
+            )
             if (it.url or "").startswith(mirror_uri)
         ]
-        import_local_items(
-            ledger, dataset, pending, path_of=lambda it: file_uri_path(it.url or ""), link=cfg.link,
-            summary=summary, progress=cfg.progress, label="copying from mirror",
-        )  # fmt: skip
+        with pixel_limit(cfg.max_pixels):
+            import_local_items(
+                ledger, dataset, pending, path_of=lambda it: file_uri_path(it.url or ""), link=cfg.link,
+                summary=summary, progress=cfg.progress, label="copying from mirror",
+            )  # fmt: skip
     summary.seconds = time.monotonic() - started
     return result
 

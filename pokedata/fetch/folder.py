@@ -42,7 +42,7 @@ from pokedata.errors import UserError
 from pokedata.fetch.intake import FetchSummary, Outcome, commit_file, reuse_existing, temp_path
 from pokedata.ledger import FAILED, SKIPPED, Candidate, Item, Ledger
 from pokedata.store import DatasetDir, remove_stale_temps
-from pokedata.verify import IMAGE_EXTENSIONS
+from pokedata.verify import IMAGE_EXTENSIONS, pixel_limit
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,13 @@ class FolderImportConfig:
     retry_failed: bool = False  # also retry rows that failed before (e.g. unreadable files)
     limit: int | None = None  # import at most N files this run
     progress: bool = True
+    retry_quarantined: bool = False  # also retry quarantined rows (e.g. after raising --max-pixels)
+    max_pixels: int | None = None  # decompression-bomb limit while verifying; None = Pillow's (~89 MP)
 
     def validate(self) -> None:
+        from pokedata.verify import check_max_pixels
+
+        check_max_pixels(self.max_pixels)
         if self.class_from not in CLASS_FROM:
             raise UserError(
                 f"--class-from {self.class_from!r} is not one of {', '.join(CLASS_FROM)}",
@@ -326,20 +331,23 @@ def import_folder(cfg: FolderImportConfig) -> FetchSummary:
             )
         pending = [
             it
-            for it in ledger.pending(source=SOURCE, retry_failed=cfg.retry_failed)
+            for it in ledger.pending(
+                source=SOURCE, retry_failed=cfg.retry_failed, retry_quarantined=cfg.retry_quarantined
+            )
             if (it.url or "").startswith(root_uri)
         ]
         if cfg.limit is not None:
             pending = pending[: cfg.limit]
-        import_local_items(
-            ledger,
-            dataset,
-            pending,
-            path_of=lambda it: file_uri_path(it.url or ""),
-            link=cfg.link,
-            summary=summary,
-            progress=cfg.progress,
-            label=f"folder {Path(cfg.root).name}",
-        )
+        with pixel_limit(cfg.max_pixels):
+            import_local_items(
+                ledger,
+                dataset,
+                pending,
+                path_of=lambda it: file_uri_path(it.url or ""),
+                link=cfg.link,
+                summary=summary,
+                progress=cfg.progress,
+                label=f"folder {Path(cfg.root).name}",
+            )
     summary.seconds = time.monotonic() - started
     return summary

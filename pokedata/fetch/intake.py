@@ -24,6 +24,7 @@ import functools
 import hashlib
 import os
 import queue
+import re
 import sys
 import threading
 import time
@@ -39,6 +40,7 @@ from pokedata.verify import ImageInfo, VerificationError, verify_image_file
 # Only API posts are stored as "<post id>": dump copies are "danbooru-dump-<id>" (a post may come from
 # both, as different bytes: a sample and an original), so the names never collide.
 _DANBOORU_SOURCES = ("danbooru",)
+_MD5 = re.compile(r"[0-9a-fA-F]{32}")
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,10 @@ def check_file(
     streams), which saves reading the file again. Raises :class:`VerificationError` (``md5-mismatch``,
     ``empty``, ``not-an-image``, ``truncated``, ``undecodable``, ``decompression-bomb``).
     """
+    if expected_md5 and not (isinstance(expected_md5, str) and _MD5.fullmatch(expected_md5)):
+        # A row planned before records were validated may hold a bad md5 (e.g. the number 12345): the
+        # file cannot be checked against it, so it is quarantined, never a crash that blocks every run.
+        raise VerificationError("bad-record", f"the source's md5 {str(expected_md5)[:40]!r} is not 32 hex digits")
     sha256, md5, size = digests if digests is not None else file_digests(path)
     if expected_md5 and md5 != expected_md5.lower():
         raise VerificationError("md5-mismatch", f"expected {expected_md5}, got {md5}")
