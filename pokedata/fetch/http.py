@@ -339,6 +339,8 @@ class PoliteClient:
                 host.slots.release()
 
         try:
+            if self._closed.is_set():  # closed while this request waited for its slots
+                raise FetchError("cancelled", "the client was closed")
             self._sleep(host.reserve())
             auth = self.cfg.auth if send_auth and origin_of(url) in self._auth_origins else None
             resp = self._session().get(
