@@ -121,9 +121,13 @@ def test_credentials_in_base_url_are_refused_never_stored(api, tmp_path, runner,
     with pytest.raises(UserError, match="holds credentials") as err:
         fetch_danbooru(dcfg(api, data, base_url=base))
     assert SECRET not in str(err.value)
-    result = runner.invoke(app, ["fetch", "danbooru", "--tags", "pikachu", "--base-url", base, "--data", str(data)])
+    result = runner.invoke(
+        app, ["fetch", "danbooru", "--tags", "pikachu", "--base-url", base, "--data", str(data)]
+    )
     assert result.exit_code == 2 and "holds credentials" in result.output
-    assert SECRET not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
+    assert (
+        SECRET not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
+    )
     assert not api.requests  # refused before any request
     assert not data.exists() or SECRET.encode() not in everything_written(data)
 
@@ -152,7 +156,9 @@ def test_dripping_bodies_hit_the_file_deadline_and_free_their_slots(api, tmp_pat
 
 
 def test_file_deadline_is_an_option_and_validated(runner, tmp_path):
-    result = runner.invoke(app, ["fetch", "ddg", "-q", "x", "--class", "X", "--file-timeout", "0", "--data", str(tmp_path)])
+    result = runner.invoke(
+        app, ["fetch", "ddg", "-q", "x", "--class", "X", "--file-timeout", "0", "--data", str(tmp_path)]
+    )
     assert result.exit_code == 2 and "--file-timeout" in result.output
     with pytest.raises(UserError, match="--file-timeout"):
         HttpConfig(file_deadline=float("nan")).validate()

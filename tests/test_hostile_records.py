@@ -137,7 +137,9 @@ def test_classes_resolve_survives_bad_post_counts(api, tmp_path):
                                        {"name": "pikachu_(pokemon)", "post_count": 1e300}]))  # fmt: skip
     api.route("/tag_aliases.json", json_body([None, {"consequent_name": 12}, "x"]))
     cat = tmp_path / "cat.csv"
-    cat.write_text("class_index,name,dex,generation,form,danbooru_tag,search_query\n0,Pikachu,25,1,base,pikachu,x\n")
+    cat.write_text(
+        "class_index,name,dex,generation,form,danbooru_tag,search_query\n0,Pikachu,25,1,base,pikachu,x\n"
+    )
     out = tmp_path / "out.csv"
     _, res = resolve_catalog(ResolveConfig(catalog=cat, out=out, base_url=api.origin, http=fast(), progress=False,
                                            api_rate=1000))  # fmt: skip
@@ -195,10 +197,13 @@ plausible = {
     "file_ext": st.sampled_from(["jpg", "png", "gif", "mp4", "webm", "zip", "PNG"]),
     "file_url": st.sampled_from(["https://cdn.donmai.us/original/a.jpg", "http://127.0.0.1:1/x.png"]),
 }
-posts = st.fixed_dictionaries(
-    {},
-    optional={k: (plausible[k] | json_values) if k in plausible else json_values for k in FIELDS},
-) | json_values
+posts = (
+    st.fixed_dictionaries(
+        {},
+        optional={k: (plausible[k] | json_values) if k in plausible else json_values for k in FIELDS},
+    )
+    | json_values
+)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -208,7 +213,9 @@ def test_any_post_json_is_planned_safely_or_skipped_as_bad_record(post, variant)
     if pid is None:
         return  # counted as bad-record by the listing, no row
     labeller = Labeller(tag_to_class={"pikachu": "Pikachu"})
-    cand, reason = post_candidate(post, Query(("pikachu",)), labeller, base_url="https://d.us", variant=variant)
+    cand, reason = post_candidate(
+        post, Query(("pikachu",)), labeller, base_url="https://d.us", variant=variant
+    )
     assert isinstance(cand, Candidate) and cand.source_id == str(pid) and cand.source_id.isdigit()
     assert reason is None or isinstance(reason, str)
     if bad_field(post) is not None:

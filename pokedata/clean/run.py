@@ -143,12 +143,19 @@ class _Existing:
 
 def run_clean(cfg: CleanConfig) -> CleanSummary:
     """Clean every done item that is not up to date; returns the summary."""
-    from pokedata.ledger import Ledger
-    from pokedata.store import DatasetDir, remove_stale_temps
+    from pokedata.store import DatasetDir
 
     settings = cfg.settings()
     t0 = time.perf_counter()
     ds = DatasetDir.at(cfg.data).require()
+    with ds.writer_lock("clean"):
+        return _run_clean(cfg, ds, settings, t0)
+
+
+def _run_clean(cfg: CleanConfig, ds: DatasetDir, settings: Settings, t0: float) -> CleanSummary:
+    from pokedata.ledger import Ledger
+    from pokedata.store import remove_stale_temps
+
     ds.clean_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(ds.clean_dir)
     summary = CleanSummary(workers=cfg.workers or os.cpu_count() or 1)

@@ -128,7 +128,6 @@ def fetch_danbooru(cfg: DanbooruConfig) -> FetchSummary:
     """List every query's posts into the ledger, then download what is pending. Resumable."""
     from pokedata.fetch.download import download_pending
     from pokedata.fetch.http import FetchError, PoliteClient
-
     from pokedata.verify import pixel_limit
 
     cfg.validate()
@@ -139,7 +138,7 @@ def fetch_danbooru(cfg: DanbooruConfig) -> FetchSummary:
     failed_queries: list[str] = []
     client = PoliteClient(http_config(cfg))
     try:
-        with Ledger(dataset.ledger_path) as ledger:
+        with dataset.writer_lock("fetch danbooru"), Ledger(dataset.ledger_path) as ledger:
             with _listing_progress(cfg.progress, len(queries)) as progress:
                 for query in queries:
                     progress.start(query)

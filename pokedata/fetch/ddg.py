@@ -266,7 +266,7 @@ def fetch_ddg(cfg: DdgConfig) -> FetchSummary:
     dataset = DatasetDir.at(cfg.data).create()
     summary = FetchSummary(source=SOURCE)
     started = time.monotonic()
-    with Ledger(dataset.ledger_path) as ledger:
+    with dataset.writer_lock("fetch ddg"), Ledger(dataset.ledger_path) as ledger:
         plan_searches(cfg, ledger, summary)
         with PoliteClient(http) as client, pixel_limit(cfg.max_pixels):
             download_pending(

@@ -96,7 +96,6 @@ class DumpConfig:
 
     def validate(self) -> None:
         from pokedata.fetch.danbooru import check_base_url
-
         from pokedata.verify import check_max_pixels
 
         check_base_url(self.base_url)
@@ -227,8 +226,15 @@ def fetch_dump(cfg: DumpConfig) -> DumpResult:
         return _dry_run(cfg, flt, labeller, files)
     if cfg.rsync_list is not None:
         return _write_rsync_list(cfg, flt, files)
-    started = time.monotonic()
     dataset = DatasetDir.at(cfg.data).create()
+    with dataset.writer_lock("fetch danbooru --dump"):
+        return _copy_from_mirror(cfg, dataset, flt, labeller, files)
+
+
+def _copy_from_mirror(
+    cfg: DumpConfig, dataset: DatasetDir, flt: TagFilter, labeller: Labeller, files: list[Path]
+) -> DumpResult:
+    started = time.monotonic()
     remove_stale_temps(dataset.tmp_dir)
     result = DumpResult(ScanStats(), FetchSummary(source=SOURCE))
     summary = result.summary

@@ -316,6 +316,11 @@ def import_folder(cfg: FolderImportConfig) -> FetchSummary:
     cfg.validate()
     catalog = load_catalog(cfg.catalog) if (cfg.catalog or cfg.class_from == "catalog") else None
     dataset = DatasetDir.at(cfg.data).create()
+    with dataset.writer_lock("fetch folder"):
+        return _import_folder(cfg, dataset, catalog)
+
+
+def _import_folder(cfg: FolderImportConfig, dataset: DatasetDir, catalog: Catalog | None) -> FetchSummary:
     remove_stale_temps(dataset.tmp_dir)
     started = time.monotonic()
     summary = FetchSummary(source=SOURCE)

@@ -74,7 +74,10 @@ class HttpConfig:
             (all(r > 0 for r in self.host_rates.values()), "host rates must be > 0 requests/s"),
             (bool(self.user_agent.strip()), "--user-agent must not be empty"),
             (_finite_pos(self.retry_after_max), "--max-retry-after must be > 0 seconds"),
-            (self.file_deadline is None or _finite_pos(self.file_deadline), "--file-timeout must be > 0 seconds"),
+            (
+                self.file_deadline is None or _finite_pos(self.file_deadline),
+                "--file-timeout must be > 0 seconds",
+            ),
             (all(origin_of(o) == o for o in self.auth_origins), "auth origins must be scheme://host:port"),
         )
         for ok, message in checks:

@@ -73,7 +73,9 @@ def check_file(
     if expected_md5 and not (isinstance(expected_md5, str) and _MD5.fullmatch(expected_md5)):
         # A row planned before records were validated may hold a bad md5 (e.g. the number 12345): the
         # file cannot be checked against it, so it is quarantined, never a crash that blocks every run.
-        raise VerificationError("bad-record", f"the source's md5 {str(expected_md5)[:40]!r} is not 32 hex digits")
+        raise VerificationError(
+            "bad-record", f"the source's md5 {str(expected_md5)[:40]!r} is not 32 hex digits"
+        )
     sha256, md5, size = digests if digests is not None else file_digests(path)
     if expected_md5 and md5 != expected_md5.lower():
         raise VerificationError("md5-mismatch", f"expected {expected_md5}, got {md5}")

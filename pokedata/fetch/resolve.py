@@ -115,7 +115,9 @@ def post_count(row: dict[str, Any]) -> int:
     if isinstance(v, int) and 0 <= v < 2**63:
         return v
     if v not in (None, "", 0):
-        log.warning("tag %r: post_count %r is not a count (bad-record); counted as 0", row.get("name"), str(v)[:40])
+        log.warning(
+            "tag %r: post_count %r is not a count (bad-record); counted as 0", row.get("name"), str(v)[:40]
+        )
     return 0
 
 
@@ -141,9 +143,7 @@ def resolve_one(client: Any, base_url: str, cls: PokemonClass) -> Resolution:
         target = alias.get("consequent_name") if isinstance(alias, dict) else None
         target = target.strip() if isinstance(target, str) else ""
         if target:
-            found = {
-                r["name"]: post_count(r) for r in _tags(client, base, target, category=None)
-            }
+            found = {r["name"]: post_count(r) for r in _tags(client, base, target, category=None)}
             return Resolution(cls.name, guess, target, found.get(target), "alias")
     suggestions = tuple(name for name in counts if counts[name] > 0)[:3]
     return Resolution(cls.name, guess, None, None, "unresolved", suggestions)

@@ -121,7 +121,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
-def send(h: BaseHTTPRequestHandler, status: int, body: bytes, ctype: str, headers: dict | None = None) -> None:
+def send(
+    h: BaseHTTPRequestHandler, status: int, body: bytes, ctype: str, headers: dict | None = None
+) -> None:
     h.send_response(status)
     h.send_header("Content-Type", ctype)
     h.send_header("Content-Length", str(len(body)))
