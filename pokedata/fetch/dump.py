@@ -42,7 +42,7 @@ from pokedata.fetch.dump_scan import (
     parse_record,
     scan_file,
 )
-from pokedata.fetch.folder import file_uri_path, import_local_items
+from pokedata.fetch.folder import file_uri, file_uri_path, import_local_items
 from pokedata.fetch.intake import FetchSummary, Outcome
 from pokedata.ledger import PLANNED, SKIPPED, Candidate, Ledger
 from pokedata.store import DatasetDir, atomic_writer, remove_stale_temps
@@ -170,7 +170,7 @@ def dump_candidate(
     post: DumpPost, cfg: DumpConfig, labeller: Labeller, dump_file: str
 ) -> tuple[Candidate, str | None]:
     rel = mirror_relpath(post.id, post.ext, cfg.variant)
-    url = (Path(cfg.images).resolve() / rel).as_uri() if cfg.images is not None else None
+    url = file_uri(Path(cfg.images).resolve() / rel) if cfg.images is not None else None
     class_name, extra, label_skip = labeller.label({"tag_string_character": " ".join(post.characters)})
     raw = post.raw
     meta = {
@@ -239,7 +239,7 @@ def _copy_from_mirror(
     result = DumpResult(ScanStats(), FetchSummary(source=SOURCE))
     summary = result.summary
     assert summary is not None
-    mirror_uri = Path(cfg.images).resolve().as_uri().rstrip("/") + "/"  # type: ignore[arg-type]
+    mirror_uri = file_uri(Path(cfg.images).resolve()).rstrip("/") + "/"  # type: ignore[arg-type]
     label_key = json.dumps([sorted((labeller.tag_to_class or {}).items()), labeller.class_name])
     with Ledger(dataset.ledger_path) as ledger:
         with _bytes_progress(cfg.progress, files) as advance:
