@@ -80,9 +80,13 @@ def test_two_fetches_at_once_lose_nothing(tmp_path):
     data = tmp_path / "d"
     env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"}
     cmd = [sys.executable, str(REPO / "cli.py"), "fetch", "folder", str(src), "--data", str(data)]
-    procs = [subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)]
+    procs = [
+        subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ]
     time.sleep(0.3)
-    procs.append(subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    procs.append(
+        subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    )
     outs = [p.communicate(timeout=180) for p in procs]
     codes = sorted(p.returncode for p in procs)
     for out, err in outs:

@@ -45,7 +45,9 @@ def test_symlinked_files_are_imported_and_nothing_stays_planned(tmp_path):
     summary = _import(tmp_path / "src", data)
     rows = _rows(data)
     assert {k: r.status for k, r in rows.items()} == {
-        "Pikachu/alias.png": "done", "Pikachu/link.png": "done", "Pikachu/own.png": "skipped",
+        "Pikachu/alias.png": "done",
+        "Pikachu/link.png": "done",
+        "Pikachu/own.png": "skipped",
     }  # fmt: skip (alias.png sorts first; own.png has the same bytes)
     assert rows["Pikachu/own.png"].error.startswith("duplicate-of:")
     assert (data / rows["Pikachu/link.png"].path).read_bytes() == _png(1)
@@ -94,7 +96,7 @@ def test_non_utf8_file_names_get_safe_names_and_lose_nothing(tmp_path):
     src = tmp_path / "src"
     (src / "Mew").mkdir(parents=True)
     raw_dir = os.fsencode(src / "Mew")
-    names = [b"caf\xe9.png", b"\xff\xfe.png", "plain.png".encode()]
+    names = [b"caf\xe9.png", b"\xff\xfe.png", b"plain.png"]
     for i, name in enumerate(names):
         with open(raw_dir + b"/" + name, "wb") as fh:
             fh.write(_png(10 + i))

@@ -236,7 +236,9 @@ def plan_folder(ledger: Ledger, cfg: FolderImportConfig, catalog: Catalog | None
                 ledger.mark(item.id, SKIPPED, reason)
                 skipped += 1
     if refused:
-        log.warning("%d entries are not regular files and were skipped (e.g. %s: %s)", len(refused), *refused[0])
+        log.warning(
+            "%d entries are not regular files and were skipped (e.g. %s: %s)", len(refused), *refused[0]
+        )
     return seen, new, skipped
 
 
