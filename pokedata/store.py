@@ -63,6 +63,16 @@ def safe_name(name: str) -> str:
     return text
 
 
+def display_text(text: str) -> str:
+    """A file name that is not valid UTF-8 (held by Python as surrogate escapes) as printable, storable text
+    (byte ``0xff`` -> ``\\xff``); valid names are returned as they are."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 @dataclass(frozen=True)
 class DatasetDir:
     """Paths of a dataset directory. Creating the object touches nothing; :meth:`create` makes the dirs."""
@@ -216,6 +226,8 @@ def atomic_writer(path: Path, mode: str = "wb") -> Iterator[BinaryIO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name[:40]}-", dir=path.parent)
     try:
+        if hasattr(os, "fchmod"):  # mkstemp makes 0600 files: give the final file the umask's mode
+            os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()
@@ -226,6 +238,17 @@ def atomic_writer(path: Path, mode: str = "wb") -> Iterator[BinaryIO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    """The process umask (read by setting it and putting it back: Python has no getter)."""
+    with _UMASK_GUARD:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+_UMASK_GUARD = threading.Lock()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

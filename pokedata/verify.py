@@ -89,15 +89,24 @@ def check_max_pixels(max_pixels: int | None) -> None:
         raise UserError(f"--max-pixels {max_pixels} must be positive", hint="e.g. --max-pixels 400000000")
 
 
-def verify_image_file(path: Path) -> ImageInfo:
+def verify_image_file(path: Path, shown_as: str | None = None) -> ImageInfo:
     """Check magic bytes and that Pillow can fully decode the file; raise VerificationError otherwise.
 
     Reasons: ``empty``, ``not-an-image`` (HTML, JSON or unknown bytes), ``decompression-bomb``,
-    ``truncated`` and ``undecodable``.
+    ``truncated`` and ``undecodable``. ``shown_as`` names the file in messages instead of ``path`` (a temp
+    file of the intake gate is gone by the time anyone reads the reason: name the source instead).
     """
+    try:
+        return _verify(Path(path))
+    except VerificationError as exc:
+        if shown_as is None or str(path) not in exc.detail:
+            raise
+        raise VerificationError(exc.reason, exc.detail.replace(str(path), shown_as)) from exc
+
+
+def _verify(path: Path) -> ImageInfo:
     from PIL import Image, UnidentifiedImageError
 
-    path = Path(path)
     with open(path, "rb") as fh:
         head = fh.read(SNIFF_BYTES)
     if not head:

@@ -43,6 +43,7 @@ from pokedata.fetch.intake import (
     check_file,
     item_stem,
     reuse_existing,
+    source_label,
     temp_path,
 )
 from pokedata.ledger import DONE, FAILED, QUARANTINED, SKIPPED, Item, Ledger
@@ -230,7 +231,9 @@ class _Job:
             meta["content_type"] = got.content_type
             if got.final_url != item.url:
                 meta["final_url"] = got.final_url
-            checked = check_file(tmp, expected_md5=item.meta.get("md5"), digests=got.digests)
+            checked = check_file(
+                tmp, expected_md5=item.meta.get("md5"), digests=got.digests, source=source_label(item)
+            )
             return self.store.store(item, tmp, checked, meta)
         except FetchError as exc:
             if self.client.closed:  # stopped (Ctrl-C, an error elsewhere): the row stays planned

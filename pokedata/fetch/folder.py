@@ -42,7 +42,7 @@ from pokedata.catalog import Catalog, PokemonClass, load_catalog, name_key
 from pokedata.errors import UserError
 from pokedata.fetch.intake import FetchSummary, Outcome, commit_file, reuse_existing, temp_path
 from pokedata.ledger import FAILED, SKIPPED, Candidate, Item, Ledger
-from pokedata.store import DatasetDir, remove_stale_temps
+from pokedata.store import DatasetDir, display_text, remove_stale_temps
 from pokedata.verify import IMAGE_EXTENSIONS, pixel_limit
 
 log = logging.getLogger(__name__)
@@ -169,16 +169,6 @@ def not_regular_reason(path: Path) -> str | None:
         return None
     kind = "fifo" if stat.S_ISFIFO(st.st_mode) else "socket" if stat.S_ISSOCK(st.st_mode) else "device"
     return f"not-a-regular-file:{kind}"
-
-
-def display_text(text: str) -> str:
-    """A file name that is not valid UTF-8 (held by Python as surrogate escapes) as printable, storable text
-    (``b'\\xff'`` -> ``\\xff``); valid names are returned as they are."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def file_uri(path: Path) -> str:

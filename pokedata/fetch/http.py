@@ -412,7 +412,7 @@ class PoliteClient:
                 wait = self._backoff(attempt - 1)
                 if retry_after is not None:
                     wait = max(wait, min(retry_after, self.cfg.retry_after_max))
-                    if wait >= 5:  # say what a long wait is for (a huge Retry-After is capped)
+                    if wait >= 5 or retry_after_asked(last) > wait:  # say what a long or capped wait is
                         log.warning(
                             "%s answered %s with Retry-After %.0fs: waiting %.0fs before try %d/%d "
                             "(longest wait: --max-retry-after %.0fs)", host_of(url), last.reason,
