@@ -59,7 +59,16 @@ def resume_command(group: TyperGroup, args: list[str]) -> str:
     extra = []
     if any("--resume" in getattr(p, "opts", ()) for p in cmd.params) and "--resume" not in args:
         extra = ["--resume"]
-    return shlex.join(["poke", *args, *extra])
+    shown, secret_next = [], False
+    for tok in args:  # never print a secret given on the command line: point at its variable instead
+        if secret_next:
+            shown.append("$DANBOORU_API_KEY")
+        elif tok.startswith("--api-key="):
+            shown.append("--api-key=$DANBOORU_API_KEY")
+        else:
+            shown.append(shlex.quote(tok))
+        secret_next = tok == "--api-key"
+    return " ".join(["poke", *shown, *extra])
 
 
 app = typer.Typer(

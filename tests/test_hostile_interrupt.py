@@ -68,9 +68,13 @@ def danbooru_with_drips(srv: HostileServer) -> dict[int, bytes]:
     return imgs
 
 
+SECRET = "interrupt-secret-key-0123456789"
+
+
 def fetch_args(srv: HostileServer, data: Path) -> list[str]:
     return ["fetch", "danbooru", "--tags", "pikachu", "--class", "Pikachu", "--base-url", srv.origin,
-            "--api-rate", "1000", "--file-rate", "1000", "--data", str(data)]  # fmt: skip
+            "--api-rate", "1000", "--file-rate", "1000", "--login", "alice", "--api-key", SECRET,
+            "--data", str(data)]  # fmt: skip
 
 
 @pytest.mark.slow
@@ -95,8 +99,9 @@ def test_ctrl_c_stops_a_fetch_with_reads_in_flight_then_it_resumes(tmp_path):
         assert proc.returncode == 130, err
         assert stopped_in < 15  # the drips would take minutes: the reads in flight were cut
         text = out + err
-        assert "Traceback" not in text
+        assert "Traceback" not in text and SECRET not in text
         assert "Resume with: poke fetch danbooru --tags pikachu" in " ".join(text.split())
+        assert "--api-key $DANBOORU_API_KEY" in " ".join(text.split())  # the key is never printed
         with Ledger(data / "ledger.sqlite") as ledger:
             rows = {int(r.source_id): r for r in ledger.select(source="danbooru")}
         done_before = {p for p in rows if rows[p].status == "done"}
