@@ -154,3 +154,38 @@ def test_second_ctrl_c_quits_at_once_and_nothing_is_lost(tmp_path):
     assert {it.status for it in items} == {"done"} and len(items) == N_GOOD + 2
     for it in items:
         assert (data / it.path).read_bytes() == imgs[int(it.source_id)]
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_training_keeps_its_checkpoint_and_says_how_to_resume(tmp_path):
+    """`poke train classify` (tiny, CPU) interrupted after its first checkpoint: exit 130, last.pt intact,
+    the printed command (with --resume) continues from it."""
+    import torch
+    from helpers.tiny_manifest import make_tiny_manifest
+
+    manifest = make_tiny_manifest(tmp_path, n_classes=2, per_class=8, size=16)
+    run = tmp_path / "run"
+    args = ["train", "classify", "--manifest", str(manifest), "--out", str(run), "--epochs", "500",
+            "--image-size", "16", "--batch-size", "4", "--num-workers", "0", "--device", "cpu"]  # fmt: skip
+    proc = poke(*args)
+    last = run / "classifier" / "last.pt"
+    try:
+        wait_for(lambda: last.is_file() and last.stat().st_size > 0, proc, timeout=180)
+        time.sleep(0.5)
+        assert proc.poll() is None  # 500 epochs: the signal lands mid-training
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    text = " ".join((out + err).split())
+    assert "Traceback" not in text
+    assert "Resume with: poke train classify" in text and text.rstrip().endswith("--resume")
+    step = torch.load(last, map_location="cpu", weights_only=False)["step"]
+    assert step > 0
+    # the printed command continues from the checkpoint (stopped again after 2 more steps here)
+    again = poke(*args, "--resume", "--stop-after-steps", "2")
+    out, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err
+    assert f"resumed from step {step}" in " ".join((out + err).split())
