@@ -144,7 +144,9 @@ def test_parse_both_formats():
             ["pikachu"],
         )
     assert (
-        parse_record({**_record_2019(6, [], [], "s", "jpg", "true", "0" * 32), "is_deleted": "true"}).skip_reason
+        parse_record(
+            {**_record_2019(6, [], [], "s", "jpg", "true", "0" * 32), "is_deleted": "true"}
+        ).skip_reason
         == "deleted"
     )
     assert mirror_relpath(1234567, "png", "original") == "original/0567/1234567.png"
