@@ -22,16 +22,53 @@ from pokegan.commands import sample, train
 
 
 class PokeGroup(TyperGroup):
-    """Root group: a UserError anywhere below becomes a one-line message and exit code 2."""
+    """Root group: a UserError anywhere below becomes a one-line message and exit code 2; Ctrl-C stops the
+    command cleanly, says how to resume and exits 130 (a second Ctrl-C quits at once)."""
 
     def invoke(self, ctx: typer.Context):
+        from pokedata.interrupt import Interrupted, graceful_interrupt
+
+        protected = getattr(ctx, "protected_args", None) or getattr(ctx, "_protected_args", None) or []
+        resume = resume_command(self, [*protected, *ctx.args])
         try:
-            return super().invoke(ctx)
+            with graceful_interrupt(resume, lambda text: console.print(f"[yellow]{escape(text)}[/]")):
+                return super().invoke(ctx)
+        except Interrupted as exc:
+            console.print(
+                f"[bold yellow]interrupted:[/] what was done is saved. Resume with: {escape(exc.resume)}",
+                highlight=False, soft_wrap=True,
+            )  # fmt: skip
+            raise typer.Exit(code=exc.exit_code) from None
         except UserError as exc:
             if (ctx.obj or {}).get("verbose"):
                 console.print(traceback.format_exc(), markup=False, highlight=False)
             console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=UserError.exit_code) from None
+
+
+def resume_command(group: TyperGroup, args: list[str]) -> str:
+    """The command line that continues an interrupted command: the same one, plus ``--resume`` where the
+    command has that flag (training) and it was not given."""
+    import shlex
+
+    cmd = group
+    for tok in args:
+        commands = getattr(cmd, "commands", None)
+        if isinstance(commands, dict) and tok in commands:
+            cmd = commands[tok]
+    extra = []
+    if any("--resume" in getattr(p, "opts", ()) for p in cmd.params) and "--resume" not in args:
+        extra = ["--resume"]
+    shown, secret_next = [], False
+    for tok in args:  # never print a secret given on the command line: point at its variable instead
+        if secret_next:
+            shown.append("$DANBOORU_API_KEY")
+        elif tok.startswith("--api-key="):
+            shown.append("--api-key=$DANBOORU_API_KEY")
+        else:
+            shown.append(shlex.quote(tok))
+        secret_next = tok == "--api-key"
+    return " ".join(["poke", *shown, *extra])
 
 
 app = typer.Typer(

@@ -152,9 +152,10 @@ class Ledger:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+            self._conn.execute("PRAGMA busy_timeout=60000")
+            self._check_is_ledger()
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute("PRAGMA busy_timeout=60000")
             self._conn.execute("PRAGMA foreign_keys=ON")
             if not readonly:
                 self._conn.executescript(_SCHEMA)
@@ -163,11 +164,29 @@ class Ledger:
                     (str(SCHEMA_VERSION),),
                 )
         except sqlite3.DatabaseError as exc:
+            if _read_only(self.path) or "readonly" in str(exc).lower():
+                raise UserError(
+                    f"the dataset {self.path.parent} is read-only: {self.path.name} cannot be written ({exc})",
+                    hint="give yourself write permission on the folder and its ledger files (ledger.sqlite, "
+                    "-wal, -shm), or copy the dataset somewhere writable",
+                ) from exc
             raise UserError(
                 f"{self.path} is not a readable poke ledger ({exc})",
                 hint="point --data at a dataset directory made by `poke fetch`",
             ) from exc
         self._lock = threading.RLock()
+
+    def _check_is_ledger(self) -> None:
+        """Refuse an SQLite file that holds tables but no ``items``: another program's database, never
+        to be written into (nor queried as a ledger)."""
+        tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables and "items" not in tables:
+            self._conn.close()
+            shown = ", ".join(sorted(tables)[:5])
+            raise UserError(
+                f"{self.path} is an SQLite database but not a poke ledger (its tables: {shown})",
+                hint="point --data at a dataset directory made by `poke fetch`, or at a new folder",
+            )
 
     # -- plumbing ---------------------------------------------------------------------------------
     def __enter__(self) -> Ledger:
@@ -276,10 +295,16 @@ class Ledger:
         return self._query(sql, params)
 
     def pending(
-        self, *, source: str | None = None, retry_failed: bool = False, limit: int | None = None
+        self,
+        *,
+        source: str | None = None,
+        retry_failed: bool = False,
+        limit: int | None = None,
+        retry_quarantined: bool = False,
     ) -> list[Item]:
-        """What a fetch still has to do: ``planned`` rows, plus ``failed`` ones with ``retry_failed``."""
-        statuses = [PLANNED, FAILED] if retry_failed else [PLANNED]
+        """What a fetch still has to do: ``planned`` rows, plus ``failed`` ones with ``retry_failed`` and
+        ``quarantined`` ones with ``retry_quarantined`` (e.g. a big image refused under a lower ``--max-pixels``)."""
+        statuses = [PLANNED] + [FAILED] * retry_failed + [QUARANTINED] * retry_quarantined
         return self.select(status=statuses, source=source, limit=limit)
 
     def counts(self, by: Sequence[str] = ("source", "status")) -> list[tuple[Any, ...]]:
@@ -404,6 +429,14 @@ def _apply_update(
         params.append(_dumps(merged))
     params.append(item_id)
     conn.execute(f"UPDATE items SET {', '.join(sets)} WHERE id = ?", params)
+
+
+def _read_only(path: Path) -> bool:
+    """True when the ledger (or its folder, where SQLite keeps the -wal/-shm files) cannot be written."""
+    import os
+
+    folder_ro = not os.access(path.parent, os.W_OK)
+    return folder_ro or (path.exists() and not os.access(path, os.W_OK))
 
 
 def _dumps(obj: dict[str, Any]) -> str:

@@ -91,6 +91,11 @@ class ManifestConfig:
             )
         if self.min_per_class < 1:
             raise UserError(f"--min-per-class {self.min_per_class} must be at least 1")
+        if Path(self.out).exists() and not Path(self.out).is_dir():
+            raise UserError(
+                f"--out {self.out} is a file, not a folder",
+                hint="--out is the folder the manifest folder NAME goes into, e.g. --out manifests",
+            )
         name = self.name if self.name is not None else safe_name(Path(self.data).resolve().name)
         if not name or safe_name(name) != name:
             raise UserError(

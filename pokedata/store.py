@@ -19,6 +19,7 @@ import hashlib
 import os
 import re
 import tempfile
+import threading
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -60,6 +61,16 @@ def safe_name(name: str) -> str:
         digest = hashlib.sha1(text.encode()).hexdigest()[:10]
         text = f"{text[: _MAX_NAME - 11]}-{digest}"
     return text
+
+
+def display_text(text: str) -> str:
+    """A file name that is not valid UTF-8 (held by Python as surrogate escapes) as printable, storable text
+    (byte ``0xff`` -> ``\\xff``); valid names are returned as they are."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 @dataclass(frozen=True)
@@ -108,6 +119,43 @@ class DatasetDir:
             )
         return self
 
+    @property
+    def lock_path(self) -> Path:
+        return self.root / ".poke-writer.lock"
+
+    @contextlib.contextmanager
+    def writer_lock(self, what: str) -> Iterator[None]:
+        """Hold the dataset's writer lock while a command writes to it (fetch, clean).
+
+        One writer at a time: a second one stops at once with a :class:`UserError` naming the process
+        that holds the lock. Readers (``poke status``, ``build-manifest``) never take it and run alongside
+        (the ledger is SQLite in WAL mode). An OS lock (``flock``): a killed holder releases it. Re-entrant
+        within a process (a command that calls another stage keeps the lock it has).
+        """
+        key = str(self.root)
+        with _LOCKS_GUARD:
+            held = _LOCKS.get(key)
+            if held is not None:
+                held[1] += 1
+        if held is not None:
+            try:
+                yield
+            finally:
+                with _LOCKS_GUARD:
+                    held[1] -= 1
+            return
+        fd = _take_lock(self.lock_path, what)
+        with _LOCKS_GUARD:
+            _LOCKS[key] = [fd, 1]
+        try:
+            yield
+        finally:
+            with _LOCKS_GUARD:
+                _LOCKS.pop(key, None)
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+            os.close(fd)  # closing the descriptor releases the lock
+
     def raw_path(self, class_name: str | None, item_id: str, ext: str) -> Path:
         """``raw/<class>/<id>.<ext>`` with every component made safe."""
         cls = safe_name(class_name) if class_name else UNLABELLED
@@ -124,6 +172,37 @@ class DatasetDir:
 
     def abs(self, rel: str) -> Path:
         return self.root / rel
+
+
+_LOCKS: dict[str, list] = {}  # dataset root -> [fd, depth] of the writer locks this process holds
+_LOCKS_GUARD = threading.Lock()
+
+
+def _take_lock(path: Path, what: str) -> int:
+    """Open and ``flock`` the lock file (non-blocking); raise UserError naming the holder when it is taken."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): no lock, as before
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = b""
+        with contextlib.suppress(OSError):
+            holder = os.pread(fd, 200, 0)
+        os.close(fd)
+        pid, _, doing = holder.decode("utf-8", "replace").strip().partition(" ")
+        who = f"process {pid} ({doing})" if pid.isdigit() else "another process"
+        raise UserError(
+            f"--data {path.parent} is being written by another poke {who}",
+            hint="wait for it to finish or stop it, then rerun (poke status and poke build-manifest can run "
+            "alongside it)",
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()} {what}\n".encode(), 0)  # never the command line: it may hold a key
+    return fd
 
 
 def fsync_dir(path: Path) -> None:
@@ -147,6 +226,8 @@ def atomic_writer(path: Path, mode: str = "wb") -> Iterator[BinaryIO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name[:40]}-", dir=path.parent)
     try:
+        if hasattr(os, "fchmod"):  # mkstemp makes 0600 files: give the final file the umask's mode
+            os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()
@@ -157,6 +238,17 @@ def atomic_writer(path: Path, mode: str = "wb") -> Iterator[BinaryIO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    """The process umask (read by setting it and putting it back: Python has no getter)."""
+    with _UMASK_GUARD:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+_UMASK_GUARD = threading.Lock()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

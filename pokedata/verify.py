@@ -6,7 +6,9 @@ file is accepted or quarantined for the same reasons whatever its source.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,15 +62,51 @@ def looks_like_html(head: bytes) -> bool:
     return h.startswith((b"<!doctype", b"<html", b"<?xml", b"<head", b"<body", b"{", b"["))
 
 
-def verify_image_file(path: Path) -> ImageInfo:
+@contextlib.contextmanager
+def pixel_limit(max_pixels: int | None) -> Iterator[None]:
+    """Pillow's decompression-bomb limit set to ``max_pixels`` inside the block (None: leave the default).
+
+    Process-wide (Pillow keeps it in a module global): used around a whole fetch run, whose threads all
+    verify under the same limit. ``--max-pixels`` of ``poke fetch``: a legit 20000x20000 image needs 4e8.
+    """
+    from PIL import Image
+
+    if max_pixels is None:
+        yield
+        return
+    old = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = int(max_pixels)
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+
+
+def check_max_pixels(max_pixels: int | None) -> None:
+    from pokedata.errors import UserError
+
+    if max_pixels is not None and max_pixels < 1:
+        raise UserError(f"--max-pixels {max_pixels} must be positive", hint="e.g. --max-pixels 400000000")
+
+
+def verify_image_file(path: Path, shown_as: str | None = None) -> ImageInfo:
     """Check magic bytes and that Pillow can fully decode the file; raise VerificationError otherwise.
 
     Reasons: ``empty``, ``not-an-image`` (HTML, JSON or unknown bytes), ``decompression-bomb``,
-    ``truncated`` and ``undecodable``.
+    ``truncated`` and ``undecodable``. ``shown_as`` names the file in messages instead of ``path`` (a temp
+    file of the intake gate is gone by the time anyone reads the reason: name the source instead).
     """
+    try:
+        return _verify(Path(path))
+    except VerificationError as exc:
+        if shown_as is None or str(path) not in exc.detail:
+            raise
+        raise VerificationError(exc.reason, exc.detail.replace(str(path), shown_as)) from exc
+
+
+def _verify(path: Path) -> ImageInfo:
     from PIL import Image, UnidentifiedImageError
 
-    path = Path(path)
     with open(path, "rb") as fh:
         head = fh.read(SNIFF_BYTES)
     if not head:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -278,6 +279,8 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
         raise UserError(f"{where} must be true or false, got {value!r}", hint="use true / false")
     if typ is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):  # nan/inf pass every `x <= 0` check and crash the run later
+                raise UserError(f"{where} must be a finite number, got {value!r}", hint="e.g. 0.001")
             return float(value)
         raise UserError(f"{where} must be a number, got {value!r}", hint="e.g. 0.001")
     if typ is int:

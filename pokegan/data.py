@@ -119,6 +119,11 @@ def load_manifest(manifest_dir: Path | str, data_root: Path | str | None = None)
     meta = json.loads(classes_path.read_text(encoding="utf-8"))
     classes = [str(c) for c in meta.get("classes", [])]
     stats_path = d / "stats.json"
+    if not stats_path.is_file() and data_root is None:
+        raise UserError(
+            f"{d} has no stats.json: its `poke build-manifest` did not finish (stats.json is written last)",
+            hint="rerun `poke build-manifest`, or pass --data-root DATASET_DIR to train on it as it is",
+        )
     stats = json.loads(stats_path.read_text(encoding="utf-8")) if stats_path.is_file() else {}
     if len(df) == 0:
         raise UserError(f"{table} has no images", hint="fetch and clean images, then rebuild the manifest")
@@ -133,6 +138,16 @@ def load_manifest(manifest_dir: Path | str, data_root: Path | str | None = None)
             f"{table}: class_index outside 0..{len(classes) - 1} of {classes_path}",
             hint="the manifest and classes.json disagree: rebuild the manifest",
         )
+    if "class_name" in df.columns:  # every row's name must be its index's class in classes.json
+        names = df["class_name"].astype(str).to_numpy()
+        wrong = np.flatnonzero(names != np.asarray(classes, dtype=object)[df["class_index"].to_numpy()])
+        if len(wrong):
+            i = int(wrong[0])
+            raise UserError(
+                f"{table}: row {i} has class_name {names[i]!r} but class_index {int(df['class_index'][i])} is "
+                f"{classes[int(df['class_index'][i])]!r} in {classes_path} ({len(wrong)} rows disagree)",
+                hint="the manifest was edited or mixed with another one: rebuild it with `poke build-manifest`",
+            )
     bad = sorted(set(df["split"].astype(str)) - set(SPLITS))
     if bad:
         raise UserError(f"{table}: unknown split values {bad}", hint="splits must be train, val or test")

@@ -217,7 +217,7 @@ def test_credentials_reach_only_their_host_and_are_never_shown(srv, tmp_path, ca
             ("f", "A", srv.url("/fail.jpg"), {}),
         ],
     )
-    cfg = fast(auth=("alice", secret), auth_hosts=("127.0.0.1",))
+    cfg = fast(auth=("alice", secret), auth_origins=(f"http://127.0.0.1:{srv.port}",))
     caplog.set_level(logging.DEBUG)
     summary = run(ledger, dataset, cfg)
     assert summary.done == 2 and summary.failed == 1

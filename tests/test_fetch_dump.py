@@ -132,19 +132,21 @@ def test_exact_tag_matching_not_substring():
 
 
 def test_parse_both_formats():
-    a = parse_record(_record_2019(5, ["solo"], ["pikachu"], "s", "jpg", False, "ab"))
-    b = parse_record(_record_2021(5, ["solo"], ["pikachu"], "s", "jpg", False, "ab"))
+    a = parse_record(_record_2019(5, ["solo"], ["pikachu"], "s", "jpg", False, "ab" * 16))
+    b = parse_record(_record_2021(5, ["solo"], ["pikachu"], "s", "jpg", False, "AB" * 16))
     for p in (a, b):
         assert (p.id, p.md5, p.ext, p.rating, p.tags, p.characters) == (
             5,
-            "ab",
+            "ab" * 16,
             "jpg",
             "s",
             {"solo", "pikachu"},
             ["pikachu"],
         )
     assert (
-        parse_record({**_record_2019(6, [], [], "s", "jpg", "true", "x"), "is_deleted": "true"}).skip_reason
+        parse_record(
+            {**_record_2019(6, [], [], "s", "jpg", "true", "0" * 32), "is_deleted": "true"}
+        ).skip_reason
         == "deleted"
     )
     assert mirror_relpath(1234567, "png", "original") == "original/0567/1234567.png"

@@ -90,7 +90,8 @@ def test_rotation_task_for_one_class(tmp_path):
     m = make_tiny_manifest(tmp_path, n_classes=1, per_class=12, size=16)
     import json
 
-    (m / "classes.json").write_text(json.dumps({"catalog": "x", "classes": ["Only", "Unused"]}))
+    only = json.loads((m / "classes.json").read_text())["classes"][0]  # keep the rows' class_name valid
+    (m / "classes.json").write_text(json.dumps({"catalog": "x", "classes": [only, "Unused"]}))
     cfg = _cfg(epochs=1, **{"data.image_size": 16, "data.batch_size": 8, "stats_images": 8})
     summary = run_classify(cfg, m, tmp_path / "run")
     assert summary["task"] == "rotation" and summary["outputs"] == 4

@@ -83,6 +83,7 @@ class CleanConfig:
             max_aspect=float(self.max_aspect),
             frames=parse_frames(self.frames),
             quality=int(self.quality),
+            max_pixels=None if self.max_pixels is None else int(self.max_pixels),
         )
 
 
@@ -142,12 +143,19 @@ class _Existing:
 
 def run_clean(cfg: CleanConfig) -> CleanSummary:
     """Clean every done item that is not up to date; returns the summary."""
-    from pokedata.ledger import Ledger
-    from pokedata.store import DatasetDir, remove_stale_temps
+    from pokedata.store import DatasetDir
 
     settings = cfg.settings()
     t0 = time.perf_counter()
     ds = DatasetDir.at(cfg.data).require()
+    with ds.writer_lock("clean"):
+        return _run_clean(cfg, ds, settings, t0)
+
+
+def _run_clean(cfg: CleanConfig, ds: DatasetDir, settings: Settings, t0: float) -> CleanSummary:
+    from pokedata.ledger import Ledger
+    from pokedata.store import remove_stale_temps
+
     ds.clean_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(ds.clean_dir)
     summary = CleanSummary(workers=cfg.workers or os.cpu_count() or 1)
@@ -256,17 +264,20 @@ def _execute(tasks: list[Task], cfg: CleanConfig, workers: int) -> Iterator[list
     """Yield result batches as they finish, with a rich progress bar over items."""
     with _progress(cfg.progress, len(tasks)) as advance:
         if workers <= 1 or len(tasks) <= 1:
-            init_worker(cfg.max_pixels)
-            for chunk in _chunks(tasks, cfg.chunk_size):
-                results = clean_chunk(chunk)
-                advance(len(results))
-                yield results
+            from pokedata.verify import pixel_limit
+
+            with pixel_limit(cfg.max_pixels):  # in this process: restored afterwards
+                for chunk in _chunks(tasks, cfg.chunk_size):
+                    results = clean_chunk(chunk)
+                    advance(len(results))
+                    yield results
             return
         pending = iter(_chunks(tasks, cfg.chunk_size))
         in_flight: set[Future] = set()
-        with ProcessPoolExecutor(
-            max_workers=workers, initializer=init_worker, initargs=(cfg.max_pixels,)
-        ) as pool:
+        pool = ProcessPoolExecutor(
+            max_workers=workers, initializer=init_worker, initargs=(cfg.max_pixels, os.getpid())
+        )
+        try:
             for chunk in pending:  # fill the pipeline: a few chunks per worker, not the whole list
                 in_flight.add(pool.submit(clean_chunk, chunk))
                 if len(in_flight) >= workers * 3:
@@ -280,6 +291,24 @@ def _execute(tasks: list[Task], cfg: CleanConfig, workers: int) -> Iterator[list
                     nxt = next(pending, None)
                     if nxt is not None:
                         in_flight.add(pool.submit(clean_chunk, nxt))
+        except BaseException:
+            # Ctrl-C or an error: stop now. Chunks in flight are dropped (their JPGs were published
+            # atomically; without rows they are rewritten by the next run), what was recorded stays.
+            _stop_pool(pool)
+            raise
+        pool.shutdown(wait=True)
+
+
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    """End a worker pool at once: cancel what has not started, terminate the workers."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in processes:
+        with contextlib.suppress(Exception):
+            p.terminate()
+    for p in processes:
+        with contextlib.suppress(Exception):
+            p.join(timeout=5)
 
 
 @contextlib.contextmanager

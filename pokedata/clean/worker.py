@@ -13,6 +13,7 @@ import hashlib
 import io
 import math
 import os
+import time
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -43,10 +44,11 @@ class Settings:
     max_aspect: float = 4.0
     frames: FrameSpec = field(default_factory=FrameSpec)
     quality: int = 95
+    max_pixels: int | None = None  # decompression-bomb limit (None: Pillow's default); decides quarantines
 
     def as_params(self) -> dict:
         r, g, b = self.background
-        return {
+        params = {
             "background": f"#{r:02x}{g:02x}{b:02x}",
             "min_side": self.min_side,
             "max_side": self.max_side,
@@ -54,6 +56,9 @@ class Settings:
             "frames": str(self.frames),
             "quality": self.quality,
         }
+        if self.max_pixels is not None:  # recorded when set, so setting, changing or dropping it redoes
+            params["max_pixels"] = self.max_pixels  # the items (their bomb quarantines included)
+        return params
 
 
 @dataclass(frozen=True)
@@ -83,10 +88,30 @@ class ItemResult:
     frames: tuple[FrameResult, ...]
 
 
-def init_worker(max_pixels: int | None) -> None:
-    """Process initializer: the decompression-bomb limit (``None`` keeps Pillow's default)."""
+def init_worker(max_pixels: int | None, parent_pid: int | None = None) -> None:
+    """Process initializer: the decompression-bomb limit (``None`` keeps Pillow's default).
+
+    In a worker process (``parent_pid`` given): Ctrl-C is left to the parent (which stops the pool), and
+    the worker dies with its parent, even a ``kill -9``'ed one: a daemon thread checks twice a second that
+    the parent is still there and ends the worker at once when it is gone (reparented).
+    """
     if max_pixels is not None:
         Image.MAX_IMAGE_PIXELS = max_pixels
+    if parent_pid is not None:
+        import signal
+        import threading
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        first = os.getppid()
+        watched = parent_pid if first == parent_pid else first  # forkserver: our parent is the server
+
+        def watch() -> None:
+            while True:
+                time.sleep(0.5)
+                if os.getppid() != watched:
+                    os._exit(1)
+
+        threading.Thread(target=watch, name="poke-orphan-watch", daemon=True).start()
 
 
 def clean_chunk(tasks: list[Task]) -> list[ItemResult]:

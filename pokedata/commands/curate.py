@@ -98,18 +98,21 @@ def clean(
             workers=workers,
             progress=not no_progress,
         ).validated()
-    if reset_dedup:
-        from pokedata.dedup import reset_dedup as reset
+    from pokedata.store import DatasetDir
 
-        n = reset(data)
-        console.print(f"cleared the dedup marks of {n:,} images")
-        if not dedup:
-            return
-    console.print(run_clean(cfg).table())
-    if dedup_cfg is not None and dedup:
-        from pokedata.dedup import run_dedup
+    with DatasetDir.at(data).require().writer_lock("clean"):  # clean and dedup: one writer at a time
+        if reset_dedup:
+            from pokedata.dedup import reset_dedup as reset
 
-        console.print(run_dedup(dedup_cfg).table())
+            n = reset(data)
+            console.print(f"cleared the dedup marks of {n:,} images")
+            if not dedup:
+                return
+        console.print(run_clean(cfg).table())
+        if dedup_cfg is not None and dedup:
+            from pokedata.dedup import run_dedup
+
+            console.print(run_dedup(dedup_cfg).table())
 
 
 @app.command("build-manifest")

@@ -63,6 +63,10 @@ def fetch_danbooru(
     ),
     file_rate: float = typer.Option(5.0, "--file-rate", help="Requests per second to each file host (<= 5)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Also retry posts that failed before."),
+    retry_quarantined: bool = opts.retry_quarantined_option(),
+    max_pixels: int | None = opts.max_pixels_option(),
+    file_timeout: float | None = opts.file_timeout_option(),
+    max_retry_after: float | None = opts.max_retry_after_option(),
     dry_run: bool = typer.Option(
         False,
         "--dry-run",
@@ -115,6 +119,8 @@ def fetch_danbooru(
             catalog=catalog or catalog_file is not None and class_name is None, catalog_path=catalog_file,
             class_name=class_name, base_url=base_url, limit=limit, tag_limit=tag_limit, login=login,
             api_key=api_key, api_rate=api_rate, file_rate=file_rate, retry_failed=retry_failed,
+            retry_quarantined=retry_quarantined, max_pixels=max_pixels, file_timeout=file_timeout,
+            max_retry_after=max_retry_after,
         )  # fmt: skip
         if dry_run:
             out.print(estimate_table(estimate_danbooru(cfg)))
@@ -128,7 +134,7 @@ def fetch_danbooru(
         exclude=tuple(exclude), exclude_all=tuple(exclude_all), rating=tuple(rating), variant=variant,
         catalog=catalog or catalog_file is not None and class_name is None, catalog_path=catalog_file,
         class_name=class_name, link=link, limit=limit, retry_failed=retry_failed, base_url=base_url,
-        dry_run=dry_run,
+        dry_run=dry_run, retry_quarantined=retry_quarantined, max_pixels=max_pixels,
     )  # fmt: skip
     result = fetch_dump(dcfg)
     console.print(result.table())
@@ -158,6 +164,10 @@ def fetch_ddg(
     retry_failed: bool = typer.Option(
         False, "--retry-failed", help="Also retry downloads that failed before."
     ),
+    retry_quarantined: bool = opts.retry_quarantined_option(),
+    max_pixels: int | None = opts.max_pixels_option(),
+    file_timeout: float | None = opts.file_timeout_option(),
+    max_retry_after: float | None = opts.max_retry_after_option(),
     search_again: bool = typer.Option(
         False, "--search-again", help="Repeat searches that already finished (new results are added)."
     ),
@@ -184,7 +194,8 @@ def fetch_ddg(
         data=data, query=query, class_names=tuple(class_name), catalog=catalog or catalog_file is not None,
         catalog_path=catalog_file, max_results=max_results, safesearch=safesearch.lower(), region=region,
         type_image=type_image, limit=limit, retry_failed=retry_failed, search_again=search_again,
-        concurrency=concurrency, per_host=per_host, host_rate=rate,
+        concurrency=concurrency, per_host=per_host, host_rate=rate, retry_quarantined=retry_quarantined,
+        max_pixels=max_pixels, file_timeout=file_timeout, max_retry_after=max_retry_after,
         **({"user_agent": user_agent} if user_agent else {}),
     )  # fmt: skip
     if dry_run:
@@ -213,6 +224,8 @@ def fetch_folder(
     link: bool = typer.Option(False, "--link", help="Hard-link files instead of copying them."),
     limit: int | None = typer.Option(None, "--limit", help="Import at most N files this run."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Also retry files that failed before."),
+    retry_quarantined: bool = opts.retry_quarantined_option(),
+    max_pixels: int | None = opts.max_pixels_option(),
     data: Path = typer.Option(Path("data"), "--data", help="Dataset directory (created if missing)."),
 ) -> None:
     """Import an existing image folder into the dataset store (copies or hard-links; rerun adds nothing)."""
@@ -227,5 +240,7 @@ def fetch_folder(
         link=link,
         limit=limit,
         retry_failed=retry_failed,
+        retry_quarantined=retry_quarantined,
+        max_pixels=max_pixels,
     )
     console.print(import_folder(cfg).table())

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,10 +87,19 @@ class DanbooruConfig:
     api_rate: float = API_RATE  # requests/s to the API host
     file_rate: float = FILE_RATE  # requests/s to each file host
     retry_failed: bool = False
+    retry_quarantined: bool = False  # also retry quarantined rows (e.g. after raising --max-pixels)
+    max_pixels: int | None = None  # decompression-bomb limit while verifying; None = Pillow's (~89 MP)
+    file_timeout: float | None = None  # longest time for one file, all tries (None: HttpConfig's 600 s)
+    max_retry_after: float | None = None  # longest Retry-After honoured (None: HttpConfig's 600 s)
     progress: bool = True
     http: Any = None  # a pokedata.fetch.http.HttpConfig to start from (tests: fast backoff)
 
     def validate(self) -> None:
+        from pokedata.verify import check_max_pixels
+
+        check_max_pixels(self.max_pixels)
+        if not (math.isfinite(self.api_rate) and math.isfinite(self.file_rate)):
+            raise UserError("--api-rate and --file-rate must be finite numbers (requests per second)")
         if self.api_rate <= 0 or self.file_rate <= 0:
             raise UserError("--api-rate and --file-rate must be positive (requests per second)")
         if self.variant not in VARIANTS:
@@ -111,11 +121,7 @@ class DanbooruConfig:
                 "Danbooru credentials need both a login and an API key",
                 hint="set DANBOORU_LOGIN and DANBOORU_API_KEY (or --login and --api-key), or neither",
             )
-        parsed = urlparse(self.base_url)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise UserError(
-                f"--base-url {self.base_url!r} is not an http(s) URL", hint=f"e.g. {DEFAULT_BASE_URL}"
-            )
+        check_base_url(self.base_url)
         normalise_ratings(self.rating)
         for t in (*self.tags, *self.exclude):
             check_tag(t)
@@ -127,6 +133,21 @@ class DanbooruConfig:
     @property
     def auth(self) -> tuple[str, str] | None:
         return (self.login, self.api_key) if self.login and self.api_key else None
+
+
+def check_base_url(base_url: str) -> None:
+    """``--base-url`` must be a plain http(s) URL: credentials in it (``user:key@``) are refused, never
+    stored or echoed (they would end up in every post's ``page_url`` and in logs)."""
+    from pokedata.fetch.http import has_credentials, origin_of, redact_url
+
+    if has_credentials(base_url):
+        raise UserError(
+            f"--base-url {redact_url(base_url)!r} holds credentials (user:key@); they are never sent that way",
+            hint="drop them from the URL and pass --login/--api-key (or DANBOORU_LOGIN / DANBOORU_API_KEY)",
+        )
+    parsed = urlparse(base_url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc or not origin_of(base_url):
+        raise UserError(f"--base-url {base_url!r} is not an http(s) URL", hint=f"e.g. {DEFAULT_BASE_URL}")
 
 
 def normalise_ratings(ratings: tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -247,6 +268,78 @@ def build_query(
     return Query(tuple(server), tuple(client_tags), tuple(client_exclude), client_ratings, class_name)
 
 
+# -- validating what the API sends ------------------------------------------------------------------
+MD5_RE = re.compile(r"[0-9a-fA-F]{32}")
+MAX_POST_ID = 2**63 - 1
+_STR_FIELDS = ("tag_string", "tag_string_character", "tag_string_copyright", "tag_string_artist",
+               "tag_string_general", "created_at", "source", "rating")  # fmt: skip
+_INT_FIELDS = ("score", "image_width", "image_height", "file_size")
+_URL_FIELDS = ("file_url", "large_file_url")
+
+
+def known_exts() -> frozenset[str]:
+    """File extensions a post may have: the images we store and the ones we skip as not images."""
+    from pokedata.verify import IMAGE_EXTENSIONS
+
+    return IMAGE_EXTENSIONS | NON_IMAGE_EXTS
+
+
+def post_id(post: Any) -> int | None:
+    """A post's id as a positive int, or None when it is missing or not a plain integer (``"abc"``,
+    ``null``, ``1e400``, ``true``, ``-1``, ``3.5``)."""
+    if not isinstance(post, dict):
+        return None
+    v = post.get("id")
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, str) and v.isascii() and v.isdigit() and len(v) <= 19:
+        v = int(v)
+    if isinstance(v, int) and 0 < v <= MAX_POST_ID:
+        return v
+    return None
+
+
+def valid_md5(value: Any) -> bool:
+    return isinstance(value, str) and MD5_RE.fullmatch(value) is not None
+
+
+def valid_ext(value: Any) -> bool:
+    return isinstance(value, str) and value.lower() in known_exts()
+
+
+def bad_field(post: dict[str, Any]) -> str | None:
+    """The first field of an API post that is not what Danbooru sends, or None when the post is sane.
+
+    Checked before anything is built from the post (paths, URLs, ledger rows): ``md5`` is 32 hex digits,
+    ``file_ext`` a known extension, the file URLs http(s) strings without blanks, tag strings strings,
+    numbers finite integers. Missing values are fine (hidden posts have no md5 or URL).
+    """
+    if post_id(post) is None:
+        return "id"
+    md5 = post.get("md5")
+    if md5 not in (None, "") and not valid_md5(md5):
+        return "md5"
+    ext = post.get("file_ext")
+    if ext not in (None, "") and not valid_ext(ext):
+        return "file_ext"
+    for key in _URL_FIELDS:
+        url = post.get(key)
+        if url in (None, ""):
+            continue
+        if not isinstance(url, str) or not url.lower().startswith(("http://", "https://")):
+            return key
+        if any(ch.isspace() or not ch.isprintable() for ch in url) or len(url) > 4096:
+            return key
+    for key in _STR_FIELDS:
+        if post.get(key) is not None and not isinstance(post.get(key), str):
+            return key
+    for key in _INT_FIELDS:
+        v = post.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or abs(v) > MAX_POST_ID):
+            return key
+    return None
+
+
 # -- labelling and skip reasons ------------------------------------------------------------------------
 def skip_reason(post: dict[str, Any], variant: str = "original") -> str | None:
     """Why a post cannot be fetched, or None."""
@@ -325,7 +418,18 @@ def post_meta(post: dict[str, Any], base_url: str, variant: str) -> dict[str, An
 def post_candidate(
     post: dict[str, Any], query: Query, labeller: Labeller, *, base_url: str, variant: str
 ) -> tuple[Candidate, str | None]:
-    """The ledger row for a post, and the reason it is skipped (None when it is to be fetched)."""
+    """The ledger row for a post, and the reason it is skipped (None when it is to be fetched).
+
+    The post must have a valid id (:func:`post_id`); a post with another bad field becomes a row
+    ``skipped`` with ``bad-record:<field>`` that holds nothing taken from the bad post but its id.
+    """
+    pid = post_id(post)
+    if pid is None:
+        raise ValueError("post_candidate needs a post with a valid id")
+    field_name = bad_field(post)
+    if field_name is not None:
+        meta = {"page_url": f"{base_url.rstrip('/')}/posts/{pid}", "bad_field": field_name}
+        return Candidate(SOURCE, str(pid), "", None, meta), f"bad-record:{field_name}"
     reason = skip_reason(post, variant)
     class_name, extra, label_skip = labeller.label(post)
     reason = reason or label_skip
@@ -333,7 +437,7 @@ def post_candidate(
     meta = {**post_meta(post, base_url, variant), **extra}
     if query.server_terms or query.client_tags:
         meta["query"] = " ".join([*query.server_terms, *query.client_tags])
-    return Candidate(SOURCE, str(post["id"]), class_name, url, meta), reason
+    return Candidate(SOURCE, str(pid), class_name, url, meta), reason
 
 
 def plan_posts(ledger: Ledger, rows: list[tuple[Candidate, str | None]], summary: FetchSummary) -> int:
@@ -374,6 +478,8 @@ def iter_pages(client: Any, base_url: str, query: Query, cursor: Cursor) -> Iter
 
     A finished walk is redone from the top but stops at the newest post of the previous one.
     """
+    from pokedata.fetch.http import FetchError
+
     url = f"{base_url.rstrip('/')}/posts.json"
     if cursor.complete:
         cursor.lowest, cursor.walk_newest, cursor.complete = None, None, False
@@ -387,15 +493,21 @@ def iter_pages(client: Any, base_url: str, query: Query, cursor: Cursor) -> Iter
             raise UserError(
                 f"{url} answered {type(posts).__name__}, not a list of posts", hint="check --base-url"
             )
-        fresh = [p for p in posts if isinstance(p, dict) and "id" in p]
-        if stop_at is not None:
-            fresh = [p for p in fresh if int(p["id"]) > stop_at]
-        last = not fresh or len(fresh) < len(posts)
+        valid = [p for p in posts if post_id(p) is not None]
+        bad = [p for p in posts if post_id(p) is None]  # yielded too: the caller counts them as bad-record
+        fresh = valid if stop_at is None else [p for p in valid if post_id(p) > stop_at]  # type: ignore[operator]
+        last = not fresh or len(fresh) < len(valid)
         if fresh:
-            ids = [int(p["id"]) for p in fresh]
-            cursor.lowest = min(ids)
-            cursor.walk_newest = max(cursor.walk_newest or 0, *ids)
-        yield fresh
+            ids = [post_id(p) for p in fresh]
+            if cursor.lowest is not None and min(ids) >= cursor.lowest:  # type: ignore[type-var]
+                raise FetchError(
+                    "bad-cursor",
+                    f"{url} answered page=b{cursor.lowest} with posts from id {min(ids)} up "  # type: ignore[type-var]
+                    f"(the listing did not move below {cursor.lowest}); this query is stopped",
+                )
+            cursor.lowest = min(ids)  # type: ignore[type-var]
+            cursor.walk_newest = max(cursor.walk_newest or 0, *ids)  # type: ignore[type-var]
+        yield fresh + bad
         # Only reached when the consumer asks for more: a consumer that stops early keeps the walk open.
         if last:
             cursor.complete = True
@@ -434,7 +546,7 @@ def _error_message(response: Any) -> str:
         return ""
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return ""
     return str(body.get("message") or body.get("error") or "")[:200] if isinstance(body, dict) else ""
 

@@ -30,9 +30,10 @@ from pokedata.fetch.danbooru import (
     normalise_ratings,
     plan_posts,
     post_candidate,
+    post_id,
 )
-from pokedata.fetch.intake import FetchSummary
-from pokedata.ledger import Ledger
+from pokedata.fetch.intake import FetchSummary, Outcome
+from pokedata.ledger import SKIPPED, Ledger
 from pokedata.store import DatasetDir
 
 log = logging.getLogger(__name__)
@@ -40,10 +41,10 @@ log = logging.getLogger(__name__)
 
 def http_config(cfg: DanbooruConfig) -> Any:
     """The polite HTTP settings: API host <= ``cfg.api_rate`` req/s, file hosts <= ``cfg.file_rate``; auth to
-    the API host only."""
-    from pokedata.fetch.http import HttpConfig
+    the exact origin (scheme, host, port) of ``--base-url`` only."""
+    from pokedata.fetch.http import HttpConfig, origin_of, with_limits
 
-    base = cfg.http or HttpConfig()
+    base = with_limits(cfg.http or HttpConfig(), cfg.file_timeout, cfg.max_retry_after)
     rates = dict(base.host_rates)
     rates.setdefault(cfg.api_host, cfg.api_rate)
     rates.setdefault(DEFAULT_FILE_HOST, cfg.file_rate)
@@ -52,7 +53,7 @@ def http_config(cfg: DanbooruConfig) -> Any:
         host_rates=rates,
         default_rate=base.default_rate if base.default_rate is not None else cfg.file_rate,
         auth=cfg.auth,
-        auth_hosts=(cfg.api_host,) if cfg.auth else (),
+        auth_origins=(origin_of(cfg.base_url),) if cfg.auth else (),
     )
 
 
@@ -100,13 +101,17 @@ def list_query(
         rows = []
         stopped = False
         for post in posts:
+            if post_id(post) is None:  # no usable id: nothing to plan, counted and said
+                summary.add(Outcome(SKIPPED, "bad-record"))
+                log.warning("skipped a post without a valid id from %s (bad-record)", cfg.base_url)
+                continue
             if not query.accepts(post):
                 continue
             rows.append(post_candidate(post, query, labeller, base_url=cfg.base_url, variant=cfg.variant))
             matched += 1
             if cfg.limit is not None and matched >= cfg.limit:
                 # Stop inside the page: the next run resumes just below this post.
-                cursor.lowest, stopped = int(post["id"]), True
+                cursor.lowest, stopped = post_id(post), True
                 break
         plan_posts(ledger, rows, summary)
         cursor.save(ledger, key)
@@ -123,6 +128,7 @@ def fetch_danbooru(cfg: DanbooruConfig) -> FetchSummary:
     """List every query's posts into the ledger, then download what is pending. Resumable."""
     from pokedata.fetch.download import download_pending
     from pokedata.fetch.http import FetchError, PoliteClient
+    from pokedata.verify import pixel_limit
 
     cfg.validate()
     queries, labeller = build_plan(cfg)
@@ -132,7 +138,7 @@ def fetch_danbooru(cfg: DanbooruConfig) -> FetchSummary:
     failed_queries: list[str] = []
     client = PoliteClient(http_config(cfg))
     try:
-        with Ledger(dataset.ledger_path) as ledger:
+        with dataset.writer_lock("fetch danbooru"), Ledger(dataset.ledger_path) as ledger:
             with _listing_progress(cfg.progress, len(queries)) as progress:
                 for query in queries:
                     progress.start(query)
@@ -149,10 +155,11 @@ def fetch_danbooru(cfg: DanbooruConfig) -> FetchSummary:
                         f"every Danbooru query failed ({failed_queries[0]})",
                         hint=f"check --base-url {cfg.base_url} and the network, then rerun to resume",
                     )
-            download_pending(
-                ledger, dataset, client, source=SOURCE, retry_failed=cfg.retry_failed, progress=cfg.progress,
-                summary=summary,
-            )  # fmt: skip
+            with pixel_limit(cfg.max_pixels):
+                download_pending(
+                    ledger, dataset, client, source=SOURCE, retry_failed=cfg.retry_failed, progress=cfg.progress,
+                    summary=summary, retry_quarantined=cfg.retry_quarantined,
+                )  # fmt: skip
     finally:
         client.close()
     summary.seconds = time.monotonic() - started
@@ -197,7 +204,7 @@ def _estimate_one(client: Any, cfg: DanbooruConfig, q: Query) -> QueryEstimate:
         count: int | None = int(
             api_get(client, f"{base}/counts/posts.json", {"tags": tags}, q)["counts"]["posts"]
         )
-    except (FetchError, KeyError, TypeError, ValueError):
+    except (FetchError, KeyError, TypeError, ValueError, OverflowError):
         try:
             first = api_get(client, f"{base}/posts.json", {"tags": tags, "limit": PAGE_SIZE}, q)
         except FetchError as exc:

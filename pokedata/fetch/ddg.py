@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
@@ -63,6 +64,10 @@ class DdgConfig:
     type_image: str | None = None
     limit: int | None = None  # download at most N images this run
     retry_failed: bool = False
+    retry_quarantined: bool = False  # also retry quarantined rows (e.g. after raising --max-pixels)
+    max_pixels: int | None = None  # decompression-bomb limit while verifying; None = Pillow's (~89 MP)
+    file_timeout: float | None = None  # longest time for one file, all tries (None: HttpConfig's 600 s)
+    max_retry_after: float | None = None  # longest Retry-After honoured (None: HttpConfig's 600 s)
     search_again: bool = False  # repeat searches that already finished
     search_retries: int = 4  # tries per query
     search_backoff: float = 2.0  # seconds; doubled per retry, with jitter
@@ -77,6 +82,9 @@ class DdgConfig:
     search: SearchFn | None = None  # None: DuckDuckGo through ddgs
 
     def validate(self) -> DdgConfig:
+        from pokedata.verify import check_max_pixels
+
+        check_max_pixels(self.max_pixels)
         if self.catalog and self.query:
             raise UserError("--query and --catalog exclude each other", hint="pass one of them")
         if not self.catalog and not self.query:
@@ -100,13 +108,15 @@ class DdgConfig:
             raise UserError("--limit must be >= 0")
         if self.concurrency < 1 or self.per_host < 1:
             raise UserError("--concurrency and --per-host must be >= 1")
-        if self.host_rate is not None and self.host_rate <= 0:
+        if self.host_rate is not None and not (math.isfinite(self.host_rate) and self.host_rate > 0):
             raise UserError("--rate must be > 0 requests/s (leave it out for no rate limit)")
         return self
 
     def http_config(self) -> HttpConfig:
         """The "found by search" politeness: 16 in flight in all, 2 per host, optional per-host rate."""
-        base = self.http or HttpConfig()
+        from pokedata.fetch.http import with_limits
+
+        base = with_limits(self.http or HttpConfig(), self.file_timeout, self.max_retry_after)
         return dataclasses.replace(
             base,
             user_agent=self.user_agent if self.user_agent != DEFAULT_USER_AGENT else base.user_agent,
@@ -114,7 +124,7 @@ class DdgConfig:
             per_host_concurrency=self.per_host,
             default_rate=self.host_rate if self.host_rate is not None else base.default_rate,
             auth=None,
-            auth_hosts=(),
+            auth_origins=(),
         )
 
 
@@ -249,18 +259,19 @@ def fetch_ddg(cfg: DdgConfig) -> FetchSummary:
     """Search, plan, download. Resumable: rerunning the same command continues where it stopped."""
     from pokedata.fetch.download import download_pending
     from pokedata.fetch.http import PoliteClient
+    from pokedata.verify import pixel_limit
 
     cfg.validate()
     http = cfg.http_config().validate()
     dataset = DatasetDir.at(cfg.data).create()
     summary = FetchSummary(source=SOURCE)
     started = time.monotonic()
-    with Ledger(dataset.ledger_path) as ledger:
+    with dataset.writer_lock("fetch ddg"), Ledger(dataset.ledger_path) as ledger:
         plan_searches(cfg, ledger, summary)
-        with PoliteClient(http) as client:
+        with PoliteClient(http) as client, pixel_limit(cfg.max_pixels):
             download_pending(
                 ledger, dataset, client, source=SOURCE, retry_failed=cfg.retry_failed, limit=cfg.limit,
-                progress=cfg.progress, summary=summary,
+                progress=cfg.progress, summary=summary, retry_quarantined=cfg.retry_quarantined,
             )  # fmt: skip
     summary.seconds = time.monotonic() - started
     return summary

@@ -43,6 +43,7 @@ from pokedata.fetch.intake import (
     check_file,
     item_stem,
     reuse_existing,
+    source_label,
     temp_path,
 )
 from pokedata.ledger import DONE, FAILED, QUARANTINED, SKIPPED, Item, Ledger
@@ -60,6 +61,7 @@ BATCH_SIZE = 64
 BATCH_WAIT = 0.5
 """Seconds a group commit waits for more rows after its first one."""
 
+_HEX = frozenset("0123456789abcdefABCDEF")
 _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/xhtml", "application/javascript")
 
 
@@ -96,6 +98,7 @@ def download_pending(
     limit: int | None = None,
     progress: bool = True,
     summary: FetchSummary | None = None,
+    retry_quarantined: bool = False,
 ) -> FetchSummary:
     """Download every pending row of ``source`` (all sources when None); returns the updated summary."""
     summary = summary if summary is not None else FetchSummary(source=source or "all")
@@ -103,7 +106,9 @@ def download_pending(
     stale = remove_stale_temps(dataset.tmp_dir)
     if stale:
         log.info("removed %d temp files left by an interrupted run", stale)
-    items = ledger.pending(source=source, retry_failed=retry_failed, limit=limit)
+    items = ledger.pending(
+        source=source, retry_failed=retry_failed, limit=limit, retry_quarantined=retry_quarantined
+    )
     if not items:
         return summary
     groups = _schedule(items)
@@ -214,6 +219,11 @@ class _Job:
                 return adopted
         if not item.url:
             return self._fail(item, "no-url: the source gave no file URL")
+        md5 = item.meta.get("md5")
+        if md5 and not (isinstance(md5, str) and len(md5) == 32 and all(c in _HEX for c in md5)):
+            # planned by an older version that did not validate records: skipped, never a crash
+            self.ledger.mark(item.id, SKIPPED, "bad-record:md5")
+            return Outcome(SKIPPED, "bad-record:md5")
         tmp = temp_path(self.dataset, item)
         meta: dict[str, object] = {}
         try:
@@ -221,9 +231,13 @@ class _Job:
             meta["content_type"] = got.content_type
             if got.final_url != item.url:
                 meta["final_url"] = got.final_url
-            checked = check_file(tmp, expected_md5=item.meta.get("md5"), digests=got.digests)
+            checked = check_file(
+                tmp, expected_md5=item.meta.get("md5"), digests=got.digests, source=source_label(item)
+            )
             return self.store.store(item, tmp, checked, meta)
         except FetchError as exc:
+            if self.client.closed:  # stopped (Ctrl-C, an error elsewhere): the row stays planned
+                raise
             if exc.reason in QUARANTINE_REASONS:
                 self.ledger.mark(item.id, QUARANTINED, str(exc))
                 return Outcome(QUARANTINED, str(exc))
@@ -258,23 +272,41 @@ def stream_to_file(client: PoliteClient, url: str, dest: Path) -> Streamed:
 
     The size cap (``client.cfg.max_bytes``) is checked against Content-Length and while streaming; the
     Content-Type and the first bytes must say "image". A body cut short or stalled is retried (the
-    whole request), sharing the client's ``retries`` budget. ``dest`` is closed but not fsync'ed: the
+    whole request), sharing the client's ``retries`` budget. From the first answer on, the file has
+    ``client.cfg.file_deadline`` seconds in all (a watchdog cuts a dripping body): else ``timeout``. ``dest`` is closed but not fsync'ed: the
     group commit makes a whole batch of files durable at once before it records them.
     """
     cfg = client.cfg
+    deadline: float | None = None  # from the first answer on (time waiting for a host slot is not counted)
     last: FetchError | None = None
     for attempt in range(cfg.retries):
         if attempt:
             client.wait_backoff(attempt - 1)
+        if deadline is not None and time.monotonic() >= deadline:
+            raise _deadline_error(cfg.file_deadline)
         with client.request(url) as resp:
-            try:
-                return _write_body(resp, dest, cfg.max_bytes)
-            except FetchError as exc:
-                if not exc.retryable:
-                    raise
-                last = exc
+            if deadline is None and cfg.file_deadline:
+                deadline = time.monotonic() + cfg.file_deadline
+            watch = client.watch(resp, deadline) if deadline is not None else contextlib.nullcontext()
+            with watch:
+                try:
+                    got = _write_body(resp, dest, cfg.max_bytes)
+                except FetchError as exc:
+                    if getattr(watch, "expired", False):
+                        raise _deadline_error(cfg.file_deadline) from exc
+                    if not exc.retryable:
+                        raise
+                    last = exc
+                    continue
+                if getattr(watch, "expired", False) or client.closed:  # cut short: the end is not the end
+                    raise _deadline_error(cfg.file_deadline) if not client.closed else FetchError("cancelled")
+                return got
     assert last is not None
     raise FetchError(last.reason, f"{last.detail} (gave up after {cfg.retries} tries)")
+
+
+def _deadline_error(seconds: float | None) -> FetchError:
+    return FetchError("timeout", f"the file did not arrive within --file-timeout {seconds:g}s")
 
 
 def _write_body(resp, dest: Path, max_bytes: int) -> Streamed:

@@ -42,10 +42,11 @@ from pokedata.fetch.dump_scan import (
     parse_record,
     scan_file,
 )
-from pokedata.fetch.folder import file_uri_path, import_local_items
+from pokedata.fetch.folder import file_uri, file_uri_path, import_local_items
 from pokedata.fetch.intake import FetchSummary, Outcome
 from pokedata.ledger import PLANNED, SKIPPED, Candidate, Ledger
 from pokedata.store import DatasetDir, atomic_writer, remove_stale_temps
+from pokedata.verify import pixel_limit
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +91,15 @@ class DumpConfig:
     progress: bool = True
     base_url: str = DEFAULT_BASE_URL  # for the page_url recorded with each post
     dry_run: bool = False  # scan and count (matches, skip reasons, classes); plan and copy nothing
+    retry_quarantined: bool = False  # also retry quarantined rows (e.g. after raising --max-pixels)
+    max_pixels: int | None = None  # decompression-bomb limit while verifying; None = Pillow's (~89 MP)
 
     def validate(self) -> None:
+        from pokedata.fetch.danbooru import check_base_url
+        from pokedata.verify import check_max_pixels
+
+        check_base_url(self.base_url)
+        check_max_pixels(self.max_pixels)
         if self.dry_run and (self.images is not None or self.rsync_list is not None):
             raise UserError("--dry-run only scans", hint="drop --images / --rsync-list, or drop --dry-run")
         if not self.dry_run and (self.images is None) == (self.rsync_list is None):
@@ -162,7 +170,7 @@ def dump_candidate(
     post: DumpPost, cfg: DumpConfig, labeller: Labeller, dump_file: str
 ) -> tuple[Candidate, str | None]:
     rel = mirror_relpath(post.id, post.ext, cfg.variant)
-    url = (Path(cfg.images).resolve() / rel).as_uri() if cfg.images is not None else None
+    url = file_uri(Path(cfg.images).resolve() / rel) if cfg.images is not None else None
     class_name, extra, label_skip = labeller.label({"tag_string_character": " ".join(post.characters)})
     raw = post.raw
     meta = {
@@ -218,13 +226,20 @@ def fetch_dump(cfg: DumpConfig) -> DumpResult:
         return _dry_run(cfg, flt, labeller, files)
     if cfg.rsync_list is not None:
         return _write_rsync_list(cfg, flt, files)
-    started = time.monotonic()
     dataset = DatasetDir.at(cfg.data).create()
+    with dataset.writer_lock("fetch danbooru --dump"):
+        return _copy_from_mirror(cfg, dataset, flt, labeller, files)
+
+
+def _copy_from_mirror(
+    cfg: DumpConfig, dataset: DatasetDir, flt: TagFilter, labeller: Labeller, files: list[Path]
+) -> DumpResult:
+    started = time.monotonic()
     remove_stale_temps(dataset.tmp_dir)
     result = DumpResult(ScanStats(), FetchSummary(source=SOURCE))
     summary = result.summary
     assert summary is not None
-    mirror_uri = Path(cfg.images).resolve().as_uri().rstrip("/") + "/"  # type: ignore[arg-type]
+    mirror_uri = file_uri(Path(cfg.images).resolve()).rstrip("/") + "/"  # type: ignore[arg-type]
     label_key = json.dumps([sorted((labeller.tag_to_class or {}).items()), labeller.class_name])
     with Ledger(dataset.ledger_path) as ledger:
         with _bytes_progress(cfg.progress, files) as advance:
@@ -242,13 +257,16 @@ def fetch_dump(cfg: DumpConfig) -> DumpResult:
                 ledger.set_meta(key, "done")
         pending = [
             it
-            for it in ledger.pending(source=SOURCE, retry_failed=cfg.retry_failed)
+            for it in ledger.pending(
+                source=SOURCE, retry_failed=cfg.retry_failed, retry_quarantined=cfg.retry_quarantined
+            )
             if (it.url or "").startswith(mirror_uri)
         ]
-        import_local_items(
-            ledger, dataset, pending, path_of=lambda it: file_uri_path(it.url or ""), link=cfg.link,
-            summary=summary, progress=cfg.progress, label="copying from mirror",
-        )  # fmt: skip
+        with pixel_limit(cfg.max_pixels):
+            import_local_items(
+                ledger, dataset, pending, path_of=lambda it: file_uri_path(it.url or ""), link=cfg.link,
+                summary=summary, progress=cfg.progress, label="copying from mirror",
+            )  # fmt: skip
     summary.seconds = time.monotonic() - started
     return result
 

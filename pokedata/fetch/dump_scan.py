@@ -155,36 +155,73 @@ def _truthy(v: Any) -> bool:
     return v is True or (isinstance(v, str) and v.lower() in ("true", "t", "1")) or v == 1
 
 
+class BadRecord(ValueError):
+    """A metadata line that parses as JSON but is not a post we can trust (bad id, md5 or file_ext)."""
+
+
 def parse_record(rec: dict[str, Any]) -> DumpPost:
-    """Normalise a 2019/2020 (``tags`` list of dicts) or 2021 (``tag_string_*``) record."""
+    """Normalise a 2019/2020 (``tags`` list of dicts) or 2021 (``tag_string_*``) record.
+
+    Validated before any path is built from it: the id a positive integer, ``md5`` empty or 32 hex
+    digits, ``file_ext`` a known extension (no ``../``, no newline can reach an rsync list or a path);
+    anything else raises :class:`BadRecord` and the line is counted as bad.
+    """
+    from pokedata.fetch.danbooru import post_id, valid_ext, valid_md5
+
+    if not isinstance(rec, dict):
+        raise BadRecord("not a JSON object")
+    pid = post_id(rec)
+    if pid is None:
+        raise BadRecord(f"bad id {str(rec.get('id'))[:30]!r}")
+    md5 = rec.get("md5")
+    if md5 not in (None, "") and not valid_md5(md5):
+        raise BadRecord(f"post {pid}: bad md5")
+    ext = rec.get("file_ext")
+    if ext not in (None, "") and not valid_ext(ext):
+        raise BadRecord(f"post {pid}: bad file_ext")
+    if md5 and not ext:
+        raise BadRecord(f"post {pid}: md5 without a file_ext")
     tags_field = rec.get("tags")
     if "tag_string" in rec:
-        tags = set(str(rec.get("tag_string") or "").split())
-        characters = str(rec.get("tag_string_character") or "").split()
+        tags = set(_text(rec.get("tag_string")).split())
+        characters = _text(rec.get("tag_string_character")).split()
     elif isinstance(tags_field, list):
         tags, characters = set(), []
         for t in tags_field:
-            name = t.get("name") if isinstance(t, dict) else str(t)
-            if not name:
+            name = t.get("name") if isinstance(t, dict) else t
+            if not isinstance(name, str) or not name:
                 continue
             tags.add(name)
             if isinstance(t, dict) and str(t.get("category")) == "4":
                 characters.append(name)
     else:
-        tags, characters = set(str(tags_field or "").split()), []
+        tags, characters = set(_text(tags_field).split()), []
     return DumpPost(
-        id=int(rec["id"]),
-        md5=str(rec.get("md5") or ""),
-        ext=str(rec.get("file_ext") or "").lower(),
-        rating=str(rec.get("rating") or ""),
+        id=pid,
+        md5=str(md5 or "").lower(),
+        ext=str(ext or "").lower(),
+        rating=_text(rec.get("rating")),
         tags=tags,
         characters=characters,
         raw=rec,
     )
 
 
+def _text(v: Any) -> str:
+    """A string field (``None`` -> ''); anything else is a bad record."""
+    if v is None:
+        return ""
+    if not isinstance(v, str):
+        raise BadRecord(f"{type(v).__name__} where a string belongs")
+    return v
+
+
 def mirror_relpath(post_id: int, ext: str, variant: str) -> str:
     """``original/0123/4560123.png`` or ``512px/0123/4560123.jpg`` (the mirror's layout)."""
+    from pokedata.fetch.danbooru import valid_ext
+
+    if not isinstance(post_id, int) or isinstance(post_id, bool) or post_id < 1 or not valid_ext(ext):
+        raise BadRecord(f"no mirror path for post {post_id!r} with extension {str(ext)[:20]!r}")
     folder = DUMP_VARIANTS[variant]
     return f"{folder}/{post_id % 1000:04d}/{post_id}.{'jpg' if folder == '512px' else ext}"
 
@@ -246,6 +283,15 @@ class ScanStats:
     nbytes: int = 0
 
 
+def _check_encoding(path: Path, first_line: bytes) -> None:
+    """Dumps are UTF-8 JSON lines: a UTF-16/32 file (BOM or NUL bytes) would match nothing, silently."""
+    if first_line.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in first_line:
+        raise UserError(
+            f"metadata file {path} is not UTF-8 (it looks like UTF-16/32: a byte-order mark or NUL bytes)",
+            hint=f"convert it, e.g. iconv -f UTF-16 -t UTF-8 {path.name} > {path.stem}.utf8.json",
+        )
+
+
 def scan_file(path: Path, flt: TagFilter, stats: ScanStats, on_bytes: Any = None) -> Iterator[DumpPost]:
     """Yield the records of one metadata file that pass ``flt``; bad lines are counted, not fatal."""
     stream, raw = open_metadata(path)
@@ -253,6 +299,8 @@ def scan_file(path: Path, flt: TagFilter, stats: ScanStats, on_bytes: Any = None
     try:
         for n, line in enumerate(stream, 1):
             stats.lines += 1
+            if n == 1:
+                _check_encoding(path, line)
             if on_bytes is not None and n % 4096 == 0:
                 pos = raw.tell()
                 on_bytes(pos - last)
@@ -261,7 +309,7 @@ def scan_file(path: Path, flt: TagFilter, stats: ScanStats, on_bytes: Any = None
                 continue
             try:
                 post = parse_record(json.loads(line))
-            except (ValueError, KeyError, TypeError, AttributeError):
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError, OverflowError):
                 if line.strip():
                     stats.bad_lines += 1
                 continue

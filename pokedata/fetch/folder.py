@@ -31,18 +31,19 @@ import logging
 import os
 import re
 import shutil
+import stat
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import quote_from_bytes, unquote_to_bytes, urlparse
 
 from pokedata.catalog import Catalog, PokemonClass, load_catalog, name_key
 from pokedata.errors import UserError
 from pokedata.fetch.intake import FetchSummary, Outcome, commit_file, reuse_existing, temp_path
 from pokedata.ledger import FAILED, SKIPPED, Candidate, Item, Ledger
-from pokedata.store import DatasetDir, remove_stale_temps
-from pokedata.verify import IMAGE_EXTENSIONS
+from pokedata.store import DatasetDir, display_text, remove_stale_temps
+from pokedata.verify import IMAGE_EXTENSIONS, pixel_limit
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,13 @@ class FolderImportConfig:
     retry_failed: bool = False  # also retry rows that failed before (e.g. unreadable files)
     limit: int | None = None  # import at most N files this run
     progress: bool = True
+    retry_quarantined: bool = False  # also retry quarantined rows (e.g. after raising --max-pixels)
+    max_pixels: int | None = None  # decompression-bomb limit while verifying; None = Pillow's (~89 MP)
 
     def validate(self) -> None:
+        from pokedata.verify import check_max_pixels
+
+        check_max_pixels(self.max_pixels)
         if self.class_from not in CLASS_FROM:
             raise UserError(
                 f"--class-from {self.class_from!r} is not one of {', '.join(CLASS_FROM)}",
@@ -130,8 +136,12 @@ def raw_label(rel: str, class_from: str) -> str:
 
 # -- scanning ---------------------------------------------------------------------------------------
 def iter_image_files(root: Path) -> Iterator[tuple[str, Path]]:
-    """(relative posix path, absolute path) of image files under ``root``, sorted, hidden entries skipped."""
-    root = Path(root)
+    """(relative posix path, absolute path) of image files under ``root``, sorted, hidden entries skipped.
+
+    The path is the entry's own path under ``root`` (a symlink is not resolved: its row's URL stays under
+    the root, so it is imported like any file; see :func:`not_regular_reason` for what is refused).
+    """
+    root = Path(root).absolute()
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for fname in sorted(filenames):
@@ -140,7 +150,30 @@ def iter_image_files(root: Path) -> Iterator[tuple[str, Path]]:
             if Path(fname).suffix.lower().lstrip(".") not in IMAGE_EXTENSIONS:
                 continue
             path = Path(dirpath) / fname
-            yield path.relative_to(root).as_posix(), path.resolve()
+            yield path.relative_to(root).as_posix(), path
+
+
+def not_regular_reason(path: Path) -> str | None:
+    """Why ``path`` (symlinks followed) is not a regular file to import, or None when it is one.
+
+    A FIFO named ``.png`` would hang the import on open, a device would stream forever, a symlink loop or a
+    dangling link cannot be read: they are skipped with a reason, never opened.
+    """
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symlink-loop"
+        return f"unreadable:{errno.errorcode.get(exc.errno or 0, 'error').lower()}"
+    if stat.S_ISREG(st.st_mode):
+        return None
+    kind = "fifo" if stat.S_ISFIFO(st.st_mode) else "socket" if stat.S_ISSOCK(st.st_mode) else "device"
+    return f"not-a-regular-file:{kind}"
+
+
+def file_uri(path: Path) -> str:
+    """``file://`` URI of an absolute path, whatever bytes its name holds (percent-encoded)."""
+    return "file://" + quote_from_bytes(os.fsencode(Path(path).absolute()))
 
 
 def plan_folder(ledger: Ledger, cfg: FolderImportConfig, catalog: Catalog | None) -> tuple[int, int, int]:
@@ -149,11 +182,19 @@ def plan_folder(ledger: Ledger, cfg: FolderImportConfig, catalog: Catalog | None
     seen = new = 0
     batch: list[Candidate] = []
     unmatched: list[tuple[str, str]] = []  # (source_id, name)
+    refused: list[tuple[str, str]] = []  # (source_id, reason): not a regular file
     clashes: list[str] = []  # relative paths already taken by a file of another folder
-    for rel, path in iter_image_files(cfg.root):
+    root = Path(cfg.root).resolve()
+    for raw_rel, path in iter_image_files(root):
         seen += 1
+        rel = display_text(raw_rel)
         label = raw_label(rel, cfg.class_from)
-        meta = {"root": str(Path(cfg.root).resolve()), "rel_path": rel, "label_from": cfg.class_from}
+        meta = {"root": display_text(str(root)), "rel_path": rel, "label_from": cfg.class_from}
+        if rel != raw_rel:
+            meta["name_not_utf8"] = True
+        reason = not_regular_reason(path)
+        if reason is not None:
+            refused.append((rel, reason))
         if matcher is not None and label:
             cls = matcher.match(label)
             if cls is None:
@@ -162,7 +203,7 @@ def plan_folder(ledger: Ledger, cfg: FolderImportConfig, catalog: Catalog | None
             else:
                 meta["label_raw"] = label
                 label = cls.name
-        batch.append(Candidate(SOURCE, rel, label, path.as_uri(), meta))
+        batch.append(Candidate(SOURCE, rel, label, file_uri(path), meta))
         if len(batch) >= _PLAN_BATCH:
             new += _plan_batch(ledger, batch, clashes)
             batch.clear()
@@ -179,6 +220,15 @@ def plan_folder(ledger: Ledger, cfg: FolderImportConfig, catalog: Catalog | None
             if item.status == "planned":
                 ledger.mark(item.id, SKIPPED, f"no-catalog-match:{name}")
                 skipped += 1
+    for rel, reason in refused:
+        for item in ledger.find(SOURCE, rel):
+            if item.status in ("planned", FAILED):
+                ledger.mark(item.id, SKIPPED, reason)
+                skipped += 1
+    if refused:
+        log.warning(
+            "%d entries are not regular files and were skipped (e.g. %s: %s)", len(refused), *refused[0]
+        )
     return seen, new, skipped
 
 
@@ -194,15 +244,30 @@ def _plan_batch(ledger: Ledger, batch: list[Candidate], clashes: list[str]) -> i
 
 # -- copying local files into the store (shared with the dump mirror import) --------------------------
 def file_uri_path(uri: str) -> Path:
-    """The local path of a ``file://`` URI (what local importers store as an item's url)."""
+    """The local path of a ``file://`` URI (what local importers store as an item's url), byte for byte."""
     parsed = urlparse(uri)
     if parsed.scheme != "file":
         raise ValueError(f"not a file:// URI: {uri!r}")
-    return Path(unquote(parsed.path))
+    return Path(os.fsdecode(unquote_to_bytes(parsed.path)))
+
+
+class NotRegularFile(OSError):
+    """A source path that is not a regular file (FIFO, device, socket, symlink loop)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
 
 
 def stage_local_file(src: Path, tmp: Path, *, link: bool) -> bool:
-    """Put ``src`` at ``tmp`` (hard link or fsync'ed copy). Returns whether it was linked."""
+    """Put ``src`` at ``tmp`` (hard link or fsync'ed copy). Returns whether it was linked.
+
+    Only a regular file is read (symlinks followed): anything else raises :class:`NotRegularFile`, checked
+    on the open descriptor too, so a FIFO swapped in after planning cannot hang the import.
+    """
+    reason = not_regular_reason(src)
+    if reason is not None and not reason.startswith("unreadable"):  # missing/unreadable: the open says
+        raise NotRegularFile(reason)
     if link:
         try:
             os.link(src, tmp)
@@ -211,7 +276,11 @@ def stage_local_file(src: Path, tmp: Path, *, link: bool) -> bool:
             if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
                 raise
             log.debug("cannot hard-link %s (%s); copying instead", src, exc)
-    with open(src, "rb") as fin, open(tmp, "wb") as fout:
+    fd = os.open(src, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise NotRegularFile("not-a-regular-file")
+    with os.fdopen(fd, "rb") as fin, open(tmp, "wb") as fout:
         shutil.copyfileobj(fin, fout, 1 << 20)
         fout.flush()
         os.fsync(fout.fileno())
@@ -256,10 +325,13 @@ def _import_one(
     tmp = temp_path(dataset, item)
     try:
         linked = stage_local_file(src, tmp, link=link)
+    except NotRegularFile as exc:
+        ledger.mark(item.id, SKIPPED, exc.reason)
+        return Outcome(SKIPPED, exc.reason)
     except FileNotFoundError:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-        ledger.mark(item.id, FAILED, f"missing-file: {src}")
+        ledger.mark(item.id, FAILED, f"missing-file: {display_text(str(src))}")
         return Outcome(FAILED, "missing-file")
     except OSError as exc:
         with contextlib.suppress(FileNotFoundError):
@@ -311,10 +383,15 @@ def import_folder(cfg: FolderImportConfig) -> FetchSummary:
     cfg.validate()
     catalog = load_catalog(cfg.catalog) if (cfg.catalog or cfg.class_from == "catalog") else None
     dataset = DatasetDir.at(cfg.data).create()
+    with dataset.writer_lock("fetch folder"):
+        return _import_folder(cfg, dataset, catalog)
+
+
+def _import_folder(cfg: FolderImportConfig, dataset: DatasetDir, catalog: Catalog | None) -> FetchSummary:
     remove_stale_temps(dataset.tmp_dir)
     started = time.monotonic()
     summary = FetchSummary(source=SOURCE)
-    root_uri = Path(cfg.root).resolve().as_uri().rstrip("/") + "/"
+    root_uri = file_uri(Path(cfg.root).resolve()).rstrip("/") + "/"
     with Ledger(dataset.ledger_path) as ledger:
         seen, summary.planned, unmatched = plan_folder(ledger, cfg, catalog)
         for _ in range(unmatched):
@@ -326,20 +403,23 @@ def import_folder(cfg: FolderImportConfig) -> FetchSummary:
             )
         pending = [
             it
-            for it in ledger.pending(source=SOURCE, retry_failed=cfg.retry_failed)
+            for it in ledger.pending(
+                source=SOURCE, retry_failed=cfg.retry_failed, retry_quarantined=cfg.retry_quarantined
+            )
             if (it.url or "").startswith(root_uri)
         ]
         if cfg.limit is not None:
             pending = pending[: cfg.limit]
-        import_local_items(
-            ledger,
-            dataset,
-            pending,
-            path_of=lambda it: file_uri_path(it.url or ""),
-            link=cfg.link,
-            summary=summary,
-            progress=cfg.progress,
-            label=f"folder {Path(cfg.root).name}",
-        )
+        with pixel_limit(cfg.max_pixels):
+            import_local_items(
+                ledger,
+                dataset,
+                pending,
+                path_of=lambda it: file_uri_path(it.url or ""),
+                link=cfg.link,
+                summary=summary,
+                progress=cfg.progress,
+                label=f"folder {Path(cfg.root).name}",
+            )
     summary.seconds = time.monotonic() - started
     return summary

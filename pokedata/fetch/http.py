@@ -8,7 +8,11 @@
   a per-host and a global concurrency cap (a slot is held until a streamed body is closed);
 - retries with exponential backoff and full jitter on timeouts, connection errors, 429 and 5xx, honouring
   ``Retry-After`` (seconds or an HTTP date); a 429 also pauses every other request to that host;
-- HTTP Basic credentials sent only to ``auth_hosts`` and never put in a message, log line or exception.
+- HTTP Basic credentials sent only to the exact origins (scheme, host, port) in ``auth_origins``, never
+  after a redirect has left them, and never put in a message, log line or exception;
+- a per-file deadline (``file_deadline``): a body still streaming when it passes is cut off (its socket is
+  shut down by a watchdog, so even a server dripping one byte under the read timeout cannot hold a slot),
+  and :meth:`PoliteClient.close` cuts every body in flight the same way (Ctrl-C stops within seconds).
 
 Errors are :class:`FetchError` with a short ``reason`` code (``http-404``, ``timeout``, ``connection``,
 ``too-large``, ``bad-scheme``, ``too-many-redirects``, ...), which callers store in the ledger as is.
@@ -16,11 +20,13 @@ Errors are :class:`FetchError` with a short ``reason`` code (``http-404``, ``tim
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import logging
 import random
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -50,8 +56,9 @@ class HttpConfig:
     host_rates: dict[str, float] = field(default_factory=dict)  # host -> requests/s (token bucket)
     default_rate: float | None = None  # requests/s for other hosts; None = unlimited
     auth: tuple[str, str] | None = None  # HTTP Basic (login, api_key); NEVER logged/printed/stored
-    auth_hosts: tuple[str, ...] = ()  # send auth only to these hosts
+    auth_origins: tuple[str, ...] = ()  # send auth only to these origins (scheme://host[:port])
     retry_after_max: float = 600.0  # longest Retry-After honoured (seconds); longer ones are capped
+    file_deadline: float | None = 600.0  # longest time one file may take to stream, all tries (None: none)
 
     def validate(self) -> HttpConfig:
         from pokedata.errors import UserError
@@ -66,6 +73,12 @@ class HttpConfig:
             (self.default_rate is None or self.default_rate > 0, "the default rate must be > 0 requests/s"),
             (all(r > 0 for r in self.host_rates.values()), "host rates must be > 0 requests/s"),
             (bool(self.user_agent.strip()), "--user-agent must not be empty"),
+            (_finite_pos(self.retry_after_max), "--max-retry-after must be > 0 seconds"),
+            (
+                self.file_deadline is None or _finite_pos(self.file_deadline),
+                "--file-timeout must be > 0 seconds",
+            ),
+            (all(origin_of(o) == o for o in self.auth_origins), "auth origins must be scheme://host:port"),
         )
         for ok, message in checks:
             if not ok:
@@ -78,8 +91,20 @@ class HttpConfig:
             f"HttpConfig(user_agent={self.user_agent!r}, timeout={self.timeout}, retries={self.retries}, "
             f"global_concurrency={self.global_concurrency}, per_host_concurrency={self.per_host_concurrency}, "
             f"host_rates={self.host_rates!r}, default_rate={self.default_rate}, auth={auth}, "
-            f"auth_hosts={self.auth_hosts!r})"
+            f"auth_origins={self.auth_origins!r}, file_deadline={self.file_deadline})"
         )
+
+
+def with_limits(cfg: HttpConfig, file_timeout: float | None, max_retry_after: float | None) -> HttpConfig:
+    """``cfg`` with ``--file-timeout`` / ``--max-retry-after`` applied (None keeps its value)."""
+    import dataclasses
+
+    changes: dict[str, float] = {}
+    if file_timeout is not None:
+        changes["file_deadline"] = file_timeout
+    if max_retry_after is not None:
+        changes["retry_after_max"] = max_retry_after
+    return dataclasses.replace(cfg, **changes).validate()
 
 
 class FetchError(Exception):
@@ -115,6 +140,39 @@ def redact_url(url: str) -> str:
     host = parts.hostname or ""
     netloc = f"{host}:{parts.port}" if parts.port else host
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def origin_of(url: str) -> str:
+    """``scheme://host:port`` of an URL, lower-case, with the default port filled in ('' when unparseable).
+
+    Credentials go only to an exact origin: the same host on another port or scheme is another origin.
+    """
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        host = (parts.hostname or "").lower()
+        port = parts.port or {"http": 80, "https": 443}.get(scheme)
+    except ValueError:
+        return ""
+    if not scheme or not host or port is None:
+        return ""
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}:{port}"
+
+
+def has_credentials(url: str) -> bool:
+    """True when the URL holds ``user[:password]@``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.username is not None or parts.password is not None or "@" in parts.netloc
+
+
+def _finite_pos(x: float) -> bool:
+    import math
+
+    return isinstance(x, int | float) and math.isfinite(x) and x > 0
 
 
 def host_of(url: str) -> str:
@@ -179,7 +237,9 @@ class PoliteClient:
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._closed = threading.Event()
-        self._auth_hosts = {h.lower() for h in cfg.auth_hosts}
+        self._auth_origins = frozenset(cfg.auth_origins)
+        self._sockets: weakref.WeakSet = weakref.WeakSet()  # every socket this client opened
+        self._watchdog = _Watchdog()
 
     # -- plumbing ---------------------------------------------------------------------------------------
     def __enter__(self) -> PoliteClient:
@@ -191,10 +251,27 @@ class PoliteClient:
     def close(self) -> None:
         """Stop: sleeping retries wake up and fail with ``cancelled``; sessions are closed."""
         self._closed.set()
+        self.abort_in_flight()
+        self._watchdog.stop()
         with self._hosts_lock:
             sessions, self._sessions = self._sessions, []
         for s in sessions:
             s.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    def abort_in_flight(self) -> None:
+        """Shut down every connection this client opened: reads blocked in other threads end at once."""
+        with self._hosts_lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shutdown(sock)
+
+    def watch(self, resp: requests.Response, deadline: float) -> _Watch:
+        """Cut ``resp``'s connection at ``deadline`` (``time.monotonic()``); use as a context manager."""
+        return self._watchdog.watch(resp, deadline)
 
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
@@ -204,6 +281,7 @@ class PoliteClient:
 
             session = requests.Session()
             adapter = HTTPAdapter(pool_connections=32, pool_maxsize=max(4, self.cfg.per_host_concurrency))
+            _track_sockets(adapter, self._sockets, self._hosts_lock)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             session.headers["User-Agent"] = self.cfg.user_agent
@@ -242,7 +320,7 @@ class PoliteClient:
         return random.uniform(0, cap)
 
     # -- one request, one hop ---------------------------------------------------------------------------
-    def _send(self, url: str, params: dict | None) -> requests.Response:
+    def _send(self, url: str, params: dict | None, send_auth: bool = True) -> requests.Response:
         """One HTTP request (no redirects) inside the host's and the global slots, after the rate wait.
 
         The returned response holds both slots until it is closed.
@@ -264,8 +342,10 @@ class PoliteClient:
                 host.slots.release()
 
         try:
+            if self._closed.is_set():  # closed while this request waited for its slots
+                raise FetchError("cancelled", "the client was closed")
             self._sleep(host.reserve())
-            auth = self.cfg.auth if host_of(url) in self._auth_hosts else None
+            auth = self.cfg.auth if send_auth and origin_of(url) in self._auth_origins else None
             resp = self._session().get(
                 url,
                 params=params,
@@ -302,12 +382,15 @@ class PoliteClient:
 
     def _follow(self, url: str, params: dict | None) -> requests.Response:
         """One try: send, then follow redirects by hand (http/https only). Returns a 2xx/4xx/5xx response."""
+        send_auth = True  # credentials never follow a redirect that left their origin, even back to it
         for _ in range(MAX_REDIRECTS + 1):
             check_scheme(url)
-            resp = self._send(url, params)
+            resp = self._send(url, params, send_auth)
             if not (resp.is_redirect and "location" in resp.headers):
                 return resp
             target = urljoin(resp.url, resp.headers["location"])
+            if origin_of(target) != origin_of(url):
+                send_auth = False
             resp.close()
             if urlsplit(target).scheme.lower() not in ("http", "https"):
                 raise FetchError("bad-scheme", f"redirect to {urlsplit(target).scheme}:// refused")
@@ -329,6 +412,12 @@ class PoliteClient:
                 wait = self._backoff(attempt - 1)
                 if retry_after is not None:
                     wait = max(wait, min(retry_after, self.cfg.retry_after_max))
+                    if wait >= 5 or retry_after_asked(last) > wait:  # say what a long or capped wait is
+                        log.warning(
+                            "%s answered %s with Retry-After %.0fs: waiting %.0fs before try %d/%d "
+                            "(longest wait: --max-retry-after %.0fs)", host_of(url), last.reason,
+                            retry_after_asked(last), wait, attempt + 1, self.cfg.retries, self.cfg.retry_after_max,
+                        )  # fmt: skip
                 log.debug("retry %d/%d of %s in %.2fs (%s)", attempt + 1, self.cfg.retries, redact_url(url),
                           wait, last.reason)  # fmt: skip
                 self._sleep(wait)
@@ -363,6 +452,7 @@ class PoliteClient:
         err = FetchError(f"http-{code}", resp.reason or "", response=resp, retryable=retryable)
         retry_after = parse_retry_after(resp.headers.get("Retry-After"))
         if retry_after is not None and retryable:
+            err.retry_after_asked = retry_after  # type: ignore[attr-defined]
             err.retry_after = min(retry_after, self.cfg.retry_after_max)  # type: ignore[attr-defined]
             self._host(url).pause(err.retry_after)  # type: ignore[attr-defined]
         return err
@@ -404,7 +494,7 @@ class PoliteClient:
                 continue
             try:
                 return resp.json()
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested too deep
                 raise FetchError(
                     "bad-json", f"{redact_url(resp.url)} did not answer JSON", response=resp
                 ) from exc
@@ -425,6 +515,11 @@ def _environment_settings() -> tuple[bool, str | None]:
     if urllib.request.getproxies():
         return True, None
     return False, os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
+
+
+def retry_after_asked(err: FetchError) -> float:
+    """The Retry-After the server asked for (before the cap)."""
+    return float(getattr(err, "retry_after_asked", getattr(err, "retry_after", 0.0)) or 0.0)
 
 
 def check_scheme(url: str) -> None:
@@ -449,3 +544,98 @@ def _short(exc: BaseException) -> str:
     """An exception as one short line, without anything that could carry credentials."""
     text = f"{type(exc).__name__}: {exc}"
     return type(exc).__name__ if "@" in text else text[:300]
+
+
+def _track_sockets(adapter: Any, registry: weakref.WeakSet, lock: threading.Lock) -> None:
+    """Make ``adapter``'s connections register their sockets in ``registry`` once connected."""
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    def tracked(base: type) -> type:
+        def connect(self: Any) -> None:
+            base.connect(self)
+            sock = getattr(self, "sock", None)
+            if sock is not None:
+                with lock:
+                    registry.add(sock)
+
+        return type(f"Tracked{base.__name__}", (base,), {"connect": connect})
+
+    http_pool = type("TrackedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": tracked(HTTPConnection)})
+    https_pool = type("TrackedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": tracked(HTTPSConnection)})
+    adapter.poolmanager.pool_classes_by_scheme = {"http": http_pool, "https": https_pool}
+
+
+def _shutdown(sock: Any) -> None:
+    import socket
+
+    with contextlib.suppress(OSError, AttributeError, ValueError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _socket_of(resp: Any) -> Any:
+    """The socket under a streamed ``requests`` response (None when it has none any more)."""
+    raw = getattr(resp, "raw", None)
+    sock = getattr(getattr(raw, "_connection", None), "sock", None)
+    if sock is None:
+        fp = getattr(getattr(raw, "_fp", None), "fp", None)
+        sock = getattr(getattr(fp, "raw", None), "_sock", None)
+    return sock
+
+
+class _Watch:
+    """One watched body: cut off when its deadline passes (``expired`` is then True)."""
+
+    def __init__(self, dog: _Watchdog, sock: Any, deadline: float):
+        self.dog, self.sock, self.deadline = dog, sock, deadline
+        self.expired = False
+
+    def __enter__(self) -> _Watch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.dog.unwatch(self)
+
+
+class _Watchdog:
+    """One thread per client that shuts down the sockets of bodies past their deadline."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._watches: set[_Watch] = set()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    def watch(self, resp: Any, deadline: float) -> _Watch:
+        w = _Watch(self, _socket_of(resp), deadline)
+        if time.monotonic() >= deadline:
+            w.expired = True
+            _shutdown(w.sock)
+            return w
+        with self._cond:
+            self._watches.add(w)
+            if self._thread is None and not self._stopped:
+                self._thread = threading.Thread(target=self._run, name="poke-deadline", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+        return w
+
+    def unwatch(self, w: _Watch) -> None:
+        with self._cond:
+            self._watches.discard(w)
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._stopped:
+                now = time.monotonic()
+                for w in [w for w in self._watches if w.deadline <= now]:
+                    w.expired = True
+                    self._watches.discard(w)
+                    _shutdown(w.sock)
+                nxt = min((w.deadline for w in self._watches), default=None)
+                self._cond.wait(None if nxt is None else max(0.01, nxt - now))

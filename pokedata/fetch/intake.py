@@ -24,6 +24,7 @@ import functools
 import hashlib
 import os
 import queue
+import re
 import sys
 import threading
 import time
@@ -39,6 +40,7 @@ from pokedata.verify import ImageInfo, VerificationError, verify_image_file
 # Only API posts are stored as "<post id>": dump copies are "danbooru-dump-<id>" (a post may come from
 # both, as different bytes: a sample and an original), so the names never collide.
 _DANBOORU_SOURCES = ("danbooru",)
+_MD5 = re.compile(r"[0-9a-fA-F]{32}")
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,11 @@ class Checked:
 
 
 def check_file(
-    path: Path, *, expected_md5: str | None = None, digests: tuple[str, str, int] | None = None
+    path: Path,
+    *,
+    expected_md5: str | None = None,
+    digests: tuple[str, str, int] | None = None,
+    source: str | None = None,
 ) -> Checked:
     """Verify a complete file: the source's md5 (when it gave one), magic bytes, a full Pillow decode.
 
@@ -68,10 +74,27 @@ def check_file(
     streams), which saves reading the file again. Raises :class:`VerificationError` (``md5-mismatch``,
     ``empty``, ``not-an-image``, ``truncated``, ``undecodable``, ``decompression-bomb``).
     """
+    if expected_md5 and not (isinstance(expected_md5, str) and _MD5.fullmatch(expected_md5)):
+        # A row planned before records were validated may hold a bad md5 (e.g. the number 12345): the
+        # file cannot be checked against it, so it is quarantined, never a crash that blocks every run.
+        raise VerificationError(
+            "bad-record", f"the source's md5 {str(expected_md5)[:40]!r} is not 32 hex digits"
+        )
     sha256, md5, size = digests if digests is not None else file_digests(path)
     if expected_md5 and md5 != expected_md5.lower():
         raise VerificationError("md5-mismatch", f"expected {expected_md5}, got {md5}")
-    return Checked(sha256, md5, size, verify_image_file(path))
+    return Checked(sha256, md5, size, verify_image_file(path, shown_as=source))
+
+
+def source_label(item: Item) -> str:
+    """How a row's file is named in messages: its URL (a file URI becomes its path), else its source id."""
+    url = item.url or ""
+    if url.startswith("file://"):
+        from pokedata.fetch.folder import file_uri_path
+        from pokedata.store import display_text
+
+        return display_text(str(file_uri_path(url)))
+    return url or f"{item.source}:{item.source_id}"
 
 
 def item_stem(item: Item) -> str:
@@ -110,7 +133,7 @@ def commit_file(
     tmp = Path(tmp)
     try:
         try:
-            checked = check_file(tmp, expected_md5=expected_md5)
+            checked = check_file(tmp, expected_md5=expected_md5, source=source_label(item))
         except VerificationError as exc:
             return _quarantine(ledger, item, str(exc), meta)
         existing = ledger.find_done_by_sha256(checked.sha256)

@@ -63,12 +63,15 @@ class ResolveConfig:
         return Path(self.catalog)
 
     def validate(self) -> None:
+        from pokedata.fetch.danbooru import check_base_url
+
         if self.limit is not None and self.limit < 1:
             raise UserError(f"--limit {self.limit} must be at least 1")
         if bool(self.login) != bool(self.api_key):
             raise UserError(
                 "Danbooru credentials need both a login and an API key", hint="pass both or neither"
             )
+        check_base_url(self.base_url)
         if self.out_path.resolve() == default_catalog_path().resolve():
             raise UserError(
                 "--out points at the shipped catalog", hint="write to another file, e.g. --out mine.csv"
@@ -94,7 +97,28 @@ def _tags(client: Any, base: str, pattern: str, *, category: int | None = CHARAC
     if category is not None:
         params["search[category]"] = category
     rows = api_get(client, f"{base}/tags.json", params)
-    return [r for r in rows if isinstance(r, dict) and "name" in r] if isinstance(rows, list) else []
+    if not isinstance(rows, list):
+        return []
+    good = [r for r in rows if isinstance(r, dict) and isinstance(r.get("name"), str) and r["name"]]
+    if len(good) < len(rows):
+        log.warning("%s: skipped %d tag rows without a name (bad-record)", pattern, len(rows) - len(good))
+    return good
+
+
+def post_count(row: dict[str, Any]) -> int:
+    """A tag row's ``post_count`` as an int; anything else (``"lots"``, ``1e400``, a list) counts as 0."""
+    v = row.get("post_count")
+    if isinstance(v, bool):
+        return 0
+    if isinstance(v, str) and v.isascii() and v.isdigit() and len(v) <= 18:
+        return int(v)
+    if isinstance(v, int) and 0 <= v < 2**63:
+        return v
+    if v not in (None, "", 0):
+        log.warning(
+            "tag %r: post_count %r is not a count (bad-record); counted as 0", row.get("name"), str(v)[:40]
+        )
+    return 0
 
 
 def resolve_one(client: Any, base_url: str, cls: PokemonClass) -> Resolution:
@@ -105,7 +129,7 @@ def resolve_one(client: Any, base_url: str, cls: PokemonClass) -> Resolution:
     base = base_url.rstrip("/")
     guess = (cls.danbooru_tag or danbooru_tag_for(cls.name)).strip().lower()
     rows = _tags(client, base, f"{guess}*")
-    counts = {r["name"]: int(r.get("post_count") or 0) for r in rows}
+    counts = {r["name"]: post_count(r) for r in rows}
     if counts.get(guess, 0) > 0:
         return Resolution(cls.name, guess, guess, counts[guess], "exact")
     qualified = f"{guess}_(pokemon)"
@@ -116,11 +140,10 @@ def resolve_one(client: Any, base_url: str, cls: PokemonClass) -> Resolution:
         {"search[antecedent_name]": guess, "search[status]": "active", "limit": 5},
     )  # fmt: skip
     for alias in aliases if isinstance(aliases, list) else []:
-        target = str(alias.get("consequent_name") or "").strip()
+        target = alias.get("consequent_name") if isinstance(alias, dict) else None
+        target = target.strip() if isinstance(target, str) else ""
         if target:
-            found = {
-                r["name"]: int(r.get("post_count") or 0) for r in _tags(client, base, target, category=None)
-            }
+            found = {r["name"]: post_count(r) for r in _tags(client, base, target, category=None)}
             return Resolution(cls.name, guess, target, found.get(target), "alias")
     suggestions = tuple(name for name in counts if counts[name] > 0)[:3]
     return Resolution(cls.name, guess, None, None, "unresolved", suggestions)
@@ -128,7 +151,7 @@ def resolve_one(client: Any, base_url: str, cls: PokemonClass) -> Resolution:
 
 def resolve_catalog(cfg: ResolveConfig) -> tuple[Path, list[Resolution]]:
     """Resolve every class (or the first ``limit``), write the catalog, return (path, resolutions)."""
-    from pokedata.fetch.http import FetchError, HttpConfig, PoliteClient
+    from pokedata.fetch.http import FetchError, HttpConfig, PoliteClient, origin_of
 
     cfg.validate()
     catalog = load_catalog(cfg.catalog)
@@ -141,7 +164,7 @@ def resolve_catalog(cfg: ResolveConfig) -> tuple[Path, list[Resolution]]:
         **{f.name: getattr(base_http, f.name) for f in fields(base_http)},
         "host_rates": {host: cfg.api_rate, **base_http.host_rates},
         "auth": (cfg.login, cfg.api_key) if cfg.login else None,
-        "auth_hosts": (host,) if cfg.login else (),
+        "auth_origins": (origin_of(cfg.base_url),) if cfg.login else (),
     })  # fmt: skip
     todo = list(catalog)[: cfg.limit] if cfg.limit else list(catalog)
     results: list[Resolution] = []

@@ -1,0 +1,59 @@
+"""Ctrl-C for every long command (fetch, clean, train): the first stops cleanly, a second quits at once.
+
+:func:`graceful_interrupt` wraps a command (the CLI wraps each one). While it is active:
+
+- the first SIGINT prints that poke is stopping and raises :class:`KeyboardInterrupt` in the main thread.
+  The command unwinds through its own cleanup: a fetch stops scheduling, cuts the downloads in flight
+  (their sockets are shut down, so nothing waits on a slow server) and records every file already
+  stored; clean stops its workers and keeps every chunk already recorded; training keeps its last
+  checkpoint. Then the block prints how to resume and ends with :class:`Interrupted` (exit code 130);
+- a second SIGINT exits at once (``os._exit(130)``): nothing is lost that a ``kill -9`` would not lose,
+  and every stage resumes after a kill.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+
+EXIT_CODE = 130  # 128 + SIGINT, what shells report for a Ctrl-C
+
+
+class Interrupted(Exception):
+    """A command stopped by Ctrl-C after cleaning up; ``resume`` is the command line that continues it."""
+
+    exit_code = EXIT_CODE
+
+    def __init__(self, resume: str):
+        super().__init__(f"interrupted; resume with: {resume}")
+        self.resume = resume
+
+
+@contextlib.contextmanager
+def graceful_interrupt(resume: str, say: Callable[[str], None]) -> Iterator[None]:
+    """Handle Ctrl-C inside the block as described in the module docstring (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    hits = [0]
+
+    def handler(signum: int, frame: object) -> None:
+        hits[0] += 1
+        if hits[0] == 1:
+            say("stopping: finishing what is done and saving it (press Ctrl-C again to quit at once)")
+            raise KeyboardInterrupt
+        with contextlib.suppress(OSError):
+            os.write(2, b"\npoke: second Ctrl-C, quitting at once (rerun the command to resume)\n")
+        os._exit(EXIT_CODE)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    except KeyboardInterrupt:
+        # From here on a Ctrl-C quits at once; the cleanup of the block is done.
+        raise Interrupted(resume) from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
