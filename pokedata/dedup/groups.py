@@ -143,33 +143,35 @@ class Keys:
         )
 
 
-def near_pairs(
-    keys: Keys, threshold: int, colour_tolerance: int | None, *, same_class: bool
-) -> tuple[np.ndarray, int]:
-    """(m, 2) key pairs (a < b) near each other: hash within ``threshold``, colour within the tolerance,
-    of one class (``same_class``) or of two (not ``same_class``); and the number of hash-value pairs.
+def key_pairs(keys: Keys, threshold: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Every key pair (a < b) whose hashes lie within ``threshold``: ((m, 2) pairs, (m,) Hamming bits,
+    number of hash-value pairs).
 
-    Pairs are found among the distinct hash values (multi-index search), then expanded to the keys
-    holding those values, including pairs of keys sharing one hash value (another colour or class).
+    Pairs are found among the distinct hash values (multi-index search, once), then expanded to the
+    keys holding those values, including pairs of keys sharing one hash value (another colour or class).
     """
+    from pokedata.dedup.hashing import hamming
     from pokedata.dedup.search import pairs_within
 
     if len(keys.hash) < 2:
-        return np.zeros((0, 2), dtype=np.int64), 0
+        return np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=np.int64), 0
     values, start, count = np.unique(keys.hash, return_index=True, return_counts=True)
     vpairs = pairs_within(values, threshold)
     multi = np.nonzero(count > 1)[0]
     vp = np.concatenate([vpairs, np.stack([multi, multi], axis=1)]).astype(np.int64)
     a, b = _expand(vp, start, count)
     keep = a < b
-    a, b = a[keep], b[keep]
-    same = keys.cls[a] == keys.cls[b]
-    keep = same if same_class else ~same
-    if colour_tolerance is not None:
-        from pokedata.dedup.colour import colour_distance
+    pairs = np.stack([a[keep], b[keep]], axis=1)
+    return pairs, hamming(keys.hash[pairs[:, 0]], keys.hash[pairs[:, 1]]), len(vpairs)
 
-        keep[keep] = colour_distance(keys.colour[a[keep]], keys.colour[b[keep]]) <= colour_tolerance
-    return np.stack([a[keep], b[keep]], axis=1), len(vpairs)
+
+def colour_close(keys: Keys, pairs: np.ndarray, colour_tolerance: int | None) -> np.ndarray:
+    """(m,) bool: the two keys' colour signatures lie within the tolerance (all True when it is None)."""
+    if colour_tolerance is None or len(pairs) == 0:
+        return np.ones(len(pairs), dtype=bool)
+    from pokedata.dedup.colour import colour_distance
+
+    return colour_distance(keys.colour[pairs[:, 0]], keys.colour[pairs[:, 1]]) <= colour_tolerance
 
 
 def _expand(vp: np.ndarray, start: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -258,9 +260,14 @@ def group_images(
     keys = Keys.build(hashes, colours, class_code, position)
     k = len(keys.hash)
     key_rank = position[keys.best]  # (K,) keys in keep-best order of their best image
-    tol = colour_tolerance if colours is not None else None
-    same, n_pairs = near_pairs(keys, threshold, tol, same_class=True)
-    cross, _ = near_pairs(keys, min(conflict_threshold, threshold), tol, same_class=False)
+    pairs, dist, n_pairs = key_pairs(keys, threshold)
+    one_class = keys.cls[pairs[:, 0]] == keys.cls[pairs[:, 1]]
+    candidates = one_class | (dist <= min(conflict_threshold, threshold))
+    near = candidates.copy()
+    near[candidates] = colour_close(
+        keys, pairs[candidates], colour_tolerance if colours is not None else None
+    )
+    same, cross = pairs[near & one_class], pairs[near & ~one_class]
 
     marked = np.zeros(k, dtype=bool)
     marked_by: list[np.ndarray] = []

@@ -136,6 +136,7 @@ class DedupSummary:
     seconds: float = 0.0
     report: str | None = None  # DIR/reports/dedup.json
     sheets: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # "removed more than half" lines (pokedata.removals)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -206,6 +207,7 @@ def run_dedup(cfg: DedupConfig) -> DedupSummary:
     """Hash what is missing, group duplicates, write marks, report and contact sheets."""
     from pokedata.dedup.report import write_report
     from pokedata.ledger import Ledger
+    from pokedata.removals import removals, warning_lines
     from pokedata.store import DatasetDir
 
     cfg.validated()
@@ -231,6 +233,8 @@ def run_dedup(cfg: DedupConfig) -> DedupSummary:
         result = _group(rows, cfg)
         marks = result.marks
         _write_marks(ledger, rows["id"], marks, cfg)
+        with ledger.lock:
+            summary.warnings = warning_lines(removals(ledger.conn, "dedup"))
     summary.exact_groups, summary.near_groups = result.exact_groups, result.near_groups
     summary.marked_duplicates = int((marks.dup_of >= 0).sum())
     dropped = marks.dup_of >= 0
