@@ -182,6 +182,38 @@ def contact_sheet(root: Path, groups: list[dict], *, conflicts: bool = False) ->
     return sheet
 
 
+def sequence_sheet(
+    paths: list[Path], survivor: list[int], distance: list[int], *, title: str = "", cols: int = 12
+) -> Image.Image:
+    """A folded sequence (e.g. the frames of one animation) in order: kept images outlined green and
+    captioned ``keep #i``; each dropped image outlined grey, captioned with its survivor's position and
+    the Hamming distance to it (``->#i d=7``). ``survivor[k]`` is the position of image k's survivor in
+    ``paths`` (k itself when kept; -1 when it lies outside the sequence)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    pad, caption, head = 6, 14, 20 if title else 0
+    cell_w, cell_h = THUMB + pad, THUMB + pad + caption
+    rows = max(1, -(-len(paths) // cols))
+    sheet = Image.new("RGB", (cols * cell_w + pad, head + rows * cell_h + pad), _BG)
+    draw = ImageDraw.Draw(sheet)
+    if title:
+        draw.text((pad, 4), title, fill=_INK, font=font)
+    for k, path in enumerate(paths):
+        x, y = pad + (k % cols) * cell_w, head + pad + (k // cols) * cell_h
+        sheet.paste(_thumb(path), (x, y))
+        kept = survivor[k] == k
+        draw.rectangle((x - 2, y - 2, x + THUMB + 1, y + THUMB + 1), outline=_GREEN if kept else _GREY,
+                       width=4 if kept else 1)  # fmt: skip
+        text = (
+            f"keep #{k}"
+            if kept
+            else (f"->#{survivor[k]} d={distance[k]}" if survivor[k] >= 0 else f"-> other d={distance[k]}")
+        )
+        draw.text((x, y + THUMB + 2), text, fill=_GREEN if kept else _INK, font=font)
+    return sheet
+
+
 def _thumb(path: Path) -> Image.Image:
     """A THUMB x THUMB tile with the image fitted and centred; a grey tile with an X if unreadable."""
     from PIL import Image, ImageDraw
@@ -192,6 +224,9 @@ def _thumb(path: Path) -> Image.Image:
             im.draft("RGB", (THUMB, THUMB))
             im = im.convert("RGB")
             im.thumbnail((THUMB, THUMB))
+            if max(im.size) * 2 <= THUMB:  # small sprites: whole-pixel enlargement, still crisp
+                f = THUMB // max(im.size)
+                im = im.resize((im.width * f, im.height * f), Image.Resampling.NEAREST)
             tile.paste(im, ((THUMB - im.width) // 2, (THUMB - im.height) // 2))
     except (OSError, ValueError):
         d = ImageDraw.Draw(tile)
