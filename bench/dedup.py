@@ -275,7 +275,7 @@ def bench_grouping(quick: bool) -> None:
         options = {
             "threshold": k,
             "conflict_threshold": min(4, k),
-            "colour_tolerance": 44,
+            "colour_tolerance": 32,
             "conflicts": "drop",
         }
         sec, g = _time(partial(group_images, **options), h, colours, cls, np.arange(n))
