@@ -211,3 +211,45 @@ def test_identical_hashes_many_classes_and_empty():
     assert len(g.conflict_pairs) == 3  # (0,1), (0,2), (1,2) at key level
     g = _group(np.zeros(0, dtype=np.uint64))
     assert len(g.survivor) == 0
+
+
+def _reference(h, colours, classes, position, t, tol):
+    """Leader clustering written the obvious way, image by image (report mode: nothing marked)."""
+    from pokedata.dedup.colour import colour_distance
+    from pokedata.dedup.hashing import hamming
+
+    n = len(h)
+    survivor = [-1] * n
+    for i in sorted(range(n), key=lambda r: position[r]):
+        if survivor[i] >= 0:
+            continue
+        survivor[i] = i
+        for j in range(n):
+            near = classes[j] == classes[i] and hamming(h[i], h[j]) <= t
+            if colours is not None:
+                near = near and colour_distance(colours[i], colours[j]) <= tol
+            if survivor[j] < 0 and near:
+                survivor[j] = i
+    return survivor
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(1, 40),
+    t=st.integers(0, 12),
+    use_colour=st.booleans(),
+)
+def test_group_images_equals_the_obvious_leader_clustering(seed, n, t, use_colour):
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 2**63, 4).astype(np.uint64)
+    flips = np.zeros(n, dtype=np.uint64)
+    for _ in range(int(rng.integers(0, 8))):  # a few bits flipped per image: chains and near pairs
+        flips ^= np.left_shift(np.uint64(1), rng.integers(0, 64, n).astype(np.uint64)) * (rng.random(n) < 0.5)
+    h = base[rng.integers(0, 4, n)] ^ flips
+    classes = rng.integers(0, 3, n)
+    colours = rng.integers(0, 40, (n, 8)).astype(np.uint8).view(">u8").reshape(-1).astype(np.uint64)
+    colours = colours if use_colour else None
+    position = rng.permutation(n)
+    g = _group(h, classes=classes, colours=colours, position=position, threshold=t, conflicts="report")
+    assert g.survivor.tolist() == _reference(h, colours, classes, position, t, 40)

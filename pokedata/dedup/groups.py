@@ -119,12 +119,23 @@ class Keys:
         n = len(hashes)
         h = np.asarray(hashes, dtype=np.uint64)
         c = np.zeros(n, dtype=np.uint64) if colours is None else np.asarray(colours, dtype=np.uint64)
-        table = np.stack([h.view(np.int64), c.view(np.int64), np.asarray(class_code, dtype=np.int64)], axis=1)
-        # sort by hash as unsigned (so runs of one value are contiguous and ordered like pairs_within's input)
-        order = np.lexsort((table[:, 2], table[:, 1], h))
-        srt = table[order]
+        k_cls = np.asarray(class_code, dtype=np.int64)
+        # sort by hash as unsigned (runs of one value contiguous, ordered like pairs_within's input); only
+        # rows whose hash occurs more than once need the (colour, class) tie-break: a lexsort of those
+        order = np.argsort(h, kind="stable")
+        hs = h[order]
+        tied = np.zeros(n, dtype=bool)
+        if n > 1:
+            eq = hs[1:] == hs[:-1]
+            tied[1:] |= eq
+            tied[:-1] |= eq
+        slots = np.nonzero(tied)[0]
+        if len(slots):
+            sub = order[slots]
+            order[slots] = sub[np.lexsort((k_cls[sub], c[sub], h[sub]))]
+        hs, cs, ks = h[order], c[order], k_cls[order]
         new = np.ones(n, dtype=bool)
-        new[1:] = np.any(srt[1:] != srt[:-1], axis=1)
+        new[1:] = (hs[1:] != hs[:-1]) | (cs[1:] != cs[:-1]) | (ks[1:] != ks[:-1])
         key_sorted = np.cumsum(new) - 1
         of_image = np.empty(n, dtype=np.int64)
         of_image[order] = key_sorted
@@ -133,12 +144,11 @@ class Keys:
         np.minimum.at(best_pos, of_image, position)
         row_at = np.empty(n, dtype=np.int64)
         row_at[position] = np.arange(n)
-        heads = srt[new]
         return cls(
             of_image=of_image,
-            hash=heads[:, 0].view(np.uint64),
-            colour=heads[:, 1].view(np.uint64),
-            cls=heads[:, 2],
+            hash=hs[new],
+            colour=cs[new],
+            cls=ks[new],
             best=row_at[best_pos] if k else np.zeros(0, dtype=np.int64),
         )
 
