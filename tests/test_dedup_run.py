@@ -212,3 +212,15 @@ def test_rewritten_clean_image_is_rehashed(dataset):
     s = run_dedup(_cfg(dataset))
     assert s.hashed == 1 and s.colour_hashed == 1
     assert marks(dataset)[9][1] == marks(dataset)[8][1] == 8  # now one group
+
+
+def test_a_ledger_from_before_the_colour_signature_gets_it_once(dataset):
+    run_dedup(_cfg(dataset))
+    with Ledger(dataset / "ledger.sqlite") as ledger:  # what a ledger written by the old code holds
+        ledger.conn.execute("DELETE FROM hashes WHERE method = 'colour'")
+        ledger.conn.execute("DELETE FROM meta WHERE key = 'dedup.hashed_at.colour'")
+    s = run_dedup(_cfg(dataset))
+    assert s.hashed == 0 and s.colour_hashed == 9  # the phash cache is kept, only colour is computed
+    assert run_dedup(_cfg(dataset)).colour_hashed == 0
+    s = run_dedup(_cfg(dataset, colour=False))  # --ignore-colour: no colour test, none needed
+    assert s.colour_tolerance is None and s.colour_hashed == 0
