@@ -11,6 +11,8 @@
     at 100k hashes (k = 4 and 10) and 1M (k = 2 and 4); imagededup's ``find_duplicates`` (bktree and
     brute_force_cython) where it finishes in minutes (1,000-6,000 hashes: both are O(n^2) over hex
     strings here), side by side with ours on the same hashes, then extrapolated (n^2) to 100k.
+(c) the whole grouping step (search + bounded groups + per-pair conflicts, ``group_images``) at
+    100k hashes (k = 10) and 1M (k = 4), against the scale goals (15 s and 10 s on 2 cores).
 
 imagededup runs in a throwaway venv, bench/.venv-imagededup (created and filled by this script with
 ``--system-site-packages``, so the torch already installed is reused). Run:
@@ -29,6 +31,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -232,6 +235,11 @@ def bench_hashing(py: Path | None, quick: bool, workers: int) -> None:
 
 def planted_hashes(n: int, k: int, seed: int = 0) -> np.ndarray:
     """n random hashes, 10 % of them replaced by copies of others with 0..k bits flipped."""
+    return _plant(n, k, seed)[0]
+
+
+def _plant(n: int, k: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(hashes, source rows, planted rows) of :func:`planted_hashes`."""
     rng = np.random.default_rng(seed)
     h = rng.integers(0, 2**64 - 1, n, dtype=np.uint64, endpoint=True)
     m = n // 10
@@ -242,7 +250,38 @@ def planted_hashes(n: int, k: int, seed: int = 0) -> np.ndarray:
         bit = rng.integers(0, 64, m).astype(np.uint64)
         flips ^= np.where(b < nbits, np.left_shift(np.uint64(1), bit), np.uint64(0))
     h[dst] = h[src] ^ flips
-    return h
+    return h, src, dst
+
+
+def bench_grouping(quick: bool) -> None:
+    """The whole grouping step (pair search + bounded groups + per-pair conflicts) at the scale goals."""
+    from pokedata.dedup.groups import group_images
+    from pokedata.dedup.search import pairs_within
+
+    print("\n### (c) bounded groups end to end: pair search + leader clustering + per-pair conflicts\n")
+    print("| n | k | pair search alone | group_images (all of it) | kept | goal |")
+    print("|---|---|---|---|---|---|")
+    cases = [(100_000, 10, 15.0), (300_000 if quick else 1_000_000, 4, 10.0)]
+    for n, k, goal in cases:
+        h, src, dst = _plant(n, k, seed=200 + k)
+        rng = np.random.default_rng(k)
+        cls = rng.integers(0, 800, n)
+        cls[dst] = cls[src]  # planted copies in their source's class; 1 in 20 moved: label conflicts
+        moved = dst[::20]
+        cls[moved] = (cls[moved] + 1) % 800
+        colours = rng.integers(0, 2**63, n).astype(np.uint64)
+        colours[dst] = colours[src]
+        search, _ = _time(pairs_within, h, k)
+        options = {
+            "threshold": k,
+            "conflict_threshold": min(4, k),
+            "colour_tolerance": 32,
+            "conflicts": "drop",
+        }
+        sec, g = _time(partial(group_images, **options), h, colours, cls, np.arange(n))
+        kept = int(((g.survivor == np.arange(n)) & ~g.conflict).sum())
+        ok = "met" if sec < goal else "missed"
+        print(f"| {n:,} | {k} | {search:.2f} s | **{sec:.2f} s** | {kept:,} | < {goal:.0f} s: {ok} |")
 
 
 def bench_search(py: Path | None, quick: bool, workers: int) -> None:
@@ -335,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         bench_hashing(py, args.quick, args.workers)
     if not args.skip_search:
         bench_search(py, args.quick, args.workers)
+        bench_grouping(args.quick)
     return 0
 
 

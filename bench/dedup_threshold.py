@@ -112,20 +112,18 @@ def build(tmp: Path, quick: bool):
 
 def folding(h: np.ndarray, dex: np.ndarray, t: int, cross: int) -> dict:
     """What the stage does to the frames at (threshold t, cross-class threshold), --conflicts drop."""
-    from pokedata.dedup.groups import duplicate_components
+    from pokedata.dedup.groups import group_images
 
-    comp, _ = duplicate_components(h, dex, [None] * len(h), t, cross)
-    cc = np.unique(np.stack([comp, dex], axis=1), axis=0)  # (component, class) units
-    n_cls = np.bincount(cc[:, 0], minlength=int(comp.max()) + 1)
-    conflict = n_cls[comp] > 1
-    kept = cc[n_cls[cc[:, 0]] == 1]  # one survivor per unit outside conflicts
-    per = np.bincount(kept[:, 1], minlength=int(dex.max()) + 1)[np.unique(dex)]
+    n = len(h)
+    g = group_images(h, None, dex, np.arange(n), threshold=t, conflict_threshold=cross, colour_tolerance=None)
+    kept = (g.survivor == np.arange(n)) & ~g.conflict  # leaders outside conflicts (structure only)
+    per = np.bincount(dex[kept], minlength=int(dex.max()) + 1)[np.unique(dex)]
     return {
-        "kept": len(kept),
+        "kept": int(kept.sum()),
         "classes_kept": int((per > 0).sum()),
         "classes": len(per),
         "median_per_class": float(np.median(per)),
-        "conflict_frames": float(conflict.mean()),
+        "conflict_frames": float(g.conflict.mean()),
     }
 
 

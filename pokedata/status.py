@@ -19,8 +19,12 @@ def dataset_status(data: Path | str, *, top_errors: int = 10) -> dict[str, Any]:
     Keys: ``data``, ``items`` (rows in all), ``files`` (distinct stored files), ``bytes`` (stored bytes),
     ``by_status``, ``by_source`` and ``by_class`` (name -> status -> count, plus ``total``), ``errors``
     (the commonest reasons: status, reason code, count, one full example), ``attempts`` (rows that needed
-    more than one try), and ``images`` (clean outputs by status, when ``poke clean`` has run).
+    more than one try), ``images`` (clean outputs by status, when ``poke clean`` has run) and
+    ``removals`` (where clean or dedup removed more than half of the data or of a class: stage, scope,
+    counts, reasons, the flag that changes it, and the warning ``line``; see :mod:`pokedata.removals`).
     """
+    from pokedata.removals import heavy_removals
+
     dataset = DatasetDir.at(data).require()
     with Ledger(dataset.ledger_path, readonly=True) as ledger, ledger.lock:
         conn = ledger.conn
@@ -52,8 +56,10 @@ def dataset_status(data: Path | str, *, top_errors: int = 10) -> dict[str, Any]:
         has_images = conn.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'images'"
         ).fetchone()
+        removed = []
         if has_images:
             images = dict(conn.execute("SELECT status, count(*) FROM images GROUP BY status").fetchall())
+            removed = [r.as_dict() for r in heavy_removals(conn)]
     return {
         "data": str(dataset.root),
         "items": sum(by_status.values()),
@@ -65,6 +71,7 @@ def dataset_status(data: Path | str, *, top_errors: int = 10) -> dict[str, Any]:
         "errors": errors,
         "attempts": {"rows_tried_more_than_once": retried},
         "images": images,
+        "removals": removed,
     }
 
 
@@ -80,8 +87,9 @@ def _sorted(table: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
 
 
 def status_tables(status: dict[str, Any], *, classes: int = 20) -> list[Any]:
-    """Rich tables: overview, by source, by class (the ``classes`` largest; 0 = all), errors."""
+    """Rich tables: overview, by source, by class (the ``classes`` largest; 0 = all), heavy removals, errors."""
     from rich.table import Table
+    from rich.text import Text
 
     overview = Table(title=f"dataset {status['data']}")
     overview.add_column("what")
@@ -101,6 +109,20 @@ def status_tables(status: dict[str, Any], *, classes: int = 20) -> list[Any]:
         "by class" if len(shown) == len(by_class) else f"by class ({len(shown)} largest of {len(by_class)})"
     )
     tables.append(_breakdown(title, "class", shown))
+    if status.get("removals"):
+        heavy = Table(title="stages that removed more than half (of the data or of a class)")
+        for col in ("stage", "scope", "removed", "of", "why and what changes it"):
+            heavy.add_column(col, justify="right" if col in ("removed", "of") else "left", overflow="fold")
+        rows = status["removals"]
+        if classes:
+            overall = [r for r in rows if not r["scope"]]
+            rows = overall + [r for r in rows if r["scope"]][:classes]
+        for r in rows:
+            why = ", ".join(f"{n:,} {reason}" for reason, n in r["reasons"].items())
+            hints = "; ".join(r["hints"])
+            heavy.add_row(r["stage"], r["scope"] or "all data", f"{r['removed']:,}", f"{r['total']:,}",
+                          Text(f"{why}; {hints}" if hints else why, style="yellow"))  # fmt: skip
+        tables.append(heavy)
     if status["errors"]:
         errs = Table(title="commonest errors")
         for col in ("status", "reason", "count", "example"):

@@ -45,11 +45,12 @@ def test_marks_within_a_class(dataset):
     assert m[1][0:2] == (2, 2) and m[3][0:2] == (2, 2) and m[4][0:2] == (2, 2)
     assert {m[1][2], m[3][2], m[4][2]} == {"near"}
     assert m[8] == m[9] == (None, None, None, 0)
-    assert s.images == 9 and s.hashed == 9 and s.failed == 0
-    assert s.marked_duplicates == 4  # 1, 3, 4 -> 2; 7 -> 5
-    assert s.conflicts == 1
-    assert s.near_groups == 1 and s.exact_groups == 1
-    assert s.kept == 9 - 4 - 2  # 5 and 6 conflict-dropped; 7 is a dup
+    assert s.images == 9 and s.hashed == 9 and s.colour_hashed == 9 and s.failed == 0
+    assert s.marked_duplicates == 3  # 1, 3, 4 -> 2 (5, 6, 7 are a conflict pair: marked, not dups)
+    assert s.conflicts == 1 and s.conflict_images == 3
+    assert s.near_groups == 1 and s.exact_groups == 0
+    assert s.kept == 3  # 2, 8, 9
+    assert 0 <= s.max_distance <= s.threshold
     assert "dedup" in s.table().title
 
 
@@ -63,17 +64,17 @@ def test_exact_kind_when_pixels_match_the_survivor(tmp_path):
 def test_conflicts_drop(dataset):
     run_dedup(_cfg(dataset, conflicts="drop"))
     m = marks(dataset)
-    # {5, 6, 7}: equal areas, so danbooru (6) beats ddg (5, 7) as the group's survivor
-    assert m[5][3] == m[6][3] == m[7][3] == 1
-    assert m[7][0] == 5  # inside Raichu, 7 is still a duplicate of 5
-    assert m[5][1] == m[6][1] == m[7][1] == 6  # the group id is the whole group's survivor
+    # the pair 5 (Raichu) ~ 6 (Pikachu) marks both, and 7 (Raichu, identical to 5) with them
+    assert m[5] == m[6] == m[7] == (None, None, None, 1)
+    # the Pikachu group {1, 2, 3, 4} is untouched: conflicts are per pair, never whole classes
+    assert m[2] == (None, 2, None, 0)
 
 
 def test_conflicts_keep_first(dataset):
     run_dedup(_cfg(dataset, conflicts="keep-first"))
     m = marks(dataset)
-    # survivor of {5,6,7} is 6 (Pikachu, danbooru before ddg at equal area): Raichu members are marked
-    assert m[6] == (None, 6, None, 0)
+    # 6 (danbooru) ranks before 5 (ddg) at equal area: the Raichu side of the pair is marked
+    assert m[6] == (None, None, None, 0)
     assert m[5][3] == 1 and m[7][3] == 1
 
 
@@ -82,10 +83,12 @@ def test_conflicts_report_marks_nothing_but_lists_them(dataset):
     m = marks(dataset)
     assert all(v[3] == 0 for v in m.values())
     assert s.conflicts == 1 and s.conflict_images == 0
+    assert m[7][0] == 5  # inside Raichu, 7 is a duplicate of 5
+    assert m[5][1] == m[6][1] == m[7][1] == 6  # the reported pair shares one split group
     doc = json.loads((dataset / "reports" / "dedup.json").read_text())
-    assert doc["conflicts"] == [6]
-    (group,) = [g for g in doc["groups"] if g["conflict"]]
-    assert group["classes"] == ["Pikachu", "Raichu"] and group["size"] == 3
+    (pair,) = doc["conflicts"]
+    assert sorted(pair["classes"]) == ["Pikachu", "Raichu"] and set(pair["images"]) <= {5, 6, 7}
+    assert pair["distance"] == 0 and pair["marked"] == []
 
 
 def test_reset_and_rerun_with_another_threshold(dataset):
@@ -107,24 +110,29 @@ def test_reset_and_rerun_with_another_threshold(dataset):
 
 def test_other_methods_and_cache_per_method(dataset):
     for method in ("dhash", "ahash", "whash"):
-        s = run_dedup(_cfg(dataset, method=method))
+        s = run_dedup(_cfg(dataset, method=method, conflicts="report"))
         assert s.hashed == 9 and s.method == method
+        assert s.colour_hashed == (9 if method == "dhash" else 0)  # one colour signature per image
         assert marks(dataset)[7][0] == 5  # the exact copy is found by any method
     with Ledger(dataset / "ledger.sqlite") as ledger:
-        n = ledger.conn.execute("SELECT count(*), count(DISTINCT method) FROM hashes").fetchone()
-    assert n == (36, 4) or n == (27, 3)
+        n = dict(ledger.conn.execute("SELECT method, count(*) FROM hashes GROUP BY method").fetchall())
+    assert n == {"dhash": 9, "ahash": 9, "whash": 9, "colour": 9}
 
 
 def test_report_and_contact_sheets(dataset):
-    s = run_dedup(_cfg(dataset))
+    s = run_dedup(_cfg(dataset, conflicts="report"))
     reports = dataset / "reports"
     doc = json.loads((reports / "dedup.json").read_text())
     assert doc["settings"]["method"] == "phash" and doc["settings"]["threshold"] == s.threshold
+    assert doc["settings"]["colour"] is True and doc["settings"]["colour_tolerance"] == s.colour_tolerance
     assert doc["summary"]["marked_duplicates"] == 4
     sizes = [g["size"] for g in doc["groups"]]
     assert sizes == sorted(sizes, reverse=True) and sizes[0] == 4
     first = doc["groups"][0]
     assert first["members"][0]["id"] == first["survivor"] == 2 and first["members"][0]["dup_of"] is None
+    for g in doc["groups"]:  # every member lies within the threshold of its survivor, measured directly
+        assert all(m["distance"] <= s.threshold for m in g["members"])
+        assert all(m["dup_of"] == g["survivor"] for m in g["members"][1:])
     for name in ("dedup-groups.png", "dedup-conflicts.png"):
         with Image.open(reports / name) as im:
             assert im.format == "PNG" and im.width > 500
@@ -146,7 +154,7 @@ def test_unreadable_clean_file_is_quarantined_not_a_crash(dataset):
 
 def test_parallel_hashing_in_the_stage(dataset):
     s = run_dedup(DedupConfig(data=dataset, workers=2, progress=True))
-    assert s.hashed == 9 and s.marked_duplicates == 4
+    assert s.hashed == 9 and s.colour_hashed == 9 and s.marked_duplicates == 3
 
 
 def test_empty_dataset(tmp_path):
@@ -165,6 +173,8 @@ def test_empty_dataset(tmp_path):
         ({"threshold": -1}, "--threshold"),
         ({"conflicts": "merge"}, "--conflicts"),
         ({"workers": -2}, "--workers"),
+        ({"colour_tolerance": -1}, "--colour-tolerance"),
+        ({"colour_tolerance": 5000}, "--colour-tolerance"),
     ],
 )
 def test_options_validated_up_front(dataset, kw, flag):
@@ -200,5 +210,17 @@ def test_rewritten_clean_image_is_rehashed(dataset):
             (pixel_sha256(img), time.time() + 1),
         )
     s = run_dedup(_cfg(dataset))
-    assert s.hashed == 1
+    assert s.hashed == 1 and s.colour_hashed == 1
     assert marks(dataset)[9][1] == marks(dataset)[8][1] == 8  # now one group
+
+
+def test_a_ledger_from_before_the_colour_signature_gets_it_once(dataset):
+    run_dedup(_cfg(dataset))
+    with Ledger(dataset / "ledger.sqlite") as ledger:  # what a ledger written by the old code holds
+        ledger.conn.execute("DELETE FROM hashes WHERE method = 'colour'")
+        ledger.conn.execute("DELETE FROM meta WHERE key = 'dedup.hashed_at.colour'")
+    s = run_dedup(_cfg(dataset))
+    assert s.hashed == 0 and s.colour_hashed == 9  # the phash cache is kept, only colour is computed
+    assert run_dedup(_cfg(dataset)).colour_hashed == 0
+    s = run_dedup(_cfg(dataset, colour=False))  # --ignore-colour: no colour test, none needed
+    assert s.colour_tolerance is None and s.colour_hashed == 0

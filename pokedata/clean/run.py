@@ -100,6 +100,7 @@ class CleanSummary:
     dedup_marks_cleared: int = 0
     workers: int = 1
     seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)  # "removed more than half" lines (pokedata.removals)
 
     def as_dict(self) -> dict:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -184,8 +185,16 @@ def _run_clean(cfg: CleanConfig, ds: DatasetDir, settings: Settings, t0: float) 
                 f"clean stopped: {exc}",
                 hint=f"free disk space or fix permissions under {ds.clean_dir}, then rerun",
             ) from exc
+        summary.warnings = _warnings(ledger, "clean")
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _warnings(ledger: Ledger, stage: str) -> list[str]:
+    from pokedata.removals import removals, warning_lines
+
+    with ledger.lock:
+        return warning_lines(removals(ledger.conn, stage))
 
 
 def _select_items(ledger: Ledger, include_multiclass: bool) -> tuple[list[Item], int]:

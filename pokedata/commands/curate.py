@@ -57,7 +57,17 @@ def clean(
     conflicts: str = typer.Option(
         "drop",
         "--conflicts",
-        help="Same image under two classes: drop (all copies), keep-first (the survivor's class), report.",
+        help="A near-identical pair under two classes: drop (both sides and their near copies), "
+        "keep-first (only the side the survivor policy ranks lower), report (mark nothing).",
+    ),
+    colour_tolerance: int | None = typer.Option(
+        None,
+        "--colour-tolerance",
+        help="Near duplicates must also match in colour: largest colour-signature distance (0-2040; "
+        "default: measured, keeps palette swaps and shiny recolours apart).",
+    ),
+    ignore_colour: bool = typer.Option(
+        False, "--ignore-colour", help="Judge near duplicates by the perceptual hash alone (recolours fold)."
     ),
     reset_dedup: bool = typer.Option(
         False,
@@ -95,6 +105,8 @@ def clean(
             threshold=threshold,
             conflict_threshold=conflict_threshold,
             conflicts=conflicts,
+            colour=not ignore_colour,
+            colour_tolerance=colour_tolerance,
             workers=workers,
             progress=not no_progress,
         ).validated()
@@ -108,11 +120,18 @@ def clean(
             console.print(f"cleared the dedup marks of {n:,} images")
             if not dedup:
                 return
-        console.print(run_clean(cfg).table())
+        from pokedata.removals import print_warnings
+
+        summary = run_clean(cfg)
+        console.print(summary.table())
+        warnings = summary.warnings
         if dedup_cfg is not None and dedup:
             from pokedata.dedup import run_dedup
 
-            console.print(run_dedup(dedup_cfg).table())
+            dedup_summary = run_dedup(dedup_cfg)
+            console.print(dedup_summary.table())
+            warnings = warnings + dedup_summary.warnings
+    print_warnings(warnings)  # last, so they are what a user sees when the command ends
 
 
 @app.command("build-manifest")

@@ -67,6 +67,8 @@ class Hasher:
     """Hamming bits; measured on sprite frames and edited copies (docs/dedup.md)."""
     default_conflict_threshold: ClassVar[int]
     """Bits for a match across classes (a copy, not a look-alike); measured the same way."""
+    draft_mode: ClassVar[str] = "L"
+    """Mode a JPEG is decoded to at reduced scale (``fast``): grayscale for the perceptual hashes."""
 
     def __init__(self, *, fast: bool = True):
         self.fast = fast
@@ -93,7 +95,7 @@ class Hasher:
                 side = self.work_side(im.size)
                 # libjpeg scales by 1/2, 1/4 or 1/8 while staying >= the requested size; keep 4x margin
                 # so the Lanczos resize afterwards still sees plenty of pixels.
-                im.draft("L", (4 * side, 4 * side))
+                im.draft(self.draft_mode, (4 * side, 4 * side))
             im.load()
             return self.prepare(im)
 
@@ -230,6 +232,13 @@ def get_hasher(method: str, *, fast: bool = True) -> Hasher:
         ) from None
 
 
+def cache_hasher(method: str, *, fast: bool = True) -> Hasher:
+    """A hash method or the colour signature (``"colour"``): whatever the ledger's hash cache holds."""
+    from pokedata.dedup.colour import COLOUR, ColourSignature
+
+    return ColourSignature(fast=fast) if method == COLOUR else get_hasher(method, fast=fast)
+
+
 # -- files, in parallel ------------------------------------------------------------------------------
 
 
@@ -244,7 +253,7 @@ class HashResult:
 
 def _hash_chunk(method: str, fast: bool, start: int, paths: Sequence[str]) -> tuple[int, np.ndarray, list]:
     """Worker: open + prepare each file, hash the batch. Failures are returned, never raised."""
-    hasher = get_hasher(method, fast=fast)
+    hasher = cache_hasher(method, fast=fast)
     arrays, good, errors = [], [], []
     for i, p in enumerate(paths):
         try:
@@ -271,10 +280,12 @@ def hash_files(
 ) -> HashResult:
     """Hash image files with ``workers`` processes (0 = all cores, 1 = in this process).
 
+    ``method`` is a hash method or ``"colour"`` (the colour signature, :mod:`pokedata.dedup.colour`).
+
     ``on_chunk(start, values, ok, errors)`` is called in this process as each chunk finishes (in
     completion order), so a caller can persist results as they arrive and resume after a kill.
     """
-    get_hasher(method)  # validate early
+    cache_hasher(method)  # validate early
     n = len(paths)
     strs = [str(p) for p in paths]
     result = HashResult(np.zeros(n, dtype=np.uint64), np.zeros(n, dtype=bool))

@@ -1,18 +1,27 @@
-"""The dedup stage: hash clean images (cached), find exact + near duplicate groups, mark the ledger.
+"""The dedup stage: hash clean images (cached), group exact + near duplicates, mark the ledger.
 
-Marks (``images`` table) after a run, for every member of a group of two or more images:
+Near means **structure and colour**: the perceptual hash within ``threshold`` bits and the colour
+signature (:mod:`pokedata.dedup.colour`) within ``colour_tolerance`` (``colour=False`` turns the colour
+test off). Groups are **bounded** (:func:`pokedata.dedup.groups.group_images`): leader clustering in
+keep-best order, so every dropped image lies within the threshold of its own survivor, measured
+between the two directly.
 
-- ``dup_group``: the group's survivor ``images.id`` (also set on the survivor itself), so a manifest
-  can keep a whole group in one split;
-- ``dup_of``: inside one class, every copy but the class's survivor points at that survivor, with
-  ``dup_kind`` ``exact`` (same decoded pixels) or ``near`` (perceptual hash within the threshold);
-- ``conflict = 1``: the same image appears under another class label; ``--conflicts drop`` marks every
-  member of such a group, ``keep-first`` only the members of classes other than the survivor's,
-  ``report`` marks nothing (the conflicts are listed in the report).
+Marks (``images`` table) after a run:
+
+- ``dup_of``: the survivor (a kept image of the same class) of every dropped duplicate, with
+  ``dup_kind`` ``exact`` (same decoded pixels as the survivor) or ``near``;
+- ``dup_group``: the survivor's ``images.id`` on the survivor and its duplicates (and, with
+  ``--conflicts report``, shared by kept images of a conflict pair), so a manifest keeps them in one split;
+- ``conflict = 1``: the image (or an image of its class near it) is a near-identical copy of an image
+  under another class label: per pair, never whole groups (``drop``: both sides, ``keep-first``: the
+  side the survivor policy ranks lower, ``report``: nothing; the pairs are listed in the report).
 
 An image is kept by a manifest when ``status = 'done' AND dup_of IS NULL AND conflict = 0``.
 Nothing is deleted, and every run first clears the previous marks in the same transaction as it
 writes the new ones, so a run with another ``threshold`` gives the same result as a fresh one.
+The hashes and colour signatures are cached in the ledger's ``hashes`` table (``method`` =
+``phash`` ... or ``colour``), so a rerun decodes nothing; a ledger from before the colour signature
+gets its signatures computed once, by the next run.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pokedata.dedup.colour import COLOUR, DEFAULT_COLOUR_TOLERANCE, MAX_COLOUR_DISTANCE
 from pokedata.dedup.groups import DEFAULT_SOURCE_PRIORITY
 from pokedata.dedup.hashing import HASHERS, METHODS
 from pokedata.errors import UserError
@@ -56,6 +66,8 @@ class DedupConfig:
     source_priority: tuple[str, ...] = DEFAULT_SOURCE_PRIORITY  # survivor policy, preferred first
     fast: bool = True  # JPEG draft decode for hashing (see pokedata.dedup.hashing)
     contact_sheets: bool = True
+    colour: bool = True  # near duplicates must also match in colour (`--ignore-colour` turns it off)
+    colour_tolerance: int | None = None  # L1 distance of colour signatures; None = measured default
 
     def validated(self) -> DedupConfig:
         """Check every option up front; returns self with ``threshold`` and ``workers`` resolved."""
@@ -80,6 +92,15 @@ class DedupConfig:
                 hint="a cross-class match needs at least the evidence of a same-class one",
             )
         self.conflict_threshold = int(self.conflict_threshold)
+        if self.colour_tolerance is None:
+            self.colour_tolerance = DEFAULT_COLOUR_TOLERANCE
+        if not 0 <= int(self.colour_tolerance) <= MAX_COLOUR_DISTANCE:
+            raise UserError(
+                f"--colour-tolerance {self.colour_tolerance} is out of range",
+                hint=f"give 0..{MAX_COLOUR_DISTANCE} (default {DEFAULT_COLOUR_TOLERANCE}); "
+                "--ignore-colour turns the colour test off",
+            )
+        self.colour_tolerance = int(self.colour_tolerance)
         if self.conflicts not in CONFLICT_MODES:
             raise UserError(
                 f"--conflicts {self.conflicts!r} is not a conflict mode",
@@ -97,21 +118,25 @@ class DedupConfig:
 @dataclass
 class DedupSummary:
     images: int = 0  # done images considered
-    hashed: int = 0  # hashes computed this run (the rest came from the cache)
+    hashed: int = 0  # perceptual hashes computed this run (the rest came from the cache)
+    colour_hashed: int = 0  # colour signatures computed this run
     failed: int = 0  # clean files that could not be read (quarantined)
-    exact_groups: int = 0  # groups whose members all have the same pixels
-    near_groups: int = 0  # groups joined (at least partly) by perceptual hash
+    exact_groups: int = 0  # groups whose members all have the same pixels as their survivor
+    near_groups: int = 0  # groups with at least one near (not pixel-identical) member
     marked_duplicates: int = 0  # images with dup_of set
-    conflicts: int = 0  # groups spanning two or more classes
+    max_distance: int = 0  # largest Hamming distance of a dropped image to its survivor (<= threshold)
+    conflicts: int = 0  # cross-class near-identical pairs (of distinct hash/colour/class keys)
     conflict_images: int = 0  # images marked conflict = 1
     kept: int = 0  # done images left with no mark
     threshold: int = 0
     conflict_threshold: int = 0
+    colour_tolerance: int | None = None  # None: the colour test was off
     method: str = "phash"
     conflict_mode: str = "drop"
     seconds: float = 0.0
     report: str | None = None  # DIR/reports/dedup.json
     sheets: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # "removed more than half" lines (pokedata.removals)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -119,8 +144,9 @@ class DedupSummary:
     def table(self) -> Table:
         from rich.table import Table
 
+        colour = "colour off" if self.colour_tolerance is None else f"colour within {self.colour_tolerance}"
         t = Table(
-            title=f"dedup ({self.method}, threshold {self.threshold} bits, across classes "
+            title=f"dedup ({self.method}, threshold {self.threshold} bits, {colour}, across classes "
             f"{self.conflict_threshold}, conflicts {self.conflict_mode})"
         )
         t.add_column("what")
@@ -128,11 +154,13 @@ class DedupSummary:
         rows = [
             ("images", self.images),
             ("hashed now", self.hashed),
+            ("colour signatures now", self.colour_hashed),
             ("unreadable (quarantined)", self.failed),
             ("exact groups", self.exact_groups),
             ("near groups", self.near_groups),
             ("marked duplicates", self.marked_duplicates),
-            ("conflicting groups", self.conflicts),
+            ("largest distance to a survivor (bits)", self.max_distance),
+            ("conflict pairs (across classes)", self.conflicts),
             ("conflict images", self.conflict_images),
             ("kept", self.kept),
         ]
@@ -179,6 +207,7 @@ def run_dedup(cfg: DedupConfig) -> DedupSummary:
     """Hash what is missing, group duplicates, write marks, report and contact sheets."""
     from pokedata.dedup.report import write_report
     from pokedata.ledger import Ledger
+    from pokedata.removals import removals, warning_lines
     from pokedata.store import DatasetDir
 
     cfg.validated()
@@ -189,17 +218,28 @@ def run_dedup(cfg: DedupConfig) -> DedupSummary:
         threshold=int(cfg.threshold),
         conflict_threshold=int(cfg.conflict_threshold),
         conflict_mode=cfg.conflicts,
+        colour_tolerance=cfg.colour_tolerance if cfg.colour else None,
     )
     with Ledger(ds.ledger_path) as ledger:
-        summary.hashed, summary.failed = _hash_missing(ledger, ds.root, cfg)
-        rows = _load(ledger, cfg.method)
+        for method in _cached_methods(cfg):
+            hashed, failed = _hash_missing(ledger, ds.root, cfg, method)
+            if method == COLOUR:
+                summary.colour_hashed = hashed
+            else:
+                summary.hashed = hashed
+            summary.failed += failed
+        rows = _load(ledger, cfg.method, colour=cfg.colour)
         summary.images = len(rows["id"])
         result = _group(rows, cfg)
         marks = result.marks
         _write_marks(ledger, rows["id"], marks, cfg)
+        with ledger.lock:
+            summary.warnings = warning_lines(removals(ledger.conn, "dedup"))
     summary.exact_groups, summary.near_groups = result.exact_groups, result.near_groups
     summary.marked_duplicates = int((marks.dup_of >= 0).sum())
-    summary.conflicts = len(result.conflict_groups)
+    dropped = marks.dup_of >= 0
+    summary.max_distance = int(result.distance[dropped].max()) if dropped.any() else 0
+    summary.conflicts = len(result.conflict_pairs)
     summary.conflict_images = int(marks.conflict.sum())
     summary.kept = int(((marks.dup_of < 0) & ~marks.conflict).sum())
     summary.seconds = time.perf_counter() - t0
@@ -212,35 +252,40 @@ def run_dedup(cfg: DedupConfig) -> DedupSummary:
 # -- hashing into the cache ----------------------------------------------------------------------------
 
 
-def _hash_missing(ledger: Ledger, root: Path, cfg: DedupConfig) -> tuple[int, int]:
-    """Hash every done image without a valid cached hash for the method; returns (hashed, failed).
+def _cached_methods(cfg: DedupConfig) -> tuple[str, ...]:
+    """What the run needs in the hash cache: the perceptual hash, and the colour signature unless off."""
+    return (cfg.method, COLOUR) if cfg.colour else (cfg.method,)
+
+
+def _hash_missing(ledger: Ledger, root: Path, cfg: DedupConfig, method: str) -> tuple[int, int]:
+    """Hash every done image without a valid cached ``method`` value; returns (hashed, failed).
 
     A cached hash is stale when its image row was rewritten (``images.updated_at``, e.g. by
     ``poke clean --force``) after the last completed hashing pass of this method began; such hashes
     are dropped first. Dedup marks never touch ``updated_at``, so marking does not invalidate.
     """
     started = time.time()
-    key = f"{_HASHED_AT}{cfg.method}"
+    key = f"{_HASHED_AT}{method}"
     watermark = ledger.get_meta(key)
     if watermark is not None:
         with ledger.transaction() as conn:
             conn.execute(
                 "DELETE FROM hashes WHERE method = ? AND image_id IN (SELECT id FROM images WHERE updated_at > ?)",
-                (cfg.method, float(watermark)),
+                (method, float(watermark)),
             )
-    counts = _hash_todo(ledger, root, cfg)
+    counts = _hash_todo(ledger, root, cfg, method)
     ledger.set_meta(key, repr(started))  # only after a completed pass (a killed one resumes from the cache)
     return counts
 
 
-def _hash_todo(ledger: Ledger, root: Path, cfg: DedupConfig) -> tuple[int, int]:
+def _hash_todo(ledger: Ledger, root: Path, cfg: DedupConfig, method: str) -> tuple[int, int]:
     from pokedata.dedup.hashing import hash_files, to_signed
 
     with ledger.lock:
         todo = ledger.conn.execute(
             "SELECT im.id, im.path FROM images im LEFT JOIN hashes h ON h.image_id = im.id AND h.method = ?"
             " WHERE im.status = 'done' AND h.image_id IS NULL ORDER BY im.id",
-            (cfg.method,),
+            (method,),
         ).fetchall()
     if not todo:
         return 0, 0
@@ -251,7 +296,7 @@ def _hash_todo(ledger: Ledger, root: Path, cfg: DedupConfig) -> tuple[int, int]:
     def save(start: int, values: np.ndarray, ok: np.ndarray, errors: list[tuple[int, str]]) -> None:
         signed = to_signed(values)
         now = time.time()
-        rows = [(ids[start + i], cfg.method, int(signed[i])) for i in np.nonzero(ok)[0]]
+        rows = [(ids[start + i], method, int(signed[i])) for i in np.nonzero(ok)[0]]
         bad = [(f"{HASH_FAILED}: {msg}"[:500], now, ids[i]) for i, msg in errors]
         with ledger.transaction() as conn:
             conn.executemany("INSERT OR REPLACE INTO hashes (image_id, method, value) VALUES (?, ?, ?)", rows)
@@ -270,31 +315,32 @@ def _hash_todo(ledger: Ledger, root: Path, cfg: DedupConfig) -> tuple[int, int]:
         from pokedata.log import console
 
         progress = Progress(
-            TextColumn(f"hashing ({cfg.method})"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            TextColumn(f"hashing ({method})"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
             console=console, transient=False,
         )  # fmt: skip
         task = progress.add_task("hash", total=len(paths))
         progress.start()
     try:
-        hash_files(paths, cfg.method, workers=cfg.workers, fast=cfg.fast, on_chunk=save)
+        hash_files(paths, method, workers=cfg.workers, fast=cfg.fast, on_chunk=save)
     finally:
         if progress is not None:
             progress.stop()
     return counts[0], counts[1]
 
 
-def _load(ledger: Ledger, method: str) -> dict[str, np.ndarray]:
-    """Done images with their hash, class and source, in id order, as aligned column arrays."""
+def _load(ledger: Ledger, method: str, *, colour: bool = True) -> dict[str, np.ndarray]:
+    """Done images with their hash (and colour signature), class and source, in id order, as arrays."""
+    join = " JOIN hashes c ON c.image_id = im.id AND c.method = ?" if colour else ""
     with ledger.lock:
         rows = ledger.conn.execute(
             "SELECT im.id, im.path, COALESCE(im.width, 0), COALESCE(im.height, 0), im.pixel_sha256,"
-            " it.class_name, it.source, it.source_id, h.value"
+            f" it.class_name, it.source, it.source_id, h.value, {'c.value' if colour else '0'}"
             " FROM images im JOIN items it ON it.id = im.item_id"
-            " JOIN hashes h ON h.image_id = im.id AND h.method = ?"
+            f" JOIN hashes h ON h.image_id = im.id AND h.method = ?{join}"
             " WHERE im.status = 'done' ORDER BY im.id",
-            (method,),
+            (method, COLOUR) if colour else (method,),
         ).fetchall()
-    cols = list(zip(*rows, strict=True)) if rows else [()] * 9
+    cols = list(zip(*rows, strict=True)) if rows else [()] * 10
     return {
         "id": np.asarray(cols[0], dtype=np.int64),
         "path": np.asarray(cols[1], dtype=object),
@@ -305,6 +351,7 @@ def _load(ledger: Ledger, method: str) -> dict[str, np.ndarray]:
         "source": np.asarray(cols[6], dtype=object),
         "source_id": np.asarray(cols[7], dtype=object),
         "hash": np.asarray(cols[8], dtype=np.int64).view(np.uint64),
+        "colour": np.asarray(cols[9], dtype=np.int64).view(np.uint64),
     }
 
 
@@ -313,79 +360,81 @@ def _load(ledger: Ledger, method: str) -> dict[str, np.ndarray]:
 
 @dataclass
 class GroupResult:
-    component: np.ndarray  # (N,) component label
-    survivor: np.ndarray  # (N,) row index of the component's survivor
-    class_survivor: np.ndarray  # (N,) row index of the survivor within (component, class)
-    size: np.ndarray  # (N,) size of the row's component
+    survivor: np.ndarray  # (N,) row index of the image's survivor (itself when kept or conflict-marked)
+    distance: np.ndarray  # (N,) Hamming bits to the survivor (<= threshold)
+    colour_distance: np.ndarray  # (N,) colour-signature distance to the survivor (0 when colour is off)
     marks: Marks
-    conflict_groups: list[int]  # component labels spanning two or more classes
+    conflict_pairs: np.ndarray  # (m, 2) rows of the cross-class near-identical pairs
+    conflict_marked: list[np.ndarray]  # (m,) rows marked because of each pair
     exact_groups: int
     near_groups: int
     pairs: int  # near pairs among distinct hash values
 
 
 def _group(rows: dict[str, np.ndarray], cfg: DedupConfig) -> GroupResult:
-    from pokedata.dedup.groups import duplicate_components, pick_survivors, source_rank
+    from pokedata.dedup.colour import colour_distance
+    from pokedata.dedup.groups import components, group_images, pick_survivors, policy_order, source_rank
+    from pokedata.dedup.hashing import hamming
 
     n = len(rows["id"])
     idx = np.arange(n)
     if n == 0:
         none = np.zeros(0, dtype=np.int64)
         marks = Marks(none, none, np.zeros(0, dtype=object), np.zeros(0, dtype=bool))
-        return GroupResult(none, none, none, none, marks, [], 0, 0, 0)
+        return GroupResult(none, none, none, marks, np.zeros((0, 2), dtype=np.int64), [], 0, 0, 0)
     class_code = np.unique(rows["class_name"].astype(str), return_inverse=True)[1].reshape(-1)
-    comp, n_pairs = duplicate_components(
-        rows["hash"], class_code, list(rows["sha"]), int(cfg.threshold), int(cfg.conflict_threshold)
-    )
-    n_comp = int(comp.max()) + 1
-    size = np.bincount(comp, minlength=n_comp)[comp]
-
-    # the survivor policy, over whole components and over (component, class) sub-groups
     area = rows["width"] * rows["height"]
     ranks = {s: source_rank(s, cfg.source_priority) for s in set(rows["source"].tolist())}
     rank = np.asarray([ranks[s] for s in rows["source"]], dtype=np.int64)
-    survivor = pick_survivors(comp, area, rank, rows["id"])
-    comp_class, sub = np.unique(np.stack([comp, class_code], axis=1), axis=0, return_inverse=True)
-    class_survivor = pick_survivors(sub.reshape(-1), area, rank, rows["id"])
-
-    multi = size > 1
-    is_dup = multi & (class_survivor != idx)
-    sha = rows["sha"]
-    dup_kind = np.full(n, None, dtype=object)
-    dup_kind[is_dup] = np.where(sha[is_dup] == sha[class_survivor[is_dup]], "exact", "near")
-    marks = Marks(
-        dup_of=np.where(is_dup, rows["id"][class_survivor], -1),
-        dup_group=np.where(multi, rows["id"][survivor], -1),
-        dup_kind=dup_kind,
-        conflict=np.zeros(n, dtype=bool),
+    g = group_images(
+        rows["hash"],
+        rows["colour"] if cfg.colour else None,
+        class_code,
+        policy_order(area, rank, rows["id"]),
+        threshold=int(cfg.threshold),
+        conflict_threshold=int(cfg.conflict_threshold),
+        colour_tolerance=int(cfg.colour_tolerance) if cfg.colour else None,
+        conflicts=cfg.conflicts,
     )
-
-    # a component holding two or more classes is a label conflict
-    in_conflict = (np.bincount(comp_class[:, 0], minlength=n_comp) > 1)[comp]
-    if cfg.conflicts == "drop":
-        marks.conflict = in_conflict
-    elif cfg.conflicts == "keep-first":
-        marks.conflict = in_conflict & (class_code != class_code[survivor])
-
-    # a group is exact when all its members share one pixel digest
-    sha_code = np.unique(np.where(sha == None, "", sha).astype(str), return_inverse=True)[1].reshape(-1)  # noqa: E711
-    sha_code = np.where(sha == None, -1, sha_code)  # noqa: E711
-    lo = np.full(n_comp, np.iinfo(np.int64).max)
-    hi = np.full(n_comp, -2)
-    np.minimum.at(lo, comp, sha_code)
-    np.maximum.at(hi, comp, sha_code)
-    heads = np.nonzero(multi & (survivor == idx))[0]
-    exact = (lo[comp[heads]] == hi[comp[heads]]) & (lo[comp[heads]] >= 0)
+    survivor = g.survivor
+    is_dup = survivor != idx
+    sha = rows["sha"]
+    exact = is_dup & (sha == sha[survivor]) & (sha != None)  # noqa: E711
+    dup_kind = np.full(n, None, dtype=object)
+    dup_kind[is_dup] = np.where(exact[is_dup], "exact", "near")
+    # the group key: the survivor, shared by its duplicates; kept images of a reported conflict pair
+    # (nothing marked) are joined so they land in one split
+    head = survivor.copy()
+    if len(g.conflict_pairs):
+        links = survivor[g.conflict_pairs]
+        links = links[~g.conflict[links].any(axis=1)]
+        if len(links):
+            comp = components(n, links)
+            head = pick_survivors(comp, area, rank, rows["id"])[survivor]
+    grouped = np.bincount(head, minlength=n)[head] > 1
+    marks = Marks(
+        dup_of=np.where(is_dup, rows["id"][survivor], -1),
+        dup_group=np.where(grouped, rows["id"][head], -1),
+        dup_kind=dup_kind,
+        conflict=g.conflict,
+    )
+    heads = np.unique(survivor[is_dup])
+    near_heads = np.unique(survivor[is_dup & ~exact])
+    colour_d = (
+        colour_distance(rows["colour"], rows["colour"][survivor])
+        if cfg.colour
+        else np.zeros(n, dtype=np.int64)
+    )
     return GroupResult(
-        component=comp,
         survivor=survivor,
-        class_survivor=class_survivor,
-        size=size,
+        distance=hamming(rows["hash"], rows["hash"][survivor]),
+        colour_distance=colour_d,
         marks=marks,
-        conflict_groups=sorted(set(comp[in_conflict].tolist())),
-        exact_groups=int(exact.sum()),
-        near_groups=int((~exact).sum()),
-        pairs=n_pairs,
+        conflict_pairs=g.conflict_pairs,
+        conflict_marked=g.conflict_marked,
+        exact_groups=len(heads) - len(near_heads),
+        near_groups=len(near_heads),
+        pairs=g.near_pairs,
     )
 
 
@@ -403,7 +452,8 @@ def _write_marks(ledger: Ledger, ids: np.ndarray, marks: Marks, cfg: DedupConfig
         for i in np.nonzero((marks.dup_group >= 0) | marks.conflict)[0]
     ]
     settings = {"method": cfg.method, "threshold": cfg.threshold, "conflict_threshold": cfg.conflict_threshold,
-                "conflicts": cfg.conflicts, "at": now,
+                "conflicts": cfg.conflicts, "at": now, "colour": cfg.colour,
+                "colour_tolerance": cfg.colour_tolerance,
                 "source_priority": list(cfg.source_priority)}  # fmt: skip
     with ledger.transaction() as conn:
         conn.execute(_CLEAR_SQL)
