@@ -30,6 +30,14 @@ The losses:
 - ``dcgan``: non-saturating BCE (Goodfellow et al. 2014; Radford et al. 2016).
 
 The WGAN-GP variants add ProGAN's drift term ``drift * E[D(real)^2]``, which keeps critic scores near 0.
+
+Two options for every loss (both off by default):
+
+- ``r1_gamma > 0`` adds the R1 penalty ``gamma / 2 * E[||grad_x D(x_real)||^2]`` (Mescheder et al. 2018;
+  StyleGAN2's regulariser) to the critic loss. With ``wgan-gp`` set ``gp_weight = 0`` to use R1 *instead
+  of* the interpolate penalty.
+- ``augment = "color,translation,cutout"`` (any subset): DiffAugment (:mod:`pokegan.diffaug`) on real and
+  fake alike before every critic evaluation, penalties included (they are taken through the augmentation).
 """
 
 from __future__ import annotations
@@ -62,6 +70,8 @@ class LossConfig:
     lr_d: float = 1e-4
     betas: tuple[float, float] = field(default=(0.0, 0.99))
     drift: float = 0.001
+    r1_gamma: float = 0.0  # R1 penalty weight on real images (0 = off)
+    augment: str = ""  # DiffAugment policy for what D sees, e.g. "color,translation,cutout" ("" = none)
 
     def validate(self) -> LossConfig:
         if self.name not in LOSS_NAMES:
@@ -80,8 +90,18 @@ class LossConfig:
                 f"betas {self.betas!r} must be two numbers in [0, 1)", hint="e.g. betas = [0.0, 0.99]"
             )
         self.betas = (float(betas[0]), float(betas[1]))
-        if self.gp_weight < 0 or self.drift < 0 or self.clip <= 0:
-            raise UserError("gp_weight and drift must be >= 0 and clip > 0", hint="fix the [gan] section")
+        if self.gp_weight < 0 or self.drift < 0 or self.clip <= 0 or self.r1_gamma < 0:
+            raise UserError(
+                "gp_weight, drift and r1_gamma must be >= 0 and clip > 0", hint="fix the [gan] section"
+            )
+        from pokegan.diffaug import parse_policy
+
+        try:
+            parse_policy(self.augment)
+        except ValueError as exc:
+            raise UserError(
+                f"augment {self.augment!r}: {exc}", hint='e.g. augment = "color,translation,cutout"'
+            ) from None
         return self
 
     @property
@@ -109,6 +129,15 @@ def _scores(D: nn.Module, x: Images) -> Tensor:
     """D's raw scores as a float32 vector ``[B]``."""
     out = D(_float(x))
     return out.float().reshape(out.shape[0], -1).mean(dim=1)
+
+
+def r1_penalty(D: nn.Module, real: Images) -> Tensor:
+    """R1: ``E[||grad_x D(x)||^2]`` at the real images (all scales together for lists); differentiable in D."""
+    reals = [t.detach().float().requires_grad_(True) for t in _as_list(real)]
+    inp = reals if isinstance(real, (list, tuple)) else reals[0]
+    scores = _scores(D, inp)
+    grads = torch.autograd.grad(scores.sum(), reals, create_graph=True)
+    return sum(g.reshape(g.shape[0], -1).pow(2).sum(dim=1) for g in grads).mean()
 
 
 def gradient_penalty(D: nn.Module, real: Images, fake: Images) -> Tensor:
@@ -142,8 +171,25 @@ class GANLoss:
     multiscale = False
 
     def __init__(self, cfg: LossConfig):
+        from pokegan.diffaug import DiffAugment
+
         self.cfg = cfg
         self.n_critic = cfg.effective_n_critic
+        self.augment = DiffAugment(cfg.augment)
+
+    def critic(self, D: nn.Module):
+        """D as the loss sees it: DiffAugment (when configured) then D."""
+        if not self.augment:
+            return D
+        return lambda x: D(self.augment(x))
+
+    def regularise(self, D: nn.Module, real: Images, loss: Tensor, stats: dict) -> Tensor:
+        """Add the R1 penalty (when ``r1_gamma > 0``) to a critic loss; records ``r1`` in ``stats``."""
+        if self.cfg.r1_gamma <= 0:
+            return loss
+        r1 = r1_penalty(self.critic(D), real)
+        stats["r1"] = r1.item()
+        return loss + 0.5 * self.cfg.r1_gamma * r1
 
     def d_loss(self, D: nn.Module, real: Images, fake: Images) -> tuple[Tensor, dict[str, float]]:
         raise NotImplementedError
@@ -172,22 +218,21 @@ class WGANGPLoss(GANLoss):
     name = "wgan-gp"
 
     def d_loss(self, D, real, fake):
-        fake = _detach(fake)
-        s_real, s_fake = _scores(D, real), _scores(D, fake)
+        fake, critic = _detach(fake), self.critic(D)
+        s_real, s_fake = _scores(critic, real), _scores(critic, fake)
         wdist = s_real.mean() - s_fake.mean()
-        gp = gradient_penalty(D, real, fake)
         drift = s_real.pow(2).mean()
-        loss = -wdist + self.cfg.gp_weight * gp + self.cfg.drift * drift
-        return loss, {
-            "d_loss": loss.item(),
-            "wdist": wdist.item(),
-            "gp": gp.item(),
-            "d_real": s_real.mean().item(),
-            "d_fake": s_fake.mean().item(),
-        }
+        loss = -wdist + self.cfg.drift * drift
+        stats = {"wdist": wdist.item(), "d_real": s_real.mean().item(), "d_fake": s_fake.mean().item()}
+        if self.cfg.gp_weight > 0:
+            gp = gradient_penalty(critic, real, fake)
+            loss = loss + self.cfg.gp_weight * gp
+            stats["gp"] = gp.item()
+        loss = self.regularise(D, real, loss, stats)
+        return loss, {"d_loss": loss.item(), **stats}
 
     def g_loss(self, D, fake):
-        s_fake = _scores(D, fake)
+        s_fake = _scores(self.critic(D), fake)
         loss = -s_fake.mean()
         return loss, {"g_loss": loss.item()}
 
@@ -210,18 +255,15 @@ class WGANClipLoss(GANLoss):
     name = "wgan"
 
     def d_loss(self, D, real, fake):
-        s_real, s_fake = _scores(D, real), _scores(D, _detach(fake))
+        critic = self.critic(D)
+        s_real, s_fake = _scores(critic, real), _scores(critic, _detach(fake))
         wdist = s_real.mean() - s_fake.mean()
-        loss = -wdist
-        return loss, {
-            "d_loss": loss.item(),
-            "wdist": wdist.item(),
-            "d_real": s_real.mean().item(),
-            "d_fake": s_fake.mean().item(),
-        }
+        stats = {"wdist": wdist.item(), "d_real": s_real.mean().item(), "d_fake": s_fake.mean().item()}
+        loss = self.regularise(D, real, -wdist, stats)
+        return loss, {"d_loss": loss.item(), **stats}
 
     def g_loss(self, D, fake):
-        loss = -_scores(D, fake).mean()
+        loss = -_scores(self.critic(D), fake).mean()
         return loss, {"g_loss": loss.item()}
 
     def make_optimizers(self, g_params, d_params, cfg=None):
@@ -244,18 +286,16 @@ class DCGANLoss(GANLoss):
     name = "dcgan"
 
     def d_loss(self, D, real, fake):
-        s_real, s_fake = _scores(D, real), _scores(D, _detach(fake))
+        critic = self.critic(D)
+        s_real, s_fake = _scores(critic, real), _scores(critic, _detach(fake))
         loss_real = F.softplus(-s_real).mean()  # -log sigmoid(real)
         loss_fake = F.softplus(s_fake).mean()  # -log(1 - sigmoid(fake))
-        loss = loss_real + loss_fake
-        return loss, {
-            "d_loss": loss.item(),
-            "d_real": torch.sigmoid(s_real).mean().item(),
-            "d_fake": torch.sigmoid(s_fake).mean().item(),
-        }
+        stats = {"d_real": torch.sigmoid(s_real).mean().item(), "d_fake": torch.sigmoid(s_fake).mean().item()}
+        loss = self.regularise(D, real, loss_real + loss_fake, stats)
+        return loss, {"d_loss": loss.item(), **stats}
 
     def g_loss(self, D, fake):
-        loss = F.softplus(-_scores(D, fake)).mean()
+        loss = F.softplus(-_scores(self.critic(D), fake)).mean()
         return loss, {"g_loss": loss.item()}
 
 

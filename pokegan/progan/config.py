@@ -102,6 +102,8 @@ class ProGANConfig:
     gp_weight: float = 10.0
     clip: float = 0.01
     drift: float = 0.001
+    r1_gamma: float = 0.0  # R1 penalty on real images (0 = off)
+    augment: str = ""  # DiffAugment on real and fake before D: a subset of "color,translation,cutout"
     betas: list[float] = field(default_factory=lambda: [0.5, 0.999])  # Adam (DCGAN's); wgan uses RMSprop
     z_dim: int = 128
     channel_base: int = 2048  # channels at resolution r: min(max_channels, channel_base // r)
@@ -209,6 +211,8 @@ class ProGANConfig:
             lr_d=lr if lr_d is None else lr_d,
             betas=tuple(self.betas),
             drift=self.drift,
+            r1_gamma=self.r1_gamma,
+            augment=self.augment,
         )
 
 

@@ -36,6 +36,8 @@ class GANConfig:
     gp_weight: float = 10.0
     clip: float = 0.01  # wgan weight clipping
     drift: float = 0.001
+    r1_gamma: float = 0.0  # R1 penalty on real images (0 = off; with wgan-gp, gp_weight = 0 uses R1 instead)
+    augment: str = ""  # DiffAugment on real and fake before D: a subset of "color,translation,cutout"
     lr_g: float = 1e-4
     lr_d: float = 1e-4
     betas: list[float] = field(default_factory=lambda: [0.0, 0.99])
@@ -67,6 +69,8 @@ class GANConfig:
             lr_d=self.lr_d,
             betas=tuple(self.betas),
             drift=self.drift,
+            r1_gamma=self.r1_gamma,
+            augment=self.augment,
         )
 
     def validate(self) -> GANConfig:
