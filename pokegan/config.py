@@ -15,8 +15,9 @@ one step. A config dataclass with a ``data: DataConfig`` field gets the ``[data]
 Unknown keys are refused with a :class:`UserError` naming the key and the section. ``config_to_toml``
 writes a resolved config back in the same format, so ``--config RUN/classifier/config.toml`` reproduces it.
 
-Presets: ``tiny`` (a CPU smoke run: 32 px, a few hundred images, about a minute per step on 2 cores) and
-``default`` (one GPU, 128 px, the real recipe for ~80k images). Other steps add their sections with
+Presets: ``tiny`` (a CPU smoke run: 32 px, a few hundred images, about a minute per step on 2 cores),
+``small`` (the CPU recipe: 32 px, a few thousand sprites, the whole pipeline in about 30 minutes on 2 cores;
+measured in docs/training.md) and ``default`` (one GPU, 128 px, the real recipe for ~80k images). Other steps add their sections with
 :func:`register_presets`.
 """
 
@@ -31,7 +32,7 @@ from typing import Any
 
 from pokedata.errors import UserError
 
-PRESET_NAMES = ("tiny", "default")
+PRESET_NAMES = ("tiny", "small", "default")
 
 
 # ---- the shared data section ---------------------------------------------------------------------------
@@ -229,6 +230,20 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "g_max_channels": 64,
             "g_channel_base": 1024,
             "grid_n": 8,
+        },
+    },
+    # the CPU recipe (docs/training.md): a few thousand 32 px sprites, ~30 minutes for `train all` on 2 cores
+    "small": {
+        "data": {"image_size": 32, "batch_size": 64, "num_workers": 0, "max_images": 0},
+        "classify": {"epochs": 8, "lr": 2e-3, "warmup_steps": 50, "compile": False, "stats_images": 5000},
+        "embed": {"batch_size": 256, "stats_images": 0},
+        "pretrain": {
+            "epochs": 10,
+            "lr": 2e-3,
+            "warmup_steps": 50,
+            "g_max_channels": 128,
+            "g_channel_base": 2048,
+            "grid_n": 16,
         },
     },
     "default": {

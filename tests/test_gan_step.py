@@ -111,7 +111,10 @@ def test_gan_end_to_end_then_sample_and_eval(run, runner, tmp_path):
         assert (gdir / name).is_file(), name
     assert list((gdir / "tb").iterdir())
     rows = [json.loads(x) for x in (gdir / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == [2, 4] and all(r["fcd"] >= 0 for r in rows)
+    # step 0 is the step-2 generator itself: best.pt never ends worse than step 3 started from
+    assert [r["step"] for r in rows] == [0, 2, 4] and all(r["fcd"] >= 0 for r in rows)
+    best = min(rows, key=lambda r: r["fcd"])
+    assert summary["kept"]["step"] == best["step"] and summary["kept"]["start_fcd"] == rows[0]["fcd"]
     # a finished step is skipped
     assert run_gan(gan_cfg(), run.root)["steps"] == 4
 
@@ -198,4 +201,24 @@ def test_interrupted_gan_resumes_to_the_same_step_count(run):
     summary = run_gan(gan_cfg(), run.root, resume=True)
     assert summary["steps"] == 4
     rows = [json.loads(x) for x in (run.step_dir("gan") / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == [2, 4]  # the resumed run re-logged nothing twice
+    assert [r["step"] for r in rows] == [0, 2, 4]  # the resumed run re-logged nothing twice
+
+
+def test_gan_that_only_gets_worse_keeps_the_step2_generator(run, monkeypatch):
+    """When every evaluation after step 0 is worse, best.pt (what `poke sample` uses) is the start."""
+    import pokegan.steps.gan as gan_mod
+    from pokegan.checkpoint import load_checkpoint
+    from pokegan.sampling import gan_checkpoint_path
+
+    real_evaluate = gan_mod._evaluate
+
+    def worse_each_time(st, writer):
+        m = real_evaluate(st, writer)
+        m["fcd"] = 100.0 + st.step  # step 0 is the best by construction
+        return m
+
+    monkeypatch.setattr(gan_mod, "_evaluate", worse_each_time)
+    summary = gan_mod.run_gan(gan_cfg(), run.root)
+    assert summary["kept"]["step"] == 0 and "did not improve" in summary["kept"]["note"]
+    best = gan_checkpoint_path(run.root)
+    assert best.name == "best.pt" and load_checkpoint(best)["step"] == 0

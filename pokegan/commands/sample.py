@@ -29,7 +29,9 @@ def sample(
     ),
     frames: int = typer.Option(12, "--frames", help="Frames between two keyframes of the interpolation GIF."),
     checkpoint: str = typer.Option(
-        "final", "--checkpoint", help="Which GAN checkpoint: final, best (by FCD) or last."
+        "best",
+        "--checkpoint",
+        help="Which GAN checkpoint: best (by the yardstick, step 0 included; else final), final or last.",
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
 ) -> None:

@@ -29,7 +29,14 @@ from pokedata.errors import UserError
 from pokedata.log import console
 from pokedata.store import atomic_write_bytes, atomic_write_text
 from pokegan.device import autocast
-from pokegan.steps.gan_setup import GANConfig, GANState, build_state, load_state, save_state
+from pokegan.steps.gan_setup import (
+    GANConfig,
+    GANState,
+    _truncate_metrics,
+    build_state,
+    load_state,
+    save_state,
+)
 
 __all__ = ["GANConfig", "run_gan"]
 
@@ -163,6 +170,22 @@ def _recover(st: GANState, err: NonFiniteLoss) -> None:
     )
 
 
+def _kept(st: GANState, history: list[dict]) -> dict:
+    """Which generator the run keeps (``best.pt``, what ``poke sample`` uses), said plainly on the console."""
+    start = next((m for m in history if m.get("step") == 0), None)
+    kept = {"step": st.best_step, "fcd": st.best_fcd, "start_fcd": start["fcd"] if start else None}
+    if st.best_step == 0:
+        kept["note"] = (
+            "the GAN phase did not improve on the step-2 generator under the yardstick: "
+            "best.pt keeps the starting generator (step 0)"
+        )
+        console.print(f"[yellow]gan: {kept['note']}[/]")
+    elif start is not None:
+        kept["note"] = f"best.pt: step {st.best_step}, FCD {st.best_fcd:.1f} (step 0: {start['fcd']:.1f})"
+        console.print(f"gan: {kept['note']}")
+    return kept
+
+
 def run_gan(
     cfg: GANConfig, run_dir, *, resume: bool = False, on_step: Callable[[int], None] | None = None
 ) -> dict:
@@ -193,6 +216,11 @@ def run_gan(
                 st.best_fcd, st.best_step = float(best["best_fcd"]), int(best["best_step"])
         console.print(f"gan: resumed from last.pt at step {st.step}")
     else:
+        # the starting generator is a candidate too: best.pt never ends worse than what step 3 started from
+        _truncate_metrics(out / "metrics.jsonl", -1)  # rows of a start killed before its first last.pt
+        m = _evaluate(st, None)
+        st.best_fcd, st.best_step = m["fcd"], 0
+        save_state(st, out / "best.pt")
         save_state(st, out / "last.pt")  # a good state to fall back to from the very first step
     data = _data_iter(st.loader)
     writer = SummaryWriter(str(out / "tb"), purge_step=st.step or None)
@@ -239,15 +267,22 @@ def run_gan(
         writer.close()
     save_state(st, out / "final.pt")
     grid = _snapshot_grid(st, None, "final")
-    atomic_write_bytes(out / "samples.png", grid.read_bytes())
     history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
     final_metrics = history[-1] if history else {}
+    kept = _kept(st, history)
+    if kept["step"] != st.step:  # samples.png shows what `poke sample` (best.pt by default) gives
+        from pokegan.checkpoint import load_checkpoint
+
+        st.ema.load_state_dict(load_checkpoint(out / "best.pt")["ema"])
+        grid = _snapshot_grid(st, None, f"best-step-{kept['step']:07d}")
+    atomic_write_bytes(out / "samples.png", grid.read_bytes())
     summary = {
         "steps": st.step,
         "loss": cfg.loss,
         "final_metrics": final_metrics,
         "best_fcd": st.best_fcd,
-        "best_step": st.best_step,
+        "best_step": kept["step"],
+        "kept": kept,
         "nan_events": st.nan_events,
         "lr_scale": st.lr_scale,
         "seconds_this_session": time.perf_counter() - t0,
