@@ -112,6 +112,11 @@ def test_gan_end_to_end_then_sample_and_eval(run, runner, tmp_path):
     assert list((gdir / "tb").iterdir())
     rows = [json.loads(x) for x in (gdir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [2, 4] and all(r["fcd"] >= 0 for r in rows)
+    judge_keys = {"judge_fd", "judge_kid_mean", "judge_kid_std", "judge_precision", "judge_recall"}
+    assert all(judge_keys <= set(r) for r in rows)
+    assert all(0 <= r["judge_precision"] <= 1 and r["judge_kid_std"] > 0 for r in rows)
+    best = min(rows, key=lambda r: r["judge_fd"])  # best.pt is chosen by the judge
+    assert summary["best_step"] == best["step"] and summary["best_judge_fd"] == best["judge_fd"]
     # a finished step is skipped
     assert run_gan(gan_cfg(), run.root)["steps"] == 4
 
@@ -142,6 +147,9 @@ def test_gan_end_to_end_then_sample_and_eval(run, runner, tmp_path):
     assert res.exit_code == 0, res.output
     saved = json.loads((gdir / "eval.json").read_text())
     assert set(saved) == {"final", "best"} and saved["final"]["step"] == 4
+    printed = json.loads(res.stdout[res.stdout.index("{") : res.stdout.rindex("}") + 1])
+    assert judge_keys <= set(printed["final"]) and judge_keys <= set(printed["best"])
+    assert printed["final"]["judge_kid_std"] > 0
     assert "standard FID/KID skipped" in res.output
 
     res = runner.invoke(app, ["sample", "--run", str(tmp_path), "--n", "2"])
