@@ -171,7 +171,7 @@ class RealStats:
 
     mu: np.ndarray
     sigma: np.ndarray
-    feats: np.ndarray  # a subset kept for KID
+    feats: np.ndarray  # the reference features themselves, for KID
 
     def save(self, path: Path) -> None:
         import io
@@ -188,9 +188,52 @@ class RealStats:
             return cls(z["mu"], z["sigma"], z["feats"])
 
     @classmethod
-    def from_features(cls, feats: Tensor, keep: int = 2000) -> RealStats:
+    def from_features(cls, feats: Tensor, keep: int | None = None) -> RealStats:
         mu, sigma = feature_stats(feats)
         return cls(mu, sigma, feats[:keep].numpy().astype(np.float32))
+
+
+def reference_loader(manifest, image_size: int, n: int, seed: int, batch_size: int, device=None):
+    """Batches of the reference sample (:func:`pokegan.data.reference_rows`: seeded, class-stratified,
+    val else train) at ``image_size``, not augmented, in (class, image_id) order."""
+    from pokegan.data import make_loader, reference_rows
+
+    split = "val" if len(manifest.rows("val")) >= 2 else "train"
+    return make_loader(
+        manifest,
+        split,
+        image_size,
+        batch_size,
+        augment=False,
+        shuffle=False,
+        drop_last=False,
+        seed=seed,
+        num_workers=0,
+        distributed=False,
+        device=device,
+        rows=reference_rows(manifest, n, seed, split),
+    )
+
+
+def classifier_reference(
+    manifest,
+    classifier: nn.Module,
+    *,
+    image_size: int,
+    n: int,
+    seed: int,
+    batch_size: int,
+    device,
+    folder: Path,
+) -> RealStats:
+    """Step-1 classifier statistics of the reference sample, cached in ``folder`` by (size, ``n``, ``seed``)."""
+    path = Path(folder) / f"real_stats-{image_size}px-n{n}-s{seed}.npz"
+    if path.is_file():
+        return RealStats.load(path)
+    loader = reference_loader(manifest, image_size, n, seed, batch_size, device)
+    rs = RealStats.from_features(collect_features(classifier, loader, device))
+    rs.save(path)
+    return rs
 
 
 def fcd_metrics(
@@ -378,7 +421,16 @@ def evaluate_run(cfg: EvalConfig) -> dict[str, dict[str, float]]:
         g = generator_from_state(state).to(device)
         image_size = int(state["model_args"]["generator"]["image_size"])
         if real_stats is None:
-            real_stats = _run_real_stats(run, gan_dir, classifier, image_size, cfg, device)
+            real_stats = classifier_reference(
+                manifest,
+                classifier,
+                image_size=image_size,
+                n=cfg.n_samples,
+                seed=cfg.seed,
+                batch_size=cfg.batch_size,
+                device=device,
+                folder=gan_dir,
+            )
             gan_cfg = config_from_dict(GANConfig, state.get("config", {}), "gan")
             judge = load_or_train_judge(
                 manifest, dataclasses.replace(gan_cfg.judge_config(), device=str(device))
@@ -405,7 +457,7 @@ def evaluate_run(cfg: EvalConfig) -> dict[str, dict[str, float]]:
             )
         )
         if cfg.inception_weights is not None:
-            real = _val_batches(run, image_size, cfg)
+            real = reference_loader(manifest, image_size, cfg.n_samples, cfg.seed, cfg.batch_size)
             fakes = generated_batches(sample, cfg.n_samples, cfg.batch_size)
             m.update(standard_fid_kid(real, fakes, cfg.inception_weights, device))
         results[which] = m
@@ -417,39 +469,3 @@ def evaluate_run(cfg: EvalConfig) -> dict[str, dict[str, float]]:
         console.print(f"[dim]{STANDARD_FID_SKIPPED}[/]")
     atomic_write_text(gan_dir / "eval.json", json.dumps(results, indent=2))
     return results
-
-
-def _real_loader(run, image_size: int, batch_size: int, device):
-    """Val images (train when the manifest has no val split) at the generator's resolution, in order."""
-    import dataclasses
-
-    from pokegan.config import DataConfig
-    from pokegan.data import load_manifest, loader_from_config
-
-    data = DataConfig(image_size=image_size, batch_size=batch_size, num_workers=0, use_cache=False)
-    manifest = load_manifest(run.manifest_dir, data_root=run.data_root)
-    split = "val" if len(manifest.rows("val")) >= 2 else "train"
-    return loader_from_config(
-        manifest, split, dataclasses.replace(data), train=False, device=device, distributed=False
-    )
-
-
-def _run_real_stats(run, gan_dir: Path, classifier, image_size: int, cfg: EvalConfig, device) -> RealStats:
-    path = gan_dir / "real_stats.npz"
-    if path.is_file():
-        return RealStats.load(path)
-    loader = _real_loader(run, image_size, cfg.batch_size, device)
-    rs = RealStats.from_features(collect_features(classifier, loader, device, limit=cfg.n_samples))
-    rs.save(path)
-    return rs
-
-
-def _val_batches(run, image_size: int, cfg: EvalConfig):
-    """Up to ``n_samples`` real (val, else train) images in batches, for standard FID/KID."""
-    n = 0
-    for batch in _real_loader(run, image_size, cfg.batch_size, None):
-        x = batch[0] if isinstance(batch, (list, tuple)) else batch
-        yield x
-        n += len(x)
-        if n >= cfg.n_samples:
-            break

@@ -101,7 +101,7 @@ def test_gan_end_to_end_then_sample_and_eval(run, runner, tmp_path):
         "best.pt",
         "final.pt",
         "fixed_latents.pt",
-        "real_stats.npz",
+        "real_stats-32px-n12-s0.npz",
         "samples.png",
         "grids/step-0000002.png",
         "grids/step-0000004.png",

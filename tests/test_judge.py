@@ -12,22 +12,9 @@ from pokedata.errors import UserError
 from pokegan.data import load_manifest, reference_rows
 from pokegan.judge import JudgeConfig, judge_metrics, load_or_train_judge, reference_features
 from pokegan.metrics import kernel_inception_distance, precision_recall
-from tests.helpers.tiny_manifest import make_tiny_manifest
+from tests.helpers.tiny_manifest import make_tiny_manifest, permute_manifest
 
 FAST = JudgeConfig(width=4, epochs=2, batch_size=16, image_size=16)
-
-
-def permute_manifest(mdir, seed: int = 1):
-    """Shuffle the manifest's rows in place (parquet and csv); the images, splits and classes stay."""
-    import pandas as pd
-
-    df = pd.read_parquet(mdir / "manifest.parquet")
-    df = df.sample(frac=1.0, random_state=seed).reset_index(drop=True)
-    df.to_parquet(mdir / "manifest.parquet", index=False)
-    df.to_csv(mdir / "manifest.csv", index=False)
-    stats = json.loads((mdir / "stats.json").read_text())
-    stats.pop("manifest_sha256", None)  # recomputed from the file: a new manifest
-    (mdir / "stats.json").write_text(json.dumps(stats))
 
 
 # ---- the reference sample -------------------------------------------------------------------------------

@@ -222,20 +222,6 @@ def _fixed_latents(out: Path, gmm, cfg: GANConfig) -> torch.Tensor:
     return z
 
 
-def _real_stats(out: Path, run, classifier, image_size: int, cfg: GANConfig, device):
-    """Classifier statistics of up to ``metrics_samples`` val images (train when there is no val split)."""
-    from pokegan.metrics import RealStats, _real_loader, collect_features
-
-    path = out / "real_stats.npz"
-    if path.is_file():
-        return RealStats.load(path)
-    loader = _real_loader(run, image_size, cfg.data.batch_size, device)
-    feats = collect_features(classifier, loader, device, limit=cfg.metrics_samples)
-    rs = RealStats.from_features(feats)
-    rs.save(path)
-    return rs
-
-
 def build_state(run, cfg: GANConfig) -> GANState:
     """Load prerequisites (GMM, step-2 G, classifier, manifest) and build models, loss, optimizers, EMA."""
     from pokegan.data import load_manifest, loader_from_config
@@ -243,6 +229,7 @@ def build_state(run, cfg: GANConfig) -> GANState:
     from pokegan.ema import EMA
     from pokegan.gmm import GaussianMixture
     from pokegan.judge import load_or_train_judge, reference_features
+    from pokegan.metrics import classifier_reference
     from pokegan.models.classifier import load_frozen_classifier
     from pokegan.models.discriminator import DiscriminatorArgs, build_discriminator
 
@@ -300,7 +287,16 @@ def build_state(run, cfg: GANConfig) -> GANState:
         g_args=dict(g_args),
         d_args=asdict(d_args),
         classifier=classifier,
-        real_stats=_real_stats(out, run, classifier, image_size, cfg, device),
+        real_stats=classifier_reference(
+            manifest,
+            classifier,
+            image_size=image_size,
+            n=cfg.metrics_samples,
+            seed=cfg.seed,
+            batch_size=cfg.data.batch_size,
+            device=device,
+            folder=out,
+        ),
         judge=judge,
         judge_ref=judge_ref,
         loader=loader,
