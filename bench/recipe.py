@@ -120,9 +120,8 @@ class Scorer:
     """The judge and its reference features; ``score(sample_fn)`` -> the judge's figures."""
 
     def __init__(self, manifest_dir: Path, data_root: str | None, n: int, batch: int = 64):
-        from pokegan.judge import load_or_train_judge, reference_features
-
         from pokegan.data import load_manifest
+        from pokegan.judge import load_or_train_judge, reference_features
 
         self.manifest = load_manifest(manifest_dir, data_root=data_root)
         self.judge = load_or_train_judge(self.manifest)
@@ -132,7 +131,6 @@ class Scorer:
     @torch.no_grad()
     def score(self, sample_fn) -> dict[str, float]:
         from pokegan.judge import score
-
         from pokegan.metrics import generated_batches
 
         return score(self.judge, self.ref, generated_batches(sample_fn, self.n, self.batch), seed=0)

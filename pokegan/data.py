@@ -173,6 +173,41 @@ def stratified_subset(rows: np.ndarray, labels: np.ndarray, n: int, seed: int) -
     return out
 
 
+def reference_rows(manifest: Manifest, n: int, seed: int, split: str | None = None) -> np.ndarray:
+    """The reference sample of every metric: ``min(n, len(split))`` rows, class-stratified and seeded.
+
+    ``split`` defaults to ``val`` (``train`` when val has fewer than 2 rows). Each class gets its share of
+    ``n`` (largest remainders; ties broken by the seed); rows are chosen within a class by the seed among
+    the class's rows sorted by ``image_id``. So the sample depends on (the set of images, ``n``, ``seed``),
+    never on the manifest's row order, and it comes back sorted by (class, image_id).
+    """
+    if split is None:
+        split = "val" if len(manifest.rows("val")) >= 2 else "train"
+    rows = manifest.rows(split)
+    if len(rows) == 0:
+        raise UserError(f"the {split} split of {manifest.dir} is empty", hint="rebuild the manifest")
+    labels = manifest.labels()[rows]
+    ids = manifest.df["image_id"].astype(str).to_numpy()[rows]
+    order = np.lexsort((ids, labels))  # by class, then image_id: independent of the row order
+    rows, labels = rows[order], labels[order]
+    if n >= len(rows):
+        return rows
+    rng = np.random.default_rng(seed)
+    classes, starts, counts = np.unique(labels, return_index=True, return_counts=True)
+    quota = counts * (n / len(rows))
+    take = np.floor(quota).astype(np.int64)
+    remainder = quota - take
+    tie = rng.permutation(len(classes))
+    extra = np.lexsort((tie, -remainder))[: n - int(take.sum())]
+    take[extra] += 1
+    keep = [
+        rows[s : s + c][np.sort(rng.choice(c, k, replace=False))]
+        for s, c, k in zip(starts, counts, take, strict=True)
+        if k
+    ]
+    return np.concatenate(keep)
+
+
 # ---- decoding ------------------------------------------------------------------------------------------
 def decode_image(path: Path | str, size: int) -> np.ndarray:
     """A file -> uint8 ``[3, size, size]``: RGB, padded to a square with its corner colour, resized."""
@@ -459,6 +494,7 @@ __all__ = [
     "load_manifest",
     "loader_from_config",
     "make_loader",
+    "reference_rows",
     "stratified_subset",
     "to_unit",
 ]

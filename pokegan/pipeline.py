@@ -170,7 +170,7 @@ def summarize(run, record: dict[str, Any]) -> dict[str, Any]:
         "run": str(run.root),
         "steps": steps,
         "final_metrics": gan.get("final_metrics", {}),
-        "best_fcd": gan.get("best_fcd"),
+        "best_judge_fd": gan.get("best_judge_fd"),
         "sample_grid": str(run.step_dir("gan") / "samples.png"),
         "reconstruction_grid": _latest(run.step_dir("pretrain") / "recon", "*.png"),
         "pca_plot": str(run.step_dir("gmm") / "pca.png"),
@@ -201,7 +201,14 @@ def write_report(run, summary: dict[str, Any]) -> Path:
         lines.append(f"| {name} | {_fmt_seconds(s['seconds'])} | {nums} |")
     fm = summary.get("final_metrics") or {}
     if fm:
-        lines += ["", "## Final metrics (EMA generator vs val images, classifier feature space)", ""]
+        lines += [
+            "",
+            "## Final metrics (EMA generator vs val images)",
+            "",
+            "`judge_*`: in the judge's feature space (a network the generator never saw; the headline figures);"
+            " `fcd`/`fck`: in the step-1 classifier's space (secondary). See docs/training.md.",
+            "",
+        ]
         lines += [f"- {k}: {v:.4g}" if isinstance(v, float) else f"- {k}: {v}" for k, v in fm.items()]
     for title, key in (
         ("Samples (EMA generator, fixed GMM latents)", "sample_grid"),

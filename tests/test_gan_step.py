@@ -101,7 +101,7 @@ def test_gan_end_to_end_then_sample_and_eval(run, runner, tmp_path):
         "best.pt",
         "final.pt",
         "fixed_latents.pt",
-        "real_stats.npz",
+        "real_stats-32px-n12-s0.npz",
         "samples.png",
         "grids/step-0000002.png",
         "grids/step-0000004.png",
@@ -113,8 +113,13 @@ def test_gan_end_to_end_then_sample_and_eval(run, runner, tmp_path):
     rows = [json.loads(x) for x in (gdir / "metrics.jsonl").read_text().splitlines()]
     # step 0 is the step-2 generator itself: best.pt never ends worse than step 3 started from
     assert [r["step"] for r in rows] == [0, 2, 4] and all(r["fcd"] >= 0 for r in rows)
-    best = min(rows, key=lambda r: r["fcd"])
-    assert summary["kept"]["step"] == best["step"] and summary["kept"]["start_fcd"] == rows[0]["fcd"]
+    judge_keys = {"judge_fd", "judge_kid_mean", "judge_kid_std", "judge_precision", "judge_recall"}
+    assert all(judge_keys <= set(r) for r in rows)
+    assert all(0 <= r["judge_precision"] <= 1 and r["judge_kid_std"] > 0 for r in rows)
+    best = min(rows, key=lambda r: r["judge_fd"])  # best.pt is chosen by the judge
+    assert summary["best_step"] == best["step"] and summary["best_judge_fd"] == best["judge_fd"]
+    assert summary["kept"]["step"] == best["step"]
+    assert summary["kept"]["start_judge_fd"] == rows[0]["judge_fd"]
     # a finished step is skipped
     assert run_gan(gan_cfg(), run.root)["steps"] == 4
 
@@ -145,6 +150,9 @@ def test_gan_end_to_end_then_sample_and_eval(run, runner, tmp_path):
     assert res.exit_code == 0, res.output
     saved = json.loads((gdir / "eval.json").read_text())
     assert set(saved) == {"final", "best"} and saved["final"]["step"] == 4
+    printed = json.loads(res.stdout[res.stdout.index("{") : res.stdout.rindex("}") + 1])
+    assert judge_keys <= set(printed["final"]) and judge_keys <= set(printed["best"])
+    assert printed["final"]["judge_kid_std"] > 0
     assert "standard FID/KID skipped" in res.output
 
     res = runner.invoke(app, ["sample", "--run", str(tmp_path), "--n", "2"])
@@ -214,7 +222,7 @@ def test_gan_that_only_gets_worse_keeps_the_step2_generator(run, monkeypatch):
 
     def worse_each_time(st, writer):
         m = real_evaluate(st, writer)
-        m["fcd"] = 100.0 + st.step  # step 0 is the best by construction
+        m["judge_fd"] = 100.0 + st.step  # step 0 is the best by construction
         return m
 
     monkeypatch.setattr(gan_mod, "_evaluate", worse_each_time)

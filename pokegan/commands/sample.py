@@ -31,7 +31,7 @@ def sample(
     checkpoint: str = typer.Option(
         "best",
         "--checkpoint",
-        help="Which GAN checkpoint: best (by the yardstick, step 0 included; else final), final or last.",
+        help="Which GAN checkpoint: best (by the judge FD, step 0 included; else final), final or last.",
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
 ) -> None:
@@ -68,7 +68,7 @@ def evaluate(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON on stdout."),
 ) -> None:
-    """Print and save (RUN/gan/eval.json) FCD/FCK, and FID/KID with --inception-weights, for final and best."""
+    """Print and save (RUN/gan/eval.json) the judge's FD/KID/precision/recall, FCD/FCK, and FID/KID with --inception-weights."""
     import json
 
     from rich.table import Table
@@ -84,8 +84,12 @@ def evaluate(
     if json_out:
         out.print_json(json.dumps(results))
         return
-    cols = ["step", "fcd", "fck", "fck_std", "fid", "kid", "kid_std"]
-    table = Table(title=f"{run}: step-3 metrics (lower is better)")
+    cols = ["step", "judge_fd", "judge_kid_mean", "judge_kid_std", "judge_precision", "judge_recall"]
+    cols += ["fcd", "fck", "fck_std", "fid", "kid", "kid_std"]
+    table = Table(
+        title=f"{run}: step-3 metrics (judge_*: the judge network; fcd/fck: the step-1 classifier; "
+        "precision/recall: higher is better, the rest lower)"
+    )
     table.add_column("checkpoint")
     present = [c for c in cols if any(c in m for m in results.values())]
     for c in present:

@@ -346,7 +346,7 @@ def gan(
     ema_decay: float | None = typer.Option(None, "--ema-decay", help="EMA decay of the generator weights."),
     sample_every: int | None = typer.Option(None, "--sample-every", help="Steps between sample grids."),
     metrics_every: int | None = typer.Option(
-        None, "--metrics-every", help="Steps between FCD/FCK evaluations."
+        None, "--metrics-every", help="Steps between evaluations (judge FD/KID/precision/recall, FCD)."
     ),
     checkpoint_every: int | None = typer.Option(
         None, "--checkpoint-every", help="Steps between last.pt saves."

@@ -7,8 +7,9 @@ setup and checkpoint plumbing in :mod:`pokegan.steps.gan_setup`.
 Per generator step: ``n_critic`` critic steps (real batch, fake from GMM latents, ``loss.d_loss``,
 ``after_d_step``), then one generator step (``loss.g_loss``) and an EMA update. Every ``sample_every``
 steps a grid of the EMA generator on the fixed latents goes to ``gan/grids/`` and TensorBoard; every
-``metrics_every`` steps FCD/FCK against the val images go to ``gan/metrics.jsonl`` and the best EMA
-generator by FCD to ``gan/best.pt``; every ``checkpoint_every`` steps ``gan/last.pt``.
+``metrics_every`` steps the judge's figures (FD, KID, precision, recall; :mod:`pokegan.judge`) and the
+step-1 classifier's FCD/FCK against the val images go to ``gan/metrics.jsonl`` and the best EMA generator
+by the judge's FD to ``gan/best.pt``; every ``checkpoint_every`` steps ``gan/last.pt``.
 
 NaN or inf in a loss: reload ``last.pt``, multiply the learning rates by ``nan_lr_factor``, and go on;
 after ``max_nan_retries`` such events stop with a clear error. Nothing is trained on garbage: the bad
@@ -127,7 +128,7 @@ def _snapshot_grid(st: GANState, writer, name: str) -> Path:
 
 
 def _evaluate(st: GANState, writer) -> dict[str, float]:
-    from pokegan.metrics import collect_features, fcd_metrics, generated_batches
+    from pokegan.metrics import generator_figures
 
     g = st.ema.model
     gen = torch.Generator().manual_seed(st.cfg.seed + 1)  # the same latents at every evaluation
@@ -137,16 +138,28 @@ def _evaluate(st: GANState, writer) -> dict[str, float]:
         with autocast(st.device, st.cfg.amp):
             return g(z.to(st.device)).float().clamp(-1, 1)
 
-    batches = generated_batches(sample, st.cfg.metrics_samples, st.cfg.data.batch_size)
-    feats = collect_features(st.classifier, batches, st.device)
-    m = fcd_metrics(st.real_stats, feats, kid_subsets=10, seed=st.cfg.seed)
+    m = generator_figures(
+        sample,
+        st.cfg.metrics_samples,
+        st.cfg.data.batch_size,
+        judge=st.judge,
+        judge_ref=st.judge_ref,
+        classifier=st.classifier,
+        real_stats=st.real_stats,
+        seed=st.cfg.seed,
+    )
     m["step"] = st.step
     path = st.out / "metrics.jsonl"  # rewritten atomically: a kill never leaves half a row
     old = path.read_text(encoding="utf-8") if path.is_file() else ""
     atomic_write_text(path, old + json.dumps(m) + "\n")
+    console.print(
+        f"gan step {st.step}: judge FD {m['judge_fd']:.4g}, KID {m['judge_kid_mean']:.4g} "
+        f"+- {m['judge_kid_std']:.2g}, precision {m['judge_precision']:.2f}, recall {m['judge_recall']:.2f}"
+        f" | step-1 FCD {m['fcd']:.4g}"
+    )
     if writer is not None:
-        writer.add_scalar("metrics/fcd", m["fcd"], st.step)
-        writer.add_scalar("metrics/fck", m["fck"], st.step)
+        for k in ("judge_fd", "judge_kid_mean", "judge_precision", "judge_recall", "fcd", "fck"):
+            writer.add_scalar(f"metrics/{k}", m[k], st.step)
     return m
 
 
@@ -173,15 +186,22 @@ def _recover(st: GANState, err: NonFiniteLoss) -> None:
 def _kept(st: GANState, history: list[dict]) -> dict:
     """Which generator the run keeps (``best.pt``, what ``poke sample`` uses), said plainly on the console."""
     start = next((m for m in history if m.get("step") == 0), None)
-    kept = {"step": st.best_step, "fcd": st.best_fcd, "start_fcd": start["fcd"] if start else None}
+    kept = {
+        "step": st.best_step,
+        "judge_fd": st.best_judge_fd,
+        "start_judge_fd": start["judge_fd"] if start else None,
+    }
     if st.best_step == 0:
         kept["note"] = (
-            "the GAN phase did not improve on the step-2 generator under the yardstick: "
+            "the GAN phase did not improve on the step-2 generator under the judge (FD): "
             "best.pt keeps the starting generator (step 0)"
         )
         console.print(f"[yellow]gan: {kept['note']}[/]")
     elif start is not None:
-        kept["note"] = f"best.pt: step {st.best_step}, FCD {st.best_fcd:.1f} (step 0: {start['fcd']:.1f})"
+        kept["note"] = (
+            f"best.pt: step {st.best_step}, judge FD {st.best_judge_fd:.4g} "
+            f"(the step-2 generator, step 0: {start['judge_fd']:.4g})"
+        )
         console.print(f"gan: {kept['note']}")
     return kept
 
@@ -212,14 +232,14 @@ def run_gan(
             from pokegan.checkpoint import load_checkpoint
 
             best = load_checkpoint(out / "best.pt")
-            if float(best["best_fcd"]) < st.best_fcd:
-                st.best_fcd, st.best_step = float(best["best_fcd"]), int(best["best_step"])
+            if float(best.get("best_judge_fd", math.inf)) < st.best_judge_fd:
+                st.best_judge_fd, st.best_step = float(best["best_judge_fd"]), int(best["best_step"])
         console.print(f"gan: resumed from last.pt at step {st.step}")
     else:
         # the starting generator is a candidate too: best.pt never ends worse than what step 3 started from
         _truncate_metrics(out / "metrics.jsonl", -1)  # rows of a start killed before its first last.pt
         m = _evaluate(st, None)
-        st.best_fcd, st.best_step = m["fcd"], 0
+        st.best_judge_fd, st.best_step = m["judge_fd"], 0
         save_state(st, out / "best.pt")
         save_state(st, out / "last.pt")  # a good state to fall back to from the very first step
     data = _data_iter(st.loader)
@@ -255,8 +275,8 @@ def run_gan(
                     _snapshot_grid(st, writer, f"step-{st.step:07d}")
                 if st.step % cfg.metrics_every == 0 or st.step == cfg.steps:
                     m = _evaluate(st, writer)
-                    if m["fcd"] < st.best_fcd:
-                        st.best_fcd, st.best_step = m["fcd"], st.step
+                    if m["judge_fd"] < st.best_judge_fd:
+                        st.best_judge_fd, st.best_step = m["judge_fd"], st.step
                         save_state(st, out / "best.pt")
                 if st.step % cfg.checkpoint_every == 0 or st.step == cfg.steps:
                     save_state(st, out / "last.pt")
@@ -280,7 +300,7 @@ def run_gan(
         "steps": st.step,
         "loss": cfg.loss,
         "final_metrics": final_metrics,
-        "best_fcd": st.best_fcd,
+        "best_judge_fd": st.best_judge_fd,
         "best_step": kept["step"],
         "kept": kept,
         "nan_events": st.nan_events,

@@ -2,7 +2,7 @@
 
 A GAN checkpoint (``gan/last.pt``, ``best.pt``, ``final.pt``) holds the generator and discriminator
 arguments and weights, the EMA generator, both optimizers, the step, the learning-rate scale left by NaN
-recoveries, the best FCD so far, every RNG state (torch, the latent generator, CUDA), the resolved config,
+recoveries, the best judge FD so far (``best.pt`` is chosen by the judge, :mod:`pokegan.judge`), every RNG state (torch, the latent generator, CUDA), the resolved config,
 the class list and the manifest hash: ``poke sample`` rebuilds the EMA generator from it alone.
 """
 
@@ -49,7 +49,10 @@ class GANConfig:
     sample_every: int = 500
     checkpoint_every: int = 500
     metrics_every: int = 2000
-    metrics_samples: int = 2000  # val images and generated images per FCD evaluation
+    metrics_samples: int = 2000  # val images and generated images per evaluation (judge and FCD)
+    judge_width: int = 16  # the judge network (pokegan.judge): ResNet-18 width, epochs, train-image cap
+    judge_epochs: int = 6
+    judge_max_images: int = 4000
     log_every: int = 50
     max_nan_retries: int = 3
     nan_lr_factor: float = 0.5
@@ -73,6 +76,16 @@ class GANConfig:
             augment=self.augment,
         )
 
+    def judge_config(self):
+        from pokegan.judge import JudgeConfig
+
+        return JudgeConfig(
+            width=self.judge_width,
+            epochs=self.judge_epochs,
+            max_train_images=self.judge_max_images,
+            device=self.device,
+        ).validate()
+
     def validate(self) -> GANConfig:
         if self.loss not in LOSS_NAMES:
             raise UserError(
@@ -85,8 +98,9 @@ class GANConfig:
                     f"[gan] {name} = {getattr(self, name)} must be >= 1",
                     hint=f"fix --{name.replace('_', '-')}",
                 )
-        if self.metrics_samples < 2:
-            raise UserError("[gan] metrics_samples must be >= 2", hint="e.g. --metrics-samples 2000")
+        if self.metrics_samples < 8:
+            raise UserError("[gan] metrics_samples must be >= 8", hint="e.g. --metrics-samples 2000")
+        self.judge_config()
         if not 0.0 <= self.ema_decay < 1.0:
             raise UserError(f"[gan] ema_decay {self.ema_decay} must be in [0, 1)", hint="e.g. 0.999")
         if not 0.0 < self.nan_lr_factor < 1.0 or self.max_nan_retries < 0:
@@ -112,6 +126,8 @@ register_presets(
             "metrics_every": 12,
             "metrics_samples": 64,
             "log_every": 4,
+            "judge_epochs": 3,
+            "judge_max_images": 400,
         },
         "default": {
             "steps": 20_000,
@@ -148,13 +164,15 @@ class GANState:
     d_args: dict
     classifier: nn.Module
     real_stats: Any
+    judge: Any  # pokegan.judge.Judge
+    judge_ref: Any  # its features of the reference sample [n, D]
     loader: Any
     classes: list[str]
     manifest_sha256: str
     step: int = 0
     lr_scale: float = 1.0
     nan_events: int = 0
-    best_fcd: float = math.inf
+    best_judge_fd: float = math.inf
     best_step: int = -1
 
     def apply_lr(self) -> None:
@@ -208,26 +226,14 @@ def _fixed_latents(out: Path, gmm, cfg: GANConfig) -> torch.Tensor:
     return z
 
 
-def _real_stats(out: Path, run, classifier, image_size: int, cfg: GANConfig, device):
-    """Classifier statistics of up to ``metrics_samples`` val images (train when there is no val split)."""
-    from pokegan.metrics import RealStats, _real_loader, collect_features
-
-    path = out / "real_stats.npz"
-    if path.is_file():
-        return RealStats.load(path)
-    loader = _real_loader(run, image_size, cfg.data.batch_size, device)
-    feats = collect_features(classifier, loader, device, limit=cfg.metrics_samples)
-    rs = RealStats.from_features(feats)
-    rs.save(path)
-    return rs
-
-
 def build_state(run, cfg: GANConfig) -> GANState:
     """Load prerequisites (GMM, step-2 G, classifier, manifest) and build models, loss, optimizers, EMA."""
     from pokegan.data import load_manifest, loader_from_config
     from pokegan.device import resolve_device, setup_torch
     from pokegan.ema import EMA
     from pokegan.gmm import GaussianMixture
+    from pokegan.judge import load_or_train_judge, reference_features
+    from pokegan.metrics import classifier_reference
     from pokegan.models.classifier import load_frozen_classifier
     from pokegan.models.discriminator import DiscriminatorArgs, build_discriminator
 
@@ -262,6 +268,10 @@ def build_state(run, cfg: GANConfig) -> GANState:
     opt_g, opt_d = loss.make_optimizers(G.parameters(), D.parameters())
     manifest = load_manifest(run.manifest_dir, data_root=run.data_root or cfg.data.data_root or None)
     classifier = load_frozen_classifier(run, device)
+    judge = load_or_train_judge(manifest, cfg.judge_config(), device)
+    judge_ref = reference_features(
+        judge, manifest, image_size=image_size, n=cfg.metrics_samples, seed=cfg.seed
+    )
     data = dataclasses.replace(cfg.data, image_size=image_size)
     loader = loader_from_config(manifest, "train", data, train=True, device=device, distributed=False)
     return GANState(
@@ -281,7 +291,18 @@ def build_state(run, cfg: GANConfig) -> GANState:
         g_args=dict(g_args),
         d_args=asdict(d_args),
         classifier=classifier,
-        real_stats=_real_stats(out, run, classifier, image_size, cfg, device),
+        real_stats=classifier_reference(
+            manifest,
+            classifier,
+            image_size=image_size,
+            n=cfg.metrics_samples,
+            seed=cfg.seed,
+            batch_size=cfg.data.batch_size,
+            device=device,
+            folder=out,
+        ),
+        judge=judge,
+        judge_ref=judge_ref,
         loader=loader,
         classes=list(manifest.classes),
         manifest_sha256=str(manifest.sha256),
@@ -303,7 +324,7 @@ def state_dict(st: GANState) -> dict:
         "step": st.step,
         "lr_scale": st.lr_scale,
         "nan_events": st.nan_events,
-        "best_fcd": st.best_fcd,
+        "best_judge_fd": st.best_judge_fd,
         "best_step": st.best_step,
         "rng": rng_state(),
         "latent_rng": st.latent_gen.get_state(),
@@ -340,7 +361,7 @@ def load_state(st: GANState, path: Path) -> None:
     st.step = int(state["step"])
     st.lr_scale = float(state["lr_scale"])
     st.nan_events = int(state["nan_events"])
-    st.best_fcd = float(state["best_fcd"])
+    st.best_judge_fd = float(state.get("best_judge_fd", math.inf))  # older checkpoints: chosen by FCD
     st.best_step = int(state["best_step"])
     set_rng_state(state["rng"])
     st.latent_gen.set_state(state["latent_rng"])
