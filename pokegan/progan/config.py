@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, fields
 from pokedata.errors import UserError
 from pokegan.config import DataConfig, register_presets
 from pokegan.losses import LOSS_NAMES, LossConfig
-from pokegan.progan.models import NORMS
+from pokegan.progan.models import NORMS, UPSAMPLES
 
 _ENTRY_KEYS = {"lr", "epochs", "lr_d"}
 
@@ -109,6 +109,7 @@ class ProGANConfig:
     channel_base: int = 2048  # channels at resolution r: min(max_channels, channel_base // r)
     max_channels: int = 512
     norm: str = "batch"  # generator norm: batch | instance | none
+    upsample: str = "transpose"  # generator upsampling: transpose (DCGAN) | nearest (no checkerboard)
     d_norm: str = "auto"  # discriminator norm; auto = norm, but instance for wgan-gp (per-sample penalty)
     freeze: bool = True  # freeze the layers learned in earlier stages
     fade_in: bool = False  # fade the new block in with alpha 0 -> 1 instead of switching hard
@@ -140,6 +141,10 @@ class ProGANConfig:
                 hint="use dcgan, wgan-gp or wgan (wgan-gp-msg needs a multi-scale generator: use `poke train gan`)",
             )
         self.loss_config().validate()
+        if self.upsample not in UPSAMPLES:
+            raise UserError(
+                f"[progan] upsample {self.upsample!r} is unknown", hint=f"use one of {', '.join(UPSAMPLES)}"
+            )
         if self.norm not in NORMS or self.d_norm not in (*NORMS, "auto"):
             raise UserError(
                 f"--norm {self.norm!r} / d_norm {self.d_norm!r} unknown",
@@ -262,6 +267,25 @@ register_presets(
             "sample_every": 20,
             "checkpoint_every": 100,
             "log_every": 5,
+        },
+        # the CPU recipe (docs/progan.md): 16 -> 32 px on a few thousand sprites, all layers trainable,
+        # fade-in, nearest-neighbour upsampling, DiffAugment on real and fake
+        "small": {
+            "sizes": [16, 32],
+            "cycle": [{"lr": 2e-4, "epochs": 6}, {"lr": 5e-5, "epochs": 2}],
+            "z_dim": 128,
+            "channel_base": 1024,
+            "max_channels": 256,
+            "norm": "batch",
+            "d_norm": "none",
+            "upsample": "nearest",
+            "freeze": False,
+            "fade_in": True,
+            "augment": "color,translation,cutout",
+            "n_fixed": 64,
+            "sample_every": 100,
+            "checkpoint_every": 500,
+            "log_every": 20,
         },
         # one GPU, ~80k images: 16 -> 32 -> 64 px, DCGAN widths, a longer cycle at the last size
         "default": {

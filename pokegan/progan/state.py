@@ -33,6 +33,7 @@ _FIXED_ON_RESUME = (
     "max_channels",
     "norm",
     "d_norm",
+    "upsample",
     "loss",
     "fade_in",
     "freeze",
@@ -93,6 +94,7 @@ def stage_args(cfg: ProGANConfig, stage: int) -> ProGANArgs:
         max_channels=cfg.max_channels,
         g_norm=cfg.norm,
         d_norm=cfg.resolved_d_norm,
+        g_upsample=cfg.upsample,
     ).validate()
 
 
