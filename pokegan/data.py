@@ -46,8 +46,9 @@ class Manifest:
     df: object  # pandas.DataFrame, one row per image in manifest order (RangeIndex)
     classes: list[str]
     data_root: Path
-    sha256: str
+    sha256: str  # recorded by build-manifest (stats.json): checkpoints compare it
     catalog: str = ""
+    content_sha256: str = ""  # of the rows as read (image_id, path, class_index, split, in order)
 
     @property
     def num_classes(self) -> int:
@@ -95,6 +96,26 @@ def file_sha256(path: Path) -> str:
         while block := fh.read(1 << 20):
             h.update(block)
     return h.hexdigest()
+
+
+def content_sha256(df) -> str:
+    """A digest of the rows as they are: anything keyed by row position (the packed cache) must use it.
+
+    ``stats.json``'s recorded hash does not change when someone edits or reorders manifest.parquet: a
+    cache keyed by it served the old order's images under the new rows' labels (issue 11).
+    """
+    import pandas as pd
+
+    cols = df[["image_id", "path", "class_index", "split"]].astype(str)
+    return hashlib.sha256(pd.util.hash_pandas_object(cols, index=False).to_numpy().tobytes()).hexdigest()
+
+
+def canonical_order(manifest: Manifest, rows: np.ndarray) -> np.ndarray:
+    """``rows`` sorted by (class_index, image_id): what samplers shuffle, so a seeded order and a seeded
+    subset depend on the images, not on the manifest's row order."""
+    rows = np.asarray(rows, dtype=np.int64)
+    ids = manifest.df["image_id"].astype(str).to_numpy()[rows]
+    return rows[np.lexsort((ids, manifest.labels()[rows]))]
 
 
 def load_manifest(manifest_dir: Path | str, data_root: Path | str | None = None) -> Manifest:
@@ -147,6 +168,7 @@ def load_manifest(manifest_dir: Path | str, data_root: Path | str | None = None)
         )
     sha = str(stats.get("manifest_sha256") or file_sha256(table))
     return Manifest(
+        content_sha256=content_sha256(df),
         dir=d.resolve(),
         df=df,
         classes=classes,
@@ -157,20 +179,21 @@ def load_manifest(manifest_dir: Path | str, data_root: Path | str | None = None)
 
 
 def stratified_subset(rows: np.ndarray, labels: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """At most ``n`` of ``rows``, the same fraction of every class (at least one each), seeded; sorted."""
+    """At most ``n`` of ``rows``, the same fraction of every class (at least one each), seeded; in the
+    order of ``rows`` (pass them in :func:`canonical_order` for a choice independent of the row order)."""
     if n <= 0 or n >= len(rows):
         return rows
     rng = np.random.default_rng(seed)
     frac = n / len(rows)
     keep = []
     for c in np.unique(labels[rows]):
-        rc = rows[labels[rows] == c]
+        rc = np.flatnonzero(labels[rows] == c)  # positions in rows
         k = max(1, int(round(len(rc) * frac)))
         keep.append(rng.choice(rc, min(k, len(rc)), replace=False))
-    out = np.sort(np.concatenate(keep))
-    if len(out) > n:
-        out = np.sort(rng.choice(out, n, replace=False))
-    return out
+    pos = np.sort(np.concatenate(keep))
+    if len(pos) > n:
+        pos = np.sort(rng.choice(pos, n, replace=False))
+    return rows[pos]
 
 
 def reference_rows(manifest: Manifest, n: int, seed: int, split: str | None = None) -> np.ndarray:
@@ -414,7 +437,7 @@ def make_loader(
     drop_last = augment if drop_last is None else drop_last
     labels = manifest.labels()
     if rows is None:
-        rows = manifest.rows(split)
+        rows = canonical_order(manifest, manifest.rows(split))
         rows = stratified_subset(rows, labels, max_images, seed)
     if len(rows) == 0:
         raise UserError(
@@ -490,6 +513,8 @@ __all__ = [
     "Manifest",
     "augment_batch",
     "balanced_weights",
+    "canonical_order",
+    "content_sha256",
     "decode_image",
     "load_manifest",
     "loader_from_config",

@@ -413,10 +413,11 @@ def _steps_per_epoch(cfg: ProGANConfig, manifest_dir: Path | None, data_root: st
     """Batches per epoch of the train split (as the loader will cut it), or None without a manifest."""
     if manifest_dir is None:
         return None
-    from pokegan.data import load_manifest, stratified_subset
+    from pokegan.data import canonical_order, load_manifest, stratified_subset
 
     manifest = load_manifest(manifest_dir, data_root=data_root or None)
-    rows = stratified_subset(manifest.rows("train"), manifest.labels(), cfg.data.max_images, cfg.data.seed)
+    rows = canonical_order(manifest, manifest.rows("train"))
+    rows = stratified_subset(rows, manifest.labels(), cfg.data.max_images, cfg.data.seed)
     return max(1, len(rows) // cfg.data.batch_size)
 
 
