@@ -346,12 +346,17 @@ def augment_batch(x: Tensor, generator: torch.Generator, crop_scale: float = 0.8
     """uint8 ``[B,3,S,S]`` -> float [-1, 1]: random horizontal flip + random resized crop, per image.
 
     The crop keeps ``U(crop_scale, 1)`` of the area with an aspect ratio in [0.9, 1.1], resampled bilinearly
-    back to ``S x S``; it never leaves the image. Random numbers come from ``generator`` (CPU) so the
+    back to ``S x S``; it never leaves the image. ``crop_scale >= 1``: flips only, exact pixels (no crop,
+    no aspect jitter; what the GAN steps use). Random numbers come from ``generator`` (CPU) so the
     augmentation is seeded and identical on CPU and GPU.
     """
     import torch.nn.functional as F
 
     b, _, h, w = x.shape
+    if crop_scale >= 1.0:
+        flip = (torch.rand(b, generator=generator) < 0.5).to(x.device)
+        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        return to_unit(x)
     area = torch.empty(b).uniform_(crop_scale, 1.0, generator=generator)
     log_r = torch.empty(b).uniform_(math.log(0.9), math.log(1.1), generator=generator)
     r = log_r.exp()

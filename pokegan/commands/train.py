@@ -354,6 +354,11 @@ def gan(
     from_scratch: bool | None = typer.Option(
         None, "--from-scratch/--from-pretrain", help="Allow a random generator when step 2 has not run."
     ),
+    diffaugment: str | None = typer.Option(
+        None,
+        "--diffaugment",
+        help="DiffAugment policy applied to real and fake alike, e.g. color,translation,cutout (default: none; real images are only flipped).",
+    ),
     batch_size: int | None = opt.batch_size_opt(),
     num_workers: int | None = opt.num_workers_opt(),
     device: str | None = opt.device_opt(),
@@ -378,6 +383,7 @@ def gan(
         "metrics_every": metrics_every,
         "checkpoint_every": checkpoint_every,
         "from_scratch": from_scratch,
+        "diffaugment": diffaugment,
         "device": device,
         "seed": seed,
         "data.batch_size": batch_size,

@@ -108,6 +108,7 @@ class ProGANConfig:
     max_channels: int = 512
     norm: str = "batch"  # generator norm: batch | instance | none
     d_norm: str = "auto"  # discriminator norm; auto = norm, but instance for wgan-gp (per-sample penalty)
+    diffaugment: str = ""  # DiffAugment policy for real and fake alike, e.g. "color,translation,cutout"
     freeze: bool = True  # freeze the layers learned in earlier stages
     fade_in: bool = False  # fade the new block in with alpha 0 -> 1 instead of switching hard
     fade_fraction: float = 0.5  # share of a stage's steps over which alpha rises
@@ -138,6 +139,9 @@ class ProGANConfig:
                 hint="use dcgan, wgan-gp or wgan (wgan-gp-msg needs a multi-scale generator: use `poke train gan`)",
             )
         self.loss_config().validate()
+        from pokegan.diffaugment import parse_policy
+
+        parse_policy(self.diffaugment, "[progan] diffaugment")
         if self.norm not in NORMS or self.d_norm not in (*NORMS, "auto"):
             raise UserError(
                 f"--norm {self.norm!r} / d_norm {self.d_norm!r} unknown",

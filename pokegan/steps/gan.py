@@ -73,7 +73,10 @@ def _real(st: GANState, x: torch.Tensor):
 
 def _train_step(st: GANState, data) -> dict[str, float]:
     """One generator step with its ``n_critic`` critic steps; raises NonFiniteLoss before any bad update."""
+    from pokegan.diffaugment import critic_view
+
     cfg, loss = st.cfg, st.loss
+    critic = critic_view(st.D, cfg.diffaugment)  # D, or D(T(x)) with the same T for real and fake
     stats: dict[str, float] = {}
     st.G.requires_grad_(False)
     st.D.requires_grad_(True)
@@ -83,7 +86,7 @@ def _train_step(st: GANState, data) -> dict[str, float]:
         with autocast(st.device, cfg.amp), torch.no_grad():
             fake = _fake(st, z)
         with autocast(st.device, cfg.amp):
-            ld, stats_d = loss.d_loss(st.D, real, fake)
+            ld, stats_d = loss.d_loss(critic, real, fake)
         _check(ld, "the discriminator loss", st.step)
         st.opt_d.zero_grad(set_to_none=True)
         ld.backward()
@@ -94,7 +97,7 @@ def _train_step(st: GANState, data) -> dict[str, float]:
     st.D.requires_grad_(False)
     z = _sample_latents(st, cfg.data.batch_size)
     with autocast(st.device, cfg.amp):
-        lg, stats_g = loss.g_loss(st.D, _fake(st, z))
+        lg, stats_g = loss.g_loss(critic, _fake(st, z))
     _check(lg, "the generator loss", st.step)
     st.opt_g.zero_grad(set_to_none=True)
     lg.backward()

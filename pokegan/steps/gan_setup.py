@@ -48,6 +48,7 @@ class GANConfig:
     checkpoint_every: int = 500
     metrics_every: int = 2000
     metrics_samples: int = 2000  # val images and generated images per evaluation (judge and FCD)
+    diffaugment: str = ""  # DiffAugment policy for real and fake alike, e.g. "color,translation,cutout"
     judge_width: int = 16  # the judge network (pokegan.judge): ResNet-18 width, epochs, train-image cap
     judge_epochs: int = 6
     judge_max_images: int = 4000
@@ -97,6 +98,9 @@ class GANConfig:
         if self.metrics_samples < 8:
             raise UserError("[gan] metrics_samples must be >= 8", hint="e.g. --metrics-samples 2000")
         self.judge_config()
+        from pokegan.diffaugment import parse_policy
+
+        parse_policy(self.diffaugment, "[gan] diffaugment")
         if not 0.0 <= self.ema_decay < 1.0:
             raise UserError(f"[gan] ema_decay {self.ema_decay} must be in [0, 1)", hint="e.g. 0.999")
         if not 0.0 < self.nan_lr_factor < 1.0 or self.max_nan_retries < 0:
@@ -268,7 +272,9 @@ def build_state(run, cfg: GANConfig) -> GANState:
     judge_ref = reference_features(
         judge, manifest, image_size=image_size, n=cfg.metrics_samples, seed=cfg.seed
     )
-    data = dataclasses.replace(cfg.data, image_size=image_size)
+    # real images: flips only (a crop the fakes never get would teach G to draw crops); DiffAugment,
+    # when asked for, transforms real and fake alike inside the critic (pokegan.diffaugment)
+    data = dataclasses.replace(cfg.data, image_size=image_size, crop_scale=1.0)
     loader = loader_from_config(manifest, "train", data, train=True, device=device, distributed=False)
     return GANState(
         cfg=cfg,
