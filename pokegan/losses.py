@@ -17,8 +17,10 @@ Contract (step 3 and the progressive DCGAN both use it)::
 
 ``D`` is any module mapping an image batch ``[B, 3, H, W]`` (or, for multi-scale losses, a list of
 batches coarse -> fine) to raw scores ``[B]`` or ``[B, 1]``. ``d_loss`` detaches ``fake`` itself, so the
-caller may pass the generator's output as is. Scores are computed in float32 (the penalty and the
-logits are precision-sensitive) even when the caller runs the generator under autocast.
+caller may pass the generator's output as is. The critic runs in float32, its scores and the gradient
+penalty included, even inside the caller's autocast region (``_scores`` switches autocast off around
+``D``): the penalty differentiates a gradient norm, which bf16/fp16 round away. The generator may run
+under autocast; with fp16 its backward pass needs a grad scaler, which the loops keep (``scaler_g``).
 
 The losses:
 
@@ -106,8 +108,10 @@ def _float(x: Images) -> Images:
 
 
 def _scores(D: nn.Module, x: Images) -> Tensor:
-    """D's raw scores as a float32 vector ``[B]``."""
-    out = D(_float(x))
+    """D's raw scores as a float32 vector ``[B]``; D itself runs in float32 (autocast off around it)."""
+    device_type = _as_list(x)[0].device.type
+    with torch.autocast(device_type=device_type, enabled=False):
+        out = D(_float(x))
     return out.float().reshape(out.shape[0], -1).mean(dim=1)
 
 

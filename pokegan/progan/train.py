@@ -92,10 +92,12 @@ def train_step(
             g_loss, g_logs = st.loss.g_loss(critic, st.G(z))
         _check_finite(g_loss, "the generator loss", st)
         st.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
+        st.scaler_g.scale(g_loss).backward()  # a no-op scale unless G runs under fp16 autocast
+        st.scaler_g.unscale_(st.opt_g)  # the gradient-flow record reads true gradients
         if (st.pos.stage_step // n_critic) % record_every == 0:  # every record_every-th G step
             flows[0].record(st.G)
-        st.opt_g.step()
+        st.scaler_g.step(st.opt_g)
+        st.scaler_g.update()
         logs.update(g_logs)
     return logs
 

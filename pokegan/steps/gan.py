@@ -100,8 +100,9 @@ def _train_step(st: GANState, data) -> dict[str, float]:
         lg, stats_g = loss.g_loss(critic, _fake(st, z))
     _check(lg, "the generator loss", st.step)
     st.opt_g.zero_grad(set_to_none=True)
-    lg.backward()
-    st.opt_g.step()
+    st.scaler_g.scale(lg).backward()  # a no-op scale unless G runs under fp16 autocast
+    st.scaler_g.step(st.opt_g)
+    st.scaler_g.update()
     st.ema.update(st.G)
     st.D.requires_grad_(True)
     stats.update(stats_g)

@@ -156,6 +156,7 @@ class GANState:
     loss: Any
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
+    scaler_g: Any  # torch.amp.GradScaler: enabled only under fp16 autocast (the critic runs in float32)
     gmm: Any
     fixed_latents: torch.Tensor
     latent_gen: torch.Generator
@@ -229,7 +230,7 @@ def _fixed_latents(out: Path, gmm, cfg: GANConfig) -> torch.Tensor:
 def build_state(run, cfg: GANConfig) -> GANState:
     """Load prerequisites (GMM, step-2 G, classifier, manifest) and build models, loss, optimizers, EMA."""
     from pokegan.data import load_manifest, loader_from_config
-    from pokegan.device import resolve_device, setup_torch
+    from pokegan.device import make_grad_scaler, resolve_device, setup_torch
     from pokegan.ema import EMA
     from pokegan.gmm import GaussianMixture
     from pokegan.judge import load_or_train_judge, reference_features
@@ -286,6 +287,7 @@ def build_state(run, cfg: GANConfig) -> GANState:
         loss=loss,
         opt_g=opt_g,
         opt_d=opt_d,
+        scaler_g=make_grad_scaler(device, cfg.amp),
         gmm=gmm,
         fixed_latents=_fixed_latents(out, gmm, cfg),
         latent_gen=torch.Generator().manual_seed(cfg.seed + 2),
@@ -323,6 +325,7 @@ def state_dict(st: GANState) -> dict:
         "ema": st.ema.state_dict(),
         "opt_g": st.opt_g.state_dict(),
         "opt_d": st.opt_d.state_dict(),
+        "scaler_g": st.scaler_g.state_dict(),
         "step": st.step,
         "lr_scale": st.lr_scale,
         "nan_events": st.nan_events,
@@ -360,6 +363,8 @@ def load_state(st: GANState, path: Path) -> None:
     st.ema.load_state_dict(state["ema"])
     st.opt_g.load_state_dict(state["opt_g"])
     st.opt_d.load_state_dict(state["opt_d"])
+    if state.get("scaler_g"):
+        st.scaler_g.load_state_dict(state["scaler_g"])
     st.step = int(state["step"])
     st.lr_scale = float(state["lr_scale"])
     st.nan_events = int(state["nan_events"])
