@@ -207,3 +207,30 @@ def test_interrupted_gan_resumes_to_the_same_step_count(run):
     assert summary["steps"] == 4
     rows = [json.loads(x) for x in (run.step_dir("gan") / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [2, 4]  # the resumed run re-logged nothing twice
+
+
+def test_nan_recovery_keeps_the_best_record_newer_than_last_pt(run, monkeypatch):
+    """best.pt saved after last.pt must not be overwritten by a worse model after a NaN reload."""
+    import pokegan.metrics
+
+    fds = iter([10.0, 9.0, 8.0, 50.0, 40.0, 30.0, 20.0, 15.0, 12.0])
+
+    def figures(*args, **kw):
+        keys = ("judge_kid_mean", "judge_kid_std", "judge_precision", "judge_recall", "fcd", "fck")
+        return {"judge_fd": next(fds), **dict.fromkeys(keys, 0.5)}
+
+    monkeypatch.setattr(pokegan.metrics, "generator_figures", figures)
+    saved = []
+    real_save = gan_setup.save_state
+    monkeypatch.setattr(
+        "pokegan.steps.gan.save_state",
+        lambda st, path: saved.append((path.name, st.best_judge_fd)) or real_save(st, path),
+    )
+    real = gan_setup.make_loss
+    monkeypatch.setattr(gan_setup, "make_loss", lambda cfg: _NaNLoss(real(cfg), {4}))
+    over = {"loss": "dcgan", "steps": 6, "metrics_every": 1, "checkpoint_every": 5, "sample_every": 100}
+    summary = run_gan(gan_cfg(**over), run.root)
+    assert summary["nan_events"] == 1
+    best_saves = [fd for name, fd in saved if name == "best.pt"]
+    assert best_saves == [10.0, 9.0, 8.0]  # after the reload to step 0, 50 .. 12 are all worse than 8
+    assert summary["best_judge_fd"] == 8.0 and summary["best_step"] == 3

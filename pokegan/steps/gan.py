@@ -171,8 +171,11 @@ def _recover(st: GANState, err: NonFiniteLoss) -> None:
             hint="lower --lr-g/--lr-d, raise gp_weight, or try another --loss; gan/last.pt holds the last good state",
         )
     lr_scale = st.lr_scale * st.cfg.nan_lr_factor
+    best, best_step = st.best_judge_fd, st.best_step  # best.pt may be newer than last.pt: keep its record
     load_state(st, st.out / "last.pt")
     st.nan_events, st.lr_scale = retries, lr_scale
+    if best < st.best_judge_fd:
+        st.best_judge_fd, st.best_step = best, best_step
     st.apply_lr()
     console.print(
         f"[yellow]gan: {err}: reloaded step {st.step} from last.pt, learning rates x{lr_scale:g} "
