@@ -234,3 +234,10 @@ def test_nan_recovery_keeps_the_best_record_newer_than_last_pt(run, monkeypatch)
     best_saves = [fd for name, fd in saved if name == "best.pt"]
     assert best_saves == [10.0, 9.0, 8.0]  # after the reload to step 0, 50 .. 12 are all worse than 8
     assert summary["best_judge_fd"] == 8.0 and summary["best_step"] == 3
+
+
+@pytest.mark.parametrize("loss", ["wgan-gp", "wgan-gp-msg"])
+def test_gradient_penalty_with_a_train_split_smaller_than_the_batch(run, loss):
+    # 36 train images, batches of 64: the loader serves batches of 36; the fakes must match them
+    summary = run_gan(gan_cfg(loss=loss, steps=2, n_critic=1, **{"data.batch_size": 64}), run.root)
+    assert summary["steps"] == 2 and summary["nan_events"] == 0

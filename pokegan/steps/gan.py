@@ -81,8 +81,10 @@ def _train_step(st: GANState, data) -> dict[str, float]:
     st.G.requires_grad_(False)
     st.D.requires_grad_(True)
     for _ in range(loss.n_critic):
-        real = _real(st, next(data))
-        z = _sample_latents(st, cfg.data.batch_size)
+        x = next(data)
+        real = _real(st, x)
+        z = _sample_latents(st, len(x))  # as many fakes as reals: the penalty pairs them (a small
+        # train split gives batches smaller than [data] batch_size)
         with autocast(st.device, cfg.amp), torch.no_grad():
             fake = _fake(st, z)
         with autocast(st.device, cfg.amp):
