@@ -49,7 +49,7 @@ def test_gan_real_images_are_only_flipped(tmp_path):
     from pokegan.steps.gan import _data_iter, _train_step
 
     st.cfg.diffaugment = "color,translation,cutout"
-    stats = _train_step(st, _data_iter(st.loader))
+    stats = _train_step(st, _data_iter(st))
     assert all(torch.isfinite(torch.tensor(v)) for v in stats.values())
 
 

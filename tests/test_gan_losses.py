@@ -201,7 +201,7 @@ def test_gan_generator_step_goes_through_its_grad_scaler(tmp_path, monkeypatch):
         monkeypatch.setattr(scaler, name, lambda *a, _n=name, _r=real, **k: calls.append(_n) or _r(*a, **k))
     st.scaler_g = scaler
     before = [p.detach().clone() for p in st.G.parameters()]
-    _train_step(st, _data_iter(st.loader))
+    _train_step(st, _data_iter(st))
     assert calls == ["scale", "step", "update"]
     assert any(not torch.equal(a, p) for a, p in zip(before, st.G.parameters(), strict=True))
     saved = gan_setup.state_dict(st)

@@ -241,3 +241,30 @@ def test_gradient_penalty_with_a_train_split_smaller_than_the_batch(run, loss):
     # 36 train images, batches of 64: the loader serves batches of 36; the fakes must match them
     summary = run_gan(gan_cfg(loss=loss, steps=2, n_critic=1, **{"data.batch_size": 64}), run.root)
     assert summary["steps"] == 2 and summary["nan_events"] == 0
+
+
+def test_resume_continues_the_real_data_where_it_stopped(run, tmp_path, monkeypatch):
+    """A resumed GAN sees the batches an uninterrupted run sees next, not epoch 0, batch 0 again."""
+    import pokegan.steps.gan as gan_loop
+
+    seen: list[float] = []
+    real_fn = gan_loop._real
+    monkeypatch.setattr(gan_loop, "_real", lambda st, x: seen.append(float(x.sum())) or real_fn(st, x))
+    cfg = gan_cfg(loss="dcgan", steps=8, checkpoint_every=4, metrics_every=8, sample_every=100)
+    other = tmp_path / "uninterrupted"
+    shutil.copytree(run.root, other)
+    run_gan(cfg, other)
+    straight, seen[:] = list(seen), []
+
+    class Killed(Exception):
+        pass
+
+    def die_at_6(step):
+        if step == 6:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_gan(cfg, run.root, on_step=die_at_6)
+    seen.clear()
+    run_gan(cfg, run.root, resume=True)  # from last.pt at step 4: 36 images, batches of 6
+    assert len(straight) == 8 and seen == straight[4:]

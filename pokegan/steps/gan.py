@@ -44,14 +44,19 @@ def _check(loss: torch.Tensor, what: str, step: int) -> None:
         raise NonFiniteLoss(f"{what} is {loss.item()} at step {step}")
 
 
-def _data_iter(loader):
-    """Endless batches of real images ``[B, 3, H, W]`` in [-1, 1]; reseeds the sampler per epoch."""
-    epoch = 0
+def _data_iter(st: GANState):
+    """Endless batches of real images ``[B, 3, H, W]`` in [-1, 1] from the state's data position.
+
+    ``st.data_epoch`` / ``st.data_batch`` count the batches handed out; checkpoints save them, so a resume
+    or a NaN reload continues with the batch after the saved one (the sampler's order and the flips are
+    pure functions of seed, epoch and batch), not with epoch 0, batch 0.
+    """
     while True:
-        loader.set_epoch(epoch)
-        for batch in loader:
+        st.loader.set_epoch(st.data_epoch, st.data_batch)
+        for batch in st.loader:
+            st.data_batch += 1
             yield batch[0] if isinstance(batch, (list, tuple)) else batch
-        epoch += 1
+        st.data_epoch, st.data_batch = st.data_epoch + 1, 0
 
 
 def _sample_latents(st: GANState, n: int) -> torch.Tensor:
@@ -216,7 +221,7 @@ def run_gan(
         console.print(f"gan: resumed from last.pt at step {st.step}")
     else:
         save_state(st, out / "last.pt")  # a good state to fall back to from the very first step
-    data = _data_iter(st.loader)
+    data = _data_iter(st)
     writer = SummaryWriter(str(out / "tb"), purge_step=st.step or None)
     t0, stats = time.perf_counter(), {}
     try:
@@ -235,6 +240,7 @@ def run_gan(
                     stats = _train_step(st, data)
                 except NonFiniteLoss as err:
                     _recover(st, err)
+                    data = _data_iter(st)  # from the reloaded data position
                     bar.update(task, completed=st.step)
                     continue
                 st.step += 1

@@ -175,6 +175,8 @@ class GANState:
     nan_events: int = 0
     best_judge_fd: float = math.inf
     best_step: int = -1
+    data_epoch: int = 0  # the real-data position: epoch, and batches handed out in it
+    data_batch: int = 0
 
     def apply_lr(self) -> None:
         for opt, base in ((self.opt_g, self.cfg.lr_g), (self.opt_d, self.cfg.lr_d)):
@@ -331,6 +333,7 @@ def state_dict(st: GANState) -> dict:
         "nan_events": st.nan_events,
         "best_judge_fd": st.best_judge_fd,
         "best_step": st.best_step,
+        "data_position": {"epoch": st.data_epoch, "batch": st.data_batch},
         "rng": rng_state(),
         "latent_rng": st.latent_gen.get_state(),
         "config": asdict(st.cfg),
@@ -370,6 +373,8 @@ def load_state(st: GANState, path: Path) -> None:
     st.nan_events = int(state["nan_events"])
     st.best_judge_fd = float(state.get("best_judge_fd", math.inf))  # older checkpoints: chosen by FCD
     st.best_step = int(state["best_step"])
+    pos = state.get("data_position", {"epoch": 0, "batch": 0})  # older checkpoints: from the start
+    st.data_epoch, st.data_batch = int(pos["epoch"]), int(pos["batch"])
     set_rng_state(state["rng"])
     st.latent_gen.set_state(state["latent_rng"])
     st.apply_lr()
