@@ -75,7 +75,7 @@ def test_validation_and_presets():
     try:
         assert load_step_config(EmbedConfig, "embed", preset="tiny").batch_size == 7
     finally:
-        register_presets("embed", {"tiny": {"batch_size": 128, "stats_images": 400}})
+        register_presets("embed", {"tiny": {"batch_size": 128}})
 
 
 def test_schedule_is_a_pure_function_of_the_step():

@@ -185,11 +185,6 @@ def embed(
     dtype: str | None = typer.Option(
         None, "--dtype", help="float32 (default) or float16 for embeddings.npy."
     ),
-    stats_images: int | None = typer.Option(
-        None,
-        "--stats-images",
-        help="Recompute the frozen encoding statistics on N train images (0 = step 1's).",
-    ),
     num_workers: int | None = opt.num_workers_opt(),
     device: str | None = opt.device_opt(),
     resume: bool = typer.Option(False, "--resume", help="Redo an interrupted embed step (it starts over)."),
@@ -201,7 +196,6 @@ def embed(
     overrides = {
         "batch_size": batch_size,
         "dtype": dtype,
-        "stats_images": stats_images,
         "num_workers": num_workers,
         "device": device,
     }
