@@ -449,6 +449,12 @@ def make_loader(
             f"the {split} split of {manifest.dir} is empty", hint="rebuild the manifest with that split"
         )
     rank, world = (dev.rank(), dev.world_size()) if distributed else (0, 1)
+    if drop_last and len(rows) < 2 * world:  # training: BatchNorm needs 2 images per batch
+        raise UserError(
+            f"the {split} split of {manifest.dir} has {len(rows)} image(s); training needs at least "
+            f"{2 * world}" + (f" ({world} processes x 2)" if world > 1 else ""),
+            hint=f"add images to the {split} split (or rebuild the manifest so it gets more)",
+        )
     if drop_last and math.ceil(len(rows) / world) < batch_size:
         batch_size = max(2, math.ceil(len(rows) / world))  # tiny sets: one full batch rather than none
     weights = balanced_weights(labels)[rows] if balanced else None

@@ -120,3 +120,33 @@ def test_val_figures_do_not_depend_on_the_manifest_row_order(tmp_path):
     assert a["val_top5"] == pytest.approx(b["val_top5"], abs=1e-9)
     per_class = [(tmp_path / r / "classifier" / "per_class_accuracy.csv").read_text() for r in "ab"]
     assert per_class[0] == per_class[1]
+
+
+@pytest.mark.parametrize(
+    ("splits", "error"),
+    [
+        (["train", "train", "val"], None),  # a val batch of one: was a BatchNorm ValueError traceback
+        (["train", "val", "test"], "has 1 image\\(s\\); training needs at least 2"),
+    ],
+)
+def test_three_images(tmp_path, splits, error):
+    import json
+
+    import pandas as pd
+
+    from pokedata.errors import UserError
+
+    m = make_tiny_manifest(tmp_path, n_classes=3, per_class=1, size=16)
+    df = pd.read_parquet(m / "manifest.parquet")
+    df["split"] = splits
+    df.to_parquet(m / "manifest.parquet", index=False)
+    stats = json.loads((m / "stats.json").read_text())
+    stats.pop("manifest_sha256")
+    (m / "stats.json").write_text(json.dumps(stats))
+    cfg = _cfg(epochs=1, **{"data.image_size": 16})
+    if error is None:
+        summary = run_classify(cfg, m, tmp_path / "run")
+        assert summary["val_top1"] is not None
+    else:
+        with pytest.raises(UserError, match=error):
+            run_classify(cfg, m, tmp_path / "run")
