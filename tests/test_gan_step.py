@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -268,3 +269,23 @@ def test_resume_continues_the_real_data_where_it_stopped(run, tmp_path, monkeypa
     seen.clear()
     run_gan(cfg, run.root, resume=True)  # from last.pt at step 4: 36 images, batches of 6
     assert len(straight) == 8 and seen == straight[4:]
+
+
+def test_from_scratch_builds_the_generator_step2_would(run, runner):
+    """--from-scratch and the pretrained arm must be the same model: the [pretrain] generator settings."""
+    from cli import app
+    from pokegan.config import PretrainConfig
+    from pokegan.models.generator import Generator, GeneratorArgs
+    from pokegan.steps.pretrain import generator_args
+
+    (run.step_dir("pretrain") / "final.pt").unlink()
+    pre = load_step_config(PretrainConfig, "pretrain", preset="tiny", base={"data": {"image_size": 32}})
+    expected = sum(p.numel() for p in Generator(generator_args(pre)).parameters())
+    args = ["train", "gan", "--run", str(run.root), "--preset", "tiny", "--from-scratch", "--dry-run"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert f"# generator: {expected:,} parameters" in res.output
+    default = sum(p.numel() for p in Generator(GeneratorArgs(image_size=32)).parameters())
+    assert default > 10 * expected  # what it built before: 512 channels, ~40x the tiny preset's
+    st = gan_setup.build_state(run, gan_cfg(from_scratch=True), gan_setup.scratch_generator_args(run, pre))
+    assert st.g_args == dataclasses.asdict(generator_args(pre))

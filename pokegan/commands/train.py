@@ -386,12 +386,19 @@ def gan(
     cfg = load_step_config(
         GANConfig, "gan", config_file=config, preset=preset, overrides=overrides, base=_run_base(run)
     )
-    if dry_run:
-        from pokegan.steps.gan_setup import describe
+    from pokegan.config import PretrainConfig
+    from pokegan.steps.gan_setup import describe, scratch_generator_args
 
-        opt.print_dry_run(describe(cfg, open_run(run, resume=True, create=False)))
+    # --from-scratch builds the generator step 2 would: the same [pretrain] settings of this preset/config
+    pretrain = load_step_config(
+        PretrainConfig, "pretrain", config_file=config, preset=preset, base=_run_base(run)
+    )
+    the_run = open_run(run, resume=True, create=False)
+    scratch = scratch_generator_args(the_run, pretrain)
+    if dry_run:
+        opt.print_dry_run(describe(cfg, the_run, scratch))
         return
-    run_gan(cfg, run, resume=resume)
+    run_gan(cfg, run, resume=resume, scratch_args=scratch)
 
 
 @app.command("all")

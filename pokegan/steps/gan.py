@@ -191,11 +191,17 @@ def _recover(st: GANState, err: NonFiniteLoss) -> None:
 
 
 def run_gan(
-    cfg: GANConfig, run_dir, *, resume: bool = False, on_step: Callable[[int], None] | None = None
+    cfg: GANConfig,
+    run_dir,
+    *,
+    resume: bool = False,
+    on_step: Callable[[int], None] | None = None,
+    scratch_args: dict | None = None,
 ) -> dict:
     """Train step 3 in ``RUN/gan/``; with ``resume`` continues from ``last.pt``; writes ``done.json`` last.
 
     ``on_step(step)`` is called after every generator step (progress hooks; tests inject failures).
+    ``scratch_args``: the generator ``from_scratch`` builds (:func:`gan_setup.scratch_generator_args`).
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from torch.utils.tensorboard import SummaryWriter
@@ -208,7 +214,7 @@ def run_gan(
         console.print("[dim]gan: done.json exists, skipping[/]")
         return run.done_summary("gan")
     run.begin_step("gan", resume=resume)
-    st = build_state(run, cfg)
+    st = build_state(run, cfg, scratch_args)
     out = st.out
     if (out / "last.pt").is_file():
         load_state(st, out / "last.pt")

@@ -191,8 +191,29 @@ def pretrain_checkpoint(run) -> Path | None:
     return path if path.is_file() else None
 
 
-def _build_generator(run, cfg: GANConfig):
-    """(G, generator args dict): the step-2 generator's weights, or a fresh one with ``from_scratch``."""
+def scratch_generator_args(run, pretrain_cfg=None) -> dict:
+    """The generator ``--from-scratch`` builds: the one step 2 would build, from the same ``[pretrain]``
+    settings (``pretrain_cfg``: the resolved PretrainConfig of this preset/config file; else the run's
+    ``pretrain/config.toml`` when step 2 started; else the ``[pretrain]`` defaults), so "from scratch" and
+    "pretrained" compare the same model. The image size is the run's."""
+    from pokegan.config import PretrainConfig, load_step_config
+    from pokegan.steps.pretrain import generator_args
+
+    if pretrain_cfg is None:
+        saved = Path(run.step_dir("pretrain")) / "config.toml"
+        pretrain_cfg = load_step_config(
+            PretrainConfig, "pretrain", config_file=saved if saved.is_file() else None
+        )
+    if run.image_size:
+        pretrain_cfg = dataclasses.replace(
+            pretrain_cfg, data=dataclasses.replace(pretrain_cfg.data, image_size=run.image_size)
+        )
+    return asdict(generator_args(pretrain_cfg))
+
+
+def _build_generator(run, cfg: GANConfig, scratch_args: dict | None = None):
+    """(G, generator args dict): the step-2 generator's weights, or a fresh one with ``from_scratch``
+    (``scratch_args``, default :func:`scratch_generator_args`)."""
     from pokegan.checkpoint import load_checkpoint
     from pokegan.models.generator import Generator, GeneratorArgs
 
@@ -210,9 +231,11 @@ def _build_generator(run, cfg: GANConfig):
             f"no step-2 generator in {run.step_dir('pretrain')}",
             hint="run `poke train pretrain --run RUN` first, or pass --from-scratch to train G from random weights",
         )
-    size = run.image_size or cfg.data.image_size
-    args = asdict(GeneratorArgs(image_size=size))
-    console.print(f"[yellow]gan: --from-scratch: a randomly initialised {size} px generator[/]")
+    args = dict(scratch_args or scratch_generator_args(run))
+    console.print(
+        f"[yellow]gan: --from-scratch: a randomly initialised {args['image_size']} px generator "
+        f"(the [pretrain] generator settings)[/]"
+    )
     return Generator(GeneratorArgs(**args)), args
 
 
@@ -229,8 +252,10 @@ def _fixed_latents(out: Path, gmm, cfg: GANConfig) -> torch.Tensor:
     return z
 
 
-def build_state(run, cfg: GANConfig) -> GANState:
-    """Load prerequisites (GMM, step-2 G, classifier, manifest) and build models, loss, optimizers, EMA."""
+def build_state(run, cfg: GANConfig, scratch_args: dict | None = None) -> GANState:
+    """Load prerequisites (GMM, step-2 G, classifier, manifest) and build models, loss, optimizers, EMA.
+
+    ``scratch_args``: the generator arguments for ``from_scratch`` (see :func:`scratch_generator_args`)."""
     from pokegan.data import load_manifest, loader_from_config
     from pokegan.device import make_grad_scaler, resolve_device, setup_torch
     from pokegan.ema import EMA
@@ -248,7 +273,7 @@ def build_state(run, cfg: GANConfig) -> GANState:
     setup_torch(device, cfg.seed)
     out = Path(run.step_dir("gan"))
     gmm = GaussianMixture.load(Path(run.step_dir("gmm")) / "gmm.pt")
-    G, g_args = _build_generator(run, cfg)
+    G, g_args = _build_generator(run, cfg, scratch_args)
     G = G.to(device)
     with torch.no_grad():
         pyramid = G.forward_multiscale(torch.zeros(2, gmm.dim, device=device))
@@ -395,14 +420,14 @@ def _truncate_metrics(path: Path, step: int) -> None:
         atomic_write_text(path, "".join(ln + "\n" for ln in keep))
 
 
-def describe(cfg: GANConfig, run) -> dict:
-    """``--dry-run``: the resolved config and the sizes of G (from step 2) and D."""
+def describe(cfg: GANConfig, run, scratch_args: dict | None = None) -> dict:
+    """``--dry-run``: the resolved config and the sizes of G (from step 2, or ``--from-scratch``) and D."""
     from pokegan.config import config_to_toml
     from pokegan.models.discriminator import DiscriminatorArgs, build_discriminator
 
     info: dict[str, Any] = {"config": config_to_toml(cfg), "model": {}}
     try:
-        g, g_args = _build_generator(run, cfg)
+        g, g_args = _build_generator(run, cfg, scratch_args)
     except UserError as exc:
         info["config"] += f"\n# generator: {exc}\n"
         return info
