@@ -159,8 +159,7 @@ def run_gan_arm(arm: Arm, base: Path, work: Path, scorer: Scorer, budget: float,
 
     out = _arm_run(base, work, arm)
     data = tomllib.loads((base / "classifier" / "config.toml").read_text())["data"]
-    # flips only on the reals (issue 11 item 4: a crop on reals but not fakes teaches G the crop)
-    over = {"device": "cpu", "amp": False, "metrics_samples": 64, "data.crop_scale": 1.0, **arm.overrides}
+    over = {"device": "cpu", "amp": False, "metrics_samples": 64, **arm.overrides}
     cfg = load_step_config(GANConfig, "gan", preset="small", overrides=over, base={"data": data})
     run = open_run(out, resume=True, create=False)
     run.begin_step("gan", resume=False)
@@ -219,7 +218,7 @@ def run_progan_arm(arm: Arm, base: Path, work: Path, scorer: Scorer, budget: flo
         ProGANConfig,
         "progan",
         preset="small",
-        overrides={"device": "cpu", "amp": False, "data.crop_scale": 1.0},
+        overrides={"device": "cpu", "amp": False},
         base={"data": data},
     )
     run = RunDir(out)

@@ -147,17 +147,14 @@ class EmbedConfig:
 
     batch_size: int = 256
     dtype: str = "float32"  # float32 | float16 (embeddings.npy)
-    stats_images: int = 0  # 0 = reuse the statistics frozen by step 1; N = recompute them on N train images
     num_workers: int = 2
     amp: bool = True  # bf16 autocast on CUDA for the body (the statistics and normalisation stay float32)
     device: str = "auto"
     seed: int = 0
 
     def validate(self) -> EmbedConfig:
-        if self.batch_size < 1 or self.num_workers < 0 or self.stats_images < 0:
-            raise UserError(
-                "[embed] batch_size >= 1, num_workers >= 0, stats_images >= 0", hint="e.g. 256, 2, 0"
-            )
+        if self.batch_size < 1 or self.num_workers < 0:
+            raise UserError("[embed] batch_size >= 1, num_workers >= 0", hint="e.g. 256, 2")
         if self.dtype not in ("float32", "float16"):
             raise UserError(
                 f"--dtype {self.dtype!r} must be float32 or float16", hint="--dtype float16 halves the file"
@@ -222,7 +219,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "tiny": {
         "data": {"image_size": 32, "batch_size": 32, "num_workers": 0, "max_images": 400},
         "classify": {"epochs": 4, "lr": 2e-3, "warmup_steps": 10, "compile": False},
-        "embed": {"batch_size": 128, "stats_images": 400},
+        "embed": {"batch_size": 128},
         "pretrain": {
             "epochs": 3,
             "lr": 2e-3,
@@ -236,7 +233,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "small": {
         "data": {"image_size": 32, "batch_size": 64, "num_workers": 0, "max_images": 0},
         "classify": {"epochs": 8, "lr": 2e-3, "warmup_steps": 50, "compile": False, "stats_images": 5000},
-        "embed": {"batch_size": 256, "stats_images": 0},
+        "embed": {"batch_size": 256},
         "pretrain": {
             "epochs": 10,
             "lr": 2e-3,
@@ -249,7 +246,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "default": {
         "data": {"image_size": 128, "batch_size": 128, "num_workers": 8},
         "classify": {"epochs": 60, "lr": 1e-3, "warmup_steps": 1000, "compile": True},
-        "embed": {"batch_size": 512, "stats_images": 20000},
+        "embed": {"batch_size": 512},
         "pretrain": {
             "epochs": 40,
             "lr": 2e-4,

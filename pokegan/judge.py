@@ -21,7 +21,7 @@ Usage::
     fake = judge.collect(generated_batches(...))               # [N, 128]
     judge_metrics(ref, fake)    # {"fd", "kid_mean", "kid_std", "precision", "recall"}
 
-Cache layout: ``CACHE_DIR/<manifest sha256[:16]>-<config key>/judge.pt`` (weights, config, the judge's own
+Cache layout: ``CACHE_DIR/<manifest content sha256[:16]>-<config key>/judge.pt`` (weights, config, the judge's own
 val top-1) and ``reference-<split>-<S>px-n<N>-s<SEED>.npy`` beside it; ``CACHE_DIR`` defaults to
 ``DATA_ROOT/cache/judge``. Every file is written atomically: a kill during training loses that training
 (minutes at most) and the next call starts it again; it never leaves a half-written judge.
@@ -204,7 +204,7 @@ def reference_features(
 # ---- training and the cache -------------------------------------------------------------------------------
 def judge_folder(manifest, cfg: JudgeConfig) -> Path:
     root = Path(cfg.cache_dir) if cfg.cache_dir else manifest.data_root / "cache" / "judge"
-    return root / f"{manifest.sha256[:16]}-{cfg.key()}"
+    return root / f"{(manifest.content_sha256 or manifest.sha256)[:16]}-{cfg.key()}"
 
 
 def load_or_train_judge(

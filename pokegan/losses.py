@@ -17,8 +17,10 @@ Contract (step 3 and the progressive DCGAN both use it)::
 
 ``D`` is any module mapping an image batch ``[B, 3, H, W]`` (or, for multi-scale losses, a list of
 batches coarse -> fine) to raw scores ``[B]`` or ``[B, 1]``. ``d_loss`` detaches ``fake`` itself, so the
-caller may pass the generator's output as is. Scores are computed in float32 (the penalty and the
-logits are precision-sensitive) even when the caller runs the generator under autocast.
+caller may pass the generator's output as is. The critic runs in float32, its scores and the gradient
+penalty included, even inside the caller's autocast region (``_scores`` switches autocast off around
+``D``): the penalty differentiates a gradient norm, which bf16/fp16 round away. The generator may run
+under autocast; with fp16 its backward pass needs a grad scaler, which the loops keep (``scaler_g``).
 
 The losses:
 
@@ -36,8 +38,9 @@ Two options for every loss (both off by default):
 - ``r1_gamma > 0`` adds the R1 penalty ``gamma / 2 * E[||grad_x D(x_real)||^2]`` (Mescheder et al. 2018;
   StyleGAN2's regulariser) to the critic loss. With ``wgan-gp`` set ``gp_weight = 0`` to use R1 *instead
   of* the interpolate penalty.
-- ``augment = "color,translation,cutout"`` (any subset): DiffAugment (:mod:`pokegan.diffaug`) on real and
-  fake alike before every critic evaluation, penalties included (they are taken through the augmentation).
+
+DiffAugment (real and fake alike) is not a loss option: the loop passes the augmented critic
+(:func:`pokegan.diffaugment.critic_view`) as ``D``, so the penalties are taken through it too.
 """
 
 from __future__ import annotations
@@ -71,7 +74,6 @@ class LossConfig:
     betas: tuple[float, float] = field(default=(0.0, 0.99))
     drift: float = 0.001
     r1_gamma: float = 0.0  # R1 penalty weight on real images (0 = off)
-    augment: str = ""  # DiffAugment policy for what D sees, e.g. "color,translation,cutout" ("" = none)
 
     def validate(self) -> LossConfig:
         if self.name not in LOSS_NAMES:
@@ -94,14 +96,6 @@ class LossConfig:
             raise UserError(
                 "gp_weight, drift and r1_gamma must be >= 0 and clip > 0", hint="fix the [gan] section"
             )
-        from pokegan.diffaug import parse_policy
-
-        try:
-            parse_policy(self.augment)
-        except ValueError as exc:
-            raise UserError(
-                f"augment {self.augment!r}: {exc}", hint='e.g. augment = "color,translation,cutout"'
-            ) from None
         return self
 
     @property
@@ -126,8 +120,10 @@ def _float(x: Images) -> Images:
 
 
 def _scores(D: nn.Module, x: Images) -> Tensor:
-    """D's raw scores as a float32 vector ``[B]``."""
-    out = D(_float(x))
+    """D's raw scores as a float32 vector ``[B]``; D itself runs in float32 (autocast off around it)."""
+    device_type = _as_list(x)[0].device.type
+    with torch.autocast(device_type=device_type, enabled=False):
+        out = D(_float(x))
     return out.float().reshape(out.shape[0], -1).mean(dim=1)
 
 
@@ -171,23 +167,14 @@ class GANLoss:
     multiscale = False
 
     def __init__(self, cfg: LossConfig):
-        from pokegan.diffaug import DiffAugment
-
         self.cfg = cfg
         self.n_critic = cfg.effective_n_critic
-        self.augment = DiffAugment(cfg.augment)
-
-    def critic(self, D: nn.Module):
-        """D as the loss sees it: DiffAugment (when configured) then D."""
-        if not self.augment:
-            return D
-        return lambda x: D(self.augment(x))
 
     def regularise(self, D: nn.Module, real: Images, loss: Tensor, stats: dict) -> Tensor:
         """Add the R1 penalty (when ``r1_gamma > 0``) to a critic loss; records ``r1`` in ``stats``."""
         if self.cfg.r1_gamma <= 0:
             return loss
-        r1 = r1_penalty(self.critic(D), real)
+        r1 = r1_penalty(D, real)
         stats["r1"] = r1.item()
         return loss + 0.5 * self.cfg.r1_gamma * r1
 
@@ -218,21 +205,21 @@ class WGANGPLoss(GANLoss):
     name = "wgan-gp"
 
     def d_loss(self, D, real, fake):
-        fake, critic = _detach(fake), self.critic(D)
-        s_real, s_fake = _scores(critic, real), _scores(critic, fake)
+        fake = _detach(fake)
+        s_real, s_fake = _scores(D, real), _scores(D, fake)
         wdist = s_real.mean() - s_fake.mean()
         drift = s_real.pow(2).mean()
         loss = -wdist + self.cfg.drift * drift
         stats = {"wdist": wdist.item(), "d_real": s_real.mean().item(), "d_fake": s_fake.mean().item()}
         if self.cfg.gp_weight > 0:
-            gp = gradient_penalty(critic, real, fake)
+            gp = gradient_penalty(D, real, fake)
             loss = loss + self.cfg.gp_weight * gp
             stats["gp"] = gp.item()
         loss = self.regularise(D, real, loss, stats)
         return loss, {"d_loss": loss.item(), **stats}
 
     def g_loss(self, D, fake):
-        s_fake = _scores(self.critic(D), fake)
+        s_fake = _scores(D, fake)
         loss = -s_fake.mean()
         return loss, {"g_loss": loss.item()}
 
@@ -255,15 +242,14 @@ class WGANClipLoss(GANLoss):
     name = "wgan"
 
     def d_loss(self, D, real, fake):
-        critic = self.critic(D)
-        s_real, s_fake = _scores(critic, real), _scores(critic, _detach(fake))
+        s_real, s_fake = _scores(D, real), _scores(D, _detach(fake))
         wdist = s_real.mean() - s_fake.mean()
         stats = {"wdist": wdist.item(), "d_real": s_real.mean().item(), "d_fake": s_fake.mean().item()}
         loss = self.regularise(D, real, -wdist, stats)
         return loss, {"d_loss": loss.item(), **stats}
 
     def g_loss(self, D, fake):
-        loss = -_scores(self.critic(D), fake).mean()
+        loss = -_scores(D, fake).mean()
         return loss, {"g_loss": loss.item()}
 
     def make_optimizers(self, g_params, d_params, cfg=None):
@@ -286,8 +272,7 @@ class DCGANLoss(GANLoss):
     name = "dcgan"
 
     def d_loss(self, D, real, fake):
-        critic = self.critic(D)
-        s_real, s_fake = _scores(critic, real), _scores(critic, _detach(fake))
+        s_real, s_fake = _scores(D, real), _scores(D, _detach(fake))
         loss_real = F.softplus(-s_real).mean()  # -log sigmoid(real)
         loss_fake = F.softplus(s_fake).mean()  # -log(1 - sigmoid(fake))
         stats = {"d_real": torch.sigmoid(s_real).mean().item(), "d_fake": torch.sigmoid(s_fake).mean().item()}
@@ -295,7 +280,7 @@ class DCGANLoss(GANLoss):
         return loss, {"d_loss": loss.item(), **stats}
 
     def g_loss(self, D, fake):
-        loss = F.softplus(-_scores(self.critic(D), fake)).mean()
+        loss = F.softplus(-_scores(D, fake)).mean()
         return loss, {"g_loss": loss.item()}
 
 

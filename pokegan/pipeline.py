@@ -74,7 +74,16 @@ def resolve_configs(cfg: PipelineConfig) -> dict[str, Any]:
     }
 
 
-def _runners(cfg: PipelineConfig, gan_on_step: Callable[[int], None] | None) -> dict[str, Callable]:
+def _scratch(out: Path, pretrain_cfg) -> dict:
+    from pokegan.runs import RunDir
+    from pokegan.steps.gan_setup import scratch_generator_args
+
+    return scratch_generator_args(RunDir(out), pretrain_cfg)
+
+
+def _runners(
+    cfg: PipelineConfig, configs: dict[str, Any], gan_on_step: Callable[[int], None] | None
+) -> dict[str, Callable]:
     from pokegan.steps.classify import run_classify
     from pokegan.steps.embed import run_embed
     from pokegan.steps.gan import run_gan
@@ -87,7 +96,9 @@ def _runners(cfg: PipelineConfig, gan_on_step: Callable[[int], None] | None) -> 
         "embed": lambda c, resume: run_embed(c, out, resume=resume),
         "pretrain": lambda c, resume: run_pretrain(c, out, resume=resume),
         "gmm": lambda c, resume: run_gmm(c, out, resume=resume),
-        "gan": lambda c, resume: run_gan(c, out, resume=resume, on_step=gan_on_step),
+        "gan": lambda c, resume: run_gan(
+            c, out, resume=resume, on_step=gan_on_step, scratch_args=_scratch(out, configs["pretrain"])
+        ),
     }
 
 
@@ -111,7 +122,7 @@ def run_all(cfg: PipelineConfig, *, gan_on_step: Callable[[int], None] | None = 
         raise UserError(
             f"--out {out} already exists", hint="pass --resume to continue that run, or choose a new --out"
         )
-    runners = _runners(cfg, gan_on_step)
+    runners = _runners(cfg, configs, gan_on_step)
     times_path = out / "pipeline.json"
     record = _load_times(times_path)
     steps = record.setdefault("steps", {})

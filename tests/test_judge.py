@@ -89,7 +89,7 @@ def test_judge_trains_on_train_split_learns_and_is_cached(judged):
     assert judge.info["val_images"] == len(m.rows("val"))
     assert judge.info["task"] == "classes"
     path = judge.folder / "judge.pt"
-    assert path.is_file() and m.sha256[:16] in str(judge.folder)
+    assert path.is_file() and m.content_sha256[:16] in str(judge.folder)
     before = path.stat().st_mtime_ns
     again = load_or_train_judge(m, cfg)  # cached: loaded, not trained again
     assert path.stat().st_mtime_ns == before

@@ -75,7 +75,7 @@ def test_validation_and_presets():
     try:
         assert load_step_config(EmbedConfig, "embed", preset="tiny").batch_size == 7
     finally:
-        register_presets("embed", {"tiny": {"batch_size": 128, "stats_images": 400}})
+        register_presets("embed", {"tiny": {"batch_size": 128}})
 
 
 def test_schedule_is_a_pure_function_of_the_step():
@@ -166,5 +166,5 @@ def test_small_preset_resolves_every_step():
         if hasattr(cfg, "data"):
             assert cfg.data.image_size == 32, section
     gan = load_step_config(GANConfig, "gan", preset="small")
-    assert gan.steps < 10_000 and gan.augment and gan.loss_config().validate()
+    assert gan.steps < 10_000 and gan.diffaugment and gan.loss_config().validate()
     assert load_step_config(ProGANConfig, "progan", preset="small").sizes[-1] == 32

@@ -103,7 +103,6 @@ class ProGANConfig:
     clip: float = 0.01
     drift: float = 0.001
     r1_gamma: float = 0.0  # R1 penalty on real images (0 = off)
-    augment: str = ""  # DiffAugment on real and fake before D: a subset of "color,translation,cutout"
     betas: list[float] = field(default_factory=lambda: [0.5, 0.999])  # Adam (DCGAN's); wgan uses RMSprop
     z_dim: int = 128
     channel_base: int = 2048  # channels at resolution r: min(max_channels, channel_base // r)
@@ -111,6 +110,7 @@ class ProGANConfig:
     norm: str = "batch"  # generator norm: batch | instance | none
     upsample: str = "transpose"  # generator upsampling: transpose (DCGAN) | nearest (no checkerboard)
     d_norm: str = "auto"  # discriminator norm; auto = norm, but instance for wgan-gp (per-sample penalty)
+    diffaugment: str = ""  # DiffAugment policy for real and fake alike, e.g. "color,translation,cutout"
     freeze: bool = True  # freeze the layers learned in earlier stages
     fade_in: bool = False  # fade the new block in with alpha 0 -> 1 instead of switching hard
     fade_fraction: float = 0.5  # share of a stage's steps over which alpha rises
@@ -145,6 +145,9 @@ class ProGANConfig:
             raise UserError(
                 f"[progan] upsample {self.upsample!r} is unknown", hint=f"use one of {', '.join(UPSAMPLES)}"
             )
+        from pokegan.diffaugment import parse_policy
+
+        parse_policy(self.diffaugment, "[progan] diffaugment")
         if self.norm not in NORMS or self.d_norm not in (*NORMS, "auto"):
             raise UserError(
                 f"--norm {self.norm!r} / d_norm {self.d_norm!r} unknown",
@@ -217,7 +220,6 @@ class ProGANConfig:
             betas=tuple(self.betas),
             drift=self.drift,
             r1_gamma=self.r1_gamma,
-            augment=self.augment,
         )
 
 
@@ -281,7 +283,7 @@ register_presets(
             "upsample": "nearest",
             "freeze": False,
             "fade_in": True,
-            "augment": "color,translation,cutout",
+            "diffaugment": "color,translation,cutout",
             "n_fixed": 64,
             "sample_every": 100,
             "checkpoint_every": 500,

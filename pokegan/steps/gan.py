@@ -51,14 +51,19 @@ def _check(loss: torch.Tensor, what: str, step: int) -> None:
         raise NonFiniteLoss(f"{what} is {loss.item()} at step {step}")
 
 
-def _data_iter(loader):
-    """Endless batches of real images ``[B, 3, H, W]`` in [-1, 1]; reseeds the sampler per epoch."""
-    epoch = 0
+def _data_iter(st: GANState):
+    """Endless batches of real images ``[B, 3, H, W]`` in [-1, 1] from the state's data position.
+
+    ``st.data_epoch`` / ``st.data_batch`` count the batches handed out; checkpoints save them, so a resume
+    or a NaN reload continues with the batch after the saved one (the sampler's order and the flips are
+    pure functions of seed, epoch and batch), not with epoch 0, batch 0.
+    """
     while True:
-        loader.set_epoch(epoch)
-        for batch in loader:
+        st.loader.set_epoch(st.data_epoch, st.data_batch)
+        for batch in st.loader:
+            st.data_batch += 1
             yield batch[0] if isinstance(batch, (list, tuple)) else batch
-        epoch += 1
+        st.data_epoch, st.data_batch = st.data_epoch + 1, 0
 
 
 def _sample_latents(st: GANState, n: int) -> torch.Tensor:
@@ -80,17 +85,22 @@ def _real(st: GANState, x: torch.Tensor):
 
 def _train_step(st: GANState, data) -> dict[str, float]:
     """One generator step with its ``n_critic`` critic steps; raises NonFiniteLoss before any bad update."""
+    from pokegan.diffaugment import critic_view
+
     cfg, loss = st.cfg, st.loss
+    critic = critic_view(st.D, cfg.diffaugment)  # D, or D(T(x)) with the same T for real and fake
     stats: dict[str, float] = {}
     st.G.requires_grad_(False)
     st.D.requires_grad_(True)
     for _ in range(loss.n_critic):
-        real = _real(st, next(data))
-        z = _sample_latents(st, cfg.data.batch_size)
+        x = next(data)
+        real = _real(st, x)
+        z = _sample_latents(st, len(x))  # as many fakes as reals: the penalty pairs them (a small
+        # train split gives batches smaller than [data] batch_size)
         with autocast(st.device, cfg.amp), torch.no_grad():
             fake = _fake(st, z)
         with autocast(st.device, cfg.amp):
-            ld, stats_d = loss.d_loss(st.D, real, fake)
+            ld, stats_d = loss.d_loss(critic, real, fake)
         _check(ld, "the discriminator loss", st.step)
         st.opt_d.zero_grad(set_to_none=True)
         ld.backward()
@@ -101,11 +111,12 @@ def _train_step(st: GANState, data) -> dict[str, float]:
     st.D.requires_grad_(False)
     z = _sample_latents(st, cfg.data.batch_size)
     with autocast(st.device, cfg.amp):
-        lg, stats_g = loss.g_loss(st.D, _fake(st, z))
+        lg, stats_g = loss.g_loss(critic, _fake(st, z))
     _check(lg, "the generator loss", st.step)
     st.opt_g.zero_grad(set_to_none=True)
-    lg.backward()
-    st.opt_g.step()
+    st.scaler_g.scale(lg).backward()  # a no-op scale unless G runs under fp16 autocast
+    st.scaler_g.step(st.opt_g)
+    st.scaler_g.update()
     st.ema.update(st.G)
     st.D.requires_grad_(True)
     stats.update(stats_g)
@@ -174,8 +185,11 @@ def _recover(st: GANState, err: NonFiniteLoss) -> None:
             hint="lower --lr-g/--lr-d, raise gp_weight, or try another --loss; gan/last.pt holds the last good state",
         )
     lr_scale = st.lr_scale * st.cfg.nan_lr_factor
+    best, best_step = st.best_judge_fd, st.best_step  # best.pt may be newer than last.pt: keep its record
     load_state(st, st.out / "last.pt")
     st.nan_events, st.lr_scale = retries, lr_scale
+    if best < st.best_judge_fd:
+        st.best_judge_fd, st.best_step = best, best_step
     st.apply_lr()
     console.print(
         f"[yellow]gan: {err}: reloaded step {st.step} from last.pt, learning rates x{lr_scale:g} "
@@ -207,11 +221,17 @@ def _kept(st: GANState, history: list[dict]) -> dict:
 
 
 def run_gan(
-    cfg: GANConfig, run_dir, *, resume: bool = False, on_step: Callable[[int], None] | None = None
+    cfg: GANConfig,
+    run_dir,
+    *,
+    resume: bool = False,
+    on_step: Callable[[int], None] | None = None,
+    scratch_args: dict | None = None,
 ) -> dict:
     """Train step 3 in ``RUN/gan/``; with ``resume`` continues from ``last.pt``; writes ``done.json`` last.
 
     ``on_step(step)`` is called after every generator step (progress hooks; tests inject failures).
+    ``scratch_args``: the generator ``from_scratch`` builds (:func:`gan_setup.scratch_generator_args`).
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from torch.utils.tensorboard import SummaryWriter
@@ -224,7 +244,7 @@ def run_gan(
         console.print("[dim]gan: done.json exists, skipping[/]")
         return run.done_summary("gan")
     run.begin_step("gan", resume=resume)
-    st = build_state(run, cfg)
+    st = build_state(run, cfg, scratch_args)
     out = st.out
     if (out / "last.pt").is_file():
         load_state(st, out / "last.pt")
@@ -242,7 +262,7 @@ def run_gan(
         st.best_judge_fd, st.best_step = m["judge_fd"], 0
         save_state(st, out / "best.pt")
         save_state(st, out / "last.pt")  # a good state to fall back to from the very first step
-    data = _data_iter(st.loader)
+    data = _data_iter(st)
     writer = SummaryWriter(str(out / "tb"), purge_step=st.step or None)
     t0, stats = time.perf_counter(), {}
     try:
@@ -261,6 +281,7 @@ def run_gan(
                     stats = _train_step(st, data)
                 except NonFiniteLoss as err:
                     _recover(st, err)
+                    data = _data_iter(st)  # from the reloaded data position
                     bar.update(task, completed=st.step)
                     continue
                 st.step += 1

@@ -37,7 +37,6 @@ class GANConfig:
     clip: float = 0.01  # wgan weight clipping
     drift: float = 0.001
     r1_gamma: float = 0.0  # R1 penalty on real images (0 = off; with wgan-gp, gp_weight = 0 uses R1 instead)
-    augment: str = ""  # DiffAugment on real and fake before D: a subset of "color,translation,cutout"
     lr_g: float = 1e-4
     lr_d: float = 1e-4
     betas: list[float] = field(default_factory=lambda: [0.0, 0.99])
@@ -50,6 +49,7 @@ class GANConfig:
     checkpoint_every: int = 500
     metrics_every: int = 2000
     metrics_samples: int = 2000  # val images and generated images per evaluation (judge and FCD)
+    diffaugment: str = ""  # DiffAugment policy for real and fake alike, e.g. "color,translation,cutout"
     judge_width: int = 16  # the judge network (pokegan.judge): ResNet-18 width, epochs, train-image cap
     judge_epochs: int = 6
     judge_max_images: int = 4000
@@ -73,7 +73,6 @@ class GANConfig:
             betas=tuple(self.betas),
             drift=self.drift,
             r1_gamma=self.r1_gamma,
-            augment=self.augment,
         )
 
     def judge_config(self):
@@ -101,6 +100,9 @@ class GANConfig:
         if self.metrics_samples < 8:
             raise UserError("[gan] metrics_samples must be >= 8", hint="e.g. --metrics-samples 2000")
         self.judge_config()
+        from pokegan.diffaugment import parse_policy
+
+        parse_policy(self.diffaugment, "[gan] diffaugment")
         if not 0.0 <= self.ema_decay < 1.0:
             raise UserError(f"[gan] ema_decay {self.ema_decay} must be in [0, 1)", hint="e.g. 0.999")
         if not 0.0 < self.nan_lr_factor < 1.0 or self.max_nan_retries < 0:
@@ -137,7 +139,7 @@ register_presets(
             "lr_d": 2e-4,
             "betas": [0.5, 0.99],
             "r1_gamma": 0.05,
-            "augment": "color,translation,cutout",
+            "diffaugment": "color,translation,cutout",
             "steps": 2000,
             "d_channels": 32,
             "d_max_channels": 128,
@@ -176,6 +178,7 @@ class GANState:
     loss: Any
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
+    scaler_g: Any  # torch.amp.GradScaler: enabled only under fp16 autocast (the critic runs in float32)
     gmm: Any
     fixed_latents: torch.Tensor
     latent_gen: torch.Generator
@@ -194,6 +197,8 @@ class GANState:
     nan_events: int = 0
     best_judge_fd: float = math.inf
     best_step: int = -1
+    data_epoch: int = 0  # the real-data position: epoch, and batches handed out in it
+    data_batch: int = 0
 
     def apply_lr(self) -> None:
         for opt, base in ((self.opt_g, self.cfg.lr_g), (self.opt_d, self.cfg.lr_d)):
@@ -208,8 +213,29 @@ def pretrain_checkpoint(run) -> Path | None:
     return path if path.is_file() else None
 
 
-def _build_generator(run, cfg: GANConfig):
-    """(G, generator args dict): the step-2 generator's weights, or a fresh one with ``from_scratch``."""
+def scratch_generator_args(run, pretrain_cfg=None) -> dict:
+    """The generator ``--from-scratch`` builds: the one step 2 would build, from the same ``[pretrain]``
+    settings (``pretrain_cfg``: the resolved PretrainConfig of this preset/config file; else the run's
+    ``pretrain/config.toml`` when step 2 started; else the ``[pretrain]`` defaults), so "from scratch" and
+    "pretrained" compare the same model. The image size is the run's."""
+    from pokegan.config import PretrainConfig, load_step_config
+    from pokegan.steps.pretrain import generator_args
+
+    if pretrain_cfg is None:
+        saved = Path(run.step_dir("pretrain")) / "config.toml"
+        pretrain_cfg = load_step_config(
+            PretrainConfig, "pretrain", config_file=saved if saved.is_file() else None
+        )
+    if run.image_size:
+        pretrain_cfg = dataclasses.replace(
+            pretrain_cfg, data=dataclasses.replace(pretrain_cfg.data, image_size=run.image_size)
+        )
+    return asdict(generator_args(pretrain_cfg))
+
+
+def _build_generator(run, cfg: GANConfig, scratch_args: dict | None = None):
+    """(G, generator args dict): the step-2 generator's weights, or a fresh one with ``from_scratch``
+    (``scratch_args``, default :func:`scratch_generator_args`)."""
     from pokegan.checkpoint import load_checkpoint
     from pokegan.models.generator import Generator, GeneratorArgs
 
@@ -227,9 +253,11 @@ def _build_generator(run, cfg: GANConfig):
             f"no step-2 generator in {run.step_dir('pretrain')}",
             hint="run `poke train pretrain --run RUN` first, or pass --from-scratch to train G from random weights",
         )
-    size = run.image_size or cfg.data.image_size
-    args = asdict(GeneratorArgs(image_size=size))
-    console.print(f"[yellow]gan: --from-scratch: a randomly initialised {size} px generator[/]")
+    args = dict(scratch_args or scratch_generator_args(run))
+    console.print(
+        f"[yellow]gan: --from-scratch: a randomly initialised {args['image_size']} px generator "
+        f"(the [pretrain] generator settings)[/]"
+    )
     return Generator(GeneratorArgs(**args)), args
 
 
@@ -246,10 +274,12 @@ def _fixed_latents(out: Path, gmm, cfg: GANConfig) -> torch.Tensor:
     return z
 
 
-def build_state(run, cfg: GANConfig) -> GANState:
-    """Load prerequisites (GMM, step-2 G, classifier, manifest) and build models, loss, optimizers, EMA."""
+def build_state(run, cfg: GANConfig, scratch_args: dict | None = None) -> GANState:
+    """Load prerequisites (GMM, step-2 G, classifier, manifest) and build models, loss, optimizers, EMA.
+
+    ``scratch_args``: the generator arguments for ``from_scratch`` (see :func:`scratch_generator_args`)."""
     from pokegan.data import load_manifest, loader_from_config
-    from pokegan.device import resolve_device, setup_torch
+    from pokegan.device import make_grad_scaler, resolve_device, setup_torch
     from pokegan.ema import EMA
     from pokegan.gmm import GaussianMixture
     from pokegan.judge import load_or_train_judge, reference_features
@@ -265,7 +295,7 @@ def build_state(run, cfg: GANConfig) -> GANState:
     setup_torch(device, cfg.seed)
     out = Path(run.step_dir("gan"))
     gmm = GaussianMixture.load(Path(run.step_dir("gmm")) / "gmm.pt")
-    G, g_args = _build_generator(run, cfg)
+    G, g_args = _build_generator(run, cfg, scratch_args)
     G = G.to(device)
     with torch.no_grad():
         pyramid = G.forward_multiscale(torch.zeros(2, gmm.dim, device=device))
@@ -292,7 +322,9 @@ def build_state(run, cfg: GANConfig) -> GANState:
     judge_ref = reference_features(
         judge, manifest, image_size=image_size, n=cfg.metrics_samples, seed=cfg.seed
     )
-    data = dataclasses.replace(cfg.data, image_size=image_size)
+    # real images: flips only (a crop the fakes never get would teach G to draw crops); DiffAugment,
+    # when asked for, transforms real and fake alike inside the critic (pokegan.diffaugment)
+    data = dataclasses.replace(cfg.data, image_size=image_size, crop_scale=1.0)
     loader = loader_from_config(manifest, "train", data, train=True, device=device, distributed=False)
     return GANState(
         cfg=cfg,
@@ -304,6 +336,7 @@ def build_state(run, cfg: GANConfig) -> GANState:
         loss=loss,
         opt_g=opt_g,
         opt_d=opt_d,
+        scaler_g=make_grad_scaler(device, cfg.amp),
         gmm=gmm,
         fixed_latents=_fixed_latents(out, gmm, cfg),
         latent_gen=torch.Generator().manual_seed(cfg.seed + 2),
@@ -341,11 +374,13 @@ def state_dict(st: GANState) -> dict:
         "ema": st.ema.state_dict(),
         "opt_g": st.opt_g.state_dict(),
         "opt_d": st.opt_d.state_dict(),
+        "scaler_g": st.scaler_g.state_dict(),
         "step": st.step,
         "lr_scale": st.lr_scale,
         "nan_events": st.nan_events,
         "best_judge_fd": st.best_judge_fd,
         "best_step": st.best_step,
+        "data_position": {"epoch": st.data_epoch, "batch": st.data_batch},
         "rng": rng_state(),
         "latent_rng": st.latent_gen.get_state(),
         "config": asdict(st.cfg),
@@ -378,11 +413,15 @@ def load_state(st: GANState, path: Path) -> None:
     st.ema.load_state_dict(state["ema"])
     st.opt_g.load_state_dict(state["opt_g"])
     st.opt_d.load_state_dict(state["opt_d"])
+    if state.get("scaler_g"):
+        st.scaler_g.load_state_dict(state["scaler_g"])
     st.step = int(state["step"])
     st.lr_scale = float(state["lr_scale"])
     st.nan_events = int(state["nan_events"])
     st.best_judge_fd = float(state.get("best_judge_fd", math.inf))  # older checkpoints: chosen by FCD
     st.best_step = int(state["best_step"])
+    pos = state.get("data_position", {"epoch": 0, "batch": 0})  # older checkpoints: from the start
+    st.data_epoch, st.data_batch = int(pos["epoch"]), int(pos["batch"])
     set_rng_state(state["rng"])
     st.latent_gen.set_state(state["latent_rng"])
     st.apply_lr()
@@ -403,14 +442,14 @@ def _truncate_metrics(path: Path, step: int) -> None:
         atomic_write_text(path, "".join(ln + "\n" for ln in keep))
 
 
-def describe(cfg: GANConfig, run) -> dict:
-    """``--dry-run``: the resolved config and the sizes of G (from step 2) and D."""
+def describe(cfg: GANConfig, run, scratch_args: dict | None = None) -> dict:
+    """``--dry-run``: the resolved config and the sizes of G (from step 2, or ``--from-scratch``) and D."""
     from pokegan.config import config_to_toml
     from pokegan.models.discriminator import DiscriminatorArgs, build_discriminator
 
     info: dict[str, Any] = {"config": config_to_toml(cfg), "model": {}}
     try:
-        g, g_args = _build_generator(run, cfg)
+        g, g_args = _build_generator(run, cfg, scratch_args)
     except UserError as exc:
         info["config"] += f"\n# generator: {exc}\n"
         return info

@@ -108,8 +108,12 @@ def make_tiny_manifest(
     return out
 
 
-def permute_manifest(mdir, seed: int = 1):
-    """Shuffle the manifest's rows in place (parquet and csv); the images, splits and classes stay."""
+def permute_manifest(mdir, seed: int = 1, keep_recorded_hash: bool = False):
+    """Shuffle the manifest's rows in place (parquet and csv); the images, splits and classes stay.
+
+    ``keep_recorded_hash``: leave stats.json's ``manifest_sha256`` as it was, as a person editing the
+    parquet file by hand would.
+    """
     import pandas as pd
 
     mdir = Path(mdir)
@@ -117,6 +121,7 @@ def permute_manifest(mdir, seed: int = 1):
     df = df.sample(frac=1.0, random_state=seed).reset_index(drop=True)
     df.to_parquet(mdir / "manifest.parquet", index=False)
     df.to_csv(mdir / "manifest.csv", index=False)
-    stats = json.loads((mdir / "stats.json").read_text())
-    stats.pop("manifest_sha256", None)  # recomputed from the file: a new manifest
-    (mdir / "stats.json").write_text(json.dumps(stats))
+    if not keep_recorded_hash:
+        stats = json.loads((mdir / "stats.json").read_text())
+        stats.pop("manifest_sha256", None)  # recomputed from the file: a new manifest
+        (mdir / "stats.json").write_text(json.dumps(stats))
