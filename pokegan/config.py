@@ -232,10 +232,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # the CPU recipe (docs/training.md): a few thousand 32 px sprites, ~30 minutes for `train all` on 2 cores
     "small": {
         "data": {"image_size": 32, "batch_size": 64, "num_workers": 0, "max_images": 0},
-        "classify": {"epochs": 8, "lr": 2e-3, "warmup_steps": 50, "compile": False, "stats_images": 5000},
+        "classify": {"epochs": 5, "lr": 2e-3, "warmup_steps": 50, "compile": False, "stats_images": 5000},
         "embed": {"batch_size": 256},
         "pretrain": {
-            "epochs": 10,
+            "epochs": 3,
             "lr": 2e-3,
             "warmup_steps": 50,
             "g_max_channels": 128,

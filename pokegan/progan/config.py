@@ -274,7 +274,7 @@ register_presets(
         # fade-in, nearest-neighbour upsampling, DiffAugment on real and fake
         "small": {
             "sizes": [16, 32],
-            "cycle": [{"lr": 2e-4, "epochs": 6}, {"lr": 5e-5, "epochs": 2}],
+            "cycle": [{"lr": 2e-4, "epochs": 4}, {"lr": 5e-5, "epochs": 1}],
             "z_dim": 128,
             "channel_base": 1024,
             "max_channels": 256,
