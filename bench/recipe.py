@@ -182,7 +182,7 @@ def run_gan_arm(arm: Arm, base: Path, work: Path, scorer: Scorer, budget: float,
 
         return sample
 
-    it = _data_iter(st.loader)
+    it = _data_iter(st)
     curve, used, wall0 = [], 0.0, time.perf_counter()
     marks = [budget * (i + 1) / evals for i in range(evals)]
     curve.append({"cpu_s": 0.0, "step": 0, **scorer.score(sample_fn_factory())})

@@ -283,7 +283,8 @@ register_presets(
             "upsample": "nearest",
             "freeze": False,
             "fade_in": True,
-            "diffaugment": "color,translation,cutout",
+            # no translation: its zero padding drew a grey frame round every sample (docs/progan.md)
+            "diffaugment": "color,cutout",
             "n_fixed": 64,
             "sample_every": 100,
             "checkpoint_every": 500,
