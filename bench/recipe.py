@@ -312,7 +312,8 @@ def plot(results: dict, path: Path) -> None:
         ax.set_xlabel("training CPU seconds (2 threads)")
         ax.set_yscale("log")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     axes[0].set_ylabel("judge FD (lower is better)")
     fig.suptitle(f"bench/recipe.py: {results['budget']:.0f} CPU-s per arm, load {results['load']}")
     fig.tight_layout()
@@ -321,7 +322,7 @@ def plot(results: dict, path: Path) -> None:
 
 def table(results: dict) -> str:
     rows = [
-        "| arm | question | steps | wall s | FD start | FD end | FD best | KID end (x1e3) | precision | recall |",
+        "| arm | question | steps | wall s | FD start | FD end | FD best | KID end | precision | recall |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results["arms"].items():
@@ -330,7 +331,7 @@ def table(results: dict) -> str:
         start = f"{c0['fd']:.1f}" if c0["cpu_s"] == 0 else "-"
         rows.append(
             f"| {name} | {r['question']} | {r['steps']} | {r['wall_s']:.0f} | {start} | {c1['fd']:.1f} | "
-            f"{best:.1f} | {1e3 * c1['kid_mean']:.1f} ± {1e3 * c1['kid_std']:.1f} | {c1['precision']:.2f} | "
+            f"{best:.1f} | {c1['kid_mean']:.3g} ± {c1['kid_std']:.2g} | {c1['precision']:.2f} | "
             f"{c1['recall']:.2f} |"
         )
     arms_ = results["arms"]
