@@ -309,7 +309,7 @@ def plot(results: dict, path: Path) -> None:
     axes[0].set_title("(a) pretraining and latents, (c) progan 16->32")
     axes[1].set_title("(b) the four losses from the step-2 generator")
     for ax in axes:
-        ax.set_xlabel("training CPU seconds (2 threads)")
+        ax.set_xlabel("training CPU seconds (all threads)")
         ax.set_yscale("log")
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
