@@ -157,8 +157,12 @@ def judge_metrics(
 
 def score(judge: Judge, real: np.ndarray, fake_batches: Iterable, seed: int = 0) -> dict[str, float]:
     """:func:`judge_metrics` of generated batches against reference features, with the judge's settings."""
+    return score_features(judge, real, judge.collect(fake_batches), seed)
+
+
+def score_features(judge: Judge, real: np.ndarray, fake: np.ndarray, seed: int = 0) -> dict[str, float]:
+    """:func:`judge_metrics` of judge features with the judge's k and KID settings."""
     c = judge.cfg
-    fake = judge.collect(fake_batches)
     return judge_metrics(
         real, fake, k=c.knn_k, kid_subsets=c.kid_subsets, kid_subset_size=c.kid_subset_size, seed=seed
     )
@@ -356,6 +360,7 @@ __all__ = [
     "load_or_train_judge",
     "reference_features",
     "score",
+    "score_features",
     "to_judge_size",
     "train_judge",
 ]
