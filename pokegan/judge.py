@@ -5,11 +5,12 @@ that classifier's space (FCD) rewards the generator for fooling the very network
 judge is a separate network, trained once per manifest on the manifest's *train* split only, never used in
 any training loss, and its pooled features are the space the headline figures are computed in.
 
-Choice (see :mod:`pokegan.models.judge_net`): a ResNet-18 layout (2-2-2-2 basic blocks) with a CIFAR stem,
-width 16 (128-d features), trained from scratch at 32 px with its own seed. Another depth, stem, width,
-seed and normalisation than step 1's ResNet-34, so it does not share its blind spots by construction. 32 px
-keeps it cheap everywhere (on 2 loaded CPU cores ~10 ms per training image: about 4 minutes for the 4,000-
-image cap of the small presets, seconds on a GPU) and is the resolution sprites are generated at on a CPU;
+Choice (see :mod:`pokegan.models.judge_net`): a ResNet-18 layout (2-2-2-2 basic blocks) with a stride-2
+3x3 stem, width 16 (128-d features), trained from scratch at 32 px with its own seed. Another depth, stem,
+width, seed and normalisation than step 1's ResNet-34, so it does not share its blind spots by
+construction. 32 px keeps it cheap everywhere (``bench/judge.py``: a few ms per training image on 2 CPU
+cores, so a few minutes at most for the 4,000-image x 6-epoch cap, seconds for sets of a few hundred
+images and on a GPU) and is the resolution sprites are generated at on a CPU;
 larger generated images are downsampled to 32 px (antialiased) for judging, real and fake through the
 same function. It judges global shape and colour, not fine texture: what the figures need to tell a
 creature from a blob.
@@ -45,7 +46,7 @@ from torch import Tensor
 from pokedata.errors import UserError
 from pokedata.log import console
 
-JUDGE_KIND = "poke-judge-1"
+JUDGE_KIND = "poke-judge-2"  # 2: the stride-2 stem
 
 
 @dataclass
@@ -83,6 +84,7 @@ class JudgeConfig:
         """A short hash of everything that changes the judge's weights."""
         fields = {k: v for k, v in asdict(self).items() if k not in ("cache_dir", "device")}
         fields.pop("knn_k"), fields.pop("kid_subsets"), fields.pop("kid_subset_size")
+        fields["kind"] = JUDGE_KIND  # another architecture is another judge
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
 
 
@@ -157,8 +159,12 @@ def judge_metrics(
 
 def score(judge: Judge, real: np.ndarray, fake_batches: Iterable, seed: int = 0) -> dict[str, float]:
     """:func:`judge_metrics` of generated batches against reference features, with the judge's settings."""
+    return score_features(judge, real, judge.collect(fake_batches), seed)
+
+
+def score_features(judge: Judge, real: np.ndarray, fake: np.ndarray, seed: int = 0) -> dict[str, float]:
+    """:func:`judge_metrics` of judge features with the judge's k and KID settings."""
     c = judge.cfg
-    fake = judge.collect(fake_batches)
     return judge_metrics(
         real, fake, k=c.knn_k, kid_subsets=c.kid_subsets, kid_subset_size=c.kid_subset_size, seed=seed
     )
@@ -236,8 +242,12 @@ def load_or_train_judge(
 
 
 def train_judge(manifest, cfg: JudgeConfig, device: torch.device) -> dict:
-    """Train the judge on the manifest's train split (seeded shuffle); returns its checkpoint dict."""
-    from pokegan.data import make_loader, reference_rows
+    """Train the judge on the manifest's train split (seeded shuffle); returns its checkpoint dict.
+
+    The train images are decoded once into memory (uint8, ``[N, 3, S, S]``: 12 MB for 4,000 at 32 px);
+    every epoch is a seeded permutation of them, flipped and lightly cropped as step 1's are
+    (:func:`pokegan.data.augment_batch`)."""
+    from pokegan.data import augment_batch, make_loader, reference_rows, to_unit
     from pokegan.models.classifier import rotate_batch
     from pokegan.models.judge_net import JudgeNet, JudgeNetArgs
     from pokegan.schedule import WarmupCosine
@@ -274,17 +284,22 @@ def train_judge(manifest, cfg: JudgeConfig, device: torch.device) -> dict:
             rows=split_rows,
         )
 
-    train = loader(True, True, rows, "train")
-    steps = cfg.epochs * len(train)
+    images, targets = _decode_once(loader(False, False, rows, "train"))  # uint8 [N, 3, S, S], [N]
+    n = len(images)
+    bs = min(cfg.batch_size, n)
+    steps = cfg.epochs * (n // bs)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = WarmupCosine(cfg.lr, steps, warmup_steps=max(1, steps // 20), min_ratio=0.01)
-    rot = torch.Generator().manual_seed(cfg.seed)
+    rot, aug = torch.Generator().manual_seed(cfg.seed), torch.Generator()
     step = 0
     net.train()
-    with console.status(f"judge: training on {len(rows)} train images ({cfg.epochs} epochs)"):
+    with console.status(f"judge: training on {n} train images ({cfg.epochs} epochs)"):
         for epoch in range(cfg.epochs):
-            train.set_epoch(epoch)
-            for x, y, _ in train:
+            perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch))
+            for i in range(n // bs):
+                idx = perm[i * bs : (i + 1) * bs]
+                aug.manual_seed(cfg.seed * 7_919 + epoch * 104_729 + i)
+                x, y = augment_batch(images[idx].to(device), aug), targets[idx]
                 if task == "rotation":
                     x, y = rotate_batch(x, rot)
                 sched.apply(opt, step)
@@ -293,7 +308,8 @@ def train_judge(manifest, cfg: JudgeConfig, device: torch.device) -> dict:
                 loss.backward()
                 opt.step()
                 step += 1
-        _recalibrate_batchnorm(net, loader(True, False, rows, "train"))
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed - 1))
+        _recalibrate_batchnorm(net, (to_unit(images[perm[i : i + bs]].to(device)) for i in range(0, n, bs)))
     net.eval()
     val_rows = manifest.rows("val")
     val_top1 = (
@@ -319,6 +335,13 @@ def train_judge(manifest, cfg: JudgeConfig, device: torch.device) -> dict:
     }
 
 
+def _decode_once(batches) -> tuple[Tensor, Tensor]:
+    """(uint8 images ``[N, 3, S, S]`` on the CPU, labels ``[N]``) from loader batches in [-1, 1]."""
+    xs, ys = zip(*[(x.cpu(), y) for x, y, _ in batches], strict=True)
+    images = ((torch.cat(xs) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)  # exact: x was u8/127.5-1
+    return images, torch.cat(ys)
+
+
 @torch.no_grad()
 def _recalibrate_batchnorm(net, batches) -> None:
     """Running BatchNorm statistics recomputed as a plain average with the final weights (eval reads them)."""
@@ -327,7 +350,7 @@ def _recalibrate_batchnorm(net, batches) -> None:
         bn.reset_running_stats()
         bn.momentum = None
     net.train()
-    for x, _, _ in batches:
+    for x in batches:
         if len(x) >= 2:
             net.features(x)
     for bn in bns:
@@ -356,6 +379,7 @@ __all__ = [
     "load_or_train_judge",
     "reference_features",
     "score",
+    "score_features",
     "to_judge_size",
     "train_judge",
 ]

@@ -266,22 +266,14 @@ def generator_figures(
     ``judge_precision``, ``judge_recall``; with ``classifier`` and ``real_stats`` also the step-1
     classifier's ``fcd``, ``fck``, ``fck_std`` (secondary: step 2 trained the generator on that network).
     """
-    from pokegan.judge import judge_metrics
+    from pokegan.judge import score_features
 
     judge_feats, clf_feats = [], []
     for x in generated_batches(sample_fn, n, batch_size):
         judge_feats.append(judge.features(x))
         if classifier is not None:
             clf_feats.append(classifier_features(classifier, x).cpu())
-    c = judge.cfg
-    fig = judge_metrics(
-        judge_ref,
-        torch.cat(judge_feats).numpy(),
-        k=c.knn_k,
-        kid_subsets=c.kid_subsets,
-        kid_subset_size=c.kid_subset_size,
-        seed=seed,
-    )
+    fig = score_features(judge, judge_ref, torch.cat(judge_feats).numpy(), seed)
     m = {f"judge_{k}": v for k, v in fig.items()}
     if classifier is not None and real_stats is not None:
         m.update(fcd_metrics(real_stats, torch.cat(clf_feats), kid_subsets=20, seed=seed))

@@ -10,7 +10,7 @@ import torch
 
 from pokedata.errors import UserError
 from pokegan.data import load_manifest, reference_rows
-from pokegan.judge import JudgeConfig, judge_metrics, load_or_train_judge, reference_features
+from pokegan.judge import JudgeConfig, judge_metrics, load_or_train_judge, reference_features, score
 from pokegan.metrics import kernel_inception_distance, precision_recall
 from tests.helpers.tiny_manifest import make_tiny_manifest, permute_manifest
 
@@ -106,9 +106,11 @@ def test_judge_features_separate_real_from_noise(judged):
     assert (judge.folder / "reference-train-16px-n100-s0.npy").is_file()
     a, b = real[0::2], real[1::2]  # the sample is sorted by class: interleave for two like halves
     g = torch.Generator().manual_seed(0)
-    noise = judge.collect([torch.rand(len(b), 3, 16, 16, generator=g) * 2 - 1])
+    noise_images = torch.rand(len(b), 3, 16, 16, generator=g) * 2 - 1
+    noise = judge.collect([noise_images])
     same = judge_metrics(a, b)
     fake = judge_metrics(a, noise)
+    assert score(judge, a, [noise_images[:20], noise_images[20:]]) == pytest.approx(fake)
     assert same["fd"] < fake["fd"] / 2
     assert same["recall"] > fake["recall"]  # noise images all look alike: they cover nothing
 

@@ -84,18 +84,32 @@ def evaluate(
     if json_out:
         out.print_json(json.dumps(results))
         return
-    cols = ["step", "judge_fd", "judge_kid_mean", "judge_kid_std", "judge_precision", "judge_recall"]
-    cols += ["fcd", "fck", "fck_std", "fid", "kid", "kid_std"]
-    table = Table(
-        title=f"{run}: step-3 metrics (judge_*: the judge network; fcd/fck: the step-1 classifier; "
-        "precision/recall: higher is better, the rest lower)"
+    rows = (  # (key, network, better): one row per figure, one column per checkpoint
+        ("step", "", ""),
+        ("judge_fd", "judge", "lower"),
+        ("judge_kid_mean", "judge", "lower"),
+        ("judge_kid_std", "judge", ""),
+        ("judge_precision", "judge", "higher"),
+        ("judge_recall", "judge", "higher"),
+        ("fcd", "step-1 classifier", "lower"),
+        ("fck", "step-1 classifier", "lower"),
+        ("fck_std", "step-1 classifier", ""),
+        ("fid", "Inception-v3", "lower"),
+        ("kid", "Inception-v3", "lower"),
+        ("kid_std", "Inception-v3", ""),
     )
-    table.add_column("checkpoint")
-    present = [c for c in cols if any(c in m for m in results.values())]
-    for c in present:
-        table.add_column(c, justify="right")
-    for which, m in results.items():
-        table.add_row(
-            which, *(f"{m[c]:.4g}" if isinstance(m.get(c), float) else str(m.get(c, "")) for c in present)
-        )
+    table = Table(title=f"{run}: step-3 figures (docs/training.md says what each means)")
+    for name in ("figure", "network", "better"):
+        table.add_column(name)
+    for which in results:
+        table.add_column(which, justify="right")
+    for key, network, better in rows:
+        if any(key in m for m in results.values()):
+            cells = [m.get(key) for m in results.values()]
+            table.add_row(
+                key,
+                network,
+                better,
+                *(f"{v:.4g}" if isinstance(v, float) else ("" if v is None else str(v)) for v in cells),
+            )
     out.print(table)

