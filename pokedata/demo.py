@@ -351,7 +351,7 @@ _TRAIN_FIGURES = (
     ("components", "gmm", "components"),
     ("mean log-likelihood", "gmm", "mean_log_likelihood"),
     ("steps", "gan", "steps"),
-    ("best FCD", "gan", "best_fcd"),
+    ("best judge FD", "gan", "best_judge_fd"),
     ("NaN events", "gan", "nan_events"),
 )
 
@@ -371,10 +371,15 @@ def train_figures(summary: dict[str, Any]) -> dict[str, Any]:
         if value is not None:
             figures.setdefault(step, {})[label] = rnd(value)
     final = summary.get("final_metrics") or {}
-    if "fcd" in final:
-        figures.setdefault("gan", {})["final FCD"] = rnd(final["fcd"])
-    if "fck" in final:
-        figures.setdefault("gan", {})["final KID (FCK)"] = rnd(final["fck"])
+    for label, key in (
+        ("final judge FD", "judge_fd"),
+        ("final judge KID", "judge_kid_mean"),
+        ("final judge precision", "judge_precision"),
+        ("final judge recall", "judge_recall"),
+        ("final FCD (step-1 classifier)", "fcd"),
+    ):
+        if key in final:
+            figures.setdefault("gan", {})[label] = rnd(final[key])
     return figures
 
 

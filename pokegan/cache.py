@@ -2,12 +2,13 @@
 
 ::
 
-    CACHE_DIR/<manifest sha256[:16]>-<S>px/images.npy    uint8 [N, 3, S, S], rows in manifest order
-    CACHE_DIR/<manifest sha256[:16]>-<S>px/meta.json    {"manifest_sha256", "manifest_dir", "image_size",
-                                                          "n", "filled", "complete"}
+    CACHE_DIR/<content sha256[:16]>-<S>px/images.npy    uint8 [N, 3, S, S], rows in manifest order
+    CACHE_DIR/<content sha256[:16]>-<S>px/meta.json    {"content_sha256", "manifest_sha256", "manifest_dir",
+                                                          "image_size", "n", "filled", "complete"}
 
-``CACHE_DIR`` defaults to ``DATA_ROOT/cache/packed``. The folder name carries the manifest hash, so a
-rebuilt manifest gets a new cache (older caches of the same manifest folder are removed). Building is
+``CACHE_DIR`` defaults to ``DATA_ROOT/cache/packed``. The folder name carries the digest of the manifest's
+rows as read (:func:`pokegan.data.content_sha256`), not the hash recorded in ``stats.json``: a rebuilt,
+edited or reordered manifest gets a new cache (older caches of the same manifest folder are removed). Building is
 resumable: rows are decoded in chunks with DataLoader workers, the memmap is flushed, then ``filled`` is
 advanced in ``meta.json`` (atomically); a kill loses at most one chunk. Under torchrun rank 0 builds while
 the others wait at a barrier.
@@ -43,6 +44,10 @@ class PackedCache:
         return int(self.images.nbytes)
 
 
+def _key(manifest) -> str:
+    return manifest.content_sha256 or manifest.sha256
+
+
 def cache_root(manifest, cache_dir: Path | str | None) -> Path:
     return Path(cache_dir) if cache_dir else manifest.data_root / "cache" / "packed"
 
@@ -62,7 +67,7 @@ def _remove_stale(root: Path, manifest, keep: Path) -> None:
         if d == keep or not d.is_dir():
             continue
         meta = _read_meta(d)
-        if meta.get("manifest_dir") == str(manifest.dir) and meta.get("manifest_sha256") != manifest.sha256:
+        if meta.get("manifest_dir") == str(manifest.dir) and meta.get("content_sha256") != _key(manifest):
             shutil.rmtree(d, ignore_errors=True)
             console.print(f"[dim]cache: removed {d} (built from an older manifest)[/]")
 
@@ -76,15 +81,16 @@ def build_cache(
     from pokegan.data import JpegDataset
 
     root = cache_root(manifest, cache_dir)
-    d = root / f"{manifest.sha256[:16]}-{image_size}px"
+    d = root / f"{_key(manifest)[:16]}-{image_size}px"
     d.mkdir(parents=True, exist_ok=True)
     _remove_stale(root, manifest, d)
     n, shape = len(manifest), (len(manifest), 3, image_size, image_size)
     meta = _read_meta(d)
     path = d / "images.npy"
-    fresh = not (meta and meta.get("manifest_sha256") == manifest.sha256 and path.is_file())
+    fresh = not (meta and meta.get("content_sha256") == _key(manifest) and path.is_file())
     if fresh:
         meta = {
+            "content_sha256": _key(manifest),
             "manifest_sha256": manifest.sha256,
             "manifest_dir": str(manifest.dir),
             "image_size": image_size,
@@ -133,7 +139,7 @@ def open_cache(
         cache = build_cache(manifest, image_size, cache_dir=cache_dir, num_workers=num_workers)
     dev.barrier()
     if not dev.is_main():
-        d = cache_root(manifest, cache_dir) / f"{manifest.sha256[:16]}-{image_size}px"
+        d = cache_root(manifest, cache_dir) / f"{_key(manifest)[:16]}-{image_size}px"
         cache = PackedCache(d, np.load(d / "images.npy", mmap_mode="r"), image_size)
     return cache
 

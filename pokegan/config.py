@@ -15,8 +15,9 @@ one step. A config dataclass with a ``data: DataConfig`` field gets the ``[data]
 Unknown keys are refused with a :class:`UserError` naming the key and the section. ``config_to_toml``
 writes a resolved config back in the same format, so ``--config RUN/classifier/config.toml`` reproduces it.
 
-Presets: ``tiny`` (a CPU smoke run: 32 px, a few hundred images, about a minute per step on 2 cores) and
-``default`` (one GPU, 128 px, the real recipe for ~80k images). Other steps add their sections with
+Presets: ``tiny`` (a CPU smoke run: 32 px, a few hundred images, about a minute per step on 2 cores),
+``small`` (the CPU recipe: 32 px, a few thousand sprites, the whole pipeline in about 30 minutes on 2 cores;
+measured in docs/training.md) and ``default`` (one GPU, 128 px, the real recipe for ~80k images). Other steps add their sections with
 :func:`register_presets`.
 """
 
@@ -32,7 +33,7 @@ from typing import Any
 
 from pokedata.errors import UserError
 
-PRESET_NAMES = ("tiny", "default")
+PRESET_NAMES = ("tiny", "small", "default")
 
 
 # ---- the shared data section ---------------------------------------------------------------------------
@@ -147,17 +148,14 @@ class EmbedConfig:
 
     batch_size: int = 256
     dtype: str = "float32"  # float32 | float16 (embeddings.npy)
-    stats_images: int = 0  # 0 = reuse the statistics frozen by step 1; N = recompute them on N train images
     num_workers: int = 2
     amp: bool = True  # bf16 autocast on CUDA for the body (the statistics and normalisation stay float32)
     device: str = "auto"
     seed: int = 0
 
     def validate(self) -> EmbedConfig:
-        if self.batch_size < 1 or self.num_workers < 0 or self.stats_images < 0:
-            raise UserError(
-                "[embed] batch_size >= 1, num_workers >= 0, stats_images >= 0", hint="e.g. 256, 2, 0"
-            )
+        if self.batch_size < 1 or self.num_workers < 0:
+            raise UserError("[embed] batch_size >= 1, num_workers >= 0", hint="e.g. 256, 2")
         if self.dtype not in ("float32", "float16"):
             raise UserError(
                 f"--dtype {self.dtype!r} must be float32 or float16", hint="--dtype float16 halves the file"
@@ -222,7 +220,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "tiny": {
         "data": {"image_size": 32, "batch_size": 32, "num_workers": 0, "max_images": 400},
         "classify": {"epochs": 4, "lr": 2e-3, "warmup_steps": 10, "compile": False},
-        "embed": {"batch_size": 128, "stats_images": 400},
+        "embed": {"batch_size": 128},
         "pretrain": {
             "epochs": 3,
             "lr": 2e-3,
@@ -232,10 +230,24 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "grid_n": 8,
         },
     },
+    # the CPU recipe (docs/training.md): a few thousand 32 px sprites, ~30 minutes for `train all` on 2 cores
+    "small": {
+        "data": {"image_size": 32, "batch_size": 64, "num_workers": 0, "max_images": 0},
+        "classify": {"epochs": 5, "lr": 2e-3, "warmup_steps": 50, "compile": False, "stats_images": 5000},
+        "embed": {"batch_size": 256},
+        "pretrain": {
+            "epochs": 3,
+            "lr": 2e-3,
+            "warmup_steps": 50,
+            "g_max_channels": 128,
+            "g_channel_base": 2048,
+            "grid_n": 16,
+        },
+    },
     "default": {
         "data": {"image_size": 128, "batch_size": 128, "num_workers": 8},
         "classify": {"epochs": 60, "lr": 1e-3, "warmup_steps": 1000, "compile": True},
-        "embed": {"batch_size": 512, "stats_images": 20000},
+        "embed": {"batch_size": 512},
         "pretrain": {
             "epochs": 40,
             "lr": 2e-4,

@@ -46,8 +46,9 @@ class Manifest:
     df: object  # pandas.DataFrame, one row per image in manifest order (RangeIndex)
     classes: list[str]
     data_root: Path
-    sha256: str
+    sha256: str  # recorded by build-manifest (stats.json): checkpoints compare it
     catalog: str = ""
+    content_sha256: str = ""  # of the rows as read (image_id, path, class_index, split, in order)
 
     @property
     def num_classes(self) -> int:
@@ -95,6 +96,26 @@ def file_sha256(path: Path) -> str:
         while block := fh.read(1 << 20):
             h.update(block)
     return h.hexdigest()
+
+
+def content_sha256(df) -> str:
+    """A digest of the rows as they are: anything keyed by row position (the packed cache) must use it.
+
+    ``stats.json``'s recorded hash does not change when someone edits or reorders manifest.parquet: a
+    cache keyed by it served the old order's images under the new rows' labels (issue 11).
+    """
+    import pandas as pd
+
+    cols = df[["image_id", "path", "class_index", "split"]].astype(str)
+    return hashlib.sha256(pd.util.hash_pandas_object(cols, index=False).to_numpy().tobytes()).hexdigest()
+
+
+def canonical_order(manifest: Manifest, rows: np.ndarray) -> np.ndarray:
+    """``rows`` sorted by (class_index, image_id): what samplers shuffle, so a seeded order and a seeded
+    subset depend on the images, not on the manifest's row order."""
+    rows = np.asarray(rows, dtype=np.int64)
+    ids = manifest.df["image_id"].astype(str).to_numpy()[rows]
+    return rows[np.lexsort((ids, manifest.labels()[rows]))]
 
 
 def load_manifest(manifest_dir: Path | str, data_root: Path | str | None = None) -> Manifest:
@@ -162,6 +183,7 @@ def load_manifest(manifest_dir: Path | str, data_root: Path | str | None = None)
         )
     sha = str(stats.get("manifest_sha256") or file_sha256(table))
     return Manifest(
+        content_sha256=content_sha256(df),
         dir=d.resolve(),
         df=df,
         classes=classes,
@@ -172,20 +194,56 @@ def load_manifest(manifest_dir: Path | str, data_root: Path | str | None = None)
 
 
 def stratified_subset(rows: np.ndarray, labels: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """At most ``n`` of ``rows``, the same fraction of every class (at least one each), seeded; sorted."""
+    """At most ``n`` of ``rows``, the same fraction of every class (at least one each), seeded; in the
+    order of ``rows`` (pass them in :func:`canonical_order` for a choice independent of the row order)."""
     if n <= 0 or n >= len(rows):
         return rows
     rng = np.random.default_rng(seed)
     frac = n / len(rows)
     keep = []
     for c in np.unique(labels[rows]):
-        rc = rows[labels[rows] == c]
+        rc = np.flatnonzero(labels[rows] == c)  # positions in rows
         k = max(1, int(round(len(rc) * frac)))
         keep.append(rng.choice(rc, min(k, len(rc)), replace=False))
-    out = np.sort(np.concatenate(keep))
-    if len(out) > n:
-        out = np.sort(rng.choice(out, n, replace=False))
-    return out
+    pos = np.sort(np.concatenate(keep))
+    if len(pos) > n:
+        pos = np.sort(rng.choice(pos, n, replace=False))
+    return rows[pos]
+
+
+def reference_rows(manifest: Manifest, n: int, seed: int, split: str | None = None) -> np.ndarray:
+    """The reference sample of every metric: ``min(n, len(split))`` rows, class-stratified and seeded.
+
+    ``split`` defaults to ``val`` (``train`` when val has fewer than 2 rows). Each class gets its share of
+    ``n`` (largest remainders; ties broken by the seed); rows are chosen within a class by the seed among
+    the class's rows sorted by ``image_id``. So the sample depends on (the set of images, ``n``, ``seed``),
+    never on the manifest's row order, and it comes back sorted by (class, image_id).
+    """
+    if split is None:
+        split = "val" if len(manifest.rows("val")) >= 2 else "train"
+    rows = manifest.rows(split)
+    if len(rows) == 0:
+        raise UserError(f"the {split} split of {manifest.dir} is empty", hint="rebuild the manifest")
+    labels = manifest.labels()[rows]
+    ids = manifest.df["image_id"].astype(str).to_numpy()[rows]
+    order = np.lexsort((ids, labels))  # by class, then image_id: independent of the row order
+    rows, labels = rows[order], labels[order]
+    if n >= len(rows):
+        return rows
+    rng = np.random.default_rng(seed)
+    classes, starts, counts = np.unique(labels, return_index=True, return_counts=True)
+    quota = counts * (n / len(rows))
+    take = np.floor(quota).astype(np.int64)
+    remainder = quota - take
+    tie = rng.permutation(len(classes))
+    extra = np.lexsort((tie, -remainder))[: n - int(take.sum())]
+    take[extra] += 1
+    keep = [
+        rows[s : s + c][np.sort(rng.choice(c, k, replace=False))]
+        for s, c, k in zip(starts, counts, take, strict=True)
+        if k
+    ]
+    return np.concatenate(keep)
 
 
 # ---- decoding ------------------------------------------------------------------------------------------
@@ -303,12 +361,17 @@ def augment_batch(x: Tensor, generator: torch.Generator, crop_scale: float = 0.8
     """uint8 ``[B,3,S,S]`` -> float [-1, 1]: random horizontal flip + random resized crop, per image.
 
     The crop keeps ``U(crop_scale, 1)`` of the area with an aspect ratio in [0.9, 1.1], resampled bilinearly
-    back to ``S x S``; it never leaves the image. Random numbers come from ``generator`` (CPU) so the
+    back to ``S x S``; it never leaves the image. ``crop_scale >= 1``: flips only, exact pixels (no crop,
+    no aspect jitter; what the GAN steps use). Random numbers come from ``generator`` (CPU) so the
     augmentation is seeded and identical on CPU and GPU.
     """
     import torch.nn.functional as F
 
     b, _, h, w = x.shape
+    if crop_scale >= 1.0:
+        flip = (torch.rand(b, generator=generator) < 0.5).to(x.device)
+        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        return to_unit(x)
     area = torch.empty(b).uniform_(crop_scale, 1.0, generator=generator)
     log_r = torch.empty(b).uniform_(math.log(0.9), math.log(1.1), generator=generator)
     r = log_r.exp()
@@ -394,13 +457,19 @@ def make_loader(
     drop_last = augment if drop_last is None else drop_last
     labels = manifest.labels()
     if rows is None:
-        rows = manifest.rows(split)
+        rows = canonical_order(manifest, manifest.rows(split))
         rows = stratified_subset(rows, labels, max_images, seed)
     if len(rows) == 0:
         raise UserError(
             f"the {split} split of {manifest.dir} is empty", hint="rebuild the manifest with that split"
         )
     rank, world = (dev.rank(), dev.world_size()) if distributed else (0, 1)
+    if drop_last and len(rows) < 2 * world:  # training: BatchNorm needs 2 images per batch
+        raise UserError(
+            f"the {split} split of {manifest.dir} has {len(rows)} image(s); training needs at least "
+            f"{2 * world}" + (f" ({world} processes x 2)" if world > 1 else ""),
+            hint=f"add images to the {split} split (or rebuild the manifest so it gets more)",
+        )
     if drop_last and math.ceil(len(rows) / world) < batch_size:
         batch_size = max(2, math.ceil(len(rows) / world))  # tiny sets: one full batch rather than none
     weights = balanced_weights(labels)[rows] if balanced else None
@@ -470,10 +539,13 @@ __all__ = [
     "Manifest",
     "augment_batch",
     "balanced_weights",
+    "canonical_order",
+    "content_sha256",
     "decode_image",
     "load_manifest",
     "loader_from_config",
     "make_loader",
+    "reference_rows",
     "stratified_subset",
     "to_unit",
 ]

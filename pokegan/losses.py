@@ -17,8 +17,10 @@ Contract (step 3 and the progressive DCGAN both use it)::
 
 ``D`` is any module mapping an image batch ``[B, 3, H, W]`` (or, for multi-scale losses, a list of
 batches coarse -> fine) to raw scores ``[B]`` or ``[B, 1]``. ``d_loss`` detaches ``fake`` itself, so the
-caller may pass the generator's output as is. Scores are computed in float32 (the penalty and the
-logits are precision-sensitive) even when the caller runs the generator under autocast.
+caller may pass the generator's output as is. The critic runs in float32, its scores and the gradient
+penalty included, even inside the caller's autocast region (``_scores`` switches autocast off around
+``D``): the penalty differentiates a gradient norm, which bf16/fp16 round away. The generator may run
+under autocast; with fp16 its backward pass needs a grad scaler, which the loops keep (``scaler_g``).
 
 The losses:
 
@@ -30,6 +32,15 @@ The losses:
 - ``dcgan``: non-saturating BCE (Goodfellow et al. 2014; Radford et al. 2016).
 
 The WGAN-GP variants add ProGAN's drift term ``drift * E[D(real)^2]``, which keeps critic scores near 0.
+
+Two options for every loss (both off by default):
+
+- ``r1_gamma > 0`` adds the R1 penalty ``gamma / 2 * E[||grad_x D(x_real)||^2]`` (Mescheder et al. 2018;
+  StyleGAN2's regulariser) to the critic loss. With ``wgan-gp`` set ``gp_weight = 0`` to use R1 *instead
+  of* the interpolate penalty.
+
+DiffAugment (real and fake alike) is not a loss option: the loop passes the augmented critic
+(:func:`pokegan.diffaugment.critic_view`) as ``D``, so the penalties are taken through it too.
 """
 
 from __future__ import annotations
@@ -62,6 +73,7 @@ class LossConfig:
     lr_d: float = 1e-4
     betas: tuple[float, float] = field(default=(0.0, 0.99))
     drift: float = 0.001
+    r1_gamma: float = 0.0  # R1 penalty weight on real images (0 = off)
 
     def validate(self) -> LossConfig:
         if self.name not in LOSS_NAMES:
@@ -80,8 +92,10 @@ class LossConfig:
                 f"betas {self.betas!r} must be two numbers in [0, 1)", hint="e.g. betas = [0.0, 0.99]"
             )
         self.betas = (float(betas[0]), float(betas[1]))
-        if self.gp_weight < 0 or self.drift < 0 or self.clip <= 0:
-            raise UserError("gp_weight and drift must be >= 0 and clip > 0", hint="fix the [gan] section")
+        if self.gp_weight < 0 or self.drift < 0 or self.clip <= 0 or self.r1_gamma < 0:
+            raise UserError(
+                "gp_weight, drift and r1_gamma must be >= 0 and clip > 0", hint="fix the [gan] section"
+            )
         return self
 
     @property
@@ -106,9 +120,20 @@ def _float(x: Images) -> Images:
 
 
 def _scores(D: nn.Module, x: Images) -> Tensor:
-    """D's raw scores as a float32 vector ``[B]``."""
-    out = D(_float(x))
+    """D's raw scores as a float32 vector ``[B]``; D itself runs in float32 (autocast off around it)."""
+    device_type = _as_list(x)[0].device.type
+    with torch.autocast(device_type=device_type, enabled=False):
+        out = D(_float(x))
     return out.float().reshape(out.shape[0], -1).mean(dim=1)
+
+
+def r1_penalty(D: nn.Module, real: Images) -> Tensor:
+    """R1: ``E[||grad_x D(x)||^2]`` at the real images (all scales together for lists); differentiable in D."""
+    reals = [t.detach().float().requires_grad_(True) for t in _as_list(real)]
+    inp = reals if isinstance(real, (list, tuple)) else reals[0]
+    scores = _scores(D, inp)
+    grads = torch.autograd.grad(scores.sum(), reals, create_graph=True)
+    return sum(g.reshape(g.shape[0], -1).pow(2).sum(dim=1) for g in grads).mean()
 
 
 def gradient_penalty(D: nn.Module, real: Images, fake: Images) -> Tensor:
@@ -145,6 +170,14 @@ class GANLoss:
         self.cfg = cfg
         self.n_critic = cfg.effective_n_critic
 
+    def regularise(self, D: nn.Module, real: Images, loss: Tensor, stats: dict) -> Tensor:
+        """Add the R1 penalty (when ``r1_gamma > 0``) to a critic loss; records ``r1`` in ``stats``."""
+        if self.cfg.r1_gamma <= 0:
+            return loss
+        r1 = r1_penalty(D, real)
+        stats["r1"] = r1.item()
+        return loss + 0.5 * self.cfg.r1_gamma * r1
+
     def d_loss(self, D: nn.Module, real: Images, fake: Images) -> tuple[Tensor, dict[str, float]]:
         raise NotImplementedError
 
@@ -175,16 +208,15 @@ class WGANGPLoss(GANLoss):
         fake = _detach(fake)
         s_real, s_fake = _scores(D, real), _scores(D, fake)
         wdist = s_real.mean() - s_fake.mean()
-        gp = gradient_penalty(D, real, fake)
         drift = s_real.pow(2).mean()
-        loss = -wdist + self.cfg.gp_weight * gp + self.cfg.drift * drift
-        return loss, {
-            "d_loss": loss.item(),
-            "wdist": wdist.item(),
-            "gp": gp.item(),
-            "d_real": s_real.mean().item(),
-            "d_fake": s_fake.mean().item(),
-        }
+        loss = -wdist + self.cfg.drift * drift
+        stats = {"wdist": wdist.item(), "d_real": s_real.mean().item(), "d_fake": s_fake.mean().item()}
+        if self.cfg.gp_weight > 0:
+            gp = gradient_penalty(D, real, fake)
+            loss = loss + self.cfg.gp_weight * gp
+            stats["gp"] = gp.item()
+        loss = self.regularise(D, real, loss, stats)
+        return loss, {"d_loss": loss.item(), **stats}
 
     def g_loss(self, D, fake):
         s_fake = _scores(D, fake)
@@ -212,13 +244,9 @@ class WGANClipLoss(GANLoss):
     def d_loss(self, D, real, fake):
         s_real, s_fake = _scores(D, real), _scores(D, _detach(fake))
         wdist = s_real.mean() - s_fake.mean()
-        loss = -wdist
-        return loss, {
-            "d_loss": loss.item(),
-            "wdist": wdist.item(),
-            "d_real": s_real.mean().item(),
-            "d_fake": s_fake.mean().item(),
-        }
+        stats = {"wdist": wdist.item(), "d_real": s_real.mean().item(), "d_fake": s_fake.mean().item()}
+        loss = self.regularise(D, real, -wdist, stats)
+        return loss, {"d_loss": loss.item(), **stats}
 
     def g_loss(self, D, fake):
         loss = -_scores(D, fake).mean()
@@ -247,12 +275,9 @@ class DCGANLoss(GANLoss):
         s_real, s_fake = _scores(D, real), _scores(D, _detach(fake))
         loss_real = F.softplus(-s_real).mean()  # -log sigmoid(real)
         loss_fake = F.softplus(s_fake).mean()  # -log(1 - sigmoid(fake))
-        loss = loss_real + loss_fake
-        return loss, {
-            "d_loss": loss.item(),
-            "d_real": torch.sigmoid(s_real).mean().item(),
-            "d_fake": torch.sigmoid(s_fake).mean().item(),
-        }
+        stats = {"d_real": torch.sigmoid(s_real).mean().item(), "d_fake": torch.sigmoid(s_fake).mean().item()}
+        loss = self.regularise(D, real, loss_real + loss_fake, stats)
+        return loss, {"d_loss": loss.item(), **stats}
 
     def g_loss(self, D, fake):
         loss = F.softplus(-_scores(D, fake)).mean()

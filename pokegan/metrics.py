@@ -70,14 +70,17 @@ def kernel_inception_distance(
 ) -> tuple[float, float]:
     """Unbiased MMD^2 with the cubic polynomial kernel ``(x.y / d + 1)^3`` (Binkowski et al. 2018).
 
-    Averaged over ``n_subsets`` random subsets of ``min(subset_size, len(real), len(fake))`` rows;
-    returns (mean, std).
+    Averaged over ``n_subsets`` random subsets of ``m = min(subset_size, len(real) // 2, len(fake) // 2)``
+    rows; returns (mean, std over the subsets). The cap at half of each sample keeps the subsets
+    different from one another, so the std measures how much the estimate moves with the sample (a subset
+    as large as the sample would be the same rows every time, and the std would be round-off, ~1e-14).
+    The std is that of an estimate from ``m`` rows, an upper bound for the mean over all subsets.
     """
     x = np.asarray(real.detach().cpu() if isinstance(real, Tensor) else real, np.float64)
     y = np.asarray(fake.detach().cpu() if isinstance(fake, Tensor) else fake, np.float64)
-    m = min(subset_size, len(x), len(y))
+    m = min(subset_size, len(x) // 2, len(y) // 2)
     if m < 2:
-        raise ValueError("KID needs at least 2 real and 2 fake feature rows")
+        raise ValueError("KID needs at least 4 real and 4 fake feature rows")
     d = x.shape[1]
     rng = np.random.default_rng(seed)
     vals = []
@@ -94,6 +97,44 @@ def kernel_inception_distance(
         )
         vals.append(mmd)
     return float(np.mean(vals)), float(np.std(vals))
+
+
+def precision_recall(
+    real: Tensor | np.ndarray, fake: Tensor | np.ndarray, *, k: int = 3, chunk: int = 1024
+) -> tuple[float, float]:
+    """Improved precision and recall (Kynkaanniemi et al. 2019) with k-NN manifolds.
+
+    Each real feature row gets a ball reaching its k-th nearest real neighbour (itself excluded); the
+    union of the balls estimates the real manifold. Precision: the fraction of fake rows inside it (are
+    the samples realistic?). Recall: the same with the roles swapped, the fraction of real rows inside the
+    fake manifold (do the samples cover the data?). Both in [0, 1], higher is better.
+    """
+    x = torch.as_tensor(
+        np.asarray(real.detach().cpu() if isinstance(real, Tensor) else real), dtype=torch.float32
+    )
+    y = torch.as_tensor(
+        np.asarray(fake.detach().cpu() if isinstance(fake, Tensor) else fake), dtype=torch.float32
+    )
+    if min(len(x), len(y)) <= k:
+        raise ValueError(f"precision/recall with k={k} need more than {k} real and fake rows")
+    return _coverage(x, y, k, chunk), _coverage(y, x, k, chunk)
+
+
+def _coverage(manifold: Tensor, probe: Tensor, k: int, chunk: int) -> float:
+    """Fraction of ``probe`` rows within the k-NN radius of at least one ``manifold`` row."""
+    radii = torch.cat(
+        [
+            torch.cdist(manifold[i : i + chunk], manifold).kthvalue(k + 1, dim=1).values
+            for i in range(0, len(manifold), chunk)
+        ]
+    )  # [M]: the (k+1)-th smallest distance, the first being the row itself
+    inside = torch.cat(
+        [
+            (torch.cdist(probe[i : i + chunk], manifold) <= radii[None]).any(dim=1)
+            for i in range(0, len(probe), chunk)
+        ]
+    )
+    return float(inside.float().mean())
 
 
 # ---- the classifier feature space -------------------------------------------------------------------
@@ -130,7 +171,7 @@ class RealStats:
 
     mu: np.ndarray
     sigma: np.ndarray
-    feats: np.ndarray  # a subset kept for KID
+    feats: np.ndarray  # the reference features themselves, for KID
 
     def save(self, path: Path) -> None:
         import io
@@ -147,9 +188,52 @@ class RealStats:
             return cls(z["mu"], z["sigma"], z["feats"])
 
     @classmethod
-    def from_features(cls, feats: Tensor, keep: int = 2000) -> RealStats:
+    def from_features(cls, feats: Tensor, keep: int | None = None) -> RealStats:
         mu, sigma = feature_stats(feats)
         return cls(mu, sigma, feats[:keep].numpy().astype(np.float32))
+
+
+def reference_loader(manifest, image_size: int, n: int, seed: int, batch_size: int, device=None):
+    """Batches of the reference sample (:func:`pokegan.data.reference_rows`: seeded, class-stratified,
+    val else train) at ``image_size``, not augmented, in (class, image_id) order."""
+    from pokegan.data import make_loader, reference_rows
+
+    split = "val" if len(manifest.rows("val")) >= 2 else "train"
+    return make_loader(
+        manifest,
+        split,
+        image_size,
+        batch_size,
+        augment=False,
+        shuffle=False,
+        drop_last=False,
+        seed=seed,
+        num_workers=0,
+        distributed=False,
+        device=device,
+        rows=reference_rows(manifest, n, seed, split),
+    )
+
+
+def classifier_reference(
+    manifest,
+    classifier: nn.Module,
+    *,
+    image_size: int,
+    n: int,
+    seed: int,
+    batch_size: int,
+    device,
+    folder: Path,
+) -> RealStats:
+    """Step-1 classifier statistics of the reference sample, cached in ``folder`` by (size, ``n``, ``seed``)."""
+    path = Path(folder) / f"real_stats-{image_size}px-n{n}-s{seed}.npz"
+    if path.is_file():
+        return RealStats.load(path)
+    loader = reference_loader(manifest, image_size, n, seed, batch_size, device)
+    rs = RealStats.from_features(collect_features(classifier, loader, device))
+    rs.save(path)
+    return rs
 
 
 def fcd_metrics(
@@ -162,6 +246,38 @@ def fcd_metrics(
         real.feats, fake_feats, n_subsets=kid_subsets, subset_size=1000, seed=seed
     )
     return {"fcd": fcd, "fck": kid, "fck_std": kid_std}
+
+
+@torch.no_grad()
+def generator_figures(
+    sample_fn: Callable[[int], Tensor],
+    n: int,
+    batch_size: int,
+    *,
+    judge,
+    judge_ref: np.ndarray,
+    classifier: nn.Module | None = None,
+    real_stats: RealStats | None = None,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Every figure of a generator from one pass over ``n`` samples of ``sample_fn(batch) -> [B, 3, S, S]``.
+
+    The judge's (:mod:`pokegan.judge`): ``judge_fd``, ``judge_kid_mean``, ``judge_kid_std``,
+    ``judge_precision``, ``judge_recall``; with ``classifier`` and ``real_stats`` also the step-1
+    classifier's ``fcd``, ``fck``, ``fck_std`` (secondary: step 2 trained the generator on that network).
+    """
+    from pokegan.judge import score_features
+
+    judge_feats, clf_feats = [], []
+    for x in generated_batches(sample_fn, n, batch_size):
+        judge_feats.append(judge.features(x))
+        if classifier is not None:
+            clf_feats.append(classifier_features(classifier, x).cpu())
+    fig = score_features(judge, judge_ref, torch.cat(judge_feats).numpy(), seed)
+    m = {f"judge_{k}": v for k, v in fig.items()}
+    if classifier is not None and real_stats is not None:
+        m.update(fcd_metrics(real_stats, torch.cat(clf_feats), kid_subsets=20, seed=seed))
+    return m
 
 
 @torch.no_grad()
@@ -257,19 +373,27 @@ class EvalConfig:
 
 
 def evaluate_run(cfg: EvalConfig) -> dict[str, dict[str, float]]:
-    """FCD/FCK (and FID/KID with Inception weights) of the final and best EMA generators of a run.
+    """The judge's figures, FCD/FCK (and FID/KID with Inception weights) of the final and best EMA generators.
+
+    The judge is the one step 3 used (its settings come from the checkpoint's ``[gan]`` config; trained
+    now if its cache was removed).
 
     Writes ``RUN/gan/eval.json`` and returns ``{"final": {...}, "best": {...}}``.
     """
+    import dataclasses
     import json
 
     from pokedata.log import console
     from pokedata.store import atomic_write_text
     from pokegan.checkpoint import load_checkpoint
+    from pokegan.config import config_from_dict
+    from pokegan.data import load_manifest
     from pokegan.gmm import GaussianMixture, resolve_device
+    from pokegan.judge import load_or_train_judge, reference_features
     from pokegan.models.classifier import load_frozen_classifier
     from pokegan.runs import open_run
-    from pokegan.sampling import gan_checkpoint_path, generate, generator_from_state
+    from pokegan.sampling import gan_checkpoint_path, generator_from_state
+    from pokegan.steps.gan_setup import GANConfig
 
     cfg.validate()
     run = open_run(Path(cfg.run), resume=True, create=False)
@@ -277,8 +401,9 @@ def evaluate_run(cfg: EvalConfig) -> dict[str, dict[str, float]]:
     gan_dir = Path(run.step_dir("gan"))
     gmm = GaussianMixture.load(Path(run.step_dir("gmm")) / "gmm.pt")
     classifier = load_frozen_classifier(run).to(device)
+    manifest = load_manifest(run.manifest_dir, data_root=run.data_root)
     results: dict[str, dict[str, float]] = {}
-    real_stats = None
+    real_stats = judge = judge_ref = None
     for which in ("final", "best"):
         try:
             path = gan_checkpoint_path(gan_dir.parent, which)
@@ -288,15 +413,45 @@ def evaluate_run(cfg: EvalConfig) -> dict[str, dict[str, float]]:
         g = generator_from_state(state).to(device)
         image_size = int(state["model_args"]["generator"]["image_size"])
         if real_stats is None:
-            real_stats = _run_real_stats(run, gan_dir, classifier, image_size, cfg, device)
-        z, _ = gmm.sample(cfg.n_samples, torch.Generator().manual_seed(cfg.seed))
-        fakes = generate(g, z, cfg.batch_size)
-        feats = collect_features(classifier, fakes.split(cfg.batch_size), device)
+            real_stats = classifier_reference(
+                manifest,
+                classifier,
+                image_size=image_size,
+                n=cfg.n_samples,
+                seed=cfg.seed,
+                batch_size=cfg.batch_size,
+                device=device,
+                folder=gan_dir,
+            )
+            gan_cfg = config_from_dict(GANConfig, state.get("config", {}), "gan")
+            judge = load_or_train_judge(
+                manifest, dataclasses.replace(gan_cfg.judge_config(), device=str(device))
+            )
+            judge_ref = reference_features(
+                judge, manifest, image_size=image_size, n=cfg.n_samples, seed=cfg.seed
+            )
+
+        def sample(b: int, g=g, gen=torch.Generator().manual_seed(cfg.seed)) -> Tensor:
+            z, _ = gmm.sample(b, gen)
+            return g(z.to(device)).float().clamp(-1, 1)
+
         m: dict[str, float] = {"step": int(state["step"]), "checkpoint": str(path)}
-        m.update(fcd_metrics(real_stats, feats, kid_subsets=20, seed=cfg.seed))
+        m.update(
+            generator_figures(
+                sample,
+                cfg.n_samples,
+                cfg.batch_size,
+                judge=judge,
+                judge_ref=judge_ref,
+                classifier=classifier,
+                real_stats=real_stats,
+                seed=cfg.seed,
+            )
+        )
         if cfg.inception_weights is not None:
-            real = _val_batches(run, image_size, cfg)
-            m.update(standard_fid_kid(real, fakes.split(cfg.batch_size), cfg.inception_weights, device))
+            real = reference_loader(manifest, image_size, cfg.n_samples, cfg.seed, cfg.batch_size)
+            fakes = generated_batches(sample, cfg.n_samples, cfg.batch_size)
+            m.update(standard_fid_kid(real, fakes, cfg.inception_weights, device))
         results[which] = m
     if not results:
         raise UserError(
@@ -306,39 +461,3 @@ def evaluate_run(cfg: EvalConfig) -> dict[str, dict[str, float]]:
         console.print(f"[dim]{STANDARD_FID_SKIPPED}[/]")
     atomic_write_text(gan_dir / "eval.json", json.dumps(results, indent=2))
     return results
-
-
-def _real_loader(run, image_size: int, batch_size: int, device):
-    """Val images (train when the manifest has no val split) at the generator's resolution, in order."""
-    import dataclasses
-
-    from pokegan.config import DataConfig
-    from pokegan.data import load_manifest, loader_from_config
-
-    data = DataConfig(image_size=image_size, batch_size=batch_size, num_workers=0, use_cache=False)
-    manifest = load_manifest(run.manifest_dir, data_root=run.data_root)
-    split = "val" if len(manifest.rows("val")) >= 2 else "train"
-    return loader_from_config(
-        manifest, split, dataclasses.replace(data), train=False, device=device, distributed=False
-    )
-
-
-def _run_real_stats(run, gan_dir: Path, classifier, image_size: int, cfg: EvalConfig, device) -> RealStats:
-    path = gan_dir / "real_stats.npz"
-    if path.is_file():
-        return RealStats.load(path)
-    loader = _real_loader(run, image_size, cfg.batch_size, device)
-    rs = RealStats.from_features(collect_features(classifier, loader, device, limit=cfg.n_samples))
-    rs.save(path)
-    return rs
-
-
-def _val_batches(run, image_size: int, cfg: EvalConfig):
-    """Up to ``n_samples`` real (val, else train) images in batches, for standard FID/KID."""
-    n = 0
-    for batch in _real_loader(run, image_size, cfg.batch_size, None):
-        x = batch[0] if isinstance(batch, (list, tuple)) else batch
-        yield x
-        n += len(x)
-        if n >= cfg.n_samples:
-            break

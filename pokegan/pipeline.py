@@ -74,7 +74,16 @@ def resolve_configs(cfg: PipelineConfig) -> dict[str, Any]:
     }
 
 
-def _runners(cfg: PipelineConfig, gan_on_step: Callable[[int], None] | None) -> dict[str, Callable]:
+def _scratch(out: Path, pretrain_cfg) -> dict:
+    from pokegan.runs import RunDir
+    from pokegan.steps.gan_setup import scratch_generator_args
+
+    return scratch_generator_args(RunDir(out), pretrain_cfg)
+
+
+def _runners(
+    cfg: PipelineConfig, configs: dict[str, Any], gan_on_step: Callable[[int], None] | None
+) -> dict[str, Callable]:
     from pokegan.steps.classify import run_classify
     from pokegan.steps.embed import run_embed
     from pokegan.steps.gan import run_gan
@@ -87,7 +96,9 @@ def _runners(cfg: PipelineConfig, gan_on_step: Callable[[int], None] | None) -> 
         "embed": lambda c, resume: run_embed(c, out, resume=resume),
         "pretrain": lambda c, resume: run_pretrain(c, out, resume=resume),
         "gmm": lambda c, resume: run_gmm(c, out, resume=resume),
-        "gan": lambda c, resume: run_gan(c, out, resume=resume, on_step=gan_on_step),
+        "gan": lambda c, resume: run_gan(
+            c, out, resume=resume, on_step=gan_on_step, scratch_args=_scratch(out, configs["pretrain"])
+        ),
     }
 
 
@@ -111,7 +122,7 @@ def run_all(cfg: PipelineConfig, *, gan_on_step: Callable[[int], None] | None = 
         raise UserError(
             f"--out {out} already exists", hint="pass --resume to continue that run, or choose a new --out"
         )
-    runners = _runners(cfg, gan_on_step)
+    runners = _runners(cfg, configs, gan_on_step)
     times_path = out / "pipeline.json"
     record = _load_times(times_path)
     steps = record.setdefault("steps", {})
@@ -170,7 +181,7 @@ def summarize(run, record: dict[str, Any]) -> dict[str, Any]:
         "run": str(run.root),
         "steps": steps,
         "final_metrics": gan.get("final_metrics", {}),
-        "best_fcd": gan.get("best_fcd"),
+        "best_judge_fd": gan.get("best_judge_fd"),
         "sample_grid": str(run.step_dir("gan") / "samples.png"),
         "reconstruction_grid": _latest(run.step_dir("pretrain") / "recon", "*.png"),
         "pca_plot": str(run.step_dir("gmm") / "pca.png"),
@@ -201,7 +212,14 @@ def write_report(run, summary: dict[str, Any]) -> Path:
         lines.append(f"| {name} | {_fmt_seconds(s['seconds'])} | {nums} |")
     fm = summary.get("final_metrics") or {}
     if fm:
-        lines += ["", "## Final metrics (EMA generator vs val images, classifier feature space)", ""]
+        lines += [
+            "",
+            "## Final metrics (EMA generator vs val images)",
+            "",
+            "`judge_*`: in the judge's feature space (a network the generator never saw; the headline figures);"
+            " `fcd`/`fck`: in the step-1 classifier's space (secondary). See docs/training.md.",
+            "",
+        ]
         lines += [f"- {k}: {v:.4g}" if isinstance(v, float) else f"- {k}: {v}" for k, v in fm.items()]
     for title, key in (
         ("Samples (EMA generator, fixed GMM latents)", "sample_grid"),

@@ -1,8 +1,9 @@
 """Images from a finished run: GMM latents through the EMA generator, as grids, PNGs and a GIF.
 
 Everything here works from the run directory alone: the generator is rebuilt from the arguments stored
-in the GAN checkpoint (``gan/final.pt``, else ``gan/last.pt``; ``--checkpoint best`` picks
-``gan/best.pt``), and the mixture is ``gmm/gmm.pt``. ``poke sample`` is the command on top.
+in the GAN checkpoint (``gan/best.pt`` by default: the best EMA generator under the yardstick, the
+step-2 generator itself (step 0) included, so sampling never gets worse than step 3 started from; else
+``final.pt``, else ``last.pt``; ``--checkpoint final|last`` picks those), and the mixture is ``gmm/gmm.pt``. ``poke sample`` is the command on top.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class SampleConfig:
     seed: int = 0
     interpolate: int = 0  # keyframes of a latent-interpolation GIF (0 = none)
     frames_between: int = 12
-    checkpoint: str = "final"  # "final" | "best" | "last"
+    checkpoint: str = "best"  # "best" (falls back to final, last) | "final" | "last"
     batch_size: int = 64
     device: str = "auto"
 
@@ -49,10 +50,14 @@ class SampleConfig:
         return self
 
 
-def gan_checkpoint_path(run_dir: Path, which: str = "final") -> Path:
-    """The GAN checkpoint to sample from: ``final`` falls back to ``last`` for an unfinished run."""
+def gan_checkpoint_path(run_dir: Path, which: str = "best") -> Path:
+    """The GAN checkpoint to sample from: ``best`` falls back to ``final``, ``final`` to ``last``."""
     gan = Path(run_dir) / "gan"
-    order = {"final": ["final.pt", "last.pt"], "best": ["best.pt"], "last": ["last.pt"]}[which]
+    order = {
+        "final": ["final.pt", "last.pt"],
+        "best": ["best.pt", "final.pt", "last.pt"],
+        "last": ["last.pt"],
+    }[which]
     for name in order:
         if (gan / name).is_file():
             return gan / name
@@ -72,7 +77,7 @@ def generator_from_state(state: dict, *, ema: bool = True) -> nn.Module:
     return g.eval().requires_grad_(False)
 
 
-def load_run_sampler(run_dir: Path, which: str = "final", device: torch.device | None = None):
+def load_run_sampler(run_dir: Path, which: str = "best", device: torch.device | None = None):
     """(EMA generator on ``device``, fitted GaussianMixture, checkpoint state) of a run."""
     from pokegan.checkpoint import load_checkpoint
     from pokegan.gmm import GaussianMixture

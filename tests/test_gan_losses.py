@@ -160,3 +160,49 @@ def test_loss_config_validation():
     assert make_loss(LossConfig(name="wgan-gp", n_critic=2)).n_critic == 2
     with pytest.raises(TypeError, match="lists"):
         make_loss(LossConfig()).d_loss(nn.Identity(), torch.zeros(1), torch.zeros(1))
+
+
+@pytest.mark.parametrize("name", ["wgan-gp", "dcgan"])
+def test_critic_runs_in_float32_inside_autocast(name):
+    """The docstring's promise: under the caller's autocast the critic (penalty included) is float32."""
+    dtypes: list[torch.dtype] = []
+    D = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(1))
+    D(torch.zeros(1, 3, 8, 8))
+    D[0].register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
+    loss = make_loss(LossConfig(name=name))
+    real, fake = torch.randn(4, 3, 8, 8), torch.randn(4, 3, 8, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fake = nn.Conv2d(3, 3, 1)(fake)  # a "generator" output in bf16
+        assert fake.dtype == torch.bfloat16
+        ld, _ = loss.d_loss(D, real, fake)
+        lg, _ = loss.g_loss(D, fake)
+    assert dtypes and set(dtypes) == {torch.float32}
+    assert ld.dtype == lg.dtype == torch.float32
+
+
+def test_gan_generator_step_goes_through_its_grad_scaler(tmp_path, monkeypatch):
+    """fp16 autocast needs a grad scaler for G: the step-3 loop scales, unscales and updates it."""
+    from pokegan.config import load_step_config
+    from pokegan.steps import gan_setup
+    from pokegan.steps.gan import _data_iter, _train_step
+    from pokegan.steps.gmm import GMMConfig, run_gmm
+    from tests.helpers.step3_run import make_step3_run
+
+    run = make_step3_run(tmp_path, image_size=16)
+    run_gmm(load_step_config(GMMConfig, "gmm", preset="tiny", overrides={"bic": [2]}), run.root)
+    over = {"metrics_samples": 8, "judge_epochs": 1, "data.batch_size": 8, "loss": "dcgan"}
+    st = gan_setup.build_state(
+        run, load_step_config(gan_setup.GANConfig, "gan", preset="tiny", overrides=over)
+    )
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10, enabled=True)  # what fp16 on a GPU gets
+    calls = []
+    for name in ("scale", "step", "update"):
+        real = getattr(scaler, name)
+        monkeypatch.setattr(scaler, name, lambda *a, _n=name, _r=real, **k: calls.append(_n) or _r(*a, **k))
+    st.scaler_g = scaler
+    before = [p.detach().clone() for p in st.G.parameters()]
+    _train_step(st, _data_iter(st))
+    assert calls == ["scale", "step", "update"]
+    assert any(not torch.equal(a, p) for a, p in zip(before, st.G.parameters(), strict=True))
+    saved = gan_setup.state_dict(st)
+    assert saved["scaler_g"]["scale"] == scaler.get_scale()

@@ -94,3 +94,41 @@ def test_ema_tracks_and_ramps():
     other.load_state_dict(state)
     assert other.num_updates == 200 and other.decay == 0.9
     assert torch.equal(other.model.weight, ema.model.weight)
+
+
+def test_fcd_reference_is_stratified_order_invariant_and_keyed_by_count(tmp_path):
+    """The reference of FCD/FCK: every class (not the first val rows), the same images whatever the row
+    order, and a cache per (size, count, seed) rather than one file reused for any count."""
+    from pokegan.data import load_manifest
+    from pokegan.metrics import classifier_reference
+    from pokegan.models.classifier import load_frozen_classifier
+    from tests.helpers.step3_run import make_step3_run
+    from tests.helpers.tiny_manifest import permute_manifest
+
+    run = make_step3_run(tmp_path, image_size=16, per_class=12)  # 4 classes x 2 val images
+    clf = load_frozen_classifier(run)
+    cpu = torch.device("cpu")
+
+    def ref(n: int, folder: str) -> RealStats:
+        m = load_manifest(run.manifest_dir)
+        kw = {"image_size": 16, "seed": 0, "batch_size": 3, "device": cpu}
+        return classifier_reference(m, clf, n=n, folder=tmp_path / folder, **kw)
+
+    four = ref(4, "a")
+    assert four.feats.shape[0] == 4
+    assert ref(8, "a").feats.shape[0] == 8  # a new count is a new reference, not the cached 4
+    assert {p.name for p in (tmp_path / "a").iterdir()} == {
+        "real_stats-16px-n4-s0.npz",
+        "real_stats-16px-n8-s0.npz",
+    }
+    # the 4 rows are one per class; the first 4 val rows in manifest order would be classes 0 and 1
+    whole = ref(8, "b").feats  # all 8 val images, sorted by class: 2 per class
+    for f in four.feats:
+        i = int(np.argmin(np.abs(whole - f).sum(1)))
+        assert np.allclose(whole[i], f, atol=1e-5)
+    matched = sorted(int(np.argmin(np.abs(whole - f).sum(1))) // 2 for f in four.feats)
+    assert matched == [0, 1, 2, 3]
+    permute_manifest(run.manifest_dir)
+    shuffled = ref(4, "c")
+    np.testing.assert_allclose(shuffled.mu, four.mu, atol=1e-5)
+    np.testing.assert_allclose(shuffled.sigma, four.sigma, atol=1e-5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -101,7 +102,7 @@ def test_gan_end_to_end_then_sample_and_eval(run, runner, tmp_path):
         "best.pt",
         "final.pt",
         "fixed_latents.pt",
-        "real_stats.npz",
+        "real_stats-32px-n12-s0.npz",
         "samples.png",
         "grids/step-0000002.png",
         "grids/step-0000004.png",
@@ -111,7 +112,15 @@ def test_gan_end_to_end_then_sample_and_eval(run, runner, tmp_path):
         assert (gdir / name).is_file(), name
     assert list((gdir / "tb").iterdir())
     rows = [json.loads(x) for x in (gdir / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == [2, 4] and all(r["fcd"] >= 0 for r in rows)
+    # step 0 is the step-2 generator itself: best.pt never ends worse than step 3 started from
+    assert [r["step"] for r in rows] == [0, 2, 4] and all(r["fcd"] >= 0 for r in rows)
+    judge_keys = {"judge_fd", "judge_kid_mean", "judge_kid_std", "judge_precision", "judge_recall"}
+    assert all(judge_keys <= set(r) for r in rows)
+    assert all(0 <= r["judge_precision"] <= 1 and r["judge_kid_std"] > 0 for r in rows)
+    best = min(rows, key=lambda r: r["judge_fd"])  # best.pt is chosen by the judge
+    assert summary["best_step"] == best["step"] and summary["best_judge_fd"] == best["judge_fd"]
+    assert summary["kept"]["step"] == best["step"]
+    assert summary["kept"]["start_judge_fd"] == rows[0]["judge_fd"]
     # a finished step is skipped
     assert run_gan(gan_cfg(), run.root)["steps"] == 4
 
@@ -142,6 +151,9 @@ def test_gan_end_to_end_then_sample_and_eval(run, runner, tmp_path):
     assert res.exit_code == 0, res.output
     saved = json.loads((gdir / "eval.json").read_text())
     assert set(saved) == {"final", "best"} and saved["final"]["step"] == 4
+    printed = json.loads(res.stdout[res.stdout.index("{") : res.stdout.rindex("}") + 1])
+    assert judge_keys <= set(printed["final"]) and judge_keys <= set(printed["best"])
+    assert printed["final"]["judge_kid_std"] > 0
     assert "standard FID/KID skipped" in res.output
 
     res = runner.invoke(app, ["sample", "--run", str(tmp_path), "--n", "2"])
@@ -198,4 +210,105 @@ def test_interrupted_gan_resumes_to_the_same_step_count(run):
     summary = run_gan(gan_cfg(), run.root, resume=True)
     assert summary["steps"] == 4
     rows = [json.loads(x) for x in (run.step_dir("gan") / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == [2, 4]  # the resumed run re-logged nothing twice
+    assert [r["step"] for r in rows] == [0, 2, 4]  # the resumed run re-logged nothing twice
+
+
+def test_gan_that_only_gets_worse_keeps_the_step2_generator(run, monkeypatch):
+    """When every evaluation after step 0 is worse, best.pt (what `poke sample` uses) is the start."""
+    import pokegan.steps.gan as gan_mod
+    from pokegan.checkpoint import load_checkpoint
+    from pokegan.sampling import gan_checkpoint_path
+
+    real_evaluate = gan_mod._evaluate
+
+    def worse_each_time(st, writer):
+        m = real_evaluate(st, writer)
+        m["judge_fd"] = 100.0 + st.step  # step 0 is the best by construction
+        return m
+
+    monkeypatch.setattr(gan_mod, "_evaluate", worse_each_time)
+    summary = gan_mod.run_gan(gan_cfg(), run.root)
+    assert summary["kept"]["step"] == 0 and "did not improve" in summary["kept"]["note"]
+    best = gan_checkpoint_path(run.root)
+    assert best.name == "best.pt" and load_checkpoint(best)["step"] == 0
+
+
+def test_nan_recovery_keeps_the_best_record_newer_than_last_pt(run, monkeypatch):
+    """best.pt saved after last.pt must not be overwritten by a worse model after a NaN reload."""
+    import pokegan.metrics
+
+    fds = iter([11.0, 10.0, 9.0, 8.0, 50.0, 40.0, 30.0, 20.0, 15.0, 12.0])  # 11: step 0, the start
+
+    def figures(*args, **kw):
+        keys = ("judge_kid_mean", "judge_kid_std", "judge_precision", "judge_recall", "fcd", "fck")
+        return {"judge_fd": next(fds), **dict.fromkeys(keys, 0.5)}
+
+    monkeypatch.setattr(pokegan.metrics, "generator_figures", figures)
+    saved = []
+    real_save = gan_setup.save_state
+    monkeypatch.setattr(
+        "pokegan.steps.gan.save_state",
+        lambda st, path: saved.append((path.name, st.best_judge_fd)) or real_save(st, path),
+    )
+    real = gan_setup.make_loss
+    monkeypatch.setattr(gan_setup, "make_loss", lambda cfg: _NaNLoss(real(cfg), {4}))
+    over = {"loss": "dcgan", "steps": 6, "metrics_every": 1, "checkpoint_every": 5, "sample_every": 100}
+    summary = run_gan(gan_cfg(**over), run.root)
+    assert summary["nan_events"] == 1
+    best_saves = [fd for name, fd in saved if name == "best.pt"]
+    assert best_saves == [11.0, 10.0, 9.0, 8.0]  # after the reload to step 0, 50 .. 12 are all worse
+    assert summary["best_judge_fd"] == 8.0 and summary["best_step"] == 3
+
+
+@pytest.mark.parametrize("loss", ["wgan-gp", "wgan-gp-msg"])
+def test_gradient_penalty_with_a_train_split_smaller_than_the_batch(run, loss):
+    # 36 train images, batches of 64: the loader serves batches of 36; the fakes must match them
+    summary = run_gan(gan_cfg(loss=loss, steps=2, n_critic=1, **{"data.batch_size": 64}), run.root)
+    assert summary["steps"] == 2 and summary["nan_events"] == 0
+
+
+def test_resume_continues_the_real_data_where_it_stopped(run, tmp_path, monkeypatch):
+    """A resumed GAN sees the batches an uninterrupted run sees next, not epoch 0, batch 0 again."""
+    import pokegan.steps.gan as gan_loop
+
+    seen: list[float] = []
+    real_fn = gan_loop._real
+    monkeypatch.setattr(gan_loop, "_real", lambda st, x: seen.append(float(x.sum())) or real_fn(st, x))
+    cfg = gan_cfg(loss="dcgan", steps=8, checkpoint_every=4, metrics_every=8, sample_every=100)
+    other = tmp_path / "uninterrupted"
+    shutil.copytree(run.root, other)
+    run_gan(cfg, other)
+    straight, seen[:] = list(seen), []
+
+    class Killed(Exception):
+        pass
+
+    def die_at_6(step):
+        if step == 6:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_gan(cfg, run.root, on_step=die_at_6)
+    seen.clear()
+    run_gan(cfg, run.root, resume=True)  # from last.pt at step 4: 36 images, batches of 6
+    assert len(straight) == 8 and seen == straight[4:]
+
+
+def test_from_scratch_builds_the_generator_step2_would(run, runner):
+    """--from-scratch and the pretrained arm must be the same model: the [pretrain] generator settings."""
+    from cli import app
+    from pokegan.config import PretrainConfig
+    from pokegan.models.generator import Generator, GeneratorArgs
+    from pokegan.steps.pretrain import generator_args
+
+    (run.step_dir("pretrain") / "final.pt").unlink()
+    pre = load_step_config(PretrainConfig, "pretrain", preset="tiny", base={"data": {"image_size": 32}})
+    expected = sum(p.numel() for p in Generator(generator_args(pre)).parameters())
+    args = ["train", "gan", "--run", str(run.root), "--preset", "tiny", "--from-scratch", "--dry-run"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert f"# generator: {expected:,} parameters" in res.output
+    default = sum(p.numel() for p in Generator(GeneratorArgs(image_size=32)).parameters())
+    assert default > 10 * expected  # what it built before: 512 channels, ~40x the tiny preset's
+    st = gan_setup.build_state(run, gan_cfg(from_scratch=True), gan_setup.scratch_generator_args(run, pre))
+    assert st.g_args == dataclasses.asdict(generator_args(pre))

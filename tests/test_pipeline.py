@@ -120,7 +120,8 @@ def test_train_all_killed_twice_then_resumed(tmp_path, runner):
     assert json.loads((out / "classifier" / "done.json").read_text())["epochs"] == 2
     gan = json.loads((out / "gan" / "done.json").read_text())
     assert gan["steps"] == 6 and gan["nan_events"] == 0
-    assert [r["step"] for r in _rows(out / "gan" / "metrics.jsonl")] == [3, 6]
+    # step 0 is the step-2 generator (the candidate best.pt starts from), then every metrics_every
+    assert [r["step"] for r in _rows(out / "gan" / "metrics.jsonl")] == [0, 3, 6]
     for rel in (
         "gan/samples.png",
         "gan/final.pt",

@@ -355,3 +355,24 @@ def test_train_step_n_critic_and_gradflow_records(tmp_path, loss):
     assert not torch.equal(g_before, st.G.blocks["8"].conv.weight)
     if loss == "wgan":  # weight clipping after every critic step
         assert max(p.abs().max().item() for p in st.D.parameters()) <= cfg.clip + 1e-7
+
+
+# ---- nearest-neighbour upsampling (the small preset) ----------------------------------------------------
+def test_nearest_upsampling_has_no_transposed_conv_past_the_stem_and_grows():
+    args = _tiny(8, g_upsample="nearest")
+    g = Generator(args)
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in g.blocks["8"].modules())
+    x = g(torch.randn(4, 16))
+    assert x.shape == (4, 3, 8, 8) and torch.isfinite(x).all()
+    g, d = build_models(args)
+    _train_some(g, d, 2)
+    g2, _, report = grow(g, d, 16, fade=True, freeze=False)
+    assert "blocks.8.conv.1.weight" in report.copied["G"] and g2(torch.randn(2, 16)).shape == (2, 3, 16, 16)
+    # a constant latent map stays flat: nearest x2 + 3x3 conv cannot draw a checkerboard on a flat input
+    with torch.no_grad():
+        flat = g2.blocks["16"].conv(torch.ones(1, g2.args.channels(8), 8, 8))[..., 2:-2, 2:-2]
+    assert torch.allclose(flat, flat[..., :1, :1].expand_as(flat), atol=1e-6)
+    with pytest.raises(ValueError, match="g_upsample"):
+        ProGANArgs(resolution=16, g_upsample="bilinear").validate()
+    with pytest.raises(UserError, match="upsample"):
+        ProGANConfig(upsample="bilinear").validate()

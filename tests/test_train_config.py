@@ -75,7 +75,7 @@ def test_validation_and_presets():
     try:
         assert load_step_config(EmbedConfig, "embed", preset="tiny").batch_size == 7
     finally:
-        register_presets("embed", {"tiny": {"batch_size": 128, "stats_images": 400}})
+        register_presets("embed", {"tiny": {"batch_size": 128}})
 
 
 def test_schedule_is_a_pure_function_of_the_step():
@@ -146,3 +146,25 @@ def test_cli_dry_run_and_refusals(tmp_path, runner):
     assert r.exit_code == 2 and "not a run directory" in r.output
     r = runner.invoke(app, ["train", "classify", "--manifest", str(m), "--out", str(out), "--lr", "-1"])
     assert r.exit_code == 2 and "lr must be > 0" in r.output
+
+
+def test_small_preset_resolves_every_step():
+    """``--preset small`` (the CPU recipe) is a complete preset: every step resolves, 32 px, short."""
+    from pokegan.progan.config import ProGANConfig
+    from pokegan.steps.gan_setup import GANConfig
+    from pokegan.steps.gmm import GMMConfig
+
+    for cls, section in (
+        (ClassifyConfig, "classify"),
+        (EmbedConfig, "embed"),
+        (PretrainConfig, "pretrain"),
+        (GMMConfig, "gmm"),
+        (GANConfig, "gan"),
+        (ProGANConfig, "progan"),
+    ):
+        cfg = load_step_config(cls, section, preset="small")
+        if hasattr(cfg, "data"):
+            assert cfg.data.image_size == 32, section
+    gan = load_step_config(GANConfig, "gan", preset="small")
+    assert gan.steps < 10_000 and gan.diffaugment and gan.loss_config().validate()
+    assert load_step_config(ProGANConfig, "progan", preset="small").sizes[-1] == 32

@@ -47,13 +47,14 @@ def test_cache_matches_jpeg_and_is_invalidated(tmp_path, manifest):
     assert torch.equal(a[2], b[2]) and torch.allclose(a[0], b[0], atol=1e-6)  # same order, same pixels
     (cached,) = list((tmp_path / "cache").iterdir())
     assert json.loads((cached / "meta.json").read_text())["complete"]
-    # a rebuilt manifest (new hash) gets a new cache; the stale one is removed
-    stats = json.loads((manifest.dir / "stats.json").read_text())
-    stats["manifest_sha256"] = "f" * 64
-    (manifest.dir / "stats.json").write_text(json.dumps(stats))
+    # a rebuilt (here: reordered) manifest gets a new cache, keyed by its rows; the stale one is removed
+    from tests.helpers.tiny_manifest import permute_manifest
+
+    permute_manifest(manifest.dir)
     m2 = load_manifest(manifest.dir)
+    assert m2.content_sha256 != manifest.content_sha256
     make_loader(m2, "train", 16, 5, use_cache=True, **kw)
-    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["ffffffffffffffff-16px"]
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [f"{m2.content_sha256[:16]}-16px"]
 
 
 def test_sampler_seeded_resumable_and_sharded():
@@ -94,3 +95,20 @@ def test_subset_and_errors(tmp_path, manifest):
         load_manifest(tmp_path)
     with pytest.raises(UserError, match="unknown split"):
         manifest.rows("dev")
+
+
+def test_cache_follows_a_reordered_manifest_whose_recorded_hash_is_stale(tmp_path):
+    from pokegan.data import decode_image
+    from tests.helpers.tiny_manifest import permute_manifest
+
+    mdir = make_tiny_manifest(tmp_path, n_classes=3, per_class=6, size=16)
+    kw = {"augment": False, "seed": 0, "num_workers": 0, "distributed": False, "use_cache": True}
+    _all(make_loader(load_manifest(mdir), "all", 16, 8, **kw))  # builds the cache
+    permute_manifest(mdir, keep_recorded_hash=True)  # stats.json still records the old hash
+    m = load_manifest(mdir)
+    x, y, rows = _all(make_loader(m, "all", 16, 8, **kw))
+    paths = m.abs_paths()
+    for img, label, r in zip(x, y, rows.tolist(), strict=True):
+        assert int(label) == m.labels()[r]
+        expect = torch.from_numpy(decode_image(paths[r], 16)).float() / 127.5 - 1
+        assert torch.allclose(img, expect, atol=1e-5), f"row {r}: the cache served another image"

@@ -82,3 +82,32 @@ def test_embed_and_pretrain_steps(four_class_run):
     g = Generator(GeneratorArgs(**state["model_args"]["generator"]))
     g.load_state_dict(state["generator"])
     assert g(torch.from_numpy(np.array(emb[:2]))).shape == (2, 3, 16, 16)
+
+
+def test_embed_and_step2_encode_with_the_same_statistics(four_class_run, tmp_path):
+    """One source of frozen statistics: embeddings.npy (the GMM's data) is what step 2 encodes."""
+    import shutil
+
+    from pokegan.data import load_manifest, make_loader
+    from pokegan.models.classifier import load_frozen_classifier
+    from pokegan.runs import open_run
+    from pokegan.steps.embed import run_embed
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(four_class_run.run_dir / "classifier", run_dir / "classifier")
+    shutil.copy(four_class_run.run_dir / "run.json", run_dir / "run.json")
+    cfg = load_step_config(EmbedConfig, "embed", preset="tiny", overrides={"num_workers": 0})
+    run_embed(cfg, run_dir)
+    run = open_run(run_dir, resume=False, create=False)
+    emb = np.load(run.step_dir("embed") / "embeddings.npy")
+    # step 2's encoder: the frozen classifier with step 1's statistics (PerceptualLoss.encode)
+    loss_fn = PerceptualLoss(load_frozen_classifier(run), (1, 1, 1, 1))
+    man = load_manifest(four_class_run.manifest_dir)
+    rows = np.arange(12)
+    kw = {"augment": False, "seed": 0, "num_workers": 0, "distributed": False, "rows": rows}
+    x, _, got = next(iter(make_loader(man, "all", 16, 12, **kw)))
+    with torch.no_grad():
+        z, _ = loss_fn.encode(x)
+    np.testing.assert_allclose(emb[got.numpy()], z.numpy(), atol=1e-4)
+    with pytest.raises(Exception, match="stats_images"):  # the second source is gone
+        load_step_config(EmbedConfig, "embed", overrides={"stats_images": 400})

@@ -29,7 +29,9 @@ def sample(
     ),
     frames: int = typer.Option(12, "--frames", help="Frames between two keyframes of the interpolation GIF."),
     checkpoint: str = typer.Option(
-        "final", "--checkpoint", help="Which GAN checkpoint: final, best (by FCD) or last."
+        "best",
+        "--checkpoint",
+        help="Which GAN checkpoint: best (by the judge FD, step 0 included; else final), final or last.",
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
 ) -> None:
@@ -66,7 +68,7 @@ def evaluate(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON on stdout."),
 ) -> None:
-    """Print and save (RUN/gan/eval.json) FCD/FCK, and FID/KID with --inception-weights, for final and best."""
+    """Print and save (RUN/gan/eval.json) the judge's FD/KID/precision/recall, FCD/FCK, and FID/KID with --inception-weights."""
     import json
 
     from rich.table import Table
@@ -82,14 +84,32 @@ def evaluate(
     if json_out:
         out.print_json(json.dumps(results))
         return
-    cols = ["step", "fcd", "fck", "fck_std", "fid", "kid", "kid_std"]
-    table = Table(title=f"{run}: step-3 metrics (lower is better)")
-    table.add_column("checkpoint")
-    present = [c for c in cols if any(c in m for m in results.values())]
-    for c in present:
-        table.add_column(c, justify="right")
-    for which, m in results.items():
-        table.add_row(
-            which, *(f"{m[c]:.4g}" if isinstance(m.get(c), float) else str(m.get(c, "")) for c in present)
-        )
+    rows = (  # (key, network, better): one row per figure, one column per checkpoint
+        ("step", "", ""),
+        ("judge_fd", "judge", "lower"),
+        ("judge_kid_mean", "judge", "lower"),
+        ("judge_kid_std", "judge", ""),
+        ("judge_precision", "judge", "higher"),
+        ("judge_recall", "judge", "higher"),
+        ("fcd", "step-1 classifier", "lower"),
+        ("fck", "step-1 classifier", "lower"),
+        ("fck_std", "step-1 classifier", ""),
+        ("fid", "Inception-v3", "lower"),
+        ("kid", "Inception-v3", "lower"),
+        ("kid_std", "Inception-v3", ""),
+    )
+    table = Table(title=f"{run}: step-3 figures (docs/training.md says what each means)")
+    for name in ("figure", "network", "better"):
+        table.add_column(name)
+    for which in results:
+        table.add_column(which, justify="right")
+    for key, network, better in rows:
+        if any(key in m for m in results.values()):
+            cells = [m.get(key) for m in results.values()]
+            table.add_row(
+                key,
+                network,
+                better,
+                *(f"{v:.4g}" if isinstance(v, float) else ("" if v is None else str(v)) for v in cells),
+            )
     out.print(table)

@@ -185,11 +185,6 @@ def embed(
     dtype: str | None = typer.Option(
         None, "--dtype", help="float32 (default) or float16 for embeddings.npy."
     ),
-    stats_images: int | None = typer.Option(
-        None,
-        "--stats-images",
-        help="Recompute the frozen encoding statistics on N train images (0 = step 1's).",
-    ),
     num_workers: int | None = opt.num_workers_opt(),
     device: str | None = opt.device_opt(),
     resume: bool = typer.Option(False, "--resume", help="Redo an interrupted embed step (it starts over)."),
@@ -201,7 +196,6 @@ def embed(
     overrides = {
         "batch_size": batch_size,
         "dtype": dtype,
-        "stats_images": stats_images,
         "num_workers": num_workers,
         "device": device,
     }
@@ -346,13 +340,18 @@ def gan(
     ema_decay: float | None = typer.Option(None, "--ema-decay", help="EMA decay of the generator weights."),
     sample_every: int | None = typer.Option(None, "--sample-every", help="Steps between sample grids."),
     metrics_every: int | None = typer.Option(
-        None, "--metrics-every", help="Steps between FCD/FCK evaluations."
+        None, "--metrics-every", help="Steps between evaluations (judge FD/KID/precision/recall, FCD)."
     ),
     checkpoint_every: int | None = typer.Option(
         None, "--checkpoint-every", help="Steps between last.pt saves."
     ),
     from_scratch: bool | None = typer.Option(
         None, "--from-scratch/--from-pretrain", help="Allow a random generator when step 2 has not run."
+    ),
+    diffaugment: str | None = typer.Option(
+        None,
+        "--diffaugment",
+        help="DiffAugment policy applied to real and fake alike, e.g. color,translation,cutout (default: none; real images are only flipped).",
     ),
     batch_size: int | None = opt.batch_size_opt(),
     num_workers: int | None = opt.num_workers_opt(),
@@ -378,6 +377,7 @@ def gan(
         "metrics_every": metrics_every,
         "checkpoint_every": checkpoint_every,
         "from_scratch": from_scratch,
+        "diffaugment": diffaugment,
         "device": device,
         "seed": seed,
         "data.batch_size": batch_size,
@@ -386,12 +386,19 @@ def gan(
     cfg = load_step_config(
         GANConfig, "gan", config_file=config, preset=preset, overrides=overrides, base=_run_base(run)
     )
-    if dry_run:
-        from pokegan.steps.gan_setup import describe
+    from pokegan.config import PretrainConfig
+    from pokegan.steps.gan_setup import describe, scratch_generator_args
 
-        opt.print_dry_run(describe(cfg, open_run(run, resume=True, create=False)))
+    # --from-scratch builds the generator step 2 would: the same [pretrain] settings of this preset/config
+    pretrain = load_step_config(
+        PretrainConfig, "pretrain", config_file=config, preset=preset, base=_run_base(run)
+    )
+    the_run = open_run(run, resume=True, create=False)
+    scratch = scratch_generator_args(the_run, pretrain)
+    if dry_run:
+        opt.print_dry_run(describe(cfg, the_run, scratch))
         return
-    run_gan(cfg, run, resume=resume)
+    run_gan(cfg, run, resume=resume, scratch_args=scratch)
 
 
 @app.command("all")

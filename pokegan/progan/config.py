@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, fields
 from pokedata.errors import UserError
 from pokegan.config import DataConfig, register_presets
 from pokegan.losses import LOSS_NAMES, LossConfig
-from pokegan.progan.models import NORMS
+from pokegan.progan.models import NORMS, UPSAMPLES
 
 _ENTRY_KEYS = {"lr", "epochs", "lr_d"}
 
@@ -102,12 +102,15 @@ class ProGANConfig:
     gp_weight: float = 10.0
     clip: float = 0.01
     drift: float = 0.001
+    r1_gamma: float = 0.0  # R1 penalty on real images (0 = off)
     betas: list[float] = field(default_factory=lambda: [0.5, 0.999])  # Adam (DCGAN's); wgan uses RMSprop
     z_dim: int = 128
     channel_base: int = 2048  # channels at resolution r: min(max_channels, channel_base // r)
     max_channels: int = 512
     norm: str = "batch"  # generator norm: batch | instance | none
+    upsample: str = "transpose"  # generator upsampling: transpose (DCGAN) | nearest (no checkerboard)
     d_norm: str = "auto"  # discriminator norm; auto = norm, but instance for wgan-gp (per-sample penalty)
+    diffaugment: str = ""  # DiffAugment policy for real and fake alike, e.g. "color,translation,cutout"
     freeze: bool = True  # freeze the layers learned in earlier stages
     fade_in: bool = False  # fade the new block in with alpha 0 -> 1 instead of switching hard
     fade_fraction: float = 0.5  # share of a stage's steps over which alpha rises
@@ -138,6 +141,13 @@ class ProGANConfig:
                 hint="use dcgan, wgan-gp or wgan (wgan-gp-msg needs a multi-scale generator: use `poke train gan`)",
             )
         self.loss_config().validate()
+        if self.upsample not in UPSAMPLES:
+            raise UserError(
+                f"[progan] upsample {self.upsample!r} is unknown", hint=f"use one of {', '.join(UPSAMPLES)}"
+            )
+        from pokegan.diffaugment import parse_policy
+
+        parse_policy(self.diffaugment, "[progan] diffaugment")
         if self.norm not in NORMS or self.d_norm not in (*NORMS, "auto"):
             raise UserError(
                 f"--norm {self.norm!r} / d_norm {self.d_norm!r} unknown",
@@ -209,6 +219,7 @@ class ProGANConfig:
             lr_d=lr if lr_d is None else lr_d,
             betas=tuple(self.betas),
             drift=self.drift,
+            r1_gamma=self.r1_gamma,
         )
 
 
@@ -258,6 +269,26 @@ register_presets(
             "sample_every": 20,
             "checkpoint_every": 100,
             "log_every": 5,
+        },
+        # the CPU recipe (docs/progan.md): 16 -> 32 px on a few thousand sprites, all layers trainable,
+        # fade-in, nearest-neighbour upsampling, DiffAugment on real and fake
+        "small": {
+            "sizes": [16, 32],
+            "cycle": [{"lr": 2e-4, "epochs": 4}, {"lr": 5e-5, "epochs": 1}],
+            "z_dim": 128,
+            "channel_base": 1024,
+            "max_channels": 256,
+            "norm": "batch",
+            "d_norm": "none",
+            "upsample": "nearest",
+            "freeze": False,
+            "fade_in": True,
+            # no translation: its zero padding drew a grey frame round every sample (docs/progan.md)
+            "diffaugment": "color,cutout",
+            "n_fixed": 64,
+            "sample_every": 100,
+            "checkpoint_every": 500,
+            "log_every": 20,
         },
         # one GPU, ~80k images: 16 -> 32 -> 64 px, DCGAN widths, a longer cycle at the last size
         "default": {

@@ -28,6 +28,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 NORMS = ("batch", "instance", "none")
+# transpose: DCGAN's ConvTranspose2d(4, stride 2), whose uneven kernel overlap draws a checkerboard until
+# training smooths it out; nearest: nearest-neighbour x2 then a 3x3 conv (Odena et al. 2016), no
+# checkerboard by construction, and flat colour regions (sprites) come for free.
+UPSAMPLES = ("transpose", "nearest")
 
 
 @dataclass
@@ -42,6 +46,7 @@ class ProGANArgs:
     max_channels: int = 512
     g_norm: str = "batch"  # batch | instance | none
     d_norm: str = "batch"  # batch | instance | none (use instance/none with a gradient penalty)
+    g_upsample: str = "transpose"  # transpose (DCGAN's 4x4 stride-2) | nearest (upsample + 3x3 conv)
 
     def validate(self) -> ProGANArgs:
         r = self.resolution
@@ -54,6 +59,8 @@ class ProGANArgs:
         for norm in (self.g_norm, self.d_norm):
             if norm not in NORMS:
                 raise ValueError(f"norm {norm!r} must be one of {', '.join(NORMS)}")
+        if self.g_upsample not in UPSAMPLES:
+            raise ValueError(f"g_upsample {self.g_upsample!r} must be one of {', '.join(UPSAMPLES)}")
         if self.z_dim < 1 or self.channels(r) < 1:
             raise ValueError(
                 f"z_dim and channel_base // resolution must be >= 1 ({self.z_dim}, {self.channel_base})"
@@ -135,6 +142,11 @@ class Generator(Growable):
         for r in a.resolutions():
             if r == 4:  # stem: [B, z, 1, 1] -> [B, C4, 4, 4]
                 conv = nn.ConvTranspose2d(a.z_dim, a.channels(4), 4, 1, 0, bias=a.g_norm == "none")
+            elif a.g_upsample == "nearest":  # [B, C(r/2), r/2, r/2] -> x2 -> 3x3 conv -> [B, C(r), r, r]
+                conv = nn.Sequential(
+                    nn.Upsample(scale_factor=2, mode="nearest"),
+                    nn.Conv2d(a.channels(r // 2), a.channels(r), 3, 1, 1, bias=a.g_norm == "none"),
+                )
             else:  # [B, C(r/2), r/2, r/2] -> [B, C(r), r, r]
                 conv = nn.ConvTranspose2d(a.channels(r // 2), a.channels(r), 4, 2, 1, bias=a.g_norm == "none")
             self.blocks[str(r)] = nn.Sequential(

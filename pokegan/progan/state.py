@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from pokedata.errors import UserError
 from pokegan.checkpoint import check_compatible, rng_state, set_rng_state
+from pokegan.device import make_grad_scaler
 from pokegan.losses import GANLoss, make_loss
 from pokegan.progan.config import ProGANConfig
 from pokegan.progan.gradflow import GradFlow
@@ -33,6 +35,7 @@ _FIXED_ON_RESUME = (
     "max_channels",
     "norm",
     "d_norm",
+    "upsample",
     "loss",
     "fade_in",
     "freeze",
@@ -68,6 +71,7 @@ class ProGANState:
     flows: tuple[GradFlow, GradFlow] = field(
         default_factory=lambda: (GradFlow("G"), GradFlow("D"))
     )  # this stage
+    scaler_g: Any = None  # torch.amp.GradScaler for G: enabled only under fp16 autocast (D runs in float32)
 
     @property
     def size(self) -> int:
@@ -93,6 +97,7 @@ def stage_args(cfg: ProGANConfig, stage: int) -> ProGANArgs:
         max_channels=cfg.max_channels,
         g_norm=cfg.norm,
         d_norm=cfg.resolved_d_norm,
+        g_upsample=cfg.upsample,
     ).validate()
 
 
@@ -114,9 +119,11 @@ def new_state(
     loss = make_loss(cfg.loss_config())
     opt_g, opt_d = make_optimizers(loss, cfg, g, d, 0)
     fixed_z = torch.randn(cfg.n_fixed, cfg.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 1))
-    return ProGANState(
+    st = ProGANState(
         cfg, out, device, g, d, loss, opt_g, opt_d, fixed_z.to(device), list(classes), manifest_sha256
     )
+    st.scaler_g = make_grad_scaler(device, cfg.amp)
+    return st
 
 
 def grow_state(st: ProGANState) -> GrowReport:
@@ -140,6 +147,7 @@ def state_dict(st: ProGANState) -> dict:
         "frozen": {"G": list(st.G.frozen), "D": list(st.D.frozen)},
         "opt_g": st.opt_g.state_dict(),
         "opt_d": st.opt_d.state_dict(),
+        "scaler_g": st.scaler_g.state_dict() if st.scaler_g is not None else None,
         "position": asdict(p),
         "stage": {"index": p.stage, "size": st.size},
         "cycle_position": {"entry": p.entry, "epoch": p.epoch, "batch": p.batch},
@@ -194,6 +202,8 @@ def load_state(st: ProGANState, path: Path) -> None:
     st.opt_g, st.opt_d = make_optimizers(st.loss, st.cfg, st.G, st.D, pos.stage)
     st.opt_g.load_state_dict(saved["opt_g"])
     st.opt_d.load_state_dict(saved["opt_d"])
+    if saved.get("scaler_g") and st.scaler_g is not None:
+        st.scaler_g.load_state_dict(saved["scaler_g"])
     st.fixed_z = saved["fixed_latents"].to(st.device)
     for flow, flow_state in zip(st.flows, saved.get("gradflow", []), strict=False):
         flow.load_state_dict(flow_state, st.device)

@@ -68,13 +68,16 @@ def train_step(
     st: ProGANState, real: torch.Tensor, *, record_every: int, flows: tuple[GradFlow, GradFlow]
 ) -> dict:
     """One discriminator step and (every ``n_critic`` batches) one generator step; returns the loss logs."""
+    from pokegan.diffaugment import critic_view
+
     dev, amp = st.device, st.cfg.amp
+    critic = critic_view(st.D, st.cfg.diffaugment)  # D, or D(T(x)) with the same T for real and fake
     real = real.to(dev, non_blocking=True).float()  # [B, 3, S, S] in [-1, 1]
     b = real.shape[0]
     z = torch.randn(b, st.cfg.z_dim, device=dev)  # [B, z]
     with autocast(dev, amp):
         fake = st.G(z)  # [B, 3, S, S]
-        d_loss, logs = st.loss.d_loss(st.D, real, fake)
+        d_loss, logs = st.loss.d_loss(critic, real, fake)
     _check_finite(d_loss, "the discriminator loss", st)
     st.opt_d.zero_grad(set_to_none=True)
     d_loss.backward()
@@ -86,13 +89,15 @@ def train_step(
     if (st.pos.stage_step + 1) % n_critic == 0:  # the last of every n_critic D steps of the stage
         z = torch.randn(b, st.cfg.z_dim, device=dev)
         with autocast(dev, amp):
-            g_loss, g_logs = st.loss.g_loss(st.D, st.G(z))
+            g_loss, g_logs = st.loss.g_loss(critic, st.G(z))
         _check_finite(g_loss, "the generator loss", st)
         st.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
+        st.scaler_g.scale(g_loss).backward()  # a no-op scale unless G runs under fp16 autocast
+        st.scaler_g.unscale_(st.opt_g)  # the gradient-flow record reads true gradients
         if (st.pos.stage_step // n_critic) % record_every == 0:  # every record_every-th G step
             flows[0].record(st.G)
-        st.opt_g.step()
+        st.scaler_g.step(st.opt_g)
+        st.scaler_g.update()
         logs.update(g_logs)
     return logs
 
@@ -168,12 +173,14 @@ def _end_stage(st: ProGANState, ctx: _StageContext) -> None:
 
 
 def _loader(st: ProGANState, manifest):
-    """The train split at the stage's size: batches ``(images [B, 3, S, S] in [-1, 1], labels, rows)``."""
+    """The train split at the stage's size: batches ``(images [B, 3, S, S] in [-1, 1], labels, rows)``.
+
+    Flips only (``crop_scale`` 1): the fakes get no crop, so a crop of the reals would be learnt."""
     from dataclasses import replace
 
     from pokegan.data import loader_from_config
 
-    data = replace(st.cfg.data, image_size=st.size)
+    data = replace(st.cfg.data, image_size=st.size, crop_scale=1.0)
     return loader_from_config(manifest, "train", data, train=True, device=st.device, distributed=False)
 
 
@@ -413,10 +420,11 @@ def _steps_per_epoch(cfg: ProGANConfig, manifest_dir: Path | None, data_root: st
     """Batches per epoch of the train split (as the loader will cut it), or None without a manifest."""
     if manifest_dir is None:
         return None
-    from pokegan.data import load_manifest, stratified_subset
+    from pokegan.data import canonical_order, load_manifest, stratified_subset
 
     manifest = load_manifest(manifest_dir, data_root=data_root or None)
-    rows = stratified_subset(manifest.rows("train"), manifest.labels(), cfg.data.max_images, cfg.data.seed)
+    rows = canonical_order(manifest, manifest.rows("train"))
+    rows = stratified_subset(rows, manifest.labels(), cfg.data.max_images, cfg.data.seed)
     return max(1, len(rows) // cfg.data.batch_size)
 
 

@@ -72,26 +72,42 @@ def _inputs(x, y, task: str, gen: torch.Generator, device, channels_last: bool):
     return x, y.to(device, non_blocking=True)
 
 
-def merged_batches(loader, min_size: int = 8):
-    """Batches of ``loader``, the last one merged into its predecessor when smaller than ``min_size``.
+VAL_STATS_IMAGES = 4096  # train images behind the embedding statistics of each epoch's validation
 
-    The embedding BatchNorm uses batch statistics even in eval mode: a batch of one has none.
+
+def validate(model, val_loader, stats_loader, *, epoch: int, task: str, n_out: int, device, cfg) -> dict:
+    """:func:`evaluate` with the embedding BatchNorm frozen to dataset statistics, as ``embed`` encodes.
+
+    The embedding BatchNorm normalises by batch statistics; the val loader is not shuffled and a manifest
+    is sorted by class, so its batches hold 2-4 classes each: batch statistics would subtract the classes'
+    own mean and the figures (top-1, per-class accuracy, worst classes, best.pt) would depend on the row
+    order. Here the mean and variance of the pooled features over up to ``min(stats_images, 4096)`` train
+    images (shuffled by the seed and the epoch, not augmented) are frozen for the pass, so every val image
+    is scored by itself. Training goes on with batch statistics afterwards.
     """
-    prev = None
-    for batch in loader:
-        if prev is not None and len(batch[0]) < min_size:
-            prev = tuple(torch.cat([a.to(b.device), b]) for a, b in zip(prev, batch, strict=True))
-            continue
-        if prev is not None:
-            yield prev
-        prev = batch
-    if prev is not None:
-        yield prev
+    from pokegan.checkpoint import unwrap
+    from pokegan.device import world_size
+    from pokegan.models.classifier import feature_statistics
+
+    base = unwrap(model)
+    stats_loader.set_epoch(epoch)
+    limit = math.ceil(min(cfg.stats_images, VAL_STATS_IMAGES) / world_size())
+    stats = feature_statistics(base, stats_loader, device, limit=limit)
+    base.set_frozen_stats(stats["mean"], stats["var"])
+    try:
+        return evaluate(model, val_loader, task=task, n_out=n_out, device=device, cfg=cfg)
+    finally:
+        base.set_frozen_stats(None, None)
+        model.train()
 
 
 @torch.no_grad()
 def evaluate(model, loader, *, task: str, n_out: int, device, cfg: ClassifyConfig) -> dict:
-    """Loss, top-1 and top-5 over a loader, plus per-output counts ``(total [n_out], correct [n_out])``."""
+    """Loss, top-1 and top-5 over a loader, plus per-output counts ``(total [n_out], correct [n_out])``.
+
+    Meaningful only with frozen embedding statistics set (:func:`validate`): else each batch normalises
+    itself and the figures depend on which images share a batch.
+    """
     from pokegan import device as dev
 
     model.eval()
@@ -99,7 +115,7 @@ def evaluate(model, loader, *, task: str, n_out: int, device, cfg: ClassifyConfi
     correct = torch.zeros(n_out, dtype=torch.float64, device=device)
     top5 = torch.zeros((), dtype=torch.float64, device=device)
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    for b, (x, y, _) in enumerate(merged_batches(loader)):
+    for b, (x, y, _) in enumerate(loader):
         x, y = _inputs(x, y, task, _rot_gen(cfg.seed, -1, b), device, cfg.channels_last)
         with dev.autocast(device, cfg.amp):
             logits = model(x).float()
@@ -160,13 +176,14 @@ def build_model(cfg: ClassifyConfig, n_out: int):
 def describe(cfg: ClassifyConfig, manifest_dir: Path | str) -> dict:
     """What ``--dry-run`` prints: the resolved config, the task, the data and the model size."""
     from pokegan.config import config_to_toml
-    from pokegan.data import load_manifest, stratified_subset
+    from pokegan.data import canonical_order, load_manifest, stratified_subset
     from pokegan.models.classifier import param_count
 
     manifest = load_manifest(manifest_dir, cfg.data.data_root or None)
     task = resolve_task(cfg, manifest)
     n_out = len(output_names(task, manifest))
-    train = stratified_subset(manifest.rows("train"), manifest.labels(), cfg.data.max_images, cfg.data.seed)
+    rows = canonical_order(manifest, manifest.rows("train"))
+    train = stratified_subset(rows, manifest.labels(), cfg.data.max_images, cfg.data.seed)
     return {
         "config": config_to_toml(cfg),
         "task": task,
@@ -249,6 +266,8 @@ def run_classify(
     val_loader = (
         loader_from_config(manifest, "val", cfg.data, train=False, device=device) if has_val else None
     )
+    plain = dataclasses.replace(cfg.data, augment=False, balanced=False)
+    stats_loader = loader_from_config(manifest, "train", plain, train=True, device=device)
     steps_per_epoch = len(train_loader) // cfg.grad_accum
     if steps_per_epoch < 1:
         raise UserError(
@@ -337,7 +356,16 @@ def run_classify(
             row["train_top1"] = hits / max(1, seen)
             dev.sync_buffers(unwrap(model))  # eval mode reads BatchNorm statistics: rank 0's on every rank
             if val_loader is not None:
-                ev = evaluate(model, val_loader, task=task, n_out=n_out, device=device, cfg=cfg)
+                ev = validate(
+                    model,
+                    val_loader,
+                    stats_loader,
+                    epoch=epoch,
+                    task=task,
+                    n_out=n_out,
+                    device=device,
+                    cfg=cfg,
+                )
                 row.update(val_loss=ev["loss"], val_top1=ev["top1"], val_top5=ev["top5"])
                 if main:
                     worst = write_per_class(
@@ -429,4 +457,4 @@ def _finish(
     return summary
 
 
-__all__ = ["describe", "evaluate", "resolve_task", "run_classify"]
+__all__ = ["describe", "evaluate", "resolve_task", "run_classify", "validate"]

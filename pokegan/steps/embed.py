@@ -8,9 +8,11 @@ Writes ``RUN/embeddings/``::
 
 How the batch-statistics BatchNorm is handled: the classifier's embedding BatchNorm normalises by batch
 statistics, so a raw forward pass would make an image's vector depend on its batch-mates. Encoding instead
-uses *dataset* statistics frozen once (mean and variance of the pooled features over up to
-``stats_images`` train images, computed at the end of step 1, or here with ``--stats-images N``): the
-embedding is then a pure function of the image, identical in any batch, in any order, on any number of
+uses *dataset* statistics frozen once, at the end of step 1 (mean and variance of the pooled features
+over up to ``[classify] stats_images`` train images, saved in ``classifier/final.pt``). They are the one
+source: step 2 encodes with the same ones, so the vectors the GMM is fitted to (here) and the vectors the
+generator learns to decode (step 2) are the same function of an image. The embedding is a pure function
+of the image, identical in any batch, in any order, on any number of
 GPUs, and distributed like the training-time embeddings (the batch statistics estimate exactly these).
 
 Encoding is fast (one forward pass per image), so a killed ``embed`` simply starts over: the arrays are
@@ -40,7 +42,7 @@ def run_embed(cfg: EmbedConfig, run_dir: Path | str, *, resume: bool = False) ->
     """Encode every manifest row; returns the summary written to ``done.json``."""
     from pokegan import device as dev
     from pokegan.data import load_manifest, make_loader
-    from pokegan.models.classifier import feature_statistics, load_frozen_classifier
+    from pokegan.models.classifier import load_frozen_classifier
     from pokegan.steps import prepare_step, progress, write_config
 
     cfg.validate()
@@ -59,14 +61,14 @@ def run_embed(cfg: EmbedConfig, run_dir: Path | str, *, resume: bool = False) ->
     size = int(data.get("image_size") or run.image_size)
     model = load_frozen_classifier(run, device)
 
-    def loader(rows, shuffle: bool):
+    def loader(rows):
         return make_loader(
             manifest,
             "all",
             size,
             cfg.batch_size,
             augment=False,
-            shuffle=shuffle,
+            shuffle=False,
             drop_last=False,
             seed=cfg.seed,
             num_workers=cfg.num_workers,
@@ -77,10 +79,6 @@ def run_embed(cfg: EmbedConfig, run_dir: Path | str, *, resume: bool = False) ->
             rows=rows,
         )
 
-    if cfg.stats_images:
-        stats = feature_statistics(model, loader(manifest.rows("train"), True), device, cfg.stats_images)
-        model.set_frozen_stats(stats["mean"], stats["var"])
-        console.print(f"embed: encoding statistics recomputed on {stats['n']} train images")
     n = len(manifest)
     dtype = np.float16 if cfg.dtype == "float16" else np.float32
     partial = out / "embeddings.partial.npy"
@@ -88,7 +86,7 @@ def run_embed(cfg: EmbedConfig, run_dir: Path | str, *, resume: bool = False) ->
         np.lib.format.open_memmap(partial, mode="w+", dtype=dtype, shape=(n, 512)).flush()
     dev.barrier()
     arr = np.load(partial, mmap_mode="r+")
-    src = loader(np.arange(n), False)
+    src = loader(np.arange(n))
     with progress(dev.is_main()) as bar, torch.no_grad():
         task = bar.add_task(f"embed: {n} images at {size} px", total=len(src), info="")
         for x, _, rows in src:

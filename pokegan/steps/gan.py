@@ -7,8 +7,9 @@ setup and checkpoint plumbing in :mod:`pokegan.steps.gan_setup`.
 Per generator step: ``n_critic`` critic steps (real batch, fake from GMM latents, ``loss.d_loss``,
 ``after_d_step``), then one generator step (``loss.g_loss``) and an EMA update. Every ``sample_every``
 steps a grid of the EMA generator on the fixed latents goes to ``gan/grids/`` and TensorBoard; every
-``metrics_every`` steps FCD/FCK against the val images go to ``gan/metrics.jsonl`` and the best EMA
-generator by FCD to ``gan/best.pt``; every ``checkpoint_every`` steps ``gan/last.pt``.
+``metrics_every`` steps the judge's figures (FD, KID, precision, recall; :mod:`pokegan.judge`) and the
+step-1 classifier's FCD/FCK against the val images go to ``gan/metrics.jsonl`` and the best EMA generator
+by the judge's FD to ``gan/best.pt``; every ``checkpoint_every`` steps ``gan/last.pt``.
 
 NaN or inf in a loss: reload ``last.pt``, multiply the learning rates by ``nan_lr_factor``, and go on;
 after ``max_nan_retries`` such events stop with a clear error. Nothing is trained on garbage: the bad
@@ -29,7 +30,14 @@ from pokedata.errors import UserError
 from pokedata.log import console
 from pokedata.store import atomic_write_bytes, atomic_write_text
 from pokegan.device import autocast
-from pokegan.steps.gan_setup import GANConfig, GANState, build_state, load_state, save_state
+from pokegan.steps.gan_setup import (
+    GANConfig,
+    GANState,
+    _truncate_metrics,
+    build_state,
+    load_state,
+    save_state,
+)
 
 __all__ = ["GANConfig", "run_gan"]
 
@@ -43,14 +51,19 @@ def _check(loss: torch.Tensor, what: str, step: int) -> None:
         raise NonFiniteLoss(f"{what} is {loss.item()} at step {step}")
 
 
-def _data_iter(loader):
-    """Endless batches of real images ``[B, 3, H, W]`` in [-1, 1]; reseeds the sampler per epoch."""
-    epoch = 0
+def _data_iter(st: GANState):
+    """Endless batches of real images ``[B, 3, H, W]`` in [-1, 1] from the state's data position.
+
+    ``st.data_epoch`` / ``st.data_batch`` count the batches handed out; checkpoints save them, so a resume
+    or a NaN reload continues with the batch after the saved one (the sampler's order and the flips are
+    pure functions of seed, epoch and batch), not with epoch 0, batch 0.
+    """
     while True:
-        loader.set_epoch(epoch)
-        for batch in loader:
+        st.loader.set_epoch(st.data_epoch, st.data_batch)
+        for batch in st.loader:
+            st.data_batch += 1
             yield batch[0] if isinstance(batch, (list, tuple)) else batch
-        epoch += 1
+        st.data_epoch, st.data_batch = st.data_epoch + 1, 0
 
 
 def _sample_latents(st: GANState, n: int) -> torch.Tensor:
@@ -72,17 +85,22 @@ def _real(st: GANState, x: torch.Tensor):
 
 def _train_step(st: GANState, data) -> dict[str, float]:
     """One generator step with its ``n_critic`` critic steps; raises NonFiniteLoss before any bad update."""
+    from pokegan.diffaugment import critic_view
+
     cfg, loss = st.cfg, st.loss
+    critic = critic_view(st.D, cfg.diffaugment)  # D, or D(T(x)) with the same T for real and fake
     stats: dict[str, float] = {}
     st.G.requires_grad_(False)
     st.D.requires_grad_(True)
     for _ in range(loss.n_critic):
-        real = _real(st, next(data))
-        z = _sample_latents(st, cfg.data.batch_size)
+        x = next(data)
+        real = _real(st, x)
+        z = _sample_latents(st, len(x))  # as many fakes as reals: the penalty pairs them (a small
+        # train split gives batches smaller than [data] batch_size)
         with autocast(st.device, cfg.amp), torch.no_grad():
             fake = _fake(st, z)
         with autocast(st.device, cfg.amp):
-            ld, stats_d = loss.d_loss(st.D, real, fake)
+            ld, stats_d = loss.d_loss(critic, real, fake)
         _check(ld, "the discriminator loss", st.step)
         st.opt_d.zero_grad(set_to_none=True)
         ld.backward()
@@ -93,11 +111,12 @@ def _train_step(st: GANState, data) -> dict[str, float]:
     st.D.requires_grad_(False)
     z = _sample_latents(st, cfg.data.batch_size)
     with autocast(st.device, cfg.amp):
-        lg, stats_g = loss.g_loss(st.D, _fake(st, z))
+        lg, stats_g = loss.g_loss(critic, _fake(st, z))
     _check(lg, "the generator loss", st.step)
     st.opt_g.zero_grad(set_to_none=True)
-    lg.backward()
-    st.opt_g.step()
+    st.scaler_g.scale(lg).backward()  # a no-op scale unless G runs under fp16 autocast
+    st.scaler_g.step(st.opt_g)
+    st.scaler_g.update()
     st.ema.update(st.G)
     st.D.requires_grad_(True)
     stats.update(stats_g)
@@ -120,7 +139,7 @@ def _snapshot_grid(st: GANState, writer, name: str) -> Path:
 
 
 def _evaluate(st: GANState, writer) -> dict[str, float]:
-    from pokegan.metrics import collect_features, fcd_metrics, generated_batches
+    from pokegan.metrics import generator_figures
 
     g = st.ema.model
     gen = torch.Generator().manual_seed(st.cfg.seed + 1)  # the same latents at every evaluation
@@ -130,16 +149,28 @@ def _evaluate(st: GANState, writer) -> dict[str, float]:
         with autocast(st.device, st.cfg.amp):
             return g(z.to(st.device)).float().clamp(-1, 1)
 
-    batches = generated_batches(sample, st.cfg.metrics_samples, st.cfg.data.batch_size)
-    feats = collect_features(st.classifier, batches, st.device)
-    m = fcd_metrics(st.real_stats, feats, kid_subsets=10, seed=st.cfg.seed)
+    m = generator_figures(
+        sample,
+        st.cfg.metrics_samples,
+        st.cfg.data.batch_size,
+        judge=st.judge,
+        judge_ref=st.judge_ref,
+        classifier=st.classifier,
+        real_stats=st.real_stats,
+        seed=st.cfg.seed,
+    )
     m["step"] = st.step
     path = st.out / "metrics.jsonl"  # rewritten atomically: a kill never leaves half a row
     old = path.read_text(encoding="utf-8") if path.is_file() else ""
     atomic_write_text(path, old + json.dumps(m) + "\n")
+    console.print(
+        f"gan step {st.step}: judge FD {m['judge_fd']:.4g}, KID {m['judge_kid_mean']:.4g} "
+        f"+- {m['judge_kid_std']:.2g}, precision {m['judge_precision']:.2f}, recall {m['judge_recall']:.2f}"
+        f" | step-1 FCD {m['fcd']:.4g}"
+    )
     if writer is not None:
-        writer.add_scalar("metrics/fcd", m["fcd"], st.step)
-        writer.add_scalar("metrics/fck", m["fck"], st.step)
+        for k in ("judge_fd", "judge_kid_mean", "judge_precision", "judge_recall", "fcd", "fck"):
+            writer.add_scalar(f"metrics/{k}", m[k], st.step)
     return m
 
 
@@ -154,8 +185,11 @@ def _recover(st: GANState, err: NonFiniteLoss) -> None:
             hint="lower --lr-g/--lr-d, raise gp_weight, or try another --loss; gan/last.pt holds the last good state",
         )
     lr_scale = st.lr_scale * st.cfg.nan_lr_factor
+    best, best_step = st.best_judge_fd, st.best_step  # best.pt may be newer than last.pt: keep its record
     load_state(st, st.out / "last.pt")
     st.nan_events, st.lr_scale = retries, lr_scale
+    if best < st.best_judge_fd:
+        st.best_judge_fd, st.best_step = best, best_step
     st.apply_lr()
     console.print(
         f"[yellow]gan: {err}: reloaded step {st.step} from last.pt, learning rates x{lr_scale:g} "
@@ -163,12 +197,41 @@ def _recover(st: GANState, err: NonFiniteLoss) -> None:
     )
 
 
+def _kept(st: GANState, history: list[dict]) -> dict:
+    """Which generator the run keeps (``best.pt``, what ``poke sample`` uses), said plainly on the console."""
+    start = next((m for m in history if m.get("step") == 0), None)
+    kept = {
+        "step": st.best_step,
+        "judge_fd": st.best_judge_fd,
+        "start_judge_fd": start["judge_fd"] if start else None,
+    }
+    if st.best_step == 0:
+        kept["note"] = (
+            "the GAN phase did not improve on the step-2 generator under the judge (FD): "
+            "best.pt keeps the starting generator (step 0)"
+        )
+        console.print(f"[yellow]gan: {kept['note']}[/]")
+    elif start is not None:
+        kept["note"] = (
+            f"best.pt: step {st.best_step}, judge FD {st.best_judge_fd:.4g} "
+            f"(the step-2 generator, step 0: {start['judge_fd']:.4g})"
+        )
+        console.print(f"gan: {kept['note']}")
+    return kept
+
+
 def run_gan(
-    cfg: GANConfig, run_dir, *, resume: bool = False, on_step: Callable[[int], None] | None = None
+    cfg: GANConfig,
+    run_dir,
+    *,
+    resume: bool = False,
+    on_step: Callable[[int], None] | None = None,
+    scratch_args: dict | None = None,
 ) -> dict:
     """Train step 3 in ``RUN/gan/``; with ``resume`` continues from ``last.pt``; writes ``done.json`` last.
 
     ``on_step(step)`` is called after every generator step (progress hooks; tests inject failures).
+    ``scratch_args``: the generator ``from_scratch`` builds (:func:`gan_setup.scratch_generator_args`).
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from torch.utils.tensorboard import SummaryWriter
@@ -181,7 +244,7 @@ def run_gan(
         console.print("[dim]gan: done.json exists, skipping[/]")
         return run.done_summary("gan")
     run.begin_step("gan", resume=resume)
-    st = build_state(run, cfg)
+    st = build_state(run, cfg, scratch_args)
     out = st.out
     if (out / "last.pt").is_file():
         load_state(st, out / "last.pt")
@@ -189,12 +252,17 @@ def run_gan(
             from pokegan.checkpoint import load_checkpoint
 
             best = load_checkpoint(out / "best.pt")
-            if float(best["best_fcd"]) < st.best_fcd:
-                st.best_fcd, st.best_step = float(best["best_fcd"]), int(best["best_step"])
+            if float(best.get("best_judge_fd", math.inf)) < st.best_judge_fd:
+                st.best_judge_fd, st.best_step = float(best["best_judge_fd"]), int(best["best_step"])
         console.print(f"gan: resumed from last.pt at step {st.step}")
     else:
+        # the starting generator is a candidate too: best.pt never ends worse than what step 3 started from
+        _truncate_metrics(out / "metrics.jsonl", -1)  # rows of a start killed before its first last.pt
+        m = _evaluate(st, None)
+        st.best_judge_fd, st.best_step = m["judge_fd"], 0
+        save_state(st, out / "best.pt")
         save_state(st, out / "last.pt")  # a good state to fall back to from the very first step
-    data = _data_iter(st.loader)
+    data = _data_iter(st)
     writer = SummaryWriter(str(out / "tb"), purge_step=st.step or None)
     t0, stats = time.perf_counter(), {}
     try:
@@ -213,6 +281,7 @@ def run_gan(
                     stats = _train_step(st, data)
                 except NonFiniteLoss as err:
                     _recover(st, err)
+                    data = _data_iter(st)  # from the reloaded data position
                     bar.update(task, completed=st.step)
                     continue
                 st.step += 1
@@ -227,8 +296,8 @@ def run_gan(
                     _snapshot_grid(st, writer, f"step-{st.step:07d}")
                 if st.step % cfg.metrics_every == 0 or st.step == cfg.steps:
                     m = _evaluate(st, writer)
-                    if m["fcd"] < st.best_fcd:
-                        st.best_fcd, st.best_step = m["fcd"], st.step
+                    if m["judge_fd"] < st.best_judge_fd:
+                        st.best_judge_fd, st.best_step = m["judge_fd"], st.step
                         save_state(st, out / "best.pt")
                 if st.step % cfg.checkpoint_every == 0 or st.step == cfg.steps:
                     save_state(st, out / "last.pt")
@@ -239,15 +308,22 @@ def run_gan(
         writer.close()
     save_state(st, out / "final.pt")
     grid = _snapshot_grid(st, None, "final")
-    atomic_write_bytes(out / "samples.png", grid.read_bytes())
     history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
     final_metrics = history[-1] if history else {}
+    kept = _kept(st, history)
+    if kept["step"] != st.step:  # samples.png shows what `poke sample` (best.pt by default) gives
+        from pokegan.checkpoint import load_checkpoint
+
+        st.ema.load_state_dict(load_checkpoint(out / "best.pt")["ema"])
+        grid = _snapshot_grid(st, None, f"best-step-{kept['step']:07d}")
+    atomic_write_bytes(out / "samples.png", grid.read_bytes())
     summary = {
         "steps": st.step,
         "loss": cfg.loss,
         "final_metrics": final_metrics,
-        "best_fcd": st.best_fcd,
-        "best_step": st.best_step,
+        "best_judge_fd": st.best_judge_fd,
+        "best_step": kept["step"],
+        "kept": kept,
         "nan_events": st.nan_events,
         "lr_scale": st.lr_scale,
         "seconds_this_session": time.perf_counter() - t0,

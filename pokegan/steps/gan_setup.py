@@ -2,7 +2,7 @@
 
 A GAN checkpoint (``gan/last.pt``, ``best.pt``, ``final.pt``) holds the generator and discriminator
 arguments and weights, the EMA generator, both optimizers, the step, the learning-rate scale left by NaN
-recoveries, the best FCD so far, every RNG state (torch, the latent generator, CUDA), the resolved config,
+recoveries, the best judge FD so far (``best.pt`` is chosen by the judge, :mod:`pokegan.judge`), every RNG state (torch, the latent generator, CUDA), the resolved config,
 the class list and the manifest hash: ``poke sample`` rebuilds the EMA generator from it alone.
 """
 
@@ -36,6 +36,7 @@ class GANConfig:
     gp_weight: float = 10.0
     clip: float = 0.01  # wgan weight clipping
     drift: float = 0.001
+    r1_gamma: float = 0.0  # R1 penalty on real images (0 = off; with wgan-gp, gp_weight = 0 uses R1 instead)
     lr_g: float = 1e-4
     lr_d: float = 1e-4
     betas: list[float] = field(default_factory=lambda: [0.0, 0.99])
@@ -47,7 +48,11 @@ class GANConfig:
     sample_every: int = 500
     checkpoint_every: int = 500
     metrics_every: int = 2000
-    metrics_samples: int = 2000  # val images and generated images per FCD evaluation
+    metrics_samples: int = 2000  # val images and generated images per evaluation (judge and FCD)
+    diffaugment: str = ""  # DiffAugment policy for real and fake alike, e.g. "color,translation,cutout"
+    judge_width: int = 16  # the judge network (pokegan.judge): ResNet-18 width, epochs, train-image cap
+    judge_epochs: int = 6
+    judge_max_images: int = 4000
     log_every: int = 50
     max_nan_retries: int = 3
     nan_lr_factor: float = 0.5
@@ -67,7 +72,18 @@ class GANConfig:
             lr_d=self.lr_d,
             betas=tuple(self.betas),
             drift=self.drift,
+            r1_gamma=self.r1_gamma,
         )
+
+    def judge_config(self):
+        from pokegan.judge import JudgeConfig
+
+        return JudgeConfig(
+            width=self.judge_width,
+            epochs=self.judge_epochs,
+            max_train_images=self.judge_max_images,
+            device=self.device,
+        ).validate()
 
     def validate(self) -> GANConfig:
         if self.loss not in LOSS_NAMES:
@@ -81,8 +97,12 @@ class GANConfig:
                     f"[gan] {name} = {getattr(self, name)} must be >= 1",
                     hint=f"fix --{name.replace('_', '-')}",
                 )
-        if self.metrics_samples < 2:
-            raise UserError("[gan] metrics_samples must be >= 2", hint="e.g. --metrics-samples 2000")
+        if self.metrics_samples < 8:
+            raise UserError("[gan] metrics_samples must be >= 8", hint="e.g. --metrics-samples 2000")
+        self.judge_config()
+        from pokegan.diffaugment import parse_policy
+
+        parse_policy(self.diffaugment, "[gan] diffaugment")
         if not 0.0 <= self.ema_decay < 1.0:
             raise UserError(f"[gan] ema_decay {self.ema_decay} must be in [0, 1)", hint="e.g. 0.999")
         if not 0.0 < self.nan_lr_factor < 1.0 or self.max_nan_retries < 0:
@@ -108,6 +128,28 @@ register_presets(
             "metrics_every": 12,
             "metrics_samples": 64,
             "log_every": 4,
+            "judge_epochs": 3,
+            "judge_max_images": 400,
+        },
+        # the CPU recipe (docs/training.md): settings chosen by the 32 px sprite experiments there
+        "small": {
+            "loss": "dcgan",
+            "n_critic": 1,
+            "lr_g": 2e-4,
+            "lr_d": 2e-4,
+            "betas": [0.5, 0.99],
+            "r1_gamma": 0.05,
+            "diffaugment": "color,translation,cutout",
+            "steps": 400,  # ~2-8 CPU-s per step with the small generator (docs/training.md)
+            "d_channels": 32,
+            "d_max_channels": 128,
+            "ema_decay": 0.99,
+            "n_fixed": 64,
+            "sample_every": 50,
+            "checkpoint_every": 50,
+            "metrics_every": 100,
+            "metrics_samples": 1000,
+            "log_every": 25,
         },
         "default": {
             "steps": 20_000,
@@ -136,6 +178,7 @@ class GANState:
     loss: Any
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
+    scaler_g: Any  # torch.amp.GradScaler: enabled only under fp16 autocast (the critic runs in float32)
     gmm: Any
     fixed_latents: torch.Tensor
     latent_gen: torch.Generator
@@ -144,14 +187,18 @@ class GANState:
     d_args: dict
     classifier: nn.Module
     real_stats: Any
+    judge: Any  # pokegan.judge.Judge
+    judge_ref: Any  # its features of the reference sample [n, D]
     loader: Any
     classes: list[str]
     manifest_sha256: str
     step: int = 0
     lr_scale: float = 1.0
     nan_events: int = 0
-    best_fcd: float = math.inf
+    best_judge_fd: float = math.inf
     best_step: int = -1
+    data_epoch: int = 0  # the real-data position: epoch, and batches handed out in it
+    data_batch: int = 0
 
     def apply_lr(self) -> None:
         for opt, base in ((self.opt_g, self.cfg.lr_g), (self.opt_d, self.cfg.lr_d)):
@@ -166,8 +213,29 @@ def pretrain_checkpoint(run) -> Path | None:
     return path if path.is_file() else None
 
 
-def _build_generator(run, cfg: GANConfig):
-    """(G, generator args dict): the step-2 generator's weights, or a fresh one with ``from_scratch``."""
+def scratch_generator_args(run, pretrain_cfg=None) -> dict:
+    """The generator ``--from-scratch`` builds: the one step 2 would build, from the same ``[pretrain]``
+    settings (``pretrain_cfg``: the resolved PretrainConfig of this preset/config file; else the run's
+    ``pretrain/config.toml`` when step 2 started; else the ``[pretrain]`` defaults), so "from scratch" and
+    "pretrained" compare the same model. The image size is the run's."""
+    from pokegan.config import PretrainConfig, load_step_config
+    from pokegan.steps.pretrain import generator_args
+
+    if pretrain_cfg is None:
+        saved = Path(run.step_dir("pretrain")) / "config.toml"
+        pretrain_cfg = load_step_config(
+            PretrainConfig, "pretrain", config_file=saved if saved.is_file() else None
+        )
+    if run.image_size:
+        pretrain_cfg = dataclasses.replace(
+            pretrain_cfg, data=dataclasses.replace(pretrain_cfg.data, image_size=run.image_size)
+        )
+    return asdict(generator_args(pretrain_cfg))
+
+
+def _build_generator(run, cfg: GANConfig, scratch_args: dict | None = None):
+    """(G, generator args dict): the step-2 generator's weights, or a fresh one with ``from_scratch``
+    (``scratch_args``, default :func:`scratch_generator_args`)."""
     from pokegan.checkpoint import load_checkpoint
     from pokegan.models.generator import Generator, GeneratorArgs
 
@@ -185,9 +253,11 @@ def _build_generator(run, cfg: GANConfig):
             f"no step-2 generator in {run.step_dir('pretrain')}",
             hint="run `poke train pretrain --run RUN` first, or pass --from-scratch to train G from random weights",
         )
-    size = run.image_size or cfg.data.image_size
-    args = asdict(GeneratorArgs(image_size=size))
-    console.print(f"[yellow]gan: --from-scratch: a randomly initialised {size} px generator[/]")
+    args = dict(scratch_args or scratch_generator_args(run))
+    console.print(
+        f"[yellow]gan: --from-scratch: a randomly initialised {args['image_size']} px generator "
+        f"(the [pretrain] generator settings)[/]"
+    )
     return Generator(GeneratorArgs(**args)), args
 
 
@@ -204,26 +274,16 @@ def _fixed_latents(out: Path, gmm, cfg: GANConfig) -> torch.Tensor:
     return z
 
 
-def _real_stats(out: Path, run, classifier, image_size: int, cfg: GANConfig, device):
-    """Classifier statistics of up to ``metrics_samples`` val images (train when there is no val split)."""
-    from pokegan.metrics import RealStats, _real_loader, collect_features
+def build_state(run, cfg: GANConfig, scratch_args: dict | None = None) -> GANState:
+    """Load prerequisites (GMM, step-2 G, classifier, manifest) and build models, loss, optimizers, EMA.
 
-    path = out / "real_stats.npz"
-    if path.is_file():
-        return RealStats.load(path)
-    loader = _real_loader(run, image_size, cfg.data.batch_size, device)
-    feats = collect_features(classifier, loader, device, limit=cfg.metrics_samples)
-    rs = RealStats.from_features(feats)
-    rs.save(path)
-    return rs
-
-
-def build_state(run, cfg: GANConfig) -> GANState:
-    """Load prerequisites (GMM, step-2 G, classifier, manifest) and build models, loss, optimizers, EMA."""
+    ``scratch_args``: the generator arguments for ``from_scratch`` (see :func:`scratch_generator_args`)."""
     from pokegan.data import load_manifest, loader_from_config
-    from pokegan.device import resolve_device, setup_torch
+    from pokegan.device import make_grad_scaler, resolve_device, setup_torch
     from pokegan.ema import EMA
     from pokegan.gmm import GaussianMixture
+    from pokegan.judge import load_or_train_judge, reference_features
+    from pokegan.metrics import classifier_reference
     from pokegan.models.classifier import load_frozen_classifier
     from pokegan.models.discriminator import DiscriminatorArgs, build_discriminator
 
@@ -235,7 +295,7 @@ def build_state(run, cfg: GANConfig) -> GANState:
     setup_torch(device, cfg.seed)
     out = Path(run.step_dir("gan"))
     gmm = GaussianMixture.load(Path(run.step_dir("gmm")) / "gmm.pt")
-    G, g_args = _build_generator(run, cfg)
+    G, g_args = _build_generator(run, cfg, scratch_args)
     G = G.to(device)
     with torch.no_grad():
         pyramid = G.forward_multiscale(torch.zeros(2, gmm.dim, device=device))
@@ -258,7 +318,13 @@ def build_state(run, cfg: GANConfig) -> GANState:
     opt_g, opt_d = loss.make_optimizers(G.parameters(), D.parameters())
     manifest = load_manifest(run.manifest_dir, data_root=run.data_root or cfg.data.data_root or None)
     classifier = load_frozen_classifier(run, device)
-    data = dataclasses.replace(cfg.data, image_size=image_size)
+    judge = load_or_train_judge(manifest, cfg.judge_config(), device)
+    judge_ref = reference_features(
+        judge, manifest, image_size=image_size, n=cfg.metrics_samples, seed=cfg.seed
+    )
+    # real images: flips only (a crop the fakes never get would teach G to draw crops); DiffAugment,
+    # when asked for, transforms real and fake alike inside the critic (pokegan.diffaugment)
+    data = dataclasses.replace(cfg.data, image_size=image_size, crop_scale=1.0)
     loader = loader_from_config(manifest, "train", data, train=True, device=device, distributed=False)
     return GANState(
         cfg=cfg,
@@ -270,6 +336,7 @@ def build_state(run, cfg: GANConfig) -> GANState:
         loss=loss,
         opt_g=opt_g,
         opt_d=opt_d,
+        scaler_g=make_grad_scaler(device, cfg.amp),
         gmm=gmm,
         fixed_latents=_fixed_latents(out, gmm, cfg),
         latent_gen=torch.Generator().manual_seed(cfg.seed + 2),
@@ -277,7 +344,18 @@ def build_state(run, cfg: GANConfig) -> GANState:
         g_args=dict(g_args),
         d_args=asdict(d_args),
         classifier=classifier,
-        real_stats=_real_stats(out, run, classifier, image_size, cfg, device),
+        real_stats=classifier_reference(
+            manifest,
+            classifier,
+            image_size=image_size,
+            n=cfg.metrics_samples,
+            seed=cfg.seed,
+            batch_size=cfg.data.batch_size,
+            device=device,
+            folder=out,
+        ),
+        judge=judge,
+        judge_ref=judge_ref,
         loader=loader,
         classes=list(manifest.classes),
         manifest_sha256=str(manifest.sha256),
@@ -296,11 +374,13 @@ def state_dict(st: GANState) -> dict:
         "ema": st.ema.state_dict(),
         "opt_g": st.opt_g.state_dict(),
         "opt_d": st.opt_d.state_dict(),
+        "scaler_g": st.scaler_g.state_dict(),
         "step": st.step,
         "lr_scale": st.lr_scale,
         "nan_events": st.nan_events,
-        "best_fcd": st.best_fcd,
+        "best_judge_fd": st.best_judge_fd,
         "best_step": st.best_step,
+        "data_position": {"epoch": st.data_epoch, "batch": st.data_batch},
         "rng": rng_state(),
         "latent_rng": st.latent_gen.get_state(),
         "config": asdict(st.cfg),
@@ -333,11 +413,15 @@ def load_state(st: GANState, path: Path) -> None:
     st.ema.load_state_dict(state["ema"])
     st.opt_g.load_state_dict(state["opt_g"])
     st.opt_d.load_state_dict(state["opt_d"])
+    if state.get("scaler_g"):
+        st.scaler_g.load_state_dict(state["scaler_g"])
     st.step = int(state["step"])
     st.lr_scale = float(state["lr_scale"])
     st.nan_events = int(state["nan_events"])
-    st.best_fcd = float(state["best_fcd"])
+    st.best_judge_fd = float(state.get("best_judge_fd", math.inf))  # older checkpoints: chosen by FCD
     st.best_step = int(state["best_step"])
+    pos = state.get("data_position", {"epoch": 0, "batch": 0})  # older checkpoints: from the start
+    st.data_epoch, st.data_batch = int(pos["epoch"]), int(pos["batch"])
     set_rng_state(state["rng"])
     st.latent_gen.set_state(state["latent_rng"])
     st.apply_lr()
@@ -358,14 +442,14 @@ def _truncate_metrics(path: Path, step: int) -> None:
         atomic_write_text(path, "".join(ln + "\n" for ln in keep))
 
 
-def describe(cfg: GANConfig, run) -> dict:
-    """``--dry-run``: the resolved config and the sizes of G (from step 2) and D."""
+def describe(cfg: GANConfig, run, scratch_args: dict | None = None) -> dict:
+    """``--dry-run``: the resolved config and the sizes of G (from step 2, or ``--from-scratch``) and D."""
     from pokegan.config import config_to_toml
     from pokegan.models.discriminator import DiscriminatorArgs, build_discriminator
 
     info: dict[str, Any] = {"config": config_to_toml(cfg), "model": {}}
     try:
-        g, g_args = _build_generator(run, cfg)
+        g, g_args = _build_generator(run, cfg, scratch_args)
     except UserError as exc:
         info["config"] += f"\n# generator: {exc}\n"
         return info

@@ -78,6 +78,7 @@ register_presets(
     "gmm",
     {
         "tiny": {"components": 4, "covariance": "diag", "max_iter": 50, "plot_points": 500},
+        "small": {"bic": [4, 8, 16], "covariance": "full", "max_iter": 100},
         "default": {"bic": [8, 16, 32, 64], "covariance": "full", "max_iter": 100},
     },
 )

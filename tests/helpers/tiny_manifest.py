@@ -3,6 +3,7 @@
 Class ``c`` is a shape (circle, square, triangle, cross, ring, bar, ... cycling) in its own colour on a light
 random background, jittered in position and size; JPGs go to ``tmp/data/clean/<class>/`` and the manifest
 to ``tmp/manifests/tiny/`` (``manifest.parquet``, ``manifest.csv``, ``classes.json``, ``stats.json``).
+``permute_manifest`` shuffles a manifest's rows in place (the row-order-invariance tests).
 """
 
 from __future__ import annotations
@@ -105,3 +106,22 @@ def make_tiny_manifest(
     }
     (out / "stats.json").write_text(json.dumps(stats, indent=2))
     return out
+
+
+def permute_manifest(mdir, seed: int = 1, keep_recorded_hash: bool = False):
+    """Shuffle the manifest's rows in place (parquet and csv); the images, splits and classes stay.
+
+    ``keep_recorded_hash``: leave stats.json's ``manifest_sha256`` as it was, as a person editing the
+    parquet file by hand would.
+    """
+    import pandas as pd
+
+    mdir = Path(mdir)
+    df = pd.read_parquet(mdir / "manifest.parquet")
+    df = df.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    df.to_parquet(mdir / "manifest.parquet", index=False)
+    df.to_csv(mdir / "manifest.csv", index=False)
+    if not keep_recorded_hash:
+        stats = json.loads((mdir / "stats.json").read_text())
+        stats.pop("manifest_sha256", None)  # recomputed from the file: a new manifest
+        (mdir / "stats.json").write_text(json.dumps(stats))
