@@ -18,6 +18,7 @@ import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from pokedata.clean.flatten import FlattenError, FrameSpec, flatten_to_rgb, is_animated, iter_frames
@@ -69,6 +70,7 @@ class Task:
     class_name: str  # '' = unlabelled / multi-class
     stem: str  # file stem inside clean/<class>/
     settings: Settings
+    hashes: tuple[str, ...] = ()  # hash-cache methods ('phash', 'colour', ...) to compute from the output
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class FrameResult:
     width: int | None = None
     height: int | None = None
     pixel_sha256: str | None = None
+    hashes: tuple[tuple[str, int], ...] = ()  # (method, signed 64-bit value) of the written JPG's pixels
 
 
 @dataclass(frozen=True)
@@ -249,6 +252,7 @@ def _write_frame(task: Task, frame: int, img: Image.Image, animated: bool) -> Fr
             check.load()
             if check.size != rgb.size:
                 raise ValueError(f"re-decoded size {check.size} != {rgb.size}")
+            hashes = hash_decoded(check, task.hashes)
     except Exception as exc:
         return quarantine(frame, ENCODE, f"{type(exc).__name__}: {exc}")
     path = DatasetDir(task.root).clean_path(task.class_name, task.stem, frame if animated else None)
@@ -256,4 +260,26 @@ def _write_frame(task: Task, frame: int, img: Image.Image, animated: bool) -> Fr
         publish(path, data)
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc}") from exc
-    return FrameResult(frame, "done", None, path, rgb.width, rgb.height, pixel_sha256(rgb))
+    return FrameResult(frame, "done", None, path, rgb.width, rgb.height, pixel_sha256(rgb), hashes)
+
+
+def hash_decoded(decoded: Image.Image, methods: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+    """The hash-cache values of a clean JPG from its re-decoded pixels (no second decode).
+
+    ``decoded`` is the written JPG decoded in full, so each value is the method's exact definition
+    (``fast=False``) applied to the clean file: what ``poke clean --dedup`` would compute from the file
+    with the JPEG draft decode off. With it on (the default), dedup's own hashing of a file whose shorter
+    side is at least 256 px uses libjpeg's reduced-scale decode
+    and may differ by a bit or two; below that the two are identical (docs/dedup.md).
+    """
+    if not methods:
+        return ()
+    from pokedata.dedup.hashing import cache_hasher, to_signed
+
+    gray = decoded.convert("L") if any(m != "colour" for m in methods) else None  # one conversion
+    out = []
+    for method in methods:
+        hasher = cache_hasher(method, fast=False)
+        value = hasher.hash_image(decoded if method == "colour" else gray)
+        out.append((method, int(to_signed(np.asarray([value], dtype=np.uint64))[0])))
+    return tuple(out)
