@@ -234,6 +234,8 @@ def _convert(im: Image.Image, mode: str) -> Image.Image:
 
 
 def _to_rgba(im: Image.Image) -> Image.Image:
+    if im.mode == "RGBA":
+        return im  # read only by _composite: no copy (every animation frame arrives as RGBA)
     if im.mode == "La":  # Pillow converts La (premultiplied) only to LA
         return _convert(_convert(im, "LA"), "RGBA")
     if im.mode == "P" and im.palette is not None and im.palette.mode == "RGBA":
