@@ -81,11 +81,13 @@ CREATE TABLE IF NOT EXISTS images (
 CREATE INDEX IF NOT EXISTS images_status ON images (status);
 CREATE INDEX IF NOT EXISTS images_sha ON images (pixel_sha256);
 
--- Perceptual hashes of clean images, cached per method (phash, dhash, whash, ahash).
+-- Perceptual hashes of clean images, cached per method (phash, dhash, whash, ahash, colour).
 CREATE TABLE IF NOT EXISTS hashes (
     image_id  INTEGER NOT NULL REFERENCES images (id),
     method    TEXT NOT NULL,
     value     INTEGER NOT NULL,                -- the 64-bit hash as a signed 64-bit integer
+    at        REAL,                            -- when it was computed (NULL: by a poke from before this
+                                               -- column); stale once images.updated_at is later
     PRIMARY KEY (image_id, method)
 );
 """
@@ -159,6 +161,7 @@ class Ledger:
             self._conn.execute("PRAGMA foreign_keys=ON")
             if not readonly:
                 self._conn.executescript(_SCHEMA)
+                self._add_missing_columns()
                 self._conn.execute(
                     "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                     (str(SCHEMA_VERSION),),
@@ -175,6 +178,16 @@ class Ledger:
                 hint="point --data at a dataset directory made by `poke fetch`",
             ) from exc
         self._lock = threading.RLock()
+
+    def _add_missing_columns(self) -> None:
+        """Bring a ledger written by an older poke up to date (columns added since; all nullable)."""
+        cols = {r[1] for r in self._conn.execute("PRAGMA table_info(hashes)")}
+        if "at" not in cols:
+            try:
+                self._conn.execute("ALTER TABLE hashes ADD COLUMN at REAL")
+            except sqlite3.OperationalError as exc:  # another process added it just now
+                if "duplicate column" not in str(exc).lower():
+                    raise
 
     def _check_is_ledger(self) -> None:
         """Refuse an SQLite file that holds tables but no ``items``: another program's database, never

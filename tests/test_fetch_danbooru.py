@@ -335,3 +335,42 @@ def test_fake_server_speaks_the_protocol(srv):
     assert requests.get(
         f"{srv.base_url}/counts/posts.json", params={"tags": "pikachu"}, timeout=5
     ).json() == {"counts": {"posts": 7}}
+
+
+def test_reruns_ask_only_for_posts_above_the_newest_planned(srv, tmp_path):
+    """After a finished walk, `page=a<newest>` paging: every answer holds new posts only, counted."""
+    # 3 full pages; only every 50th post carries the client-side tag (few downloads)
+    for pid in range(1, 451):
+        srv.add_post(pid, character=["pikachu"], general=["solo"] + (["smile"] if pid % 50 == 0 else []))
+    cfg = _cfg(srv, tmp_path / "d", tags=("pikachu", "solo", "smile"))  # smile: filtered client-side
+    assert _run(cfg).planned == 9
+    first = len(srv.api_requests())
+    assert first == 4 and [len(a) for a in srv.answered] == [200, 200, 50, 0]  # a first walk ends empty
+
+    assert _run(cfg).planned == 0  # nothing new: one request, an empty answer
+    assert [r["query"]["page"] for r in srv.api_requests()[first:]] == ["a450"]
+    assert srv.answered[-1] == []
+
+    for pid in range(451, 701):  # 250 new posts
+        srv.add_post(pid, character=["pikachu"], general=["solo"] + (["smile"] if pid % 50 == 0 else []))
+    n, seen = len(srv.api_requests()), len(srv.answered)
+    assert _run(cfg).planned == 5
+    assert [r["query"]["page"] for r in srv.api_requests()[n:]] == ["a450", "a650"]
+    answered = [pid for page in srv.answered[seen:] for pid in page]
+    assert sorted(answered) == list(range(451, 701))  # each new post answered once, no old one
+    assert len(_rows(tmp_path / "d")) == 14
+
+
+def test_a_limited_rerun_keeps_its_floor_at_the_last_post_taken(srv, tmp_path):
+    for pid in range(1, 4):
+        srv.add_post(pid, character=["pikachu"])
+    assert _run(_cfg(srv, tmp_path / "d", tags=("pikachu",))).planned == 3
+    for pid in range(4, 10):
+        srv.add_post(pid, character=["pikachu"])
+    limited = _cfg(srv, tmp_path / "d", tags=("pikachu",), limit=4)
+    assert _run(limited).planned == 4  # the oldest new ones first: 4..7
+    assert sorted(int(k.split("/")[0]) for k in _rows(tmp_path / "d")) == list(range(1, 8))
+    n = len(srv.api_requests())
+    assert _run(limited).planned == 2  # resumes above post 7
+    assert srv.api_requests()[n]["query"]["page"] == "a7"
+    assert len(_rows(tmp_path / "d")) == 9

@@ -177,6 +177,19 @@ def test_cursor_that_does_not_move_stops_the_query_with_a_clear_error(api, tmp_p
     assert "did not move below 3" in caplog.text
 
 
+def test_a_rerun_answered_with_old_posts_stops_with_bad_cursor(api, tmp_path, caplog):
+    img = make_jpeg(9)
+    api.route("/9.jpg", body(img))
+    api.route("/posts.json", listing({None: [post(9, api.url("/9.jpg"), img)]}))
+    fetch_danbooru(dcfg(api, tmp_path / "d"))  # a finished walk: the floor is post 9
+    # a server that ignores page=a9 and answers the top page again (old posts) is not trusted
+    api.route("/posts.json", json_body([post(9, api.url("/9.jpg"), img)]))
+    caplog.set_level(logging.WARNING)
+    with pytest.raises(UserError, match="bad-cursor"):
+        fetch_danbooru(dcfg(api, tmp_path / "d"))
+    assert "not above 9" in caplog.text
+
+
 def test_stuck_query_stops_but_the_other_queries_go_on(api, tmp_path):
     img = make_jpeg(10)
     api.route("/10.jpg", body(img))

@@ -56,6 +56,7 @@ class CleanConfig:
     max_pixels: int | None = None  # decompression-bomb limit; None = Pillow's default (~89 MP)
     chunk_size: int = 16  # items per task sent to a worker
     progress: bool = True
+    hashes: tuple[str, ...] = ()  # hash-cache methods computed from each written JPG (set by --dedup)
 
     def settings(self) -> Settings:
         """Validate every option up front and return the pixel-deciding settings."""
@@ -76,6 +77,11 @@ class CleanConfig:
             raise UserError(f"--max-pixels {self.max_pixels} must be positive")
         if self.chunk_size < 1:
             raise UserError(f"chunk_size {self.chunk_size} must be positive")
+        if self.hashes:
+            from pokedata.dedup.hashing import cache_hasher
+
+            for method in self.hashes:
+                cache_hasher(method)  # a clear error naming --hash for an unknown method
         return Settings(
             background=parse_background(self.background),
             min_side=int(self.min_side),
@@ -174,7 +180,15 @@ def _run_clean(cfg: CleanConfig, ds: DatasetDir, settings: Settings, t0: float) 
                 continue
             params_of[item.id] = params
             todo.append(
-                Task(item.id, ds.abs(item.path or ""), ds.root, item.class_name, stems[item.id], settings)
+                Task(
+                    item.id,
+                    ds.abs(item.path or ""),
+                    ds.root,
+                    item.class_name,
+                    stems[item.id],
+                    settings,
+                    tuple(cfg.hashes),
+                )
             )
         recorder = _Recorder(ledger, ds, existing, params_of, summary)
         try:
@@ -381,7 +395,9 @@ class _Recorder:
                 for f in res.frames:
                     rel = self.ds.rel(f.path) if f.path else None
                     prev = old.get(f.frame)
-                    if prev is not None and (prev.pixel_sha256 != f.pixel_sha256 or prev.status != f.status):
+                    if prev is not None and (
+                        prev.pixel_sha256 != f.pixel_sha256 or prev.status != f.status or f.hashes
+                    ):
                         conn.execute("DELETE FROM hashes WHERE image_id = ?", (prev.id,))
                     if prev is not None and prev.path and prev.path != rel:
                         stale_files.append(self.ds.abs(prev.path))
@@ -395,6 +411,14 @@ class _Recorder:
                         (res.item_id, f.frame, f.status, f.error, rel, f.width, f.height, f.pixel_sha256,
                          params, now, now),
                     )  # fmt: skip
+                    if f.hashes:  # computed by the worker from the written JPG: dedup finds them cached
+                        (image_id,) = conn.execute(
+                            "SELECT id FROM images WHERE item_id = ? AND frame = ?", (res.item_id, f.frame)
+                        ).fetchone()
+                        conn.executemany(
+                            "INSERT OR REPLACE INTO hashes (image_id, method, value, at) VALUES (?, ?, ?, ?)",
+                            [(image_id, method, value, now) for method, value in f.hashes],
+                        )
                     if f.status == "done":
                         self.summary.images += 1
                     else:

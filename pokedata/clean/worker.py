@@ -18,6 +18,7 @@ import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from pokedata.clean.flatten import FlattenError, FrameSpec, flatten_to_rgb, is_animated, iter_frames
@@ -69,6 +70,7 @@ class Task:
     class_name: str  # '' = unlabelled / multi-class
     stem: str  # file stem inside clean/<class>/
     settings: Settings
+    hashes: tuple[str, ...] = ()  # hash-cache methods ('phash', 'colour', ...) to compute from the output
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,9 @@ class FrameResult:
     width: int | None = None
     height: int | None = None
     pixel_sha256: str | None = None
+    hashes: tuple[tuple[str, int], ...] = ()  # (method, signed 64-bit value) of the written JPG's pixels
+    # (method, prepared array) until the hashes of a whole chunk are computed in one batch per method
+    prepared: tuple[tuple[str, np.ndarray], ...] = field(default=(), repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -121,7 +126,7 @@ def clean_chunk(tasks: list[Task]) -> list[ItemResult]:
     cost 90% of the time on sprite frames; one ``os.sync`` per chunk keeps the "file before row" order
     across a power cut at a fraction of the cost.
     """
-    results = [clean_item(t) for t in tasks]
+    results = finish_hashes([_clean_item(t) for t in tasks])
     if any(f.path is not None for r in results for f in r.frames) and hasattr(os, "sync"):
         os.sync()
     return results
@@ -159,6 +164,35 @@ def clean_item(task: Task) -> ItemResult:
 
     Raises :class:`OutputError` when the output cannot be written.
     """
+    return finish_hashes([_clean_item(task)])[0]
+
+
+def finish_hashes(results: list[ItemResult]) -> list[ItemResult]:
+    """Hash the prepared arrays of every frame, one numpy batch per method (the per-image cost is the
+    small resize done in :func:`_write_frame`); returns the results with ``hashes`` set."""
+    from pokedata.dedup.hashing import cache_hasher, to_signed
+
+    todo: dict[str, list[tuple[int, int, np.ndarray]]] = {}
+    for ri, res in enumerate(results):
+        for fi, f in enumerate(res.frames):
+            for method, array in f.prepared:
+                todo.setdefault(method, []).append((ri, fi, array))
+    if not todo:
+        return results
+    values: dict[tuple[int, int], list[tuple[str, int]]] = {}
+    for method, entries in todo.items():
+        signed = to_signed(cache_hasher(method, fast=False).hash_batch(np.stack([a for *_, a in entries])))
+        for (ri, fi, _), v in zip(entries, signed.tolist(), strict=True):
+            values.setdefault((ri, fi), []).append((method, v))
+    return [
+        replace(res, frames=tuple(
+            replace(f, hashes=tuple(values.get((ri, fi), ())), prepared=()) for fi, f in enumerate(res.frames)
+        ))
+        for ri, res in enumerate(results)
+    ]  # fmt: skip
+
+
+def _clean_item(task: Task) -> ItemResult:
     try:
         frames = _clean(task)
     except OutputError:
@@ -249,6 +283,7 @@ def _write_frame(task: Task, frame: int, img: Image.Image, animated: bool) -> Fr
             check.load()
             if check.size != rgb.size:
                 raise ValueError(f"re-decoded size {check.size} != {rgb.size}")
+            prepared = prepare_hashes(check, task.hashes)
     except Exception as exc:
         return quarantine(frame, ENCODE, f"{type(exc).__name__}: {exc}")
     path = DatasetDir(task.root).clean_path(task.class_name, task.stem, frame if animated else None)
@@ -256,4 +291,23 @@ def _write_frame(task: Task, frame: int, img: Image.Image, animated: bool) -> Fr
         publish(path, data)
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc}") from exc
-    return FrameResult(frame, "done", None, path, rgb.width, rgb.height, pixel_sha256(rgb))
+    return FrameResult(frame, "done", None, path, rgb.width, rgb.height, pixel_sha256(rgb), prepared=prepared)
+
+
+def prepare_hashes(decoded: Image.Image, methods: tuple[str, ...]) -> tuple[tuple[str, np.ndarray], ...]:
+    """The hash-cache inputs of a clean JPG from its re-decoded pixels (no second decode).
+
+    ``decoded`` is the written JPG decoded in full, so each value is the method's exact definition
+    (``fast=False``) applied to the clean file: what ``poke clean --dedup`` would compute from the file
+    with the JPEG draft decode off. With it on (the default), dedup's own hashing of a file whose shorter
+    side is at least 256 px uses libjpeg's reduced-scale decode and may differ by a bit or two; below
+    that the two are identical (docs/dedup.md).
+    """
+    if not methods:
+        return ()
+    from pokedata.dedup.hashing import cache_hasher
+
+    gray = decoded.convert("L") if any(m != "colour" for m in methods) else None  # one conversion
+    return tuple(
+        (m, cache_hasher(m, fast=False).prepare(decoded if m == "colour" else gray)) for m in methods
+    )

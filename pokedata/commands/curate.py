@@ -110,6 +110,8 @@ def clean(
             workers=workers,
             progress=not no_progress,
         ).validated()
+        if dedup:  # hashed from the pixels the clean workers decode anyway: dedup finds them cached
+            cfg.hashes = dedup_cfg.cached_methods()
     from pokedata.store import DatasetDir
 
     with DatasetDir.at(data).require().writer_lock("clean"):  # clean and dedup: one writer at a time

@@ -94,8 +94,12 @@ class Hasher:
             if self.fast and im.format == "JPEG":
                 side = self.work_side(im.size)
                 # libjpeg scales by 1/2, 1/4 or 1/8 while staying >= the requested size; keep 4x margin
-                # so the Lanczos resize afterwards still sees plenty of pixels.
-                im.draft(self.draft_mode, (4 * side, 4 * side))
+                # so the Lanczos resize afterwards still sees plenty of pixels. Only when it does reduce:
+                # a draft at full scale would still switch the colour conversion to libjpeg's (grayscale
+                # = the Y plane), which differs from convert("L") by a rounding step, so a small JPEG
+                # hashes exactly as imagehash (and ``poke clean --dedup``, from the decoded pixels) does.
+                if min(im.size) >= 8 * side:
+                    im.draft(self.draft_mode, (4 * side, 4 * side))
             im.load()
             return self.prepare(im)
 

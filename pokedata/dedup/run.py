@@ -69,6 +69,10 @@ class DedupConfig:
     colour: bool = True  # near duplicates must also match in colour (`--ignore-colour` turns it off)
     colour_tolerance: int | None = None  # L1 distance of colour signatures; None = measured default
 
+    def cached_methods(self) -> tuple[str, ...]:
+        """What a run needs in the hash cache: the perceptual hash, and the colour signature unless off."""
+        return (self.method, COLOUR) if self.colour else (self.method,)
+
     def validated(self) -> DedupConfig:
         """Check every option up front; returns self with ``threshold`` and ``workers`` resolved."""
         if self.method not in HASHERS:
@@ -221,7 +225,7 @@ def run_dedup(cfg: DedupConfig) -> DedupSummary:
         colour_tolerance=cfg.colour_tolerance if cfg.colour else None,
     )
     with Ledger(ds.ledger_path) as ledger:
-        for method in _cached_methods(cfg):
+        for method in cfg.cached_methods():
             hashed, failed = _hash_missing(ledger, ds.root, cfg, method)
             if method == COLOUR:
                 summary.colour_hashed = hashed
@@ -252,27 +256,24 @@ def run_dedup(cfg: DedupConfig) -> DedupSummary:
 # -- hashing into the cache ----------------------------------------------------------------------------
 
 
-def _cached_methods(cfg: DedupConfig) -> tuple[str, ...]:
-    """What the run needs in the hash cache: the perceptual hash, and the colour signature unless off."""
-    return (cfg.method, COLOUR) if cfg.colour else (cfg.method,)
-
-
 def _hash_missing(ledger: Ledger, root: Path, cfg: DedupConfig, method: str) -> tuple[int, int]:
     """Hash every done image without a valid cached ``method`` value; returns (hashed, failed).
 
     A cached hash is stale when its image row was rewritten (``images.updated_at``, e.g. by
-    ``poke clean --force``) after the last completed hashing pass of this method began; such hashes
-    are dropped first. Dedup marks never touch ``updated_at``, so marking does not invalidate.
+    ``poke clean --force``) after the hash was computed (``hashes.at``; for a hash from before that
+    column: after the last completed hashing pass of this method began); such hashes are dropped
+    first. Dedup marks never touch ``updated_at``, so marking does not invalidate. Hashes the clean
+    stage stored with the row (``poke clean --dedup``) carry the row's own time, so they are valid.
     """
     started = time.time()
     key = f"{_HASHED_AT}{method}"
     watermark = ledger.get_meta(key)
-    if watermark is not None:
-        with ledger.transaction() as conn:
-            conn.execute(
-                "DELETE FROM hashes WHERE method = ? AND image_id IN (SELECT id FROM images WHERE updated_at > ?)",
-                (method, float(watermark)),
-            )
+    with ledger.transaction() as conn:
+        conn.execute(
+            "DELETE FROM hashes WHERE method = ? AND EXISTS (SELECT 1 FROM images im"
+            " WHERE im.id = hashes.image_id AND im.updated_at > COALESCE(hashes.at, ?))",
+            (method, float("inf") if watermark is None else float(watermark)),
+        )
     counts = _hash_todo(ledger, root, cfg, method)
     ledger.set_meta(key, repr(started))  # only after a completed pass (a killed one resumes from the cache)
     return counts
@@ -281,6 +282,7 @@ def _hash_missing(ledger: Ledger, root: Path, cfg: DedupConfig, method: str) -> 
 def _hash_todo(ledger: Ledger, root: Path, cfg: DedupConfig, method: str) -> tuple[int, int]:
     from pokedata.dedup.hashing import hash_files, to_signed
 
+    started = time.time()  # each hash's ``at``: before its file is read (a rewrite during the pass is later)
     with ledger.lock:
         todo = ledger.conn.execute(
             "SELECT im.id, im.path FROM images im LEFT JOIN hashes h ON h.image_id = im.id AND h.method = ?"
@@ -296,10 +298,12 @@ def _hash_todo(ledger: Ledger, root: Path, cfg: DedupConfig, method: str) -> tup
     def save(start: int, values: np.ndarray, ok: np.ndarray, errors: list[tuple[int, str]]) -> None:
         signed = to_signed(values)
         now = time.time()
-        rows = [(ids[start + i], method, int(signed[i])) for i in np.nonzero(ok)[0]]
+        rows = [(ids[start + i], method, int(signed[i]), started) for i in np.nonzero(ok)[0]]
         bad = [(f"{HASH_FAILED}: {msg}"[:500], now, ids[i]) for i, msg in errors]
         with ledger.transaction() as conn:
-            conn.executemany("INSERT OR REPLACE INTO hashes (image_id, method, value) VALUES (?, ?, ?)", rows)
+            conn.executemany(
+                "INSERT OR REPLACE INTO hashes (image_id, method, value, at) VALUES (?, ?, ?, ?)", rows
+            )
             conn.executemany(
                 "UPDATE images SET status = 'quarantined', error = ?, updated_at = ? WHERE id = ?", bad
             )

@@ -15,8 +15,9 @@ post's character tags: one catalog class -> that class; several -> ``class_name=
 Then the shared downloader drains the planned rows, verifying Danbooru's md5.
 
 Listing is resumable: after each page the lowest id seen is saved in the ledger's ``meta`` table, so a
-rerun of the same query continues where it stopped; once a query was listed to its end, a rerun only
-walks the posts newer than the newest one seen.
+rerun of the same query continues where it stopped; once a query was listed to its end, a rerun asks
+only for what is new: ``page=a<newest id planned>`` (the posts just above it), page after page upwards,
+the floor saved after each page, so every answer holds new posts only and nothing old is listed again.
 
 Credentials (``login``, ``api_key``) go as HTTP Basic auth to the API host only; they are never logged,
 printed or stored (the config hides them from its ``repr``).
@@ -460,9 +461,16 @@ class Cursor:
     """Listing progress of one query, kept in the ledger's meta table."""
 
     lowest: int | None = None  # lowest post id seen so far in the current walk
-    newest: int | None = None  # newest post id seen in a finished walk
+    newest: int | None = None  # newest post id seen in a finished walk (the floor of the next run)
     walk_newest: int | None = None  # newest id of the current walk
     complete: bool = False
+
+    def stop_at(self, pid: int) -> None:
+        """The consumer stopped (``--limit``) after taking post ``pid``: resume just past it."""
+        if self.complete and self.newest is not None:
+            self.newest = pid  # walking upwards from the floor: the floor is the last post taken
+        else:
+            self.lowest = pid  # walking downwards: continue below it
 
     @classmethod
     def load(cls, ledger: Ledger, key: str) -> Cursor:
@@ -474,16 +482,20 @@ class Cursor:
 
 
 def iter_pages(client: Any, base_url: str, query: Query, cursor: Cursor) -> Iterator[list[dict[str, Any]]]:
-    """Pages of posts, newest first, from where ``cursor`` stopped; updates ``cursor`` as it goes.
+    """Pages of posts from where ``cursor`` stopped; updates ``cursor`` as it goes.
 
-    A finished walk is redone from the top but stops at the newest post of the previous one.
+    A first walk goes newest first (``page=b<lowest id seen>``). Once a walk finished, only the posts
+    above its newest are asked for (:func:`iter_newer`).
     """
     from pokedata.fetch.http import FetchError
 
     url = f"{base_url.rstrip('/')}/posts.json"
-    if cursor.complete:
+    if cursor.complete and cursor.newest is not None:
+        yield from iter_newer(client, url, query, cursor)
+        return
+    if cursor.complete:  # finished with nothing found: walk again from the top
         cursor.lowest, cursor.walk_newest, cursor.complete = None, None, False
-    stop_at = cursor.newest
+    stop_at = cursor.newest  # a cursor saved by an older poke in the middle of a top-down rerun
     while True:
         params = {"tags": " ".join(query.server_terms), "limit": PAGE_SIZE}
         if cursor.lowest is not None:
@@ -513,6 +525,38 @@ def iter_pages(client: Any, base_url: str, query: Query, cursor: Cursor) -> Iter
             cursor.complete = True
             cursor.newest = max(cursor.newest or 0, cursor.walk_newest or 0) or None
             cursor.lowest = None
+            return
+
+
+def iter_newer(client: Any, url: str, query: Query, cursor: Cursor) -> Iterator[list[dict[str, Any]]]:
+    """Pages of the posts above the floor ``cursor.newest``, oldest page first, each in ascending id order.
+
+    ``page=a<id>`` answers the (up to) ``PAGE_SIZE`` posts just above ``id``; the next request starts
+    above the newest of them, until a short page. Ascending order inside a page lets a consumer that
+    stops early (``--limit``) keep the floor at the last post it took (:meth:`Cursor.stop_at`).
+    """
+    from pokedata.fetch.http import FetchError
+
+    while True:
+        floor = cursor.newest
+        params = {"tags": " ".join(query.server_terms), "limit": PAGE_SIZE, "page": f"a{floor}"}
+        posts = api_get(client, url, params, query)
+        if not isinstance(posts, list):
+            raise UserError(
+                f"{url} answered {type(posts).__name__}, not a list of posts", hint="check --base-url"
+            )
+        valid = sorted((p for p in posts if post_id(p) is not None), key=post_id)  # type: ignore[arg-type]
+        bad = [p for p in posts if post_id(p) is None]
+        if valid and post_id(valid[0]) <= floor:  # type: ignore[operator]
+            raise FetchError(
+                "bad-cursor",
+                f"{url} answered page=a{floor} with posts from id {post_id(valid[0])} (not above {floor}); "
+                "this query is stopped",
+            )
+        if valid:
+            cursor.newest = post_id(valid[-1])
+        yield valid + bad
+        if len(posts) < PAGE_SIZE:
             return
 
 

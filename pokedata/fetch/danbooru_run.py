@@ -110,8 +110,9 @@ def list_query(
             rows.append(post_candidate(post, query, labeller, base_url=cfg.base_url, variant=cfg.variant))
             matched += 1
             if cfg.limit is not None and matched >= cfg.limit:
-                # Stop inside the page: the next run resumes just below this post.
-                cursor.lowest, stopped = post_id(post), True
+                # Stop inside the page: the next run resumes just past this post.
+                cursor.stop_at(post_id(post))  # type: ignore[arg-type]
+                stopped = True
                 break
         plan_posts(ledger, rows, summary)
         cursor.save(ledger, key)

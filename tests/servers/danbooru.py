@@ -92,6 +92,7 @@ class FakeDanbooru:
         self.tags: list[dict[str, Any]] = []
         self.aliases: list[dict[str, Any]] = []
         self.requests: list[dict[str, Any]] = []
+        self.answered: list[list[int]] = []
         self.file_hits: Counter[str] = Counter()
         self._throttle: dict[str, Any] = {"n": 0, "retry_after": "1", "paths": ()}
         self._corrupt: set[int] = set()
@@ -309,6 +310,8 @@ class _Handler(BaseHTTPRequestHandler):
             if n > 1000:
                 return self._json(410, {"success": False, "message": "You cannot go beyond page 1000."})
             chosen = posts[(n - 1) * limit : n * limit]
+        with st._lock:
+            st.answered.append([p.id for p in chosen])  # the post ids of each /posts.json answer, in order
         return self._json(200, [st.post_json(p) for p in chosen])
 
     def _tags(self, query: dict[str, str]) -> list[dict[str, Any]]:
