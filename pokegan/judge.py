@@ -180,26 +180,13 @@ def reference_features(
     same function as the generated ones.
     """
     from pokedata.store import atomic_write_bytes
-    from pokegan.data import make_loader, reference_rows
+    from pokegan.metrics import reference_loader, reference_split
 
-    split = split or ("val" if len(manifest.rows("val")) >= 2 else "train")
+    split = split or reference_split(manifest)
     path = judge.folder / f"reference-{split}-{image_size}px-n{n}-s{seed}.npy"
     if path.is_file():
         return np.load(path)
-    rows = reference_rows(manifest, n, seed, split)
-    loader = make_loader(
-        manifest,
-        split,
-        image_size,
-        judge.cfg.batch_size,
-        augment=False,
-        shuffle=False,
-        drop_last=False,
-        seed=seed,
-        num_workers=0,
-        distributed=False,
-        rows=rows,
-    )
+    loader = reference_loader(manifest, image_size, n, seed, judge.cfg.batch_size, split=split)
     feats = judge.collect(loader)
     buf = io.BytesIO()
     np.save(buf, feats)

@@ -193,12 +193,19 @@ class RealStats:
         return cls(mu, sigma, feats[:keep].numpy().astype(np.float32))
 
 
-def reference_loader(manifest, image_size: int, n: int, seed: int, batch_size: int, device=None):
+def reference_split(manifest) -> str:
+    """The split reference samples come from: val when it has at least two images, else train."""
+    return "val" if len(manifest.rows("val")) >= 2 else "train"
+
+
+def reference_loader(
+    manifest, image_size: int, n: int, seed: int, batch_size: int, device=None, split: str | None = None
+):
     """Batches of the reference sample (:func:`pokegan.data.reference_rows`: seeded, class-stratified,
-    val else train) at ``image_size``, not augmented, in (class, image_id) order."""
+    ``split`` or :func:`reference_split`) at ``image_size``, not augmented, in (class, image_id) order."""
     from pokegan.data import make_loader, reference_rows
 
-    split = "val" if len(manifest.rows("val")) >= 2 else "train"
+    split = split or reference_split(manifest)
     return make_loader(
         manifest,
         split,
