@@ -216,11 +216,12 @@ def fsync_dir(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_writer(path: Path, mode: str = "wb") -> Iterator[BinaryIO]:
+def atomic_writer(path: Path, mode: str = "wb", *, durable: bool = True) -> Iterator[BinaryIO]:
     """Open a temp file beside ``path``; on success fsync and rename it into place, else remove it.
 
     A crash at any moment leaves either the old file, the new complete file, or a stray ``.tmp-*`` file
-    (never a partial file under the final name).
+    (never a partial file under the final name). ``durable=False`` skips both fsyncs: for derived files
+    (the report) and for writers that sync a whole batch at once (the clean workers).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -231,9 +232,11 @@ def atomic_writer(path: Path, mode: str = "wb") -> Iterator[BinaryIO]:
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
-        fsync_dir(path.parent)
+        if durable:
+            fsync_dir(path.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -251,8 +254,8 @@ def _umask() -> int:
 _UMASK_GUARD = threading.Lock()
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    with atomic_writer(path, "wb") as fh:
+def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
+    with atomic_writer(path, "wb", durable=durable) as fh:
         fh.write(data)
 
 

@@ -8,7 +8,6 @@ parent process records them. No exception escapes :func:`clean_item`: every fail
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import math
@@ -22,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from pokedata.clean.flatten import FlattenError, FrameSpec, flatten_to_rgb, is_animated, iter_frames
-from pokedata.store import DatasetDir
+from pokedata.store import DatasetDir, atomic_write_bytes
 
 # Quarantine reason codes (the part of images.error before the first colon).
 MISSING, EMPTY, UNREADABLE, TRUNCATED, BOMB = (
@@ -130,20 +129,6 @@ def clean_chunk(tasks: list[Task]) -> list[ItemResult]:
     if any(f.path is not None for r in results for f in r.frames) and hasattr(os, "sync"):
         os.sync()
     return results
-
-
-def publish(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temp file beside ``path`` and rename it into place (no partial final file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.name[:40]}-{os.getpid()}-{os.urandom(3).hex()}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
 
 
 def pixel_sha256(rgb: Image.Image) -> str:
@@ -288,7 +273,7 @@ def _write_frame(task: Task, frame: int, img: Image.Image, animated: bool) -> Fr
         return quarantine(frame, ENCODE, f"{type(exc).__name__}: {exc}")
     path = DatasetDir(task.root).clean_path(task.class_name, task.stem, frame if animated else None)
     try:
-        publish(path, data)
+        atomic_write_bytes(path, data, durable=False)  # clean_chunk syncs the batch once
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc}") from exc
     return FrameResult(frame, "done", None, path, rgb.width, rgb.height, pixel_sha256(rgb), prepared=prepared)

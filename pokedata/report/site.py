@@ -12,14 +12,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pokedata.errors import UserError
 from pokedata.report.sprites import SheetSpec, fingerprint, render_many
+from pokedata.store import atomic_write_bytes, atomic_write_text
 
 STATE_NAME = ".poke-report.json"
 STATE_VERSION = 1
@@ -75,7 +73,7 @@ class Site:
         if self._fresh(rel, hashlib.sha1(data).hexdigest()):
             self.counts.unchanged += 1
             return
-        _write(self.out / rel, data)
+        atomic_write_bytes(self.out / rel, data, durable=False)  # derived data: no fsync
         self.counts.written += 1
 
     def copy(self, rel: str, src: Path) -> None:
@@ -84,9 +82,7 @@ class Site:
         if self._fresh(rel, f"{src.resolve()}|{st.st_size}|{st.st_mtime_ns}"):
             self.counts.unchanged += 1
             return
-        tmp = _tmp(self.out / rel)
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, self.out / rel)
+        atomic_write_bytes(self.out / rel, src.read_bytes(), durable=False)
         self.counts.written += 1
 
     def sheet(self, rel: str, files: list[str | None]) -> None:
@@ -105,7 +101,7 @@ class Site:
             for (rel, _files, _fp), data in zip(
                 batch, render_many([(f, self.spec) for _rel, f, _fp in batch], workers), strict=True
             ):
-                _write(self.out / rel, data)
+                atomic_write_bytes(self.out / rel, data, durable=False)  # derived data: no fsync
             self.counts.sheets_rendered += len(batch)
             self._save_progress(start + len(batch))
         for rel in set(self._prev) - set(self._new):
@@ -124,27 +120,5 @@ class Site:
         self._save({**known, **self._old, **written})
 
     def _save(self, files: dict[str, str]) -> None:
-        from pokedata.store import atomic_write_text
-
         state = {"version": STATE_VERSION, "files": dict(sorted(files.items()))}
         atomic_write_text(self.out / STATE_NAME, json.dumps(state, indent=0) + "\n")
-
-
-def _tmp(path: Path) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name[:40]}-", dir=path.parent)
-    os.close(fd)
-    return tmp
-
-
-def _write(path: Path, data: bytes) -> None:
-    """Temp file + rename (no fsync: the report is derived data, rebuilt from the ledger at any time)."""
-    tmp = _tmp(path)
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
