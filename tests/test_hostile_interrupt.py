@@ -121,6 +121,11 @@ def test_ctrl_c_stops_a_fetch_with_reads_in_flight_then_it_resumes(tmp_path):
         assert again.returncode == 0, err
         for pid in done_before:  # nothing recorded before the Ctrl-C was fetched again
             assert srv.hits[f"/{pid}.jpg"] == hits_before[f"/{pid}.jpg"] == 1
+    assert_every_post_stored_intact(data, imgs)
+
+
+def assert_every_post_stored_intact(data, imgs):
+    """Every post is `done` exactly once, and its stored file is byte-exact."""
     with Ledger(data / "ledger.sqlite") as ledger:
         items = ledger.select(source="danbooru")
     assert {it.status for it in items} == {"done"} and len(items) == N_GOOD + 2
@@ -149,11 +154,7 @@ def test_second_ctrl_c_quits_at_once_and_nothing_is_lost(tmp_path):
         again = poke(*fetch_args(srv, data))
         _, err = again.communicate(timeout=120)
         assert again.returncode == 0, err
-    with Ledger(data / "ledger.sqlite") as ledger:
-        items = ledger.select(source="danbooru")
-    assert {it.status for it in items} == {"done"} and len(items) == N_GOOD + 2
-    for it in items:
-        assert (data / it.path).read_bytes() == imgs[int(it.source_id)]
+    assert_every_post_stored_intact(data, imgs)
 
 
 @pytest.mark.slow
