@@ -282,7 +282,7 @@ def _stage_clean(cfg: DemoConfig, ctx: dict) -> dict:
             data=cfg.data, threshold=DEDUP_THRESHOLD, conflicts="drop", workers=2, progress=cfg.progress
         )
     )
-    from pokedata.demo_figures import clean_figures, planted_findings
+    from pokedata.demo_figures import clean_figures, kept_images, planted_findings
 
     figures = clean_figures(cfg.data)
     figures["dedup"] = {
@@ -292,7 +292,7 @@ def _stage_clean(cfg: DemoConfig, ctx: dict) -> dict:
         "near groups": summary.near_groups,
         "duplicates folded": summary.marked_duplicates,
         "conflict images": summary.conflict_images,
-        "kept": summary.kept,
+        "kept": kept_images(cfg.data),
     }
     ctx["dedup_sheets"] = list(summary.sheets)
     ctx["dedup_report"] = summary.report

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from pokedata.clean.flatten import FrameSpec, parse_background, parse_frames
 from pokedata.clean.worker import ItemResult, OutputError, Settings, Task, clean_chunk, init_worker
 from pokedata.errors import UserError
+from pokedata.ledger import images
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -192,7 +193,7 @@ def _run_clean(cfg: CleanConfig, ds: DatasetDir, settings: Settings, t0: float) 
             )
         recorder = _Recorder(ledger, ds, existing, params_of, summary)
         try:
-            for results in _execute(todo, cfg, summary.workers):
+            for results in _run_workers(todo, cfg, summary.workers):
                 recorder.record(results)
         except OutputError as exc:
             raise UserError(
@@ -223,9 +224,7 @@ def _select_items(ledger: Ledger, include_multiclass: bool) -> tuple[list[Item],
 
 def _existing_rows(ledger: Ledger) -> dict[int, list[_Existing]]:
     with ledger.lock:
-        rows = ledger.conn.execute(
-            "SELECT item_id, id, frame, status, path, params, pixel_sha256 FROM images ORDER BY item_id, frame"
-        ).fetchall()
+        rows = images.existing_images(ledger.conn)
     out: dict[int, list[_Existing]] = {}
     for item_id, *rest in rows:
         out.setdefault(item_id, []).append(_Existing(*rest))
@@ -283,7 +282,7 @@ def _chunks(tasks: list[Task], size: int) -> Iterator[list[Task]]:
         yield tasks[i : i + size]
 
 
-def _execute(tasks: list[Task], cfg: CleanConfig, workers: int) -> Iterator[list[ItemResult]]:
+def _run_workers(tasks: list[Task], cfg: CleanConfig, workers: int) -> Iterator[list[ItemResult]]:
     """Yield result batches as they finish, with a rich progress bar over items."""
     with _progress(cfg.progress, len(tasks)) as advance:
         if workers <= 1 or len(tasks) <= 1:
@@ -398,26 +397,17 @@ class _Recorder:
                     if prev is not None and (
                         prev.pixel_sha256 != f.pixel_sha256 or prev.status != f.status or f.hashes
                     ):
-                        conn.execute("DELETE FROM hashes WHERE image_id = ?", (prev.id,))
+                        images.drop_hashes(conn, prev.id)
                     if prev is not None and prev.path and prev.path != rel:
                         stale_files.append(self.ds.abs(prev.path))
-                    conn.execute(
-                        "INSERT INTO images (item_id, frame, status, error, path, width, height, pixel_sha256,"
-                        " params, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                        " ON CONFLICT (item_id, frame) DO UPDATE SET status = excluded.status,"
-                        " error = excluded.error, path = excluded.path, width = excluded.width,"
-                        " height = excluded.height, pixel_sha256 = excluded.pixel_sha256,"
-                        " params = excluded.params, updated_at = excluded.updated_at",
-                        (res.item_id, f.frame, f.status, f.error, rel, f.width, f.height, f.pixel_sha256,
-                         params, now, now),
+                    images.upsert_image(
+                        conn, res.item_id, f.frame, status=f.status, error=f.error, path=rel, width=f.width,
+                        height=f.height, pixel_sha256=f.pixel_sha256, params=params, at=now,
                     )  # fmt: skip
                     if f.hashes:  # computed by the worker from the written JPG: dedup finds them cached
-                        (image_id,) = conn.execute(
-                            "SELECT id FROM images WHERE item_id = ? AND frame = ?", (res.item_id, f.frame)
-                        ).fetchone()
-                        conn.executemany(
-                            "INSERT OR REPLACE INTO hashes (image_id, method, value, at) VALUES (?, ?, ?, ?)",
-                            [(image_id, method, value, now) for method, value in f.hashes],
+                        image_id = images.image_id(conn, res.item_id, f.frame)
+                        images.put_hashes(
+                            conn, [(image_id, method, value, now) for method, value in f.hashes]
                         )
                     if f.status == "done":
                         self.summary.images += 1
@@ -427,8 +417,7 @@ class _Recorder:
                 for frame, prev in old.items():
                     if frame in new_frames:
                         continue
-                    conn.execute("DELETE FROM hashes WHERE image_id = ?", (prev.id,))
-                    conn.execute("DELETE FROM images WHERE id = ?", (prev.id,))
+                    images.delete_image(conn, prev.id)
                     if prev.path:
                         stale_files.append(self.ds.abs(prev.path))
                     self.summary.removed += 1

@@ -11,8 +11,8 @@ Public API::
 Near duplicates match in structure (perceptual hash within ``threshold``) and colour (colour signature
 within ``colour_tolerance``, :mod:`pokedata.dedup.colour`); groups are bounded (every dropped image is
 within the threshold of its own survivor, :func:`group_images`); conflicts are per pair.
-A manifest keeps an image when ``images.status = 'done' AND dup_of IS NULL AND conflict = 0``;
-``dup_group`` (the survivor's ``images.id``, on the survivor and its duplicates) keeps a group inside
+A manifest keeps the images the ledger's kept rule keeps (:data:`pokedata.ledger.views.KEPT_RULES`:
+clean, of a stored file, no ``dup_of``, no ``conflict``); ``dup_group`` (the survivor's ``images.id``, on the survivor and its duplicates) keeps a group inside
 one split. See ``pokedata/dedup/run.py`` and ``docs/dedup.md``.
 """
 

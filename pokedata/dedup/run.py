@@ -16,7 +16,8 @@ Marks (``images`` table) after a run:
   under another class label: per pair, never whole groups (``drop``: both sides, ``keep-first``: the
   side the survivor policy ranks lower, ``report``: nothing; the pairs are listed in the report).
 
-An image is kept by a manifest when ``status = 'done' AND dup_of IS NULL AND conflict = 0``.
+What a manifest keeps is the ledger's one kept rule (:data:`pokedata.ledger.views.KEPT_RULES`): a clean
+image of a stored file, neither a marked duplicate nor in a label conflict.
 Nothing is deleted, and every run first clears the previous marks in the same transaction as it
 writes the new ones, so a run with another ``threshold`` gives the same result as a fresh one.
 The hashes and colour signatures are cached in the ledger's ``hashes`` table (``method`` =
@@ -26,7 +27,6 @@ gets its signatures computed once, by the next run.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -39,6 +39,7 @@ from pokedata.dedup.colour import COLOUR, DEFAULT_COLOUR_TOLERANCE, MAX_COLOUR_D
 from pokedata.dedup.groups import DEFAULT_SOURCE_PRIORITY
 from pokedata.dedup.hashing import HASHERS, METHODS
 from pokedata.errors import UserError
+from pokedata.ledger import images, views
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -131,7 +132,7 @@ class DedupSummary:
     max_distance: int = 0  # largest Hamming distance of a dropped image to its survivor (<= threshold)
     conflicts: int = 0  # cross-class near-identical pairs (of distinct hash/colour/class keys)
     conflict_images: int = 0  # images marked conflict = 1
-    kept: int = 0  # done images left with no mark
+    kept: int = 0  # images the ledger's kept rule keeps after the marks (pokedata.ledger.views)
     threshold: int = 0
     conflict_threshold: int = 0
     colour_tolerance: int | None = None  # None: the colour test was off
@@ -186,12 +187,6 @@ class Marks:
     conflict: np.ndarray  # bool
 
 
-_CLEAR_SQL = (
-    "UPDATE images SET dup_of = NULL, dup_group = NULL, dup_kind = NULL, conflict = 0"
-    " WHERE dup_of IS NOT NULL OR dup_group IS NOT NULL OR dup_kind IS NOT NULL OR conflict != 0"
-)
-
-
 def reset_dedup(data: Path) -> int:
     """Clear every dedup mark (dup_of, dup_group, dup_kind, conflict); returns the rows changed.
 
@@ -202,9 +197,7 @@ def reset_dedup(data: Path) -> int:
 
     ds = DatasetDir.at(data).require()
     with Ledger(ds.ledger_path) as ledger, ledger.transaction() as conn:
-        n = conn.execute(_CLEAR_SQL).rowcount
-        conn.execute("DELETE FROM meta WHERE key = 'dedup'")
-    return n
+        return images.reset_marks(conn)
 
 
 def run_dedup(cfg: DedupConfig) -> DedupSummary:
@@ -239,13 +232,13 @@ def run_dedup(cfg: DedupConfig) -> DedupSummary:
         _write_marks(ledger, rows["id"], marks, cfg)
         with ledger.lock:
             summary.warnings = warning_lines(removals(ledger.conn, "dedup"))
+            summary.kept = views.kept_count(ledger.conn)
     summary.exact_groups, summary.near_groups = result.exact_groups, result.near_groups
     summary.marked_duplicates = int((marks.dup_of >= 0).sum())
     dropped = marks.dup_of >= 0
     summary.max_distance = int(result.distance[dropped].max()) if dropped.any() else 0
     summary.conflicts = len(result.conflict_pairs)
     summary.conflict_images = int(marks.conflict.sum())
-    summary.kept = int(((marks.dup_of < 0) & ~marks.conflict).sum())
     summary.seconds = time.perf_counter() - t0
     report, sheets = write_report(ds, cfg, rows, result, summary)
     summary.report, summary.sheets = str(report), [str(s) for s in sheets]
@@ -269,11 +262,7 @@ def _hash_missing(ledger: Ledger, root: Path, cfg: DedupConfig, method: str) -> 
     key = f"{_HASHED_AT}{method}"
     watermark = ledger.get_meta(key)
     with ledger.transaction() as conn:
-        conn.execute(
-            "DELETE FROM hashes WHERE method = ? AND EXISTS (SELECT 1 FROM images im"
-            " WHERE im.id = hashes.image_id AND im.updated_at > COALESCE(hashes.at, ?))",
-            (method, float("inf") if watermark is None else float(watermark)),
-        )
+        images.drop_stale_hashes(conn, method, float("inf") if watermark is None else float(watermark))
     counts = _hash_todo(ledger, root, cfg, method)
     ledger.set_meta(key, repr(started))  # only after a completed pass (a killed one resumes from the cache)
     return counts
@@ -284,11 +273,7 @@ def _hash_todo(ledger: Ledger, root: Path, cfg: DedupConfig, method: str) -> tup
 
     started = time.time()  # each hash's ``at``: before its file is read (a rewrite during the pass is later)
     with ledger.lock:
-        todo = ledger.conn.execute(
-            "SELECT im.id, im.path FROM images im LEFT JOIN hashes h ON h.image_id = im.id AND h.method = ?"
-            " WHERE im.status = 'done' AND h.image_id IS NULL ORDER BY im.id",
-            (method,),
-        ).fetchall()
+        todo = images.unhashed_images(ledger.conn, method)
     if not todo:
         return 0, 0
     ids = [r[0] for r in todo]
@@ -301,12 +286,8 @@ def _hash_todo(ledger: Ledger, root: Path, cfg: DedupConfig, method: str) -> tup
         rows = [(ids[start + i], method, int(signed[i]), started) for i in np.nonzero(ok)[0]]
         bad = [(f"{HASH_FAILED}: {msg}"[:500], now, ids[i]) for i, msg in errors]
         with ledger.transaction() as conn:
-            conn.executemany(
-                "INSERT OR REPLACE INTO hashes (image_id, method, value, at) VALUES (?, ?, ?, ?)", rows
-            )
-            conn.executemany(
-                "UPDATE images SET status = 'quarantined', error = ?, updated_at = ? WHERE id = ?", bad
-            )
+            images.put_hashes(conn, rows)
+            images.quarantine_images(conn, bad)
         counts[0] += len(rows)
         counts[1] += len(bad)
         if progress is not None:
@@ -334,16 +315,8 @@ def _hash_todo(ledger: Ledger, root: Path, cfg: DedupConfig, method: str) -> tup
 
 def _load(ledger: Ledger, method: str, *, colour: bool = True) -> dict[str, np.ndarray]:
     """Done images with their hash (and colour signature), class and source, in id order, as arrays."""
-    join = " JOIN hashes c ON c.image_id = im.id AND c.method = ?" if colour else ""
     with ledger.lock:
-        rows = ledger.conn.execute(
-            "SELECT im.id, im.path, COALESCE(im.width, 0), COALESCE(im.height, 0), im.pixel_sha256,"
-            f" it.class_name, it.source, it.source_id, h.value, {'c.value' if colour else '0'}"
-            " FROM images im JOIN items it ON it.id = im.item_id"
-            f" JOIN hashes h ON h.image_id = im.id AND h.method = ?{join}"
-            " WHERE im.status = 'done' ORDER BY im.id",
-            (method, COLOUR) if colour else (method,),
-        ).fetchall()
+        rows = images.dedup_candidates(ledger.conn, method, COLOUR if colour else None)
     cols = list(zip(*rows, strict=True)) if rows else [()] * 10
     return {
         "id": np.asarray(cols[0], dtype=np.int64),
@@ -460,9 +433,4 @@ def _write_marks(ledger: Ledger, ids: np.ndarray, marks: Marks, cfg: DedupConfig
                 "colour_tolerance": cfg.colour_tolerance,
                 "source_priority": list(cfg.source_priority)}  # fmt: skip
     with ledger.transaction() as conn:
-        conn.execute(_CLEAR_SQL)
-        conn.executemany(
-            "UPDATE images SET dup_of = ?, dup_group = ?, dup_kind = ?, conflict = ? WHERE id = ?",
-            rows,
-        )
-        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('dedup', ?)", (json.dumps(settings),))
+        images.write_marks(conn, rows, settings)

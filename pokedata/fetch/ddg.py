@@ -294,12 +294,7 @@ def dry_run(cfg: DdgConfig) -> list[DryRunRow]:
     searched: set[str] = set()
     if dataset.ledger_path.is_file():
         with Ledger(dataset.ledger_path, readonly=True) as ledger:
-            with ledger.lock:
-                rows = ledger.conn.execute(
-                    "SELECT class_name, status, count(*) FROM items WHERE source = ? GROUP BY class_name, status",
-                    (SOURCE,),
-                ).fetchall()
-            for cls, status, n in rows:
+            for cls, status, n in ledger.counts(("class_name", "status"), source=SOURCE):
                 counts.setdefault(cls, {})[status] = n
             searched = {
                 search_key(cfg, q) for q in queries if ledger.get_meta(search_key(cfg, q)) is not None
