@@ -442,13 +442,14 @@ def post_candidate(
 
 
 def plan_posts(ledger: Ledger, rows: list[tuple[Candidate, str | None]], summary: FetchSummary) -> int:
-    """Plan candidates; new rows with a skip reason become ``skipped`` with it. Returns new rows."""
+    """Plan ``(candidate, skip reason)`` rows (API posts or dump records); new rows with a skip reason
+    become ``skipped`` with it (rows already in the ledger keep their status). Returns the new rows."""
     new = ledger.plan(c for c, _ in rows)
     summary.planned += new
     for cand, reason in rows:
         if reason is None:
             continue
-        for item in ledger.find(SOURCE, cand.source_id, cand.class_name):
+        for item in ledger.find(cand.source, cand.source_id, cand.class_name):
             if item.status == PLANNED:
                 ledger.mark(item.id, SKIPPED, reason)
                 summary.add(Outcome(SKIPPED, reason))

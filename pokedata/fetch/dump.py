@@ -31,7 +31,7 @@ from typing import Any
 
 from pokedata.catalog import load_catalog
 from pokedata.errors import UserError
-from pokedata.fetch.danbooru import DEFAULT_BASE_URL, Labeller, check_tag
+from pokedata.fetch.danbooru import DEFAULT_BASE_URL, Labeller, check_tag, plan_posts
 from pokedata.fetch.dump_scan import (
     DUMP_VARIANTS,
     DumpPost,
@@ -43,8 +43,8 @@ from pokedata.fetch.dump_scan import (
     scan_file,
 )
 from pokedata.fetch.folder import file_uri, file_uri_path, import_local_items
-from pokedata.fetch.intake import FetchSummary, Outcome
-from pokedata.ledger import PLANNED, SKIPPED, Candidate, Ledger
+from pokedata.fetch.intake import FetchSummary
+from pokedata.ledger import Candidate, Ledger
 from pokedata.store import DatasetDir, atomic_writer, remove_stale_temps
 from pokedata.verify import pixel_limit
 
@@ -289,14 +289,7 @@ def _plan_file(
     batch: list[tuple[Candidate, str | None]] = []
 
     def flush() -> None:
-        summary.planned += ledger.plan(c for c, _ in batch)
-        for cand, reason in batch:
-            if reason is None:
-                continue
-            for item in ledger.find(SOURCE, cand.source_id, cand.class_name):
-                if item.status == PLANNED:
-                    ledger.mark(item.id, SKIPPED, reason)
-                    summary.add(Outcome(SKIPPED, reason))
+        plan_posts(ledger, batch, summary)
         batch.clear()
 
     for post in scan_file(path, flt, stats, advance):
