@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pokedata.errors import UserError
-from pokedata.ledger import connect_readonly, views
 from pokedata.manifest_schema import COLUMNS
 
 if TYPE_CHECKING:
@@ -160,6 +159,8 @@ def read_images(ledger_path: Path) -> pd.DataFrame:
 
     import pandas as pd
 
+    from pokedata.ledger import connect_readonly, views  # here, not above: sqlite3 would slow `poke --help`
+
     conn = connect_readonly(ledger_path)
     try:
         return views.manifest_rows(conn)
@@ -192,6 +193,7 @@ def select_kept(
     import numpy as np
 
     from pokedata.catalog import name_key
+    from pokedata.ledger.views import KEPT_REASONS
 
     dropped: dict[str, int] = {}
 
@@ -201,7 +203,7 @@ def select_kept(
             dropped[reason] = dropped.get(reason, 0) + n
         return df[~mask]
 
-    for reason in views.KEPT_REASONS:  # the ledger's kept rule, counted reason by reason
+    for reason in KEPT_REASONS:  # the ledger's kept rule, counted reason by reason
         df = drop(df["unkept"] == reason, reason)
     candidates = len(df)
     df = _explode_multiclass(df) if cfg.include_multiclass else drop(df["class_name"] == "", "multi-class")

@@ -18,25 +18,32 @@ one split. See ``pokedata/dedup/run.py`` and ``docs/dedup.md``.
 
 from __future__ import annotations
 
-from pokedata.dedup.colour import DEFAULT_COLOUR_TOLERANCE, colour_distance
-from pokedata.dedup.groups import group_images, policy_order
-from pokedata.dedup.hashing import METHODS, get_hasher, hash_files
-from pokedata.dedup.run import CONFLICT_MODES, DedupConfig, DedupSummary, reset_dedup, run_dedup
-from pokedata.dedup.search import pairs_within, pairs_within_brute
+import importlib
+from typing import Any
 
-__all__ = [
-    "CONFLICT_MODES",
-    "DEFAULT_COLOUR_TOLERANCE",
-    "METHODS",
-    "DedupConfig",
-    "DedupSummary",
-    "colour_distance",
-    "get_hasher",
-    "group_images",
-    "hash_files",
-    "pairs_within",
-    "pairs_within_brute",
-    "policy_order",
-    "reset_dedup",
-    "run_dedup",
-]
+# name -> submodule, loaded on first use (PEP 562): the stage modules import numpy (and imagehash), and the
+# CLI reads the option defaults from pokedata.dedup.config at start-up without paying for them (`poke --help`).
+_EXPORTS = {
+    "CONFLICT_MODES": "pokedata.dedup.config",
+    "DedupConfig": "pokedata.dedup.config",
+    "DEFAULT_COLOUR_TOLERANCE": "pokedata.dedup.colour",
+    "colour_distance": "pokedata.dedup.colour",
+    "group_images": "pokedata.dedup.groups",
+    "policy_order": "pokedata.dedup.groups",
+    "METHODS": "pokedata.dedup.hashing",
+    "get_hasher": "pokedata.dedup.hashing",
+    "hash_files": "pokedata.dedup.hashing",
+    "DedupSummary": "pokedata.dedup.run",
+    "reset_dedup": "pokedata.dedup.run",
+    "run_dedup": "pokedata.dedup.run",
+    "pairs_within": "pokedata.dedup.search",
+    "pairs_within_brute": "pokedata.dedup.search",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

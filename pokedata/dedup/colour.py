@@ -24,13 +24,12 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
+from pokedata.dedup.config import COLOUR
 from pokedata.dedup.hashing import Hasher
 
 if TYPE_CHECKING:
     from PIL import Image
 
-COLOUR = "colour"
-"""``hashes.method`` of the cached colour signature."""
 BINS = 8
 SIDE = 32
 MAX_COLOUR_DISTANCE = 255 * BINS

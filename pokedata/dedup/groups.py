@@ -27,8 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DEFAULT_SOURCE_PRIORITY: tuple[str, ...] = ("folder", "danbooru", "danbooru-dump", "ddg")
-"""Preferred first: a user's own files, then Danbooru (curated tags), its dumps, then web search."""
+from pokedata.dedup.config import DEFAULT_SOURCE_PRIORITY
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,6 @@ gets its signatures computed once, by the next run.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,10 +34,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pokedata.dedup.colour import COLOUR, DEFAULT_COLOUR_TOLERANCE, MAX_COLOUR_DISTANCE
-from pokedata.dedup.groups import DEFAULT_SOURCE_PRIORITY
-from pokedata.dedup.hashing import HASHERS, METHODS
-from pokedata.errors import UserError
+from pokedata.dedup.config import COLOUR, DedupConfig
 from pokedata.ledger import images, views
 
 if TYPE_CHECKING:
@@ -46,78 +42,9 @@ if TYPE_CHECKING:
 
     from pokedata.ledger import Ledger
 
-CONFLICT_MODES = ("drop", "keep-first", "report")
-MAX_THRESHOLD = 32
 _HASHED_AT = "dedup.hashed_at."  # meta key prefix: start time of the last completed hashing pass
 HASH_FAILED = "hash-failed"
 """Prefix of the ``images.error`` of a clean image dedup could not read (it is quarantined)."""
-
-
-@dataclass
-class DedupConfig:
-    data: Path  # dataset dir
-    method: str = "phash"  # phash | dhash | whash | ahash (`poke clean --hash`)
-    threshold: int | None = None  # Hamming bits; None = the measured default for the method
-    conflicts: str = "drop"  # drop | keep-first | report
-    conflict_threshold: int | None = (
-        None  # bits for a cross-class match; None = method default (<= threshold)
-    )
-    workers: int = 0  # 0 = os.cpu_count()
-    progress: bool = True
-    source_priority: tuple[str, ...] = DEFAULT_SOURCE_PRIORITY  # survivor policy, preferred first
-    fast: bool = True  # JPEG draft decode for hashing (see pokedata.dedup.hashing)
-    contact_sheets: bool = True
-    colour: bool = True  # near duplicates must also match in colour (`--ignore-colour` turns it off)
-    colour_tolerance: int | None = None  # L1 distance of colour signatures; None = measured default
-
-    def cached_methods(self) -> tuple[str, ...]:
-        """What a run needs in the hash cache: the perceptual hash, and the colour signature unless off."""
-        return (self.method, COLOUR) if self.colour else (self.method,)
-
-    def validated(self) -> DedupConfig:
-        """Check every option up front; returns self with ``threshold`` and ``workers`` resolved."""
-        if self.method not in HASHERS:
-            raise UserError(
-                f"--hash {self.method!r} is not a hash method", hint=f"choose one of {', '.join(METHODS)}"
-            )
-        if self.threshold is None:
-            self.threshold = HASHERS[self.method].default_threshold
-        if not 0 <= int(self.threshold) <= MAX_THRESHOLD:
-            raise UserError(
-                f"--threshold {self.threshold} is out of range",
-                hint=f"give Hamming bits 0..{MAX_THRESHOLD} (default for {self.method}: "
-                f"{HASHERS[self.method].default_threshold}; 0 = identical hashes only)",
-            )
-        self.threshold = int(self.threshold)
-        if self.conflict_threshold is None:
-            self.conflict_threshold = min(HASHERS[self.method].default_conflict_threshold, self.threshold)
-        if not 0 <= int(self.conflict_threshold) <= self.threshold:
-            raise UserError(
-                f"--conflict-threshold {self.conflict_threshold} must lie in 0..--threshold ({self.threshold})",
-                hint="a cross-class match needs at least the evidence of a same-class one",
-            )
-        self.conflict_threshold = int(self.conflict_threshold)
-        if self.colour_tolerance is None:
-            self.colour_tolerance = DEFAULT_COLOUR_TOLERANCE
-        if not 0 <= int(self.colour_tolerance) <= MAX_COLOUR_DISTANCE:
-            raise UserError(
-                f"--colour-tolerance {self.colour_tolerance} is out of range",
-                hint=f"give 0..{MAX_COLOUR_DISTANCE} (default {DEFAULT_COLOUR_TOLERANCE}); "
-                "--ignore-colour turns the colour test off",
-            )
-        self.colour_tolerance = int(self.colour_tolerance)
-        if self.conflicts not in CONFLICT_MODES:
-            raise UserError(
-                f"--conflicts {self.conflicts!r} is not a conflict mode",
-                hint=f"choose one of {', '.join(CONFLICT_MODES)}",
-            )
-        if self.workers < 0:
-            raise UserError(
-                f"--workers {self.workers} is negative", hint="give 0 (all cores) or a positive count"
-            )
-        if self.workers == 0:
-            self.workers = os.cpu_count() or 1
-        return self
 
 
 @dataclass
