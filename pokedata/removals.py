@@ -19,7 +19,10 @@ import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
 
+from rich.text import Text
+
 from pokedata.ledger import has_table, images, views
+from pokedata.log import console
 
 HEAVY = 0.5
 """A stage "removes a lot" when it removes more than this share of the data or of a class."""
@@ -88,9 +91,6 @@ def warning_lines(rows: list[Removal], *, shown: int = SHOWN_CLASSES) -> list[st
 
 def print_warnings(lines: list[str]) -> None:
     """Each line in yellow on the console (stderr), as plain text (class names are not markup)."""
-    from rich.text import Text
-
-    from pokedata.log import console
 
     for line in lines:
         console.print(Text("warning: ", style="bold yellow") + Text(line, style="yellow"))

@@ -9,6 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rich.table import Table
+from rich.text import Text
+
 from pokedata.ledger import STATUSES, Ledger, has_table, views
 from pokedata.removals import heavy_removals
 from pokedata.store import DatasetDir
@@ -77,8 +80,6 @@ def _sorted(table: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
 
 def status_tables(status: dict[str, Any], *, classes: int = 20) -> list[Any]:
     """Rich tables: overview, by source, by class (the ``classes`` largest; 0 = all), heavy removals, errors."""
-    from rich.table import Table
-    from rich.text import Text
 
     overview = Table(title=f"dataset {status['data']}")
     overview.add_column("what")
@@ -125,8 +126,6 @@ def status_tables(status: dict[str, Any], *, classes: int = 20) -> list[Any]:
 
 
 def _breakdown(title: str, label: str, rows: dict[str, dict[str, int]]):
-    from rich.table import Table
-
     t = Table(title=title)
     t.add_column(label)
     for st in (*STATUSES, "total"):

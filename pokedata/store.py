@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+from urllib.parse import quote_from_bytes, unquote_to_bytes, urlparse
 
 from pokedata.errors import UserError
 
@@ -284,3 +285,17 @@ def file_digests(path: Path, chunk: int = 1 << 20) -> tuple[str, str, int]:
             md5.update(block)
             size += len(block)
     return sha.hexdigest(), md5.hexdigest(), size
+
+
+def file_uri(path: Path) -> str:
+    """``file://`` URI of an absolute path, whatever bytes its name holds (percent-encoded): the url local
+    importers (folder, dump mirror) record for a file."""
+    return "file://" + quote_from_bytes(os.fsencode(Path(path).absolute()))
+
+
+def file_uri_path(uri: str) -> Path:
+    """The local path of a ``file://`` URI (what local importers store as an item's url), byte for byte."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "file":
+        raise ValueError(f"not a file:// URI: {uri!r}")
+    return Path(os.fsdecode(unquote_to_bytes(parsed.path)))

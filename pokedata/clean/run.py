@@ -23,18 +23,19 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
 from pokedata.clean.config import PARAMS_VERSION, CleanConfig
 from pokedata.clean.worker import ItemResult, OutputError, Settings, Task, clean_chunk, init_worker
+from pokedata.dedup.run import reset_dedup
 from pokedata.errors import UserError
-from pokedata.ledger import images
-
-if TYPE_CHECKING:
-    from rich.table import Table
-
-    from pokedata.ledger import Item, Ledger
-    from pokedata.store import DatasetDir
+from pokedata.ledger import DONE, Item, Ledger, images
+from pokedata.log import console
+from pokedata.removals import removals, warning_lines
+from pokedata.store import DatasetDir, remove_stale_temps, safe_name
+from pokedata.verify import pixel_limit
 
 
 @dataclass
@@ -58,8 +59,6 @@ class CleanSummary:
         return d
 
     def table(self) -> Table:
-        from rich.table import Table
-
         t = Table(title="clean: summary")
         t.add_column("what")
         t.add_column("count", justify="right")
@@ -94,8 +93,6 @@ class _Existing:
 
 def run_clean(cfg: CleanConfig) -> CleanSummary:
     """Clean every done item that is not up to date; returns the summary."""
-    from pokedata.store import DatasetDir
-
     settings = cfg.settings()
     t0 = time.perf_counter()
     ds = DatasetDir.at(cfg.data).require()
@@ -104,9 +101,6 @@ def run_clean(cfg: CleanConfig) -> CleanSummary:
 
 
 def _run_clean(cfg: CleanConfig, ds: DatasetDir, settings: Settings, t0: float) -> CleanSummary:
-    from pokedata.ledger import Ledger
-    from pokedata.store import remove_stale_temps
-
     ds.clean_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(ds.clean_dir)
     summary = CleanSummary(workers=cfg.workers or os.cpu_count() or 1)
@@ -149,15 +143,11 @@ def _run_clean(cfg: CleanConfig, ds: DatasetDir, settings: Settings, t0: float) 
 
 
 def _warnings(ledger: Ledger, stage: str) -> list[str]:
-    from pokedata.removals import removals, warning_lines
-
     with ledger.lock:
         return warning_lines(removals(ledger.conn, stage))
 
 
 def _select_items(ledger: Ledger, include_multiclass: bool) -> tuple[list[Item], int]:
-    from pokedata.ledger import DONE
-
     items = [it for it in ledger.select(status=DONE) if it.path]
     multi = [it for it in items if not it.class_name]
     if include_multiclass:
@@ -203,7 +193,6 @@ def assign_stems(items: Sequence[Item]) -> dict[int, str]:
     Deterministic (items in id order), so reruns reuse the same names. A row sharing another class's
     file keeps that file's stem under its own class folder.
     """
-    from pokedata.store import safe_name
 
     taken: dict[tuple[str, str], int] = {}
     stems: dict[int, str] = {}
@@ -229,8 +218,6 @@ def _run_workers(tasks: list[Task], cfg: CleanConfig, workers: int) -> Iterator[
     """Yield result batches as they finish, with a rich progress bar over items."""
     with _progress(cfg.progress, len(tasks)) as advance:
         if workers <= 1 or len(tasks) <= 1:
-            from pokedata.verify import pixel_limit
-
             with pixel_limit(cfg.max_pixels):  # in this process: restored afterwards
                 for chunk in _chunks(tasks, cfg.chunk_size):
                     results = clean_chunk(chunk)
@@ -281,9 +268,6 @@ def _progress(enabled: bool, total: int):
     if not enabled or total == 0:
         yield lambda n: None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from pokedata.log import console
 
     with Progress(
         TextColumn("cleaning"),
@@ -325,8 +309,6 @@ class _Recorder:
         now = time.time()
         invalidates = any(self._invalidates(r) for r in results)
         if invalidates and not self.marks_cleared:
-            from pokedata.dedup import reset_dedup
-
             self.summary.dedup_marks_cleared = reset_dedup(self.ds.root)
             self.marks_cleared = True
         with self.ledger.transaction() as conn:

@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from pokedata.clean.flatten import FlattenError, FrameSpec, flatten_to_rgb, is_animated, iter_frames
+from pokedata.dedup.hashing import cache_hasher, to_signed
 from pokedata.store import DatasetDir, atomic_write_bytes
 
 # Quarantine reason codes (the part of images.error before the first colon).
@@ -155,7 +156,6 @@ def clean_item(task: Task) -> ItemResult:
 def finish_hashes(results: list[ItemResult]) -> list[ItemResult]:
     """Hash the prepared arrays of every frame, one numpy batch per method (the per-image cost is the
     small resize done in :func:`_write_frame`); returns the results with ``hashes`` set."""
-    from pokedata.dedup.hashing import cache_hasher, to_signed
 
     todo: dict[str, list[tuple[int, int, np.ndarray]]] = {}
     for ri, res in enumerate(results):
@@ -290,7 +290,6 @@ def prepare_hashes(decoded: Image.Image, methods: tuple[str, ...]) -> tuple[tupl
     """
     if not methods:
         return ()
-    from pokedata.dedup.hashing import cache_hasher
 
     gray = decoded.convert("L") if any(m != "colour" for m in methods) else None  # one conversion
     return tuple(

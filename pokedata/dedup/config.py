@@ -11,8 +11,6 @@ from pokedata.errors import UserError
 
 CONFLICT_MODES = ("drop", "keep-first", "report")
 MAX_THRESHOLD = 32
-COLOUR = "colour"
-"""``hashes.method`` of the cached colour signature."""
 DEFAULT_SOURCE_PRIORITY: tuple[str, ...] = ("folder", "danbooru", "danbooru-dump", "ddg")
 """Preferred first: a user's own files, then Danbooru (curated tags), its dumps, then web search."""
 
@@ -36,6 +34,8 @@ class DedupConfig:
 
     def cached_methods(self) -> tuple[str, ...]:
         """What a run needs in the hash cache: the perceptual hash, and the colour signature unless off."""
+        from pokedata.dedup.colour import COLOUR  # numpy: not at start-up (`poke --help` reads this module)
+
         return (self.method, COLOUR) if self.colour else (self.method,)
 
     def validated(self) -> DedupConfig:

@@ -21,14 +21,18 @@ bit-exact with imagehash up to floating-point ties.
 from __future__ import annotations
 
 import math
+import multiprocessing as mp
 import os
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
+
+from pokedata.dedup.colour import COLOUR, DEFAULT_COLOUR_TOLERANCE, signatures
+from pokedata.dedup.colour import SIDE as COLOUR_SIDE
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -224,6 +228,27 @@ HASHERS: dict[str, type[Hasher]] = {h.name: h for h in (PHash, DHash, WHash, AHa
 METHODS = tuple(HASHERS)
 
 
+class ColourSignature(Hasher):
+    """The colour signature as a :class:`Hasher`, so files are decoded, batched and cached the same way."""
+
+    name: ClassVar[str] = COLOUR
+    default_threshold: ClassVar[int] = DEFAULT_COLOUR_TOLERANCE
+    default_conflict_threshold: ClassVar[int] = DEFAULT_COLOUR_TOLERANCE
+    draft_mode: ClassVar[str] = "RGB"
+
+    def work_side(self, size: tuple[int, int]) -> int:
+        return COLOUR_SIDE
+
+    def prepare(self, im: Image.Image) -> np.ndarray:
+        from PIL import Image
+
+        rgb = im if im.mode == "RGB" else im.convert("RGB")
+        return np.asarray(rgb.resize((COLOUR_SIDE, COLOUR_SIDE), Image.Resampling.BOX))  # (32, 32, 3) uint8
+
+    def hash_batch(self, arrays: np.ndarray) -> np.ndarray:
+        return signatures(np.asarray(arrays))
+
+
 def get_hasher(method: str, *, fast: bool = True) -> Hasher:
     """``"phash" | "dhash" | "whash" | "ahash"`` -> a hasher instance."""
     try:
@@ -238,8 +263,6 @@ def get_hasher(method: str, *, fast: bool = True) -> Hasher:
 
 def cache_hasher(method: str, *, fast: bool = True) -> Hasher:
     """A hash method or the colour signature (``"colour"``): whatever the ledger's hash cache holds."""
-    from pokedata.dedup.colour import COLOUR, ColourSignature
-
     return ColourSignature(fast=fast) if method == COLOUR else get_hasher(method, fast=fast)
 
 
@@ -308,7 +331,6 @@ def hash_files(
         for s in starts:
             take(*_hash_chunk(method, fast, s, strs[s : s + chunk]))
         return result
-    from concurrent.futures import as_completed
 
     with ProcessPoolExecutor(max_workers=min(workers, len(starts)), mp_context=_mp_context()) as pool:
         futures = [pool.submit(_hash_chunk, method, fast, s, strs[s : s + chunk]) for s in starts]
@@ -320,6 +342,5 @@ def hash_files(
 
 def _mp_context():
     """fork where available (fast start, no re-import); spawn elsewhere."""
-    import multiprocessing as mp
 
     return mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pokedata.dedup.colour import colour_distance
+from pokedata.dedup.hashing import hamming
 from pokedata.store import atomic_write_bytes, atomic_write_text
 
 if TYPE_CHECKING:
@@ -76,8 +78,6 @@ def write_report(
     ds: DatasetDir, cfg: DedupConfig, rows: dict[str, np.ndarray], result: GroupResult, summary: DedupSummary
 ) -> tuple[Path, list[Path]]:
     """Write dedup.json and (unless disabled) the contact sheets; returns their paths."""
-    from pokedata.dedup.colour import colour_distance
-    from pokedata.dedup.hashing import hamming
 
     ds.reports_dir.mkdir(parents=True, exist_ok=True)
     out_groups = []

@@ -30,17 +30,20 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
-from pokedata.dedup.config import COLOUR, DedupConfig
-from pokedata.ledger import images, views
-
-if TYPE_CHECKING:
-    from rich.table import Table
-
-    from pokedata.ledger import Ledger
+from pokedata.dedup.colour import COLOUR, colour_distance
+from pokedata.dedup.config import DedupConfig
+from pokedata.dedup.groups import components, group_images, pick_survivors, policy_order, source_rank
+from pokedata.dedup.hashing import hamming, hash_files, to_signed
+from pokedata.dedup.report import write_report
+from pokedata.ledger import Ledger, images, views
+from pokedata.log import console
+from pokedata.removals import removals, warning_lines
+from pokedata.store import DatasetDir
 
 _HASHED_AT = "dedup.hashed_at."  # meta key prefix: start time of the last completed hashing pass
 HASH_FAILED = "hash-failed"
@@ -74,8 +77,6 @@ class DedupSummary:
         return asdict(self)
 
     def table(self) -> Table:
-        from rich.table import Table
-
         colour = "colour off" if self.colour_tolerance is None else f"colour within {self.colour_tolerance}"
         t = Table(
             title=f"dedup ({self.method}, threshold {self.threshold} bits, {colour}, across classes "
@@ -119,9 +120,6 @@ def reset_dedup(data: Path) -> int:
 
     The hash cache is kept (it depends only on the clean files).
     """
-    from pokedata.ledger import Ledger
-    from pokedata.store import DatasetDir
-
     ds = DatasetDir.at(data).require()
     with Ledger(ds.ledger_path) as ledger, ledger.transaction() as conn:
         return images.reset_marks(conn)
@@ -129,11 +127,6 @@ def reset_dedup(data: Path) -> int:
 
 def run_dedup(cfg: DedupConfig) -> DedupSummary:
     """Hash what is missing, group duplicates, write marks, report and contact sheets."""
-    from pokedata.dedup.report import write_report
-    from pokedata.ledger import Ledger
-    from pokedata.removals import removals, warning_lines
-    from pokedata.store import DatasetDir
-
     cfg.validated()
     t0 = time.perf_counter()
     ds = DatasetDir.at(cfg.data).require()
@@ -196,8 +189,6 @@ def _hash_missing(ledger: Ledger, root: Path, cfg: DedupConfig, method: str) -> 
 
 
 def _hash_todo(ledger: Ledger, root: Path, cfg: DedupConfig, method: str) -> tuple[int, int]:
-    from pokedata.dedup.hashing import hash_files, to_signed
-
     started = time.time()  # each hash's ``at``: before its file is read (a rewrite during the pass is later)
     with ledger.lock:
         todo = images.unhashed_images(ledger.conn, method)
@@ -222,10 +213,6 @@ def _hash_todo(ledger: Ledger, root: Path, cfg: DedupConfig, method: str) -> tup
 
     progress = task = None
     if cfg.progress:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        from pokedata.log import console
-
         progress = Progress(
             TextColumn(f"hashing ({method})"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
             console=console, transient=False,
@@ -276,10 +263,6 @@ class GroupResult:
 
 
 def _group(rows: dict[str, np.ndarray], cfg: DedupConfig) -> GroupResult:
-    from pokedata.dedup.colour import colour_distance
-    from pokedata.dedup.groups import components, group_images, pick_survivors, policy_order, source_rank
-    from pokedata.dedup.hashing import hamming
-
     n = len(rows["id"])
     idx = np.arange(n)
     if n == 0:

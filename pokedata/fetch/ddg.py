@@ -26,11 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rich.table import Table
+
+from pokedata.catalog import load_catalog
 from pokedata.errors import UserError
-from pokedata.fetch.http import DEFAULT_USER_AGENT, HttpConfig
+from pokedata.fetch.download import download_pending
+from pokedata.fetch.http import DEFAULT_USER_AGENT, HttpConfig, PoliteClient, with_limits
 from pokedata.fetch.intake import FetchSummary
 from pokedata.ledger import Candidate, Ledger
 from pokedata.store import DatasetDir
+from pokedata.verify import check_max_pixels, pixel_limit
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +87,6 @@ class DdgConfig:
     search: SearchFn | None = None  # None: DuckDuckGo through ddgs
 
     def validate(self) -> DdgConfig:
-        from pokedata.verify import check_max_pixels
-
         check_max_pixels(self.max_pixels)
         if self.catalog and self.query:
             raise UserError("--query and --catalog exclude each other", hint="pass one of them")
@@ -114,7 +117,6 @@ class DdgConfig:
 
     def http_config(self) -> HttpConfig:
         """The "found by search" politeness: 16 in flight in all, 2 per host, optional per-host rate."""
-        from pokedata.fetch.http import with_limits
 
         base = with_limits(self.http or HttpConfig(), self.file_timeout, self.max_retry_after)
         return dataclasses.replace(
@@ -130,7 +132,6 @@ class DdgConfig:
 
 def build_queries(cfg: DdgConfig) -> list[SearchQuery]:
     """The searches to run, in catalog order."""
-    from pokedata.catalog import load_catalog
 
     if cfg.query:
         name = cfg.class_names[0].strip()
@@ -257,9 +258,6 @@ def plan_searches(cfg: DdgConfig, ledger: Ledger, summary: FetchSummary) -> list
 
 def fetch_ddg(cfg: DdgConfig) -> FetchSummary:
     """Search, plan, download. Resumable: rerunning the same command continues where it stopped."""
-    from pokedata.fetch.download import download_pending
-    from pokedata.fetch.http import PoliteClient
-    from pokedata.verify import pixel_limit
 
     cfg.validate()
     http = cfg.http_config().validate()
@@ -306,8 +304,6 @@ def dry_run(cfg: DdgConfig) -> list[DryRunRow]:
 
 
 def dry_run_table(cfg: DdgConfig, rows: list[DryRunRow]):
-    from rich.table import Table
-
     t = Table(title=f"poke fetch ddg --dry-run: {len(rows)} queries, up to {cfg.max_results} results each "
                     "(nothing searched or downloaded)")  # fmt: skip
     for col in ("query", "class", "searched before", "planned", "done", "failed/quarantined"):

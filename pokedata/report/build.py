@@ -10,6 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pokedata.errors import UserError
+from pokedata.report.classpage import write_class_pages
+from pokedata.report.model import load_dataset
+from pokedata.report.pages import class_counts, classes_page, overview
+from pokedata.report.review import write_conflicts, write_quarantine
+from pokedata.report.runpage import check_run, read_json, write_run_page
+from pokedata.report.site import Site
 from pokedata.report.sprites import FORMATS, SheetSpec
 
 if TYPE_CHECKING:
@@ -91,12 +97,6 @@ class ReportSummary:
 
 def build_report(cfg: ReportConfig) -> ReportSummary:
     """Read the dataset (and manifest, run), write every page and sheet that changed."""
-    from pokedata.report.classpage import write_class_pages
-    from pokedata.report.model import load_dataset
-    from pokedata.report.pages import class_counts, classes_page, overview
-    from pokedata.report.review import write_conflicts, write_quarantine
-    from pokedata.report.runpage import check_run, read_json, write_run_page
-    from pokedata.report.site import Site
 
     cfg.validated()
     t0 = time.perf_counter()
