@@ -33,14 +33,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pokedata.catalog import Catalog, load_catalog, name_key
 from pokedata.errors import UserError
 from pokedata.manifest_schema import COLUMNS
+from pokedata.provenance import provenance_columns
+from pokedata.store import DatasetDir, atomic_write_bytes, atomic_write_text, safe_name
 
+# pandas, numpy, pyarrow, matplotlib (manifest_split), sqlite3 (the ledger) and rich are imported inside the
+# functions that use them: `poke --help` imports this module for ManifestConfig's defaults.
 if TYPE_CHECKING:
     import pandas as pd
     from rich.table import Table
-
-    from pokedata.catalog import Catalog
 
 MAX_SILENT_DROP = 0.5
 """Largest share of the clean, unmarked images a manifest may leave out without ``--allow-drop``."""
@@ -65,7 +68,6 @@ class ManifestConfig:
     chart: bool = True
 
     def validated(self) -> ManifestConfig:
-        from pokedata.store import safe_name
 
         for flag, value in (("--val", self.val), ("--test", self.test)):
             if not 0.0 <= value < 1.0:
@@ -122,8 +124,6 @@ class ManifestSummary:
 
 def build_manifest(cfg: ManifestConfig) -> ManifestSummary:
     """Read the ledger, choose the kept images, split them, write the manifest folder."""
-    from pokedata.catalog import load_catalog
-    from pokedata.store import DatasetDir
 
     cfg.validated()
     t0 = time.perf_counter()
@@ -192,7 +192,6 @@ def select_kept(
     """Apply the keep rules in order; returns (kept rows, {reason: dropped count})."""
     import numpy as np
 
-    from pokedata.catalog import name_key
     from pokedata.ledger.views import KEPT_REASONS
 
     dropped: dict[str, int] = {}
@@ -269,7 +268,6 @@ def finish(df: pd.DataFrame, cfg: ManifestConfig, catalog: Catalog) -> pd.DataFr
     import numpy as np
 
     from pokedata.manifest_split import assign_splits, group_keys
-    from pokedata.provenance import provenance_columns
 
     names = np.array(catalog.names, dtype=object)
     keys = group_keys(df["image_id"], df["dup_group"])
@@ -306,7 +304,6 @@ def write_outputs(
 ) -> str:
     """Write every file atomically, stats.json last; returns the manifest.csv sha256."""
     from pokedata.manifest_split import write_chart
-    from pokedata.store import atomic_write_bytes, atomic_write_text
 
     out.mkdir(parents=True, exist_ok=True)
     stale = out / "stats.json"  # an interrupted rebuild must not look finished

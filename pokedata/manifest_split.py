@@ -63,6 +63,7 @@ def write_chart(per_class: pd.DataFrame, path: Path, title: str) -> None:
     ``per_class``: index = class name, columns ``train``, ``val``, ``test`` (counts).
     """
 
+    # matplotlib on use, after choosing the Agg backend (no display needed)
     import matplotlib
 
     matplotlib.use("Agg")

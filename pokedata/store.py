@@ -182,6 +182,7 @@ _LOCKS_GUARD = threading.Lock()
 def _take_lock(path: Path, what: str) -> int:
     """Open and ``flock`` the lock file (non-blocking); raise UserError naming the holder when it is taken."""
     try:
+        # POSIX only (fcntl has no Windows counterpart here)
         import fcntl
     except ImportError:  # no flock (Windows): no lock, as before
         return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)

@@ -60,6 +60,7 @@ class CleanConfig:
         if self.chunk_size < 1:
             raise UserError(f"chunk_size {self.chunk_size} must be positive")
         if self.hashes:
+            # numpy comes with the hashers: not at start-up (`poke --help` reads this module)
             from pokedata.dedup.hashing import cache_hasher
 
             for method in self.hashes:

@@ -12,6 +12,8 @@ import hashlib
 import io
 import math
 import os
+import signal
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field, replace
@@ -103,9 +105,6 @@ def init_worker(max_pixels: int | None, parent_pid: int | None = None) -> None:
     if max_pixels is not None:
         Image.MAX_IMAGE_PIXELS = max_pixels
     if parent_pid is not None:
-        import signal
-        import threading
-
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         first = os.getppid()
         watched = parent_pid if first == parent_pid else first  # forkserver: our parent is the server

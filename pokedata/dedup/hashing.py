@@ -27,15 +27,14 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import numpy as np
+from PIL import Image
 
 from pokedata.dedup.colour import COLOUR, DEFAULT_COLOUR_TOLERANCE, signatures
 from pokedata.dedup.colour import SIDE as COLOUR_SIDE
-
-if TYPE_CHECKING:
-    from PIL import Image
+from pokedata.errors import UserError
 
 HASH_BITS = 64
 _SIDE = 8  # hash_size: an 8x8 bit matrix
@@ -92,8 +91,6 @@ class Hasher:
 
     def open(self, path: Path | str) -> np.ndarray:
         """Decode a file and :meth:`prepare` it (JPEGs decoded at reduced scale when ``fast``)."""
-        from PIL import Image
-
         with Image.open(path) as im:
             if self.fast and im.format == "JPEG":
                 side = self.work_side(im.size)
@@ -124,8 +121,6 @@ class Hasher:
 
 def _gray_resized(im: Image.Image, side: int) -> np.ndarray:
     """``im.convert("L").resize((side, side), LANCZOS)`` as imagehash does -> (side, side) uint8."""
-    from PIL import Image
-
     gray = im if im.mode == "L" else im.convert("L")
     return np.asarray(gray.resize((side, side), Image.Resampling.LANCZOS))
 
@@ -168,8 +163,6 @@ class DHash(Hasher):
         return _SIDE + 1
 
     def prepare(self, im: Image.Image) -> np.ndarray:
-        from PIL import Image
-
         gray = im if im.mode == "L" else im.convert("L")
         return np.asarray(gray.resize((_SIDE + 1, _SIDE), Image.Resampling.LANCZOS))  # (8, 9)
 
@@ -240,8 +233,6 @@ class ColourSignature(Hasher):
         return COLOUR_SIDE
 
     def prepare(self, im: Image.Image) -> np.ndarray:
-        from PIL import Image
-
         rgb = im if im.mode == "RGB" else im.convert("RGB")
         return np.asarray(rgb.resize((COLOUR_SIDE, COLOUR_SIDE), Image.Resampling.BOX))  # (32, 32, 3) uint8
 
@@ -254,8 +245,6 @@ def get_hasher(method: str, *, fast: bool = True) -> Hasher:
     try:
         return HASHERS[method](fast=fast)
     except KeyError:
-        from pokedata.errors import UserError
-
         raise UserError(
             f"--hash {method!r} is not a hash method", hint=f"choose one of {', '.join(METHODS)}"
         ) from None

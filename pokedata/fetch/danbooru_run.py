@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from pokedata.catalog import load_catalog
@@ -38,6 +39,7 @@ from pokedata.fetch.download import download_pending
 from pokedata.fetch.http import FetchError, HttpConfig, PoliteClient, origin_of, with_limits
 from pokedata.fetch.intake import FetchSummary, Outcome
 from pokedata.ledger import SKIPPED, Ledger
+from pokedata.log import console
 from pokedata.store import DatasetDir
 from pokedata.verify import pixel_limit
 
@@ -245,10 +247,6 @@ class _listing_progress:  # noqa: N801 (used as a context manager)
 
     def __enter__(self) -> _listing_progress:
         if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            from pokedata.log import console
-
             self._bar = Progress(
                 TextColumn("[bold]listing[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
                 TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), console=console,

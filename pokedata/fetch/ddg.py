@@ -147,6 +147,7 @@ def build_queries(cfg: DdgConfig) -> list[SearchQuery]:
 
 def ddgs_search(query: str, cfg: DdgConfig) -> list[dict[str, Any]]:
     """DuckDuckGo images through ``ddgs`` (its duckduckgo backend), paging until ``max_results``."""
+    # ddgs lazily: the package is needed only to search (pokegan and the other sources work without it)
     from ddgs import DDGS
     from ddgs.exceptions import DDGSException
 

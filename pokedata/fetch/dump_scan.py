@@ -259,6 +259,7 @@ def open_metadata(path: Path) -> tuple[BinaryIO, BinaryIO]:
         return lzma.LZMAFile(raw), raw  # type: ignore[return-value]
     if name.endswith(".zst"):
         try:
+            # optional: only .zst dumps need it
             import zstandard
         except ImportError as exc:
             raw.close()

@@ -42,6 +42,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from pokedata.errors import UserError
 
 if TYPE_CHECKING:
+    # requests lazily (here and below): `poke fetch folder` and the dump scan import this module, not the network
     import requests
 
 log = logging.getLogger(__name__)

@@ -441,6 +441,7 @@ def _libc_syncfs() -> Callable[[int], int] | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
+        # Linux only: syncfs through libc
         import ctypes
 
         return ctypes.CDLL(None, use_errno=True).syncfs

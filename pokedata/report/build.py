@@ -7,7 +7,8 @@ import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+from rich.table import Table
 
 from pokedata.errors import UserError
 from pokedata.report.classpage import write_class_pages
@@ -17,9 +18,6 @@ from pokedata.report.review import write_conflicts, write_quarantine
 from pokedata.report.runpage import check_run, read_json, write_run_page
 from pokedata.report.site import Site
 from pokedata.report.sprites import FORMATS, SheetSpec
-
-if TYPE_CHECKING:
-    from rich.table import Table
 
 STATUS_NAME = "status.json"
 
@@ -79,8 +77,6 @@ class ReportSummary:
     notes: list[str] = field(default_factory=list)
 
     def table(self) -> Table:
-        from rich.table import Table
-
         t = Table(title=f"report {self.out}")
         t.add_column("what")
         t.add_column("count", justify="right")

@@ -12,18 +12,16 @@ import json
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from pokedata.errors import UserError
 from pokedata.ledger import connect_readonly, has_table, views
 from pokedata.provenance import provenance_columns
 from pokedata.status import dataset_status
 from pokedata.store import DatasetDir
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 NO_CLASS = "(no class)"
 
@@ -48,8 +46,6 @@ class DatasetView:
 
 def load_dataset(data: Path, manifest_dir: Path | None = None) -> DatasetView:
     """Read the dataset directory ``data`` (and the manifest folder, when given)."""
-    import pandas as pd
-
     ds = DatasetDir.at(data).require()
     status = dataset_status(ds.root)
     dedup = _read_dedup(ds.reports_dir / "dedup.json")
@@ -130,8 +126,6 @@ def _distances(df: pd.DataFrame, hashes: dict[int, int]) -> np.ndarray:
 
 def _read_manifest(folder: Path, view: DatasetView) -> dict[str, Any]:
     """stats.json of the manifest, and each kept image's split merged into ``view.images``."""
-    import pandas as pd
-
     stats_path, table = folder / "stats.json", folder / "manifest.parquet"
     if not stats_path.is_file() or not table.is_file():
         raise UserError(
