@@ -7,6 +7,8 @@ import ast
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO
 
 HEAVY = ("numpy", "PIL", "pandas", "pyarrow", "torch", "requests", "ddgs", "imagehash", "matplotlib", "scipy")
@@ -70,6 +72,7 @@ def test_poke_help_loads_no_heavy_library():
     assert _loaded_after("import cli") == []
 
 
+@pytest.mark.slow  # imports torch in a fresh interpreter
 def test_the_trainer_reads_manifests_without_the_data_side_packages():
     blocked = (
         "import sys\n"
