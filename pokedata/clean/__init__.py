@@ -16,8 +16,7 @@ See ``docs/clean.md``.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from pokedata.lazy import lazy_exports
 
 # name -> submodule, loaded on first use (PEP 562): the stage modules import Pillow and numpy, and the CLI
 # reads the option defaults from pokedata.clean.config at start-up without paying for them (`poke --help`).
@@ -37,9 +36,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
