@@ -36,9 +36,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-
 from pokedata.errors import UserError
 
 if TYPE_CHECKING:
@@ -552,6 +549,9 @@ def _short(exc: BaseException) -> str:
 
 def _track_sockets(adapter: Any, registry: weakref.WeakSet, lock: threading.Lock) -> None:
     """Make ``adapter``'s connections register their sockets in ``registry`` once connected."""
+    # urllib3 with requests, on first use (see PoliteClient): importing this module needs no network stack
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
     def tracked(base: type) -> type:
         def connect(self: Any) -> None:
