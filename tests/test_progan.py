@@ -376,3 +376,61 @@ def test_nearest_upsampling_has_no_transposed_conv_past_the_stem_and_grows():
         ProGANArgs(resolution=16, g_upsample="bilinear").validate()
     with pytest.raises(UserError, match="upsample"):
         ProGANConfig(upsample="bilinear").validate()
+
+
+# ---- ProGAN's stabilisers: pixel norm, minibatch stddev, spectral norm, replicate padding ------------------
+def test_pixel_norm_is_per_pixel_unit_rms_and_couples_no_samples():
+    from pokegan.progan.models import PixelNorm
+
+    x = torch.randn(3, 8, 4, 4) * 5
+    y = PixelNorm()(x)
+    assert torch.allclose(y.pow(2).mean(dim=1), torch.ones(3, 4, 4), atol=1e-4)
+    g = Generator(_tiny(16, g_norm="pixel", g_upsample="nearest")).train()
+    z = torch.randn(4, 16)
+    with torch.no_grad():  # in training mode too: one image alone is the same image as in its batch
+        assert torch.allclose(g(z)[1:2], g(z[1:2]), atol=1e-5)
+
+
+def test_minibatch_stddev_adds_one_map_zero_for_identical_images():
+    from pokegan.progan.models import MinibatchStd
+
+    same = torch.randn(1, 5, 4, 4).expand(8, 5, 4, 4)
+    out = MinibatchStd()(same)
+    assert out.shape == (8, 6, 4, 4) and out[:, 5].abs().max() < 1e-3
+    varied = MinibatchStd()(torch.randn(6, 5, 4, 4))  # 6 is not a multiple of the group of 4: groups of 3
+    assert varied.shape == (6, 6, 4, 4) and varied[:, 5].min() > 0.3
+    d = Discriminator(_tiny(16, mbstd=True))
+    assert d.blocks["4"].conv.in_channels == d.args.channels(4) + 1 and d(torch.randn(5, 3, 16, 16)).shape == (5,)
+
+
+def test_spectral_critic_has_unit_spectral_norm_and_grows():
+    args = _tiny(8, d_norm="spectral", g_upsample="nearest", mbstd=True)
+    g, d = build_models(args, freeze=False)
+    _train_some(g, d, 3)
+    for m in d.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            sigma = torch.linalg.matrix_norm(m.weight.detach().flatten(1), ord=2)
+            assert 0.8 < sigma.item() < 1.2  # power iteration, a few steps: about 1
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules())
+    _, d2, report = grow(g, d, 16, fade=True, freeze=False)
+    assert "blocks.8.conv.parametrizations.weight.original" in report.copied["D"]
+    assert d2(torch.randn(2, 3, 16, 16)).shape == (2,)
+
+
+def test_replicate_padding_keeps_a_flat_map_flat_up_to_the_border():
+    for padding, flat_border in (("zeros", False), ("replicate", True)):
+        g = Generator(_tiny(16, g_upsample="nearest", padding=padding))
+        flat = torch.ones(1, g.args.channels(8), 8, 8)
+        with torch.no_grad():
+            y = g.blocks["16"].conv(flat)  # [1, C(16), 16, 16]
+        same = torch.allclose(y, y[..., 5:6, 5:6].expand_as(y), atol=1e-6)
+        assert same == flat_border, padding
+    d = Discriminator(_tiny(16, padding="replicate"))
+    assert d.blocks["16"].conv.padding_mode == "replicate"
+    with pytest.raises(ValueError, match="padding"):
+        ProGANArgs(resolution=16, padding="reflect").validate()
+    with pytest.raises(UserError, match="padding"):
+        ProGANConfig(padding="reflect").validate()
+    with pytest.raises(ValueError, match="d_norm"):
+        ProGANArgs(resolution=16, d_norm="layer").validate()
+    ProGANConfig(d_norm="spectral", norm="pixel").validate()  # accepted

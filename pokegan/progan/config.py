@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, fields
 from pokedata.errors import UserError
 from pokegan.config import DataConfig, register_presets
 from pokegan.losses import LOSS_NAMES, LossConfig
-from pokegan.progan.models import NORMS, UPSAMPLES
+from pokegan.progan.models import D_NORMS, NORMS, PADDINGS, UPSAMPLES
 
 _ENTRY_KEYS = {"lr", "epochs", "lr_d"}
 
@@ -109,7 +109,9 @@ class ProGANConfig:
     max_channels: int = 512
     norm: str = "batch"  # generator norm: batch | instance | none
     upsample: str = "transpose"  # generator upsampling: transpose (DCGAN) | nearest (no checkerboard)
-    d_norm: str = "auto"  # discriminator norm; auto = norm, but instance for wgan-gp (per-sample penalty)
+    d_norm: str = "auto"  # discriminator norm (or spectral); auto = norm, but instance for wgan-gp
+    padding: str = "zeros"  # zeros | replicate: padding of G's 3x3 and D's 4x4 convolutions
+    mbstd: bool = False  # minibatch-stddev feature map before the critic's head (ProGAN)
     diffaugment: str = ""  # DiffAugment policy for real and fake alike, e.g. "color,translation,cutout"
     freeze: bool = True  # freeze the layers learned in earlier stages
     fade_in: bool = False  # fade the new block in with alpha 0 -> 1 instead of switching hard
@@ -148,10 +150,14 @@ class ProGANConfig:
         from pokegan.diffaugment import parse_policy
 
         parse_policy(self.diffaugment, "[progan] diffaugment")
-        if self.norm not in NORMS or self.d_norm not in (*NORMS, "auto"):
+        if self.norm not in NORMS or self.d_norm not in (*D_NORMS, "auto"):
             raise UserError(
                 f"--norm {self.norm!r} / d_norm {self.d_norm!r} unknown",
-                hint=f"use one of {', '.join(NORMS)} (d_norm also auto)",
+                hint=f"use one of {', '.join(NORMS)} (d_norm also spectral or auto)",
+            )
+        if self.padding not in PADDINGS:
+            raise UserError(
+                f"[progan] padding {self.padding!r} is unknown", hint=f"use one of {', '.join(PADDINGS)}"
             )
         for name in (
             "z_dim",

@@ -36,6 +36,8 @@ _FIXED_ON_RESUME = (
     "norm",
     "d_norm",
     "upsample",
+    "padding",
+    "mbstd",
     "loss",
     "fade_in",
     "freeze",
@@ -98,6 +100,8 @@ def stage_args(cfg: ProGANConfig, stage: int) -> ProGANArgs:
         g_norm=cfg.norm,
         d_norm=cfg.resolved_d_norm,
         g_upsample=cfg.upsample,
+        padding=cfg.padding,
+        mbstd=cfg.mbstd,
     ).validate()
 
 
