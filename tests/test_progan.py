@@ -434,3 +434,27 @@ def test_replicate_padding_keeps_a_flat_map_flat_up_to_the_border():
     with pytest.raises(ValueError, match="d_norm"):
         ProGANArgs(resolution=16, d_norm="layer").validate()
     ProGANConfig(d_norm="spectral", norm="pixel").validate()  # accepted
+
+
+# ---- poke eval --step progan ------------------------------------------------------------------------------
+def test_eval_step_progan_judges_every_stage_checkpoint(runner, tmp_path, tiny_manifest):
+    from cli import app
+
+    _write_tiny_config(tmp_path, sizes=(8, 16))
+    out = tmp_path / "run"
+    assert runner.invoke(app, _options(tiny_manifest, out)).exit_code == 0
+    result = runner.invoke(app, ["eval", "--run", str(out), "--step", "progan", "--n-samples", "24"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads((out / "progan" / "eval.json").read_text())
+    assert list(figures) == ["stage_8px", "stage_16px", "final"]
+    assert [figures[k]["size"] for k in figures] == [8, 16, 16]
+    for m in figures.values():
+        assert m["judge_fd"] > 0 and 0 <= m["judge_precision"] <= 1 and 0 <= m["judge_recall"] <= 1
+    assert figures["final"]["judge_fd"] == pytest.approx(figures["stage_16px"]["judge_fd"])  # same weights
+    assert "judge_fd" in result.output
+    bad = runner.invoke(app, ["eval", "--run", str(out), "--step", "pretrain"])
+    assert bad.exit_code == 2 and "--step" in bad.output
+    for path in (out / "progan").glob("*.pt"):
+        path.unlink()
+    none = runner.invoke(app, ["eval", "--run", str(out), "--step", "progan"])
+    assert none.exit_code == 2 and "no progan checkpoints" in none.output
