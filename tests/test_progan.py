@@ -400,7 +400,8 @@ def test_minibatch_stddev_adds_one_map_zero_for_identical_images():
     varied = MinibatchStd()(torch.randn(6, 5, 4, 4))  # 6 is not a multiple of the group of 4: groups of 3
     assert varied.shape == (6, 6, 4, 4) and varied[:, 5].min() > 0.3
     d = Discriminator(_tiny(16, mbstd=True))
-    assert d.blocks["4"].conv.in_channels == d.args.channels(4) + 1 and d(torch.randn(5, 3, 16, 16)).shape == (5,)
+    assert d.blocks["4"].conv.in_channels == d.args.channels(4) + 1
+    assert d(torch.randn(5, 3, 16, 16)).shape == (5,)
 
 
 def test_spectral_critic_has_unit_spectral_norm_and_grows():
