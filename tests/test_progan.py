@@ -459,3 +459,47 @@ def test_eval_step_progan_judges_every_stage_checkpoint(runner, tmp_path, tiny_m
         path.unlink()
     none = runner.invoke(app, ["eval", "--run", str(out), "--step", "progan"])
     assert none.exit_code == 2 and "no progan checkpoints" in none.output
+
+
+# ---- EMA of the generator -------------------------------------------------------------------------------
+def test_ema_generator_averages_grows_and_is_what_samples_and_checkpoints_use(tmp_path):
+    from pokegan.progan.state import grow_state, load_generator, load_state, new_state, save_state
+    from pokegan.progan.train import generate_fixed, train_step
+
+    cfg = ProGANConfig(
+        sizes=[8, 16],
+        z_dim=8,
+        channel_base=64,
+        max_channels=16,
+        n_fixed=2,
+        norm="pixel",
+        upsample="nearest",
+        fade_in=True,
+        freeze=False,
+        ema_decay=0.9,
+    ).validate()
+    st = new_state(cfg, tmp_path, torch.device("cpu"), ["a"], "sha")
+    flows = (GradFlow("G"), GradFlow("D"))
+    for _ in range(4):
+        train_step(st, torch.rand(4, 3, 8, 8) * 2 - 1, record_every=10**6, flows=flows)
+        st.pos.step += 1
+        st.pos.stage_step += 1
+    assert st.ema.num_updates == 4 and st.sample_model is st.ema.model
+    live, avg = st.G.blocks["8"].conv[1].weight, st.ema.model.blocks["8"].conv[1].weight
+    assert not torch.equal(live, avg)  # an average, not a copy
+    with torch.no_grad():
+        assert torch.allclose(generate_fixed(st), st.ema.model(st.fixed_z))
+    grow_state(st)
+    assert st.ema.model.args.resolution == 16 and st.ema.num_updates == 4
+    assert torch.equal(st.ema.model.blocks["8"].conv[1].weight, avg)  # old layers keep their average
+    assert torch.equal(st.ema.model.blocks["16"].conv[1].weight, st.G.blocks["16"].conv[1].weight)
+    st.set_alpha(0.25)
+    assert st.ema.model.alpha == 0.25
+    save_state(st, tmp_path / "last.pt")
+    g, _ = load_generator(tmp_path / "last.pt")
+    assert torch.equal(g.blocks["8"].conv[1].weight, avg) and g.alpha == 0.25
+    again = new_state(cfg, tmp_path, torch.device("cpu"), ["a"], "sha")
+    load_state(again, tmp_path / "last.pt")
+    assert again.ema.num_updates == 4 and torch.equal(again.ema.model.blocks["8"].conv[1].weight, avg)
+    with pytest.raises(UserError, match="ema_decay"):
+        ProGANConfig(ema_decay=1.0).validate()

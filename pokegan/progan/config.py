@@ -112,6 +112,7 @@ class ProGANConfig:
     d_norm: str = "auto"  # discriminator norm (or spectral); auto = norm, but instance for wgan-gp
     padding: str = "zeros"  # zeros | replicate: padding of G's 3x3 and D's 4x4 convolutions
     mbstd: bool = False  # minibatch-stddev feature map before the critic's head (ProGAN)
+    ema_decay: float = 0.0  # EMA of G's weights (samples, grids and eval use it); 0 = off
     diffaugment: str = ""  # DiffAugment policy for real and fake alike, e.g. "color,translation,cutout"
     freeze: bool = True  # freeze the layers learned in earlier stages
     fade_in: bool = False  # fade the new block in with alpha 0 -> 1 instead of switching hard
@@ -177,6 +178,10 @@ class ProGANConfig:
             raise UserError(
                 f"channel_base {self.channel_base} leaves no channels at {self.sizes[-1]} px",
                 hint=f"use channel_base >= {self.sizes[-1]}",
+            )
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise UserError(
+                f"[progan] ema_decay {self.ema_decay} must be in [0, 1)", hint="e.g. 0.995 (0 = off)"
             )
         if not 0.0 < self.fade_fraction <= 1.0:
             raise UserError(f"fade_fraction {self.fade_fraction} must be in (0, 1]", hint="e.g. 0.5")
