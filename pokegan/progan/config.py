@@ -287,8 +287,8 @@ register_presets(
         # at 32 px, nearest-neighbour upsampling, DiffAugment on real and fake
         "small": {
             "sizes": [16, 32],
-            "cycle": [{"lr": 2e-4, "epochs": 20}, {"lr": 1e-4, "epochs": 4}],
-            "cycles": {"32": [{"lr": 1e-4, "epochs": 14}, {"lr": 5e-5, "epochs": 4}]},
+            "cycle": [{"lr": 2e-4, "epochs": 12}, {"lr": 1e-4, "epochs": 2}],
+            "cycles": {"32": [{"lr": 1e-4, "epochs": 8}, {"lr": 5e-5, "epochs": 2}]},
             "z_dim": 128,
             "channel_base": 1024,
             "max_channels": 256,
