@@ -288,7 +288,7 @@ register_presets(
         "small": {
             "sizes": [16, 32],
             "cycle": [{"lr": 2e-4, "epochs": 12}, {"lr": 1e-4, "epochs": 2}],
-            "cycles": {"32": [{"lr": 1e-4, "epochs": 8}, {"lr": 5e-5, "epochs": 2}]},
+            "cycles": {"32": [{"lr": 1e-4, "epochs": 4}, {"lr": 5e-5, "epochs": 1}]},
             "z_dim": 128,
             "channel_base": 1024,
             "max_channels": 256,
