@@ -50,7 +50,9 @@ def plot_curves(tb: dict, path: Path, title: str) -> None:
     alpha = [(s, a) for s, a in tb.get("progan/alpha", []) if grow is not None and s >= grow]
     for ax in axes:
         if grow is not None:
-            ax.axvline(grow, color="k", ls="--", lw=0.8, label=f"grow to {int(max(res.values()))} px")
+            ax.axvline(
+                grow, color="k", ls="--", lw=0.8, label=f"{int(max(res.values()))} px from here (first log)"
+            )
             full = next((s for s, a in alpha if a >= 1.0), None)
             if full is not None:
                 ax.axvspan(grow, full, color="grey", alpha=0.15, label="fade-in")
