@@ -231,12 +231,15 @@ def run_progan_arm(arm: Arm, base: Path, work: Path, scorer: Scorer, budget: flo
     def sample_fn_factory():
         gen = torch.Generator().manual_seed(cfg.seed + 1)
 
-        def sample(b: int) -> torch.Tensor:
-            st.G.eval()
+        def sample(b: int) -> torch.Tensor:  # the EMA generator when the preset keeps one, in eval mode
+            g = st.sample_model
+            was = g.training
+            g.eval()
             try:
-                return st.G(torch.randn(b, cfg.z_dim, generator=gen)).float().clamp(-1, 1)
+                with torch.no_grad():
+                    return g(torch.randn(b, cfg.z_dim, generator=gen)).float().clamp(-1, 1)
             finally:
-                st.G.train()
+                g.train(was)
 
         return sample
 

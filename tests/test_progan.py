@@ -370,3 +370,139 @@ def test_nearest_upsampling_has_no_transposed_conv_past_the_stem_and_grows():
         ProGANArgs(resolution=16, g_upsample="bilinear").validate()
     with pytest.raises(UserError, match="upsample"):
         ProGANConfig(upsample="bilinear").validate()
+
+
+# ---- ProGAN's stabilisers: pixel norm, minibatch stddev, spectral norm, replicate padding ------------------
+def test_pixel_norm_is_per_pixel_unit_rms_and_couples_no_samples():
+    from pokegan.progan.models import PixelNorm
+
+    x = torch.randn(3, 8, 4, 4) * 5
+    y = PixelNorm()(x)
+    assert torch.allclose(y.pow(2).mean(dim=1), torch.ones(3, 4, 4), atol=1e-4)
+    g = Generator(_tiny(16, g_norm="pixel", g_upsample="nearest")).train()
+    z = torch.randn(4, 16)
+    with torch.no_grad():  # in training mode too: one image alone is the same image as in its batch
+        assert torch.allclose(g(z)[1:2], g(z[1:2]), atol=1e-5)
+
+
+def test_minibatch_stddev_adds_one_map_zero_for_identical_images():
+    from pokegan.progan.models import MinibatchStd
+
+    same = torch.randn(1, 5, 4, 4).expand(8, 5, 4, 4)
+    out = MinibatchStd()(same)
+    assert out.shape == (8, 6, 4, 4) and out[:, 5].abs().max() < 1e-3
+    varied = MinibatchStd()(torch.randn(6, 5, 4, 4))  # 6 is not a multiple of the group of 4: groups of 3
+    assert varied.shape == (6, 6, 4, 4) and varied[:, 5].min() > 0.3
+    d = Discriminator(_tiny(16, mbstd=True))
+    assert d.blocks["4"].conv.in_channels == d.args.channels(4) + 1
+    assert d(torch.randn(5, 3, 16, 16)).shape == (5,)
+
+
+def test_spectral_critic_has_unit_spectral_norm_and_grows():
+    torch.manual_seed(0)
+    args = _tiny(8, d_norm="spectral", g_upsample="nearest", mbstd=True)
+    g, d = build_models(args, freeze=False)
+    _train_some(g, d, 3)
+    with torch.no_grad():  # a few more power iterations (one per training-mode forward) after the steps
+        for _ in range(10):
+            d(torch.randn(4, 3, 8, 8))
+    for m in d.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            sigma = torch.linalg.matrix_norm(m.weight.detach().flatten(1), ord=2)
+            assert 0.9 < sigma.item() < 1.1  # power iteration: about 1
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules())
+    flow = GradFlow("D")  # spectral norm renames the weights: the gradient flow still sees every layer
+    d(torch.randn(4, 3, 8, 8)).sum().backward()
+    flow.record(d)
+    names = [layer.name for layer in flow.layers()]
+    assert "blocks.8.conv" in names and "from_rgb.8.conv" in names and "blocks.4.conv" in names
+    _, d2, report = grow(g, d, 16, fade=True, freeze=False)
+    assert "blocks.8.conv.parametrizations.weight.original" in report.copied["D"]
+    assert d2(torch.randn(2, 3, 16, 16)).shape == (2,)
+
+
+def test_replicate_padding_keeps_a_flat_map_flat_up_to_the_border():
+    for padding, flat_border in (("zeros", False), ("replicate", True)):
+        g = Generator(_tiny(16, g_upsample="nearest", padding=padding))
+        flat = torch.ones(1, g.args.channels(8), 8, 8)
+        with torch.no_grad():
+            y = g.blocks["16"].conv(flat)  # [1, C(16), 16, 16]
+        same = torch.allclose(y, y[..., 5:6, 5:6].expand_as(y), atol=1e-6)
+        assert same == flat_border, padding
+    d = Discriminator(_tiny(16, padding="replicate"))
+    assert d.blocks["16"].conv.padding_mode == "replicate"
+    with pytest.raises(ValueError, match="padding"):
+        ProGANArgs(resolution=16, padding="reflect").validate()
+    with pytest.raises(UserError, match="padding"):
+        ProGANConfig(padding="reflect").validate()
+    with pytest.raises(ValueError, match="d_norm"):
+        ProGANArgs(resolution=16, d_norm="layer").validate()
+    ProGANConfig(d_norm="spectral", norm="pixel").validate()  # accepted
+
+
+# ---- poke eval --step progan ------------------------------------------------------------------------------
+def test_eval_step_progan_judges_every_stage_checkpoint(runner, tmp_path, tiny_manifest):
+    from cli import app
+
+    _write_tiny_config(tmp_path, sizes=(8, 16))
+    out = tmp_path / "run"
+    assert runner.invoke(app, _options(tiny_manifest, out)).exit_code == 0
+    result = runner.invoke(app, ["eval", "--run", str(out), "--step", "progan", "--n-samples", "24"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads((out / "progan" / "eval.json").read_text())
+    assert list(figures) == ["stage_8px", "stage_16px", "final"]
+    assert [figures[k]["size"] for k in figures] == [8, 16, 16]
+    for m in figures.values():
+        assert m["judge_fd"] > 0 and 0 <= m["judge_precision"] <= 1 and 0 <= m["judge_recall"] <= 1
+    assert figures["final"]["judge_fd"] == pytest.approx(figures["stage_16px"]["judge_fd"])  # same weights
+    assert "judge_fd" in result.output
+    bad = runner.invoke(app, ["eval", "--run", str(out), "--step", "pretrain"])
+    assert bad.exit_code == 2 and "--step" in bad.output
+    for path in (out / "progan").glob("*.pt"):
+        path.unlink()
+    none = runner.invoke(app, ["eval", "--run", str(out), "--step", "progan"])
+    assert none.exit_code == 2 and "no progan checkpoints" in none.output
+
+
+# ---- EMA of the generator -------------------------------------------------------------------------------
+def test_ema_generator_averages_grows_and_is_what_samples_and_checkpoints_use(tmp_path):
+    from pokegan.progan.state import grow_state, load_generator, load_state, new_state, save_state
+    from pokegan.progan.train import generate_fixed, train_step
+
+    cfg = ProGANConfig(
+        sizes=[8, 16],
+        z_dim=8,
+        channel_base=64,
+        max_channels=16,
+        n_fixed=2,
+        norm="pixel",
+        upsample="nearest",
+        fade_in=True,
+        freeze=False,
+        ema_decay=0.9,
+    ).validate()
+    st = new_state(cfg, tmp_path, torch.device("cpu"), ["a"], "sha")
+    flows = (GradFlow("G"), GradFlow("D"))
+    for _ in range(4):
+        train_step(st, torch.rand(4, 3, 8, 8) * 2 - 1, record_every=10**6, flows=flows)
+        st.pos.step += 1
+        st.pos.stage_step += 1
+    assert st.ema.num_updates == 4 and st.sample_model is st.ema.model
+    live, avg = st.G.blocks["8"].conv[1].weight, st.ema.model.blocks["8"].conv[1].weight
+    assert not torch.equal(live, avg)  # an average, not a copy
+    with torch.no_grad():
+        assert torch.allclose(generate_fixed(st), st.ema.model(st.fixed_z))
+    grow_state(st)
+    assert st.ema.model.args.resolution == 16 and st.ema.num_updates == 4
+    assert torch.equal(st.ema.model.blocks["8"].conv[1].weight, avg)  # old layers keep their average
+    assert torch.equal(st.ema.model.blocks["16"].conv[1].weight, st.G.blocks["16"].conv[1].weight)
+    st.set_alpha(0.25)
+    assert st.ema.model.alpha == 0.25
+    save_state(st, tmp_path / "last.pt")
+    g, _ = load_generator(tmp_path / "last.pt")
+    assert torch.equal(g.blocks["8"].conv[1].weight, avg) and g.alpha == 0.25
+    again = new_state(cfg, tmp_path, torch.device("cpu"), ["a"], "sha")
+    load_state(again, tmp_path / "last.pt")
+    assert again.ema.num_updates == 4 and torch.equal(again.ema.model.blocks["8"].conv[1].weight, avg)
+    with pytest.raises(UserError, match="ema_decay"):
+        ProGANConfig(ema_decay=1.0).validate()

@@ -55,7 +55,9 @@ def sample(
 
 @app.command("eval")
 def evaluate(
-    run: Path = typer.Option(..., "--run", help="Run directory (runs/NAME) with a trained step 3."),
+    run: Path = typer.Option(
+        ..., "--run", help="Run directory (runs/NAME) with a trained step 3 (or progan, with --step progan)."
+    ),
     n_samples: int = typer.Option(
         2000, "--n-samples", help="Generated (and at most as many real) images per metric."
     ),
@@ -67,15 +69,40 @@ def evaluate(
     seed: int = typer.Option(0, "--seed", help="Seed of the generated latents."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON on stdout."),
+    step: str = typer.Option(
+        "gan",
+        "--step",
+        help="gan (step 3's final and best checkpoints) or progan (every stage checkpoint of RUN/progan).",
+    ),
 ) -> None:
     """Print and save (RUN/gan/eval.json) the judge's FD/KID/precision/recall, FCD/FCK, and FID/KID with --inception-weights."""
     import json
 
     from rich.table import Table
 
+    from pokedata.errors import UserError
     from pokedata.log import out
     from pokegan.metrics import EvalConfig, evaluate_run
 
+    if step not in ("gan", "progan"):
+        raise UserError(f"--step {step!r} is not gan or progan", hint="e.g. --step progan")
+    if step == "progan":
+        if inception_weights is not None:
+            raise UserError("--inception-weights is for --step gan", hint="drop it with --step progan")
+        from pokegan.progan.evaluate import ProGANEvalConfig, evaluate_progan
+
+        results = evaluate_progan(ProGANEvalConfig(run=run, n_samples=n_samples, seed=seed, device=device))
+        if json_out:
+            out.print_json(json.dumps(results))
+            return
+        table = Table(title=f"{run}: progan figures (the judge; lower FD/KID, higher precision/recall)")
+        keys = ("size", "step", "judge_fd", "judge_kid_mean", "judge_precision", "judge_recall")
+        for col in ("checkpoint", *keys):
+            table.add_column(col, justify="right")
+        for name, m in results.items():
+            table.add_row(name, *(f"{m[k]:.4g}" if isinstance(m[k], float) else str(m[k]) for k in keys))
+        out.print(table)
+        return
     results = evaluate_run(
         EvalConfig(
             run=run, n_samples=n_samples, inception_weights=inception_weights, seed=seed, device=device

@@ -19,10 +19,20 @@ from torch import nn
 
 from pokedata.store import atomic_write_bytes, atomic_write_text
 
+_WEIGHT_SUFFIXES = (".parametrizations.weight.original", ".weight")  # spectral norm's, a plain weight
+
+
+def is_weight(param_name: str) -> bool:
+    return param_name.endswith(_WEIGHT_SUFFIXES)
+
 
 def layer_name(param_name: str) -> str:
-    """``blocks.16.conv.weight`` -> ``blocks.16.conv``."""
-    return param_name.rsplit(".", 1)[0] if param_name.endswith(".weight") else param_name
+    """``blocks.16.conv.weight`` (or, under spectral norm, ``...conv.parametrizations.weight.original``)
+    -> ``blocks.16.conv``."""
+    for suffix in _WEIGHT_SUFFIXES:
+        if param_name.endswith(suffix):
+            return param_name[: -len(suffix)]
+    return param_name
 
 
 @dataclass
@@ -47,7 +57,7 @@ class GradFlow:
     def record(self, model: nn.Module) -> None:
         """Accumulate the current ``.grad`` of every weight (call after backward, before zero_grad)."""
         for name, p in model.named_parameters():
-            if not name.endswith(".weight"):
+            if not is_weight(name):
                 continue
             key = layer_name(name)
             if not p.requires_grad or p.grad is None:

@@ -24,10 +24,16 @@ import math
 from collections import OrderedDict
 from dataclasses import dataclass
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-NORMS = ("batch", "instance", "none")
+NORMS = ("batch", "instance", "pixel", "none")
+# the critic may also use spectral normalisation of its convolution weights instead of a norm layer
+D_NORMS = (*NORMS, "spectral")
+# zeros: a convolution sees mid-grey (0 in [-1, 1]) beyond the image edge; replicate: the edge pixel
+# continues, so a flat background reaching the border is the easy case instead of a frame to be unlearnt
+PADDINGS = ("zeros", "replicate")
 # transpose: DCGAN's ConvTranspose2d(4, stride 2), whose uneven kernel overlap draws a checkerboard until
 # training smooths it out; nearest: nearest-neighbour x2 then a 3x3 conv (Odena et al. 2016), no
 # checkerboard by construction, and flat colour regions (sprites) come for free.
@@ -47,6 +53,8 @@ class ProGANArgs:
     g_norm: str = "batch"  # batch | instance | none
     d_norm: str = "batch"  # batch | instance | none (use instance/none with a gradient penalty)
     g_upsample: str = "transpose"  # transpose (DCGAN's 4x4 stride-2) | nearest (upsample + 3x3 conv)
+    padding: str = "zeros"  # zeros | replicate: the padding of G's 3x3 and D's 4x4 convolutions
+    mbstd: bool = False  # D: append the minibatch standard deviation as a feature map before the head
 
     def validate(self) -> ProGANArgs:
         r = self.resolution
@@ -56,9 +64,12 @@ class ProGANArgs:
             raise ValueError(f"grown_from {self.grown_from} must be a smaller power of two than {r}")
         if self.fade and not self.grown_from:
             raise ValueError("fade needs grown_from (the first stage has nothing to fade from)")
-        for norm in (self.g_norm, self.d_norm):
-            if norm not in NORMS:
-                raise ValueError(f"norm {norm!r} must be one of {', '.join(NORMS)}")
+        if self.g_norm not in NORMS:
+            raise ValueError(f"g_norm {self.g_norm!r} must be one of {', '.join(NORMS)}")
+        if self.d_norm not in D_NORMS:
+            raise ValueError(f"d_norm {self.d_norm!r} must be one of {', '.join(D_NORMS)}")
+        if self.padding not in PADDINGS:
+            raise ValueError(f"padding {self.padding!r} must be one of {', '.join(PADDINGS)}")
         if self.g_upsample not in UPSAMPLES:
             raise ValueError(f"g_upsample {self.g_upsample!r} must be one of {', '.join(UPSAMPLES)}")
         if self.z_dim < 1 or self.channels(r) < 1:
@@ -79,12 +90,45 @@ class ProGANArgs:
         return [r for r in self.resolutions() if r <= self.grown_from]
 
 
+class PixelNorm(nn.Module):
+    """ProGAN's pixelwise feature normalisation: each pixel's feature vector scaled to unit RMS.
+
+    Per sample and per pixel, so unlike BatchNorm it couples no two images of a batch (and a batch of
+    one generates the same image as a batch of 64)."""
+
+    def forward(self, x: Tensor) -> Tensor:  # [B, C, H, W] -> same
+        return x * (x.pow(2).mean(dim=1, keepdim=True) + 1e-8).rsqrt()
+
+
+class MinibatchStd(nn.Module):
+    """ProGAN's minibatch standard deviation: one extra feature map holding the mean over features and
+    pixels of the per-feature standard deviation across the batch (groups of ``group`` images), so the
+    critic can see a batch with too little variety (mode collapse)."""
+
+    def __init__(self, group: int = 4):
+        super().__init__()
+        self.group = group
+
+    def forward(self, x: Tensor) -> Tensor:  # [B, C, H, W] -> [B, C + 1, H, W]
+        b, c, h, w = x.shape
+        g = min(self.group, b)
+        while b % g:  # a group size that divides the batch (a last, smaller batch)
+            g -= 1
+        y = x.reshape(g, b // g, c, h, w).float()
+        std = (y.var(dim=0, unbiased=False) + 1e-8).sqrt()  # [B/g, C, H, W]
+        std = std.mean(dim=(1, 2, 3)).to(x.dtype)  # [B/g]
+        std = std.reshape(1, b // g, 1, 1, 1).expand(g, b // g, 1, h, w).reshape(b, 1, h, w)
+        return torch.cat([x, std], dim=1)
+
+
 def _norm(kind: str, c: int) -> nn.Module:
     if kind == "batch":
         return nn.BatchNorm2d(c)
     if kind == "instance":
         return nn.InstanceNorm2d(c, affine=True)
-    return nn.Identity()
+    if kind == "pixel":
+        return PixelNorm()
+    return nn.Identity()  # none, spectral (the weights are normalised instead)
 
 
 def init_weights(module: nn.Module) -> None:
@@ -141,14 +185,24 @@ class Generator(Growable):
         self.blocks = nn.ModuleDict()
         for r in a.resolutions():
             if r == 4:  # stem: [B, z, 1, 1] -> [B, C4, 4, 4]
-                conv = nn.ConvTranspose2d(a.z_dim, a.channels(4), 4, 1, 0, bias=a.g_norm == "none")
+                conv = nn.ConvTranspose2d(a.z_dim, a.channels(4), 4, 1, 0, bias=a.g_norm in ("none", "pixel"))
             elif a.g_upsample == "nearest":  # [B, C(r/2), r/2, r/2] -> x2 -> 3x3 conv -> [B, C(r), r, r]
                 conv = nn.Sequential(
                     nn.Upsample(scale_factor=2, mode="nearest"),
-                    nn.Conv2d(a.channels(r // 2), a.channels(r), 3, 1, 1, bias=a.g_norm == "none"),
+                    nn.Conv2d(
+                        a.channels(r // 2),
+                        a.channels(r),
+                        3,
+                        1,
+                        1,
+                        bias=a.g_norm in ("none", "pixel"),
+                        padding_mode=a.padding,
+                    ),
                 )
             else:  # [B, C(r/2), r/2, r/2] -> [B, C(r), r, r]
-                conv = nn.ConvTranspose2d(a.channels(r // 2), a.channels(r), 4, 2, 1, bias=a.g_norm == "none")
+                conv = nn.ConvTranspose2d(
+                    a.channels(r // 2), a.channels(r), 4, 2, 1, bias=a.g_norm in ("none", "pixel")
+                )
             self.blocks[str(r)] = nn.Sequential(
                 OrderedDict(conv=conv, norm=_norm(a.g_norm, a.channels(r)), act=nn.ReLU(inplace=True))
             )
@@ -196,14 +250,28 @@ class Discriminator(Growable):
             self.from_rgb[str(a.grown_from)] = from_rgb(a.grown_from)
         self.blocks = nn.ModuleDict()
         for r in reversed(a.resolutions()):
-            if r == 4:  # head: [B, C4, 4, 4] -> [B, 1, 1, 1]
-                self.blocks["4"] = nn.Sequential(OrderedDict(conv=nn.Conv2d(a.channels(4), 1, 4, 1, 0)))
+            if r == 4:  # head: [B, C4, 4, 4] (+ the minibatch-stddev map) -> [B, 1, 1, 1]
+                head = OrderedDict(mbstd=MinibatchStd()) if a.mbstd else OrderedDict()
+                head["conv"] = nn.Conv2d(a.channels(4) + int(a.mbstd), 1, 4, 1, 0)
+                self.blocks["4"] = nn.Sequential(head)
             else:  # [B, C(r), r, r] -> [B, C(r/2), r/2, r/2]
-                conv = nn.Conv2d(a.channels(r), a.channels(r // 2), 4, 2, 1, bias=a.d_norm == "none")
+                conv = nn.Conv2d(
+                    a.channels(r),
+                    a.channels(r // 2),
+                    4,
+                    2,
+                    1,
+                    bias=a.d_norm in ("none", "spectral"),
+                    padding_mode=a.padding,
+                )
                 self.blocks[str(r)] = nn.Sequential(
                     OrderedDict(conv=conv, norm=_norm(a.d_norm, a.channels(r // 2)), act=nn.LeakyReLU(0.2))
                 )
         init_weights(self)
+        if a.d_norm == "spectral":  # every convolution's weight divided by its largest singular value
+            for m in list(self.modules()):
+                if isinstance(m, nn.Conv2d):
+                    nn.utils.parametrizations.spectral_norm(m)
 
     def old_layer_names(self) -> list[str]:
         names = [f"blocks.{r}" for r in self.args.old_resolutions()]

@@ -2,7 +2,8 @@
 models and optimizers, and its checkpoints.
 
 A checkpoint (``progan/last.pt``, ``stage_<size>px.pt``, ``final.pt``) holds the model arguments (so G and D
-rebuild from it alone, at the right size, with the right frozen layers), both state dicts, ``alpha``, both
+rebuild from it alone, at the right size, with the right frozen layers), both state dicts (and the EMA
+generator's with ``ema_decay > 0``: grids, snapshots and :func:`load_generator` use it), ``alpha``, both
 optimizers, the :class:`Position` (stage index and size, cycle entry, epoch, batch within the epoch, global
 and in-stage step), the fixed latents, every RNG state, the resolved config, the class list and the
 manifest hash. ``--resume`` restores all of it and carries on mid-stage, mid-epoch.
@@ -19,10 +20,11 @@ import torch
 from pokedata.errors import UserError
 from pokegan.checkpoint import check_compatible, rng_state, set_rng_state
 from pokegan.device import make_grad_scaler
+from pokegan.ema import EMA
 from pokegan.losses import GANLoss, make_loss
 from pokegan.progan.config import ProGANConfig
 from pokegan.progan.gradflow import GradFlow
-from pokegan.progan.grow import GrowReport, build_models, grow
+from pokegan.progan.grow import GrowReport, build_models, grow, transfer_weights
 from pokegan.progan.models import Discriminator, Generator, ProGANArgs
 
 CHECKPOINT_KIND = "poke-progan-1"
@@ -36,6 +38,8 @@ _FIXED_ON_RESUME = (
     "norm",
     "d_norm",
     "upsample",
+    "padding",
+    "mbstd",
     "loss",
     "fade_in",
     "freeze",
@@ -72,13 +76,21 @@ class ProGANState:
         default_factory=lambda: (GradFlow("G"), GradFlow("D"))
     )  # this stage
     scaler_g: Any = None  # torch.amp.GradScaler for G: enabled only under fp16 autocast (D runs in float32)
+    ema: EMA | None = None  # moving average of G's weights (ema_decay > 0)
 
     @property
     def size(self) -> int:
         return self.cfg.sizes[self.pos.stage]
 
+    @property
+    def sample_model(self) -> Generator:
+        """The generator that draws grids, snapshots and evaluations: the EMA copy when there is one."""
+        return self.ema.model if self.ema is not None else self.G
+
     def set_alpha(self, alpha: float) -> None:
         self.G.alpha = self.D.alpha = float(alpha)
+        if self.ema is not None:
+            self.ema.model.alpha = float(alpha)
 
     def set_lr(self, lr_g: float, lr_d: float) -> None:
         for opt, lr in ((self.opt_g, lr_g), (self.opt_d, lr_d)):
@@ -98,6 +110,8 @@ def stage_args(cfg: ProGANConfig, stage: int) -> ProGANArgs:
         g_norm=cfg.norm,
         d_norm=cfg.resolved_d_norm,
         g_upsample=cfg.upsample,
+        padding=cfg.padding,
+        mbstd=cfg.mbstd,
     ).validate()
 
 
@@ -123,13 +137,20 @@ def new_state(
         cfg, out, device, g, d, loss, opt_g, opt_d, fixed_z.to(device), list(classes), manifest_sha256
     )
     st.scaler_g = make_grad_scaler(device, cfg.amp)
+    st.ema = EMA(g, cfg.ema_decay) if cfg.ema_decay > 0 else None
     return st
 
 
 def grow_state(st: ProGANState) -> GrowReport:
     """Move to the next stage: grow G and D, fresh optimizers, position at the start of the stage."""
     nxt = st.pos.stage + 1
+    old_ema = st.ema
     st.G, st.D, report = grow(st.G, st.D, st.cfg.sizes[nxt], fade=st.cfg.fade_in, freeze=st.cfg.freeze)
+    if old_ema is not None:  # the grown average: old layers keep their averages, new ones start at G's
+        st.ema = EMA(st.G, old_ema.decay)
+        transfer_weights(old_ema.model, st.ema.model)
+        st.ema.num_updates = old_ema.num_updates
+        st.ema.model.alpha = st.G.alpha
     st.opt_g, st.opt_d = make_optimizers(st.loss, st.cfg, st.G, st.D, nxt)
     st.pos = Position(stage=nxt, step=st.pos.step)
     st.flows = (GradFlow("G"), GradFlow("D"))
@@ -148,6 +169,7 @@ def state_dict(st: ProGANState) -> dict:
         "opt_g": st.opt_g.state_dict(),
         "opt_d": st.opt_d.state_dict(),
         "scaler_g": st.scaler_g.state_dict() if st.scaler_g is not None else None,
+        "ema": st.ema.state_dict() if st.ema is not None else None,
         "position": asdict(p),
         "stage": {"index": p.stage, "size": st.size},
         "cycle_position": {"entry": p.entry, "epoch": p.epoch, "batch": p.batch},
@@ -197,6 +219,10 @@ def load_state(st: ProGANState, path: Path) -> None:
     g.load_state_dict(saved["generator"])
     d.load_state_dict(saved["discriminator"])
     st.G, st.D = g.to(st.device), d.to(st.device)
+    st.ema = EMA(st.G, st.cfg.ema_decay) if st.cfg.ema_decay > 0 else None
+    if st.ema is not None and saved.get("ema"):
+        st.ema.load_state_dict(saved["ema"])
+        st.ema.decay = st.cfg.ema_decay
     st.pos = pos
     st.set_alpha(float(saved["alpha"]))
     st.opt_g, st.opt_d = make_optimizers(st.loss, st.cfg, st.G, st.D, pos.stage)
@@ -211,13 +237,15 @@ def load_state(st: ProGANState, path: Path) -> None:
 
 
 def load_generator(path: Path, device: torch.device | str = "cpu") -> tuple[Generator, dict]:
-    """The generator of a progan checkpoint, rebuilt from the checkpoint alone (eval mode); and the state."""
+    """The generator of a progan checkpoint, rebuilt from the checkpoint alone (eval mode); and the state.
+
+    Its EMA weights when the run kept an average (``ema_decay > 0``), else the trained weights."""
     from pokegan.checkpoint import load_checkpoint
 
     saved = load_checkpoint(path)
     if saved.get("kind") != CHECKPOINT_KIND:
         raise UserError(f"{path} is not a progan checkpoint", hint="use RUN/progan/final.pt or last.pt")
     g = Generator(ProGANArgs(**saved["model_args"]))
-    g.load_state_dict(saved["generator"])
+    g.load_state_dict(saved["ema"]["model"] if saved.get("ema") else saved["generator"])
     g.alpha = float(saved.get("alpha", 1.0))
     return g.to(device).eval(), saved

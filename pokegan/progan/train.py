@@ -98,19 +98,22 @@ def train_step(
             flows[0].record(st.G)
         st.scaler_g.step(st.opt_g)
         st.scaler_g.update()
+        if st.ema is not None:
+            st.ema.update(st.G)
         logs.update(g_logs)
     return logs
 
 
 @torch.no_grad()
 def generate_fixed(st: ProGANState, batch: int = 64) -> torch.Tensor:
-    """The generator (eval mode) on the fixed latents: ``[n_fixed, 3, S, S]`` on CPU, in [-1, 1]."""
-    was = st.G.training
-    st.G.eval()
+    """The generator (its EMA copy if any; eval mode) on the fixed latents: ``[n_fixed, 3, S, S]`` on CPU."""
+    g = st.sample_model
+    was = g.training
+    g.eval()
     try:
-        out = [st.G(z).float().cpu() for z in st.fixed_z.split(batch)]
+        out = [g(z).float().cpu() for z in st.fixed_z.split(batch)]
     finally:
-        st.G.train(was)
+        g.train(was)
     return torch.cat(out)
 
 

@@ -1,0 +1,116 @@
+"""The evidence of ``poke train progan --preset small`` (docs/progan.md), from a finished run directory.
+
+Writes into ``--out``: ``progan-small-curves.png`` (the critic's and the generator's losses, D(real) and
+D(fake) over the steps, with the stage boundary and the fade-in marked; from the run's TensorBoard
+scalars) and copies the run's stage grids and gradient-flow plots as ``progan-small-<name>.png``; prints
+the judge's figures of every stage checkpoint (``poke eval --step progan``) as a markdown table, beside
+the same figures for real train images against the same val reference (the floor no generator can beat).
+
+    poke train progan --manifest manifests/sprites --out runs/sprites-progan --preset small
+    python bench/progan_small.py --run runs/sprites-progan --out docs/img --samples 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def scalars(tb_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    ea = EventAccumulator(str(tb_dir), size_guidance={"scalars": 0})
+    ea.Reload()
+    return {tag: [(e.step, e.value) for e in ea.Scalars(tag)] for tag in ea.Tags()["scalars"]}
+
+
+def plot_curves(tb: dict, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for tag, ax in (("progan/d_loss", axes[0]), ("progan/g_loss", axes[0])):
+        if tag in tb:
+            xs, ys = zip(*tb[tag], strict=True)
+            ax.plot(xs, ys, label=tag.split("/")[1], lw=1)
+    for tag in ("progan/d_real", "progan/d_fake"):
+        if tag in tb:
+            xs, ys = zip(*tb[tag], strict=True)
+            axes[1].plot(xs, ys, label=tag.split("/")[1].replace("_", "(") + ")", lw=1)
+    res = dict(tb.get("progan/resolution", []))
+    grow = next((s for s, r in sorted(res.items()) if r > min(res.values())), None) if res else None
+    alpha = [(s, a) for s, a in tb.get("progan/alpha", []) if grow is not None and s >= grow]
+    for ax in axes:
+        if grow is not None:
+            ax.axvline(
+                grow, color="k", ls="--", lw=0.8, label=f"{int(max(res.values()))} px from here (first log)"
+            )
+            full = next((s for s, a in alpha if a >= 1.0), None)
+            if full is not None:
+                ax.axvspan(grow, full, color="grey", alpha=0.15, label="fade-in")
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_title("losses (non-saturating BCE)")
+    axes[1].set_title("critic's mean sigmoid output (batch of real / fake)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def real_floor(run_dir: Path, size: int, n: int) -> dict[str, float]:
+    """The judge's figures of real *train* images against the val reference: what a perfect G would get."""
+    from pokegan.data import load_manifest
+    from pokegan.judge import load_or_train_judge, reference_features, score
+    from pokegan.metrics import reference_loader
+    from pokegan.runs import RunDir
+
+    run = RunDir(run_dir)
+    manifest = load_manifest(run.manifest_dir, data_root=run.data_root)
+    judge = load_or_train_judge(manifest)
+    ref = reference_features(judge, manifest, image_size=size, n=n, seed=0)
+    train = reference_loader(manifest, size, n, 0, 64, split="train")
+    return score(judge, ref, (b[0] if isinstance(b, (list, tuple)) else b for b in train), seed=0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", type=Path, required=True, help="a run with a finished (or started) progan step")
+    ap.add_argument("--out", type=Path, default=Path("docs/img"))
+    ap.add_argument("--samples", type=int, default=1000, help="generated images per judge evaluation")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    from pokegan.progan.evaluate import ProGANEvalConfig, evaluate_progan
+
+    step = args.run / "progan"
+    args.out.mkdir(parents=True, exist_ok=True)
+    plot_curves(scalars(step / "tb"), args.out / "progan-small-curves.png", f"{args.run}: poke train progan")
+    for pattern in ("samples_*px.png", "gradflow_*px.png"):
+        for src in sorted(step.glob(pattern)):
+            shutil.copy(src, args.out / f"progan-small-{src.stem.replace('_', '-')}.png")
+    figures = evaluate_progan(ProGANEvalConfig(run=args.run, n_samples=args.samples, device="cpu"))
+    print("| checkpoint | size | step | judge FD | KID | precision | recall |")
+    print("|---|---|---|---|---|---|---|")
+    for name, m in figures.items():
+        print(
+            f"| {name} | {m['size']} | {m['step']} | {m['judge_fd']:.1f} | {m['judge_kid_mean']:.3g} | "
+            f"{m['judge_precision']:.2f} | {m['judge_recall']:.2f} |"
+        )
+    for size in sorted({m["size"] for m in figures.values()}):
+        f = real_floor(args.run, size, args.samples)
+        print(
+            f"| real train frames | {size} | - | {f['fd']:.1f} | {f['kid_mean']:.3g} | "
+            f"{f['precision']:.2f} | {f['recall']:.2f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
