@@ -84,7 +84,7 @@ def _scratch(out: Path, pretrain_cfg) -> dict:
 def _runners(
     cfg: PipelineConfig, configs: dict[str, Any], gan_on_step: Callable[[int], None] | None
 ) -> dict[str, Callable]:
-    from pokegan.steps.classify import run_classify
+    from pokegan.steps.classify import new_run, run_classify
     from pokegan.steps.embed import run_embed
     from pokegan.steps.gan import run_gan
     from pokegan.steps.gmm import run_gmm
@@ -92,7 +92,9 @@ def _runners(
 
     out = Path(cfg.out)
     return {
-        "classify": lambda c, resume: run_classify(c, cfg.manifest, out, resume=resume),
+        "classify": lambda c, resume: run_classify(
+            c, new_run(c, cfg.manifest, out, resume=resume), resume=resume
+        ),
         "embed": lambda c, resume: run_embed(c, out, resume=resume),
         "pretrain": lambda c, resume: run_pretrain(c, out, resume=resume),
         "gmm": lambda c, resume: run_gmm(c, out, resume=resume),

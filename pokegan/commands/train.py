@@ -162,9 +162,9 @@ def classify(
 
         opt.print_dry_run(describe(cfg, manifest))
         return
-    from pokegan.steps.classify import run_classify
+    from pokegan.steps.classify import new_run, run_classify
 
-    run_classify(cfg, manifest, out, resume=resume)
+    run_classify(cfg, new_run(cfg, manifest, out, resume=resume), resume=resume)
 
 
 def _run_base(run: Path) -> dict:
