@@ -138,6 +138,30 @@ def wrap_for_training(model: torch.nn.Module, device: torch.device, compile_mode
     return ddp, ddp
 
 
+def data_parallel(model: torch.nn.Module, device: torch.device, *, find_unused: bool = False):
+    """``model`` under DistributedDataParallel when distributed, else ``model`` itself.
+
+    DDP broadcasts rank 0's parameters and buffers at construction (replicas start equal) and averages the
+    gradients of every backward pass through its ``forward``. ``find_unused``: parameters a forward may
+    skip (a generator's unused coarser toRGB layers, a faded-out branch) are marked ready, not waited for.
+    """
+    if not is_distributed():
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=find_unused)
+
+
+def any_true(flag: bool, device: torch.device) -> bool:
+    """Whether ``flag`` is true on any rank (every rank takes the same branch afterwards)."""
+    if not is_distributed():
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return bool(t.item() > 0)
+
+
 def broadcast_object(obj):
     """Rank 0's Python object on every rank."""
     if not is_distributed():
@@ -145,6 +169,23 @@ def broadcast_object(obj):
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def rank_seed(seed: int, step: int) -> int:
+    """A seed of this rank at optimizer step ``step`` (ranks > 0 after loading rank 0's RNG states)."""
+    return (seed * 1_000_003 + rank() * 7919 + step * 104_729) % 2**63
+
+
+def reseed_rank(seed: int, step: int) -> None:
+    """Give a rank > 0 its own python/numpy/torch streams again after it loaded rank 0's (a resume)."""
+    import random
+
+    import numpy as np
+
+    s = rank_seed(seed, step)
+    random.seed(s)
+    np.random.seed(s % (2**32))
+    torch.manual_seed(s)
 
 
 def setup_torch(device: torch.device, seed: int) -> None:
@@ -166,10 +207,12 @@ def setup_torch(device: torch.device, seed: int) -> None:
 __all__ = [
     "all_reduce_sum",
     "amp_dtype",
+    "any_true",
     "autocast",
     "barrier",
     "broadcast_object",
     "cleanup_distributed",
+    "data_parallel",
     "init_distributed",
     "is_distributed",
     "is_main",
@@ -177,6 +220,8 @@ __all__ = [
     "make_grad_scaler",
     "local_rank",
     "rank",
+    "rank_seed",
+    "reseed_rank",
     "resolve_device",
     "setup_torch",
     "sync_buffers",

@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -158,7 +159,7 @@ class Session:
         return self.run.is_done(self.name)
 
     def done_summary(self) -> dict:
-        console.print(f"[dim]{self.name}: {self.dir}/done.json exists, nothing to do[/]")
+        console.print(f"[dim]{self.name}: {self.dir} is already done (done.json); nothing to do[/]")
         return self.run.done_summary(self.name)
 
     def open_writer(self, purge_step: int | None = None) -> None:
@@ -190,12 +191,19 @@ class Session:
 
 
 def open_session(
-    name: str, cfg: Any, run: RunDir | Path | str, *, resume: bool, requires: tuple[str, ...] = ()
+    name: str,
+    cfg: Any,
+    run: RunDir | Path | str,
+    *,
+    resume: bool,
+    requires: tuple[str, ...] = (),
+    to_toml: Callable[[Any], str] = config_to_toml,
 ) -> Session:
     """Join torchrun, pick the device, seed, open the step folder (rank 0) and write ``config.toml``.
 
     A finished step is not reopened: check :attr:`Session.done` first. ``cfg`` has ``device`` and ``seed``.
     ``requires``: the steps that must be finished first (checked before the step folder is touched).
+    ``to_toml``: how the config is written (ProGAN's has its cycles table).
     """
     dev.init_distributed()
     device = dev.resolve_device(cfg.device)
@@ -219,7 +227,7 @@ def open_session(
     step_dir = the_run.step_dir(name)
     s = Session(name, the_run, step_dir, device, main, resumed, MetricsLog(step_dir / "metrics.jsonl", main))
     if main and not s.done:
-        atomic_write_text(step_dir / "config.toml", config_to_toml(cfg))
+        atomic_write_text(step_dir / "config.toml", to_toml(cfg))
     return s
 
 

@@ -185,20 +185,23 @@ def run_pretrain(cfg: PretrainConfig, run: RunDir | Path | str, *, resume: bool 
     classifier = load_frozen_classifier(s.run, s.device)
     if cfg.channels_last:
         classifier = classifier.to(memory_format=torch.channels_last)
-    grid = _grid_images(manifest, cfg, s.device) if s.main else None
-    step = PretrainStep(cfg, PerceptualLoss(classifier, cfg.layer_weights, cfg.pixel_l1), grid, s.device)
+    loss_fn = PerceptualLoss(classifier, cfg.layer_weights, cfg.pixel_l1)
     G = build_generator(cfg, s.device)
+    opt = torch.optim.AdamW(param_groups(G, cfg.weight_decay), lr=cfg.lr, betas=tuple(cfg.betas))
+    scaler = dev.make_grad_scaler(s.device, cfg.amp)
     loader = loader_from_config(manifest, "train", cfg.data, train=True, device=s.device)
     total = cfg.epochs * steps_per_epoch(loader, cfg.grad_accum)
     st = PretrainState(
         model=G,
-        opt=torch.optim.AdamW(param_groups(G, cfg.weight_decay), lr=cfg.lr, betas=tuple(cfg.betas)),
+        opt=opt,
         sched=WarmupCosine(cfg.lr, total, cfg.warmup_steps, cfg.min_lr_ratio),
-        scaler=dev.make_grad_scaler(s.device, cfg.amp),
+        scaler=scaler,
         classes=list(manifest.classes),
         manifest_sha256=manifest.sha256,
         g_args=generator_args(cfg),
     )
+    grid = _grid_images(manifest, cfg, s.device) if s.main else None
+    step = PretrainStep(cfg, loss_fn, grid, s.device)
     resume_epochs(s, step, st)
     if train_epochs(s, step, st, cfg, loader):
         return {"stopped": True, "step": st.step}
