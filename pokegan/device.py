@@ -16,6 +16,7 @@ import torch
 import torch.distributed as dist
 
 from pokedata.errors import UserError
+from pokedata.log import console
 
 
 def world_size() -> int:
@@ -58,6 +59,8 @@ def init_distributed(backend: str | None = None) -> bool:
     if backend == "nccl":
         torch.cuda.set_device(local_rank())
     dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=30))
+    if not is_main():  # one voice: rank 0 reports (torchrun still shows any rank's traceback)
+        console.quiet = True
     return True
 
 
