@@ -33,6 +33,11 @@ from typing import Any
 
 from pokedata.errors import UserError
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
 PRESET_NAMES = ("tiny", "small", "default")
 
 
@@ -331,11 +336,6 @@ def apply_values(cfg: Any, values: dict[str, Any], section: str) -> Any:
 
 def read_config_file(path: Path | str) -> dict[str, Any]:
     """The TOML file as a dict of sections; a clear error when it is missing or malformed."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
-
     p = Path(path)
     if not p.is_file():
         raise UserError(

@@ -11,9 +11,12 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import random
 
+import numpy as np
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 from pokedata.errors import UserError
 from pokedata.log import console
@@ -135,7 +138,6 @@ def wrap_for_training(model: torch.nn.Module, device: torch.device, compile_mode
         model = torch.compile(model)
     if not is_distributed():
         return model, None
-    from torch.nn.parallel import DistributedDataParallel
 
     ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     return ddp, ddp
@@ -150,7 +152,6 @@ def data_parallel(model: torch.nn.Module, device: torch.device, *, find_unused: 
     """
     if not is_distributed():
         return model
-    from torch.nn.parallel import DistributedDataParallel
 
     ids = [device.index] if device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=find_unused)
@@ -181,9 +182,6 @@ def rank_seed(seed: int, step: int) -> int:
 
 def reseed_rank(seed: int, step: int) -> None:
     """Give a rank > 0 its own python/numpy/torch streams again after it loaded rank 0's (a resume)."""
-    import random
-
-    import numpy as np
 
     s = rank_seed(seed, step)
     random.seed(s)
@@ -193,9 +191,6 @@ def reseed_rank(seed: int, step: int) -> None:
 
 def setup_torch(device: torch.device, seed: int) -> None:
     """Seed every generator (offset by rank) and enable the fast CUDA kernels."""
-    import random
-
-    import numpy as np
 
     s = seed + rank()
     random.seed(s)

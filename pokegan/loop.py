@@ -30,6 +30,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from torch.utils.tensorboard import SummaryWriter  # slow to import: only when training
 
 from pokedata.errors import UserError
 from pokedata.log import console
@@ -38,8 +47,8 @@ from pokegan import device as dev
 from pokegan.checkpoint import (
     check_compatible,
     load_checkpoint,
+    provenance,
     restore_training_state,
-    rng_state,
     save_checkpoint,
 )
 from pokegan.config import config_to_toml
@@ -118,14 +127,6 @@ def progress(enabled: bool, *, transient: bool = False):
     """A rich progress bar on stderr (disabled off rank 0)."""
     # rich is imported here, not at the top: `poke --help` imports this module's commands' modules lazily,
     # and the progress bar is the only part of rich the trainer needs
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
 
     return Progress(
         TextColumn("{task.description}"),
@@ -165,8 +166,6 @@ class Session:
     def open_writer(self, purge_step: int | None = None) -> None:
         """TensorBoard under ``STEP/tb`` on rank 0 (``purge_step``: drop events past a resumed step)."""
         if self.main:
-            from torch.utils.tensorboard import SummaryWriter  # slow to import: only when training
-
             self.writer = SummaryWriter(log_dir=str(self.dir / "tb"), purge_step=purge_step or None)
 
     def scalars(self, values: dict[str, float], step: int, prefix: str = "") -> None:
@@ -291,10 +290,7 @@ def checkpoint(step: EpochStep, st: EpochState, cfg: Any, *, epoch: int, batch: 
         "step": st.step,
         "epoch": epoch,
         "batch_in_epoch": batch,
-        "rng": rng_state(),
-        "config": dataclasses.asdict(cfg),
-        "classes": st.classes,
-        "manifest_sha256": st.manifest_sha256,
+        **provenance(cfg, st.classes, st.manifest_sha256),
     }
 
 

@@ -1,4 +1,8 @@
-"""``poke train``: the three training steps (classify, embed, pretrain, gmm, gan), ``all``, and ``progan``."""
+"""``poke train``: the three training steps (classify, embed, pretrain, gmm, gan), ``all``, and ``progan``.
+
+The library modules are imported inside each command, not at the top: ``poke --help`` builds every
+command, and importing torch (every step's module does) would take seconds.
+"""
 
 from __future__ import annotations
 

@@ -20,7 +20,8 @@ import json
 from dataclasses import dataclass, field, fields
 
 from pokedata.errors import UserError
-from pokegan.config import DataConfig, register_presets
+from pokegan.config import DataConfig, config_to_toml, register_presets
+from pokegan.diffaugment import parse_policy
 from pokegan.losses import LOSS_NAMES, LossConfig
 from pokegan.progan.models import NORMS, UPSAMPLES
 
@@ -145,7 +146,6 @@ class ProGANConfig:
             raise UserError(
                 f"[progan] upsample {self.upsample!r} is unknown", hint=f"use one of {', '.join(UPSAMPLES)}"
             )
-        from pokegan.diffaugment import parse_policy
 
         parse_policy(self.diffaugment, "[progan] diffaugment")
         if self.norm not in NORMS or self.d_norm not in (*NORMS, "auto"):
@@ -242,7 +242,6 @@ def progan_config_to_toml(cfg: ProGANConfig) -> str:
 
     (The shared ``config_to_toml`` writes flat sections; the cycles need inline tables.)
     """
-    from pokegan.config import config_to_toml
 
     lines = ["[progan]"]
     for f in fields(cfg):

@@ -18,7 +18,7 @@ import torch
 
 from pokedata.errors import UserError
 from pokegan import device as dev
-from pokegan.checkpoint import check_compatible, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from pokegan.checkpoint import check_compatible, load_checkpoint, provenance, save_on_main, set_rng_state
 from pokegan.device import make_grad_scaler
 from pokegan.losses import GANLoss, make_loss
 from pokegan.progan.config import ProGANConfig
@@ -170,17 +170,13 @@ def state_dict(st: ProGANState) -> dict:
         "step": p.step,
         "fixed_latents": st.fixed_z.cpu(),
         "gradflow": [f.state_dict() for f in st.flows],
-        "rng": rng_state(),
-        "config": asdict(st.cfg),
-        "classes": st.classes,
-        "manifest_sha256": st.manifest_sha256,
+        **provenance(st.cfg, st.classes, st.manifest_sha256),
     }
 
 
 def save_state(st: ProGANState, path: Path) -> None:
     """Save a checkpoint (rank 0: the replicas are equal; the others go on)."""
-    if dev.is_main():
-        save_checkpoint(path, state_dict(st))
+    save_on_main(path, lambda: state_dict(st))
 
 
 def check_resumable(saved: dict, cfg: ProGANConfig, path: Path) -> None:

@@ -32,8 +32,8 @@ from pokedata.store import atomic_write_bytes, atomic_write_text
 from pokegan import device as dev
 from pokegan.checkpoint import load_checkpoint
 from pokegan.diffaugment import critic_view
+from pokegan.evaluate import generator_figures
 from pokegan.loop import Session, open_session, progress
-from pokegan.metrics import generator_figures
 from pokegan.models.discriminator import image_pyramid
 from pokegan.runs import RunDir
 from pokegan.steps.gan_setup import GANConfig, GANState, build_state, load_state, save_state

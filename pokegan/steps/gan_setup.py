@@ -22,7 +22,7 @@ from pokedata.errors import UserError
 from pokedata.log import console
 from pokedata.store import atomic_write_bytes
 from pokegan import device as dev
-from pokegan.checkpoint import check_compatible, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from pokegan.checkpoint import check_compatible, load_checkpoint, provenance, save_on_main, set_rng_state
 from pokegan.config import DataConfig, PretrainConfig, config_to_toml, load_step_config, register_presets
 from pokegan.data import load_manifest, loader_from_config
 from pokegan.diffaugment import parse_policy
@@ -411,18 +411,14 @@ def state_dict(st: GANState) -> dict:
         "best_judge_fd": st.best_judge_fd,
         "best_step": st.best_step,
         "data_position": {"epoch": st.data_epoch, "batch": st.data_batch},
-        "rng": rng_state(),
         "latent_rng": st.latent_gen.get_state(),
-        "config": asdict(st.cfg),
-        "classes": st.classes,
-        "manifest_sha256": st.manifest_sha256,
+        **provenance(st.cfg, st.classes, st.manifest_sha256),
     }
 
 
 def save_state(st: GANState, path: Path) -> None:
     """Save a checkpoint (rank 0: the replicas are equal; the others go on)."""
-    if dev.is_main():
-        save_checkpoint(path, state_dict(st))
+    save_on_main(path, lambda: state_dict(st))
 
 
 def load_state(st: GANState, path: Path) -> None:
