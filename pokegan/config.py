@@ -60,14 +60,20 @@ def cli(
     return {"cli": CliOption(help, flag, parse, path)}
 
 
-def parse_floats(value: str, flag: str) -> list[float]:
-    """``"1,1,0.5,0"`` -> ``[1.0, 1.0, 0.5, 0.0]``; a clear error naming the flag otherwise."""
+def parse_numbers(value: str, flag: str, kind: type = float) -> list:
+    """``"1,1,0.5,0"`` -> ``[1.0, 1.0, 0.5, 0.0]`` (``kind`` int: ``"4,8"`` -> ``[4, 8]``); a clear error
+    naming the flag otherwise."""
     try:
-        return [float(v) for v in value.split(",") if v.strip()]
+        return [kind(v) for v in value.split(",") if v.strip()]
     except ValueError:
+        what, e_g = ("integers", "4,8,16") if kind is int else ("numbers", "1,1,1,1")
         raise UserError(
-            f"{flag} {value!r} is not a comma-separated list of numbers", hint=f"e.g. {flag} 1,1,1,1"
+            f"{flag} {value!r} is not a comma-separated list of {what}", hint=f"e.g. {flag} {e_g}"
         ) from None
+
+
+def parse_floats(value: str, flag: str) -> list[float]:
+    return parse_numbers(value, flag, float)
 
 
 # options several steps share (one help text each)

@@ -11,7 +11,12 @@ from pathlib import Path
 import typer
 
 from pokegan.commands import options as _opt
-from pokegan.config import ClassifyConfig, EmbedConfig, PretrainConfig  # torch-free: --help stays fast
+from pokegan.config import (  # torch-free: --help stays fast
+    ClassifyConfig,
+    EmbedConfig,
+    PretrainConfig,
+    parse_numbers,
+)
 
 app = typer.Typer(
     help="Train: classify -> embed -> pretrain -> gmm -> gan (or all at once), and the progressive DCGAN.",
@@ -222,19 +227,6 @@ def pretrain(
 
 
 # ---- step 3: gmm, gan; and the whole pipeline --------------------------------------------------------------
-def _parse_ints(value: str | None, flag: str) -> list[int] | None:
-    from pokedata.errors import UserError
-
-    if value is None:
-        return None
-    try:
-        return [int(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise UserError(
-            f"{flag} {value!r} is not a comma-separated list of integers", hint=f"e.g. {flag} 4,8,16"
-        ) from None
-
-
 @app.command("gmm")
 def gmm(
     run: Path = opt.run_opt(),
@@ -262,7 +254,7 @@ def gmm(
 
     overrides = {
         "components": components,
-        "bic": _parse_ints(bic, "--bic"),
+        "bic": parse_numbers(bic, "--bic", int) if bic else None,
         "covariance": covariance,
         "backend": backend,
         "max_rows": max_rows,
