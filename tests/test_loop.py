@@ -57,15 +57,19 @@ def step2_run(tmp_path_factory):
     return run
 
 
+@pytest.fixture(scope="module")
+def stopped_run(step2_run, tmp_path_factory):
+    """``step2_run`` with step 2 stopped after one optimizer step (``pretrain/last.pt``)."""
+    run = RunDir(tmp_path_factory.mktemp("stopped") / "run")
+    shutil.copytree(step2_run.root, run.root)
+    assert run_pretrain(_cfg(stop_after_steps=1), run.root) == {"stopped": True, "step": 1}
+    return run
+
+
 def _cfg(**over) -> PretrainConfig:
     base = {"epochs": 1, "data.num_workers": 0, "grid_n": 2, **over}
-    return load_step_config(
-        PretrainConfig,
-        "pretrain",
-        preset="tiny",
-        overrides=base,
-        base={"data": {"image_size": 16, "batch_size": 8}},
-    )
+    data = {"data": {"image_size": 16, "batch_size": 8}}
+    return load_step_config(PretrainConfig, "pretrain", preset="tiny", overrides=base, base=data)
 
 
 def _copy(run, tmp_path) -> RunDir:
@@ -81,10 +85,9 @@ def test_a_missing_prerequisite_touches_no_step_folder(step2_run, tmp_path):
     assert not run.step_dir("pretrain").exists()  # so the next try needs no --resume
 
 
-def test_a_pre_skeleton_checkpoint_resumes(step2_run, tmp_path):
-    run = _copy(step2_run, tmp_path)
-    stopped = run_pretrain(_cfg(stop_after_steps=1), run.root)
-    assert stopped == {"stopped": True, "step": 1}
+@pytest.mark.slow
+def test_a_pre_skeleton_checkpoint_resumes(stopped_run, tmp_path):
+    run = _copy(stopped_run, tmp_path)
     path = run.step_dir("pretrain") / "last.pt"
     saved = torch.load(path, weights_only=False)
     assert set(saved) == PRE_SKELETON_PRETRAIN_KEYS  # the layout did not change
@@ -94,6 +97,7 @@ def test_a_pre_skeleton_checkpoint_resumes(step2_run, tmp_path):
     assert summary["steps"] == 4  # 36 images, batches of 8: steps 2..4 after the resumed step 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -103,9 +107,8 @@ def test_a_pre_skeleton_checkpoint_resumes(step2_run, tmp_path):
         ({"model_args": {"generator": {"image_size": 64}}}, "holds a different generator"),
     ],
 )
-def test_an_unfit_checkpoint_is_refused_by_name(step2_run, tmp_path, change, message):
-    run = _copy(step2_run, tmp_path)
-    run_pretrain(_cfg(stop_after_steps=1), run.root)
+def test_an_unfit_checkpoint_is_refused_by_name(stopped_run, tmp_path, change, message):
+    run = _copy(stopped_run, tmp_path)
     path = run.step_dir("pretrain") / "last.pt"
     saved = torch.load(path, weights_only=False)
     saved.pop(change.pop("drop", None), None)
