@@ -96,7 +96,7 @@ def base_run(manifest: Path, work: Path, run: Path | None) -> Path:
     """A run with steps 1-2 and the mixture done (``--run``, or ``--preset small`` into WORK/base)."""
     from pokegan.pipeline import PipelineConfig, resolve_configs
     from pokegan.runs import RunDir
-    from pokegan.steps.classify import run_classify
+    from pokegan.steps.classify import new_run, run_classify
     from pokegan.steps.embed import run_embed
     from pokegan.steps.gmm import run_gmm
     from pokegan.steps.pretrain import run_pretrain
@@ -109,7 +109,7 @@ def base_run(manifest: Path, work: Path, run: Path | None) -> Path:
     cfgs = resolve_configs(
         PipelineConfig(manifest=manifest, out=out, preset="small", resume=True, device="cpu")
     )
-    run_classify(cfgs["classify"], manifest, out, resume=True)
+    run_classify(cfgs["classify"], new_run(cfgs["classify"], manifest, out, resume=True), resume=True)
     run_embed(cfgs["embed"], out, resume=True)
     run_pretrain(cfgs["pretrain"], out, resume=True)
     run_gmm(cfgs["gmm"], out, resume=True)

@@ -40,7 +40,7 @@ def main() -> None:
     from pokedata.clean import CleanConfig, run_clean
     from pokedata.manifest import ManifestConfig, build_manifest
     from pokegan.config import ClassifyConfig, load_step_config
-    from pokegan.steps.classify import run_classify
+    from pokegan.steps.classify import new_run, run_classify
     from tests.test_sprites_e2e import gen1_catalog, import_sprites
 
     work = args.work or Path(tempfile.mkdtemp(prefix="poke-row-order-"))
@@ -60,7 +60,7 @@ def main() -> None:
     print("| manifest | val top-1 | val top-5 |\n|---|---|---|")
     for manifest in (written, shuffled):
         cfg = load_step_config(ClassifyConfig, "classify", preset="tiny")
-        summary = run_classify(cfg, manifest, work / f"run-{manifest.name}")
+        summary = run_classify(cfg, new_run(cfg, manifest, work / f"run-{manifest.name}"))
         print(f"| {manifest.name} | {summary['val_top1']:.3f} | {summary['val_top5']:.3f} |", flush=True)
 
 

@@ -26,9 +26,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from pokedata.log import console
 from pokedata.store import atomic_write_text
+from pokegan import device as dev
+from pokegan.decode import JpegDataset
 
 CHUNK = 1024
 
@@ -76,10 +79,6 @@ def build_cache(
     manifest, image_size: int, *, cache_dir: Path | str | None = None, num_workers: int = 2
 ) -> PackedCache:
     """Decode every manifest image at ``image_size`` into the packed cache (resumes a partial build)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from pokegan.data import JpegDataset
-
     root = cache_root(manifest, cache_dir)
     d = root / f"{_key(manifest)[:16]}-{image_size}px"
     d.mkdir(parents=True, exist_ok=True)
@@ -133,8 +132,6 @@ def open_cache(
     manifest, image_size: int, *, cache_dir: Path | str | None = None, num_workers: int = 2
 ) -> PackedCache:
     """The packed cache of a manifest at a resolution, built on first use (on rank 0 only under torchrun)."""
-    from pokegan import device as dev
-
     if dev.is_main():
         cache = build_cache(manifest, image_size, cache_dir=cache_dir, num_workers=num_workers)
     dev.barrier()

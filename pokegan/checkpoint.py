@@ -19,6 +19,7 @@ the new one, never half of one.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ import torch
 
 from pokedata.errors import UserError
 from pokedata.store import atomic_writer
+from pokegan import device as dev
 
 
 def save_checkpoint(path: Path | str, state: dict[str, Any]) -> Path:
@@ -36,6 +38,22 @@ def save_checkpoint(path: Path | str, state: dict[str, Any]) -> Path:
     with atomic_writer(path) as fh:
         torch.save(state, fh)
     return path
+
+
+def save_on_main(path: Path | str, make_state) -> None:
+    """Rank 0 saves ``make_state()`` (the replicas are equal); the other ranks build nothing and go on."""
+    if dev.is_main():
+        save_checkpoint(path, make_state())
+
+
+def provenance(cfg: Any, classes: list[str], manifest_sha256: str) -> dict[str, Any]:
+    """The keys every training checkpoint ends with: RNG states, the resolved config, classes, manifest."""
+    return {
+        "rng": rng_state(),
+        "config": dataclasses.asdict(cfg),
+        "classes": list(classes),
+        "manifest_sha256": manifest_sha256,
+    }
 
 
 def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -123,4 +141,13 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
             return model
 
 
-__all__ = ["check_compatible", "load_checkpoint", "rng_state", "save_checkpoint", "set_rng_state", "unwrap"]
+__all__ = [
+    "check_compatible",
+    "load_checkpoint",
+    "provenance",
+    "rng_state",
+    "save_checkpoint",
+    "save_on_main",
+    "set_rng_state",
+    "unwrap",
+]

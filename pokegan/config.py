@@ -27,13 +27,64 @@ import dataclasses
 import json
 import math
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pokedata.errors import UserError
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
 PRESET_NAMES = ("tiny", "small", "default")
+
+
+# ---- command-line options, declared on the fields -------------------------------------------------------
+@dataclass(frozen=True)
+class CliOption:
+    """How a config field appears on the command line (``pokegan.commands.options.config_options``)."""
+
+    help: str
+    flag: str = ""  # default: --field-name (a bool: --field-name/--no-field-name)
+    parse: Callable[[str, str], Any] | None = None  # (text, flag) -> value: the option is then text
+    path: bool = False  # a str field holding a file path: the option is a path (its text is stored)
+
+
+def cli(
+    help: str, flag: str = "", parse: Callable[[str, str], Any] | None = None, path: bool = False
+) -> dict[str, CliOption]:
+    """Field metadata making the field a command-line option: ``field(default=..., metadata=cli("..."))``."""
+    return {"cli": CliOption(help, flag, parse, path)}
+
+
+def parse_numbers(value: str, flag: str, kind: type = float) -> list:
+    """``"1,1,0.5,0"`` -> ``[1.0, 1.0, 0.5, 0.0]`` (``kind`` int: ``"4,8"`` -> ``[4, 8]``); a clear error
+    naming the flag otherwise."""
+    try:
+        return [kind(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        what, e_g = ("integers", "4,8,16") if kind is int else ("numbers", "1,1,1,1")
+        raise UserError(
+            f"{flag} {value!r} is not a comma-separated list of {what}", hint=f"e.g. {flag} {e_g}"
+        ) from None
+
+
+def parse_floats(value: str, flag: str) -> list[float]:
+    return parse_numbers(value, flag, float)
+
+
+# options several steps share (one help text each)
+EPOCHS = cli("Passes over the train split.")
+LR = cli("Peak learning rate (after the linear warm-up; cosine decay follows).")
+GRAD_ACCUM = cli("Micro-batches accumulated per optimizer step.")
+COMPILE = cli("torch.compile the model (CUDA only).")
+STOP_AFTER = cli("Stop (checkpoint saved) after N optimizer steps; continue later with --resume.")
+DEVICE = cli("auto (CUDA when available, the torchrun local rank), cpu, cuda or cuda:N.")
+SEED = cli("Seed of the model initialisation and the data order.")
+NUM_WORKERS = cli("DataLoader processes decoding JPEGs (0 = in the main process).")
 
 
 # ---- the shared data section ---------------------------------------------------------------------------
@@ -41,17 +92,29 @@ PRESET_NAMES = ("tiny", "small", "default")
 class DataConfig:
     """``[data]``: how images are read, sized, augmented and batched."""
 
-    image_size: int = 64  # square side in px (a power of two: 32 .. 256)
-    batch_size: int = 64  # per process (per GPU under torchrun)
-    num_workers: int = 2  # DataLoader worker processes decoding JPEGs (0 = in the main process)
+    # square side in px (a power of two: 32 .. 256)
+    image_size: int = field(
+        default=64, metadata=cli("Square image side in px, a power of two (32, 64, 128, 256).")
+    )
+    # per process (per GPU under torchrun)
+    batch_size: int = field(default=64, metadata=cli(r"Images per batch and process (\[data] batch_size)."))
+    num_workers: int = field(default=2, metadata=NUM_WORKERS)
     augment: bool = True  # horizontal flip + conservative random resized crop (training only)
     crop_scale: float = 0.85  # smallest area fraction kept by the random resized crop (1.0 = no crop)
-    use_cache: bool = True  # decode once into a packed uint8 memmap per resolution (pokegan.cache)
+    # decode once into a packed uint8 memmap per resolution (pokegan.cache)
+    use_cache: bool = field(
+        default=True,
+        metadata=cli("Read images from the packed uint8 cache (built on first use).", "--cache/--no-cache"),
+    )
     cache_dir: str = ""  # where packed caches live ("" = DATA_ROOT/cache/packed)
     cache_on_gpu: bool = True  # keep the packed cache in GPU memory when it fits (augmentation there too)
     data_root: str = ""  # dataset directory the manifest paths are relative to ("" = from stats.json)
-    max_images: int = 0  # use at most this many train images, a seeded class-stratified subset (0 = all)
-    balanced: bool = False  # class-balanced sampler (each class equally likely per draw)
+    # use at most this many train images, a seeded class-stratified subset (0 = all)
+    max_images: int = field(
+        default=0, metadata=cli("Train on a seeded, class-stratified subset of N images.")
+    )
+    # class-balanced sampler (each class equally likely per draw)
+    balanced: bool = field(default=False, metadata=cli("Class-balanced sampling of the train split."))
     seed: int = 0
 
     def validate(self) -> DataConfig:
@@ -97,30 +160,34 @@ def _check_train(cfg: Any, section: str) -> None:
 class ClassifyConfig:
     """``[classify]``: step 1, the ResNet-34 embedding classifier."""
 
-    task: str = (
-        "auto"  # classes | rotation (RotNet pretext) | auto (rotation when all images share one class)
+    # classes | rotation (RotNet pretext) | auto (rotation when all images share one class)
+    task: str = field(
+        default="auto", metadata=cli("classes, rotation (RotNet pretext) or auto (rotation for one class).")
     )
-    epochs: int = 30
-    optimizer: str = "adamw"  # adamw | sgd
-    lr: float = 1e-3  # peak learning rate (after warm-up); scaled by nothing: set it for your batch
+    epochs: int = field(default=30, metadata=EPOCHS)
+    optimizer: str = field(default="adamw", metadata=cli("adamw (default) or sgd (Nesterov momentum)."))
+    lr: float = field(default=1e-3, metadata=LR)  # scaled by nothing: set it for your batch
     weight_decay: float = 0.05
     momentum: float = 0.9  # sgd only
     warmup_steps: int = 500  # optimizer steps of linear warm-up, then cosine to min_lr_ratio * lr
     min_lr_ratio: float = 0.01
-    label_smoothing: float = 0.1
-    grad_accum: int = 1  # micro-batches per optimizer step
+    label_smoothing: float = field(default=0.1, metadata=cli("Cross-entropy label smoothing, 0..1."))
+    grad_accum: int = field(default=1, metadata=GRAD_ACCUM)
     grad_clip: float = 0.0  # max gradient norm (0 = off)
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
     channels_last: bool = True
-    compile: bool = False  # torch.compile the model (CUDA only)
-    init_weights: str = ""  # a local ResNet-34 (torchvision) or classifier state dict to start from
+    compile: bool = field(default=False, metadata=COMPILE)
+    # a local ResNet-34 (torchvision) or classifier state dict to start from
+    init_weights: str = field(
+        default="", metadata=cli("Local ResNet-34 state dict to start the body from.", path=True)
+    )
     stats_images: int = 20000  # train images for the precise BatchNorm and frozen encoding statistics
     checkpoint_every: int = 0  # optimizer steps between mid-epoch checkpoints (0 = at epoch ends only)
-    stop_after_steps: int = 0  # stop after N optimizer steps (checkpoint saved); then --resume
+    stop_after_steps: int = field(default=0, metadata=STOP_AFTER)
     log_every: int = 20
     worst_k: int = 10  # worst classes listed after each epoch
-    device: str = "auto"
-    seed: int = 0
+    device: str = field(default="auto", metadata=DEVICE)
+    seed: int = field(default=0, metadata=SEED)
     data: DataConfig = field(default_factory=DataConfig)
 
     def validate(self) -> ClassifyConfig:
@@ -146,11 +213,13 @@ class ClassifyConfig:
 class EmbedConfig:
     """``[embed]``: encode every manifest image to 512-d with the frozen classifier."""
 
-    batch_size: int = 256
-    dtype: str = "float32"  # float32 | float16 (embeddings.npy)
-    num_workers: int = 2
+    batch_size: int = field(
+        default=256, metadata=cli("Images per encoding batch (results do not depend on it).")
+    )
+    dtype: str = field(default="float32", metadata=cli("float32 (default) or float16 for embeddings.npy."))
+    num_workers: int = field(default=2, metadata=NUM_WORKERS)
     amp: bool = True  # bf16 autocast on CUDA for the body (the statistics and normalisation stay float32)
-    device: str = "auto"
+    device: str = field(default="auto", metadata=DEVICE)
     seed: int = 0
 
     def validate(self) -> EmbedConfig:
@@ -167,16 +236,20 @@ class EmbedConfig:
 class PretrainConfig:
     """``[pretrain]``: step 2, the generator reconstructs images from their frozen-classifier embeddings."""
 
-    epochs: int = 40
-    lr: float = 2e-4
+    epochs: int = field(default=40, metadata=EPOCHS)
+    lr: float = field(default=2e-4, metadata=LR)
     betas: list[float] = field(default_factory=lambda: [0.5, 0.99])
     weight_decay: float = 0.0
     warmup_steps: int = 500
     min_lr_ratio: float = 0.05
-    grad_accum: int = 1
+    grad_accum: int = field(default=1, metadata=GRAD_ACCUM)
     grad_clip: float = 0.0
-    layer_weights: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0, 1.0])  # layer1..layer4
-    pixel_l1: float = 0.0  # weight of an extra pixel L1 term (0 = perceptual only)
+    layer_weights: list[float] = field(  # layer1..layer4
+        default_factory=lambda: [1.0, 1.0, 1.0, 1.0],
+        metadata=cli("Perceptual weights of layer1..layer4, e.g. 1,1,1,1.", parse=parse_floats),
+    )
+    # weight of an extra pixel L1 term (0 = perceptual only)
+    pixel_l1: float = field(default=0.0, metadata=cli("Weight of an extra pixel L1 term (0 = off)."))
     g_channel_base: int = 16384  # generator channels at resolution r: clamp(base // r, min, max)
     g_max_channels: int = 512
     g_min_channels: int = 32
@@ -185,12 +258,12 @@ class PretrainConfig:
     grid_n: int = 8  # images in the per-epoch reconstruction grid
     amp: bool = True
     channels_last: bool = True
-    compile: bool = False
+    compile: bool = field(default=False, metadata=COMPILE)
     checkpoint_every: int = 0  # optimizer steps between mid-epoch checkpoints (0 = at epoch ends only)
-    stop_after_steps: int = 0  # stop after N optimizer steps (checkpoint saved); then --resume
+    stop_after_steps: int = field(default=0, metadata=STOP_AFTER)
     log_every: int = 20
-    device: str = "auto"
-    seed: int = 0
+    device: str = field(default="auto", metadata=DEVICE)
+    seed: int = field(default=0, metadata=SEED)
     data: DataConfig = field(default_factory=DataConfig)
 
     def validate(self) -> PretrainConfig:
@@ -331,11 +404,6 @@ def apply_values(cfg: Any, values: dict[str, Any], section: str) -> Any:
 
 def read_config_file(path: Path | str) -> dict[str, Any]:
     """The TOML file as a dict of sections; a clear error when it is missing or malformed."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
-
     p = Path(path)
     if not p.is_file():
         raise UserError(

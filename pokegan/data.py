@@ -30,11 +30,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from pokedata.errors import UserError
 from pokedata.manifest_schema import REQUIRED_COLUMNS
+from pokegan import device as dev
+from pokegan.cache import CachedSource, open_cache
+from pokegan.decode import JpegDataset, decode_image
 
 SPLITS = ("train", "val", "test")
 
@@ -104,8 +109,6 @@ def content_sha256(df) -> str:
     ``stats.json``'s recorded hash does not change when someone edits or reorders manifest.parquet: a
     cache keyed by it served the old order's images under the new rows' labels (issue 11).
     """
-    import pandas as pd
-
     cols = df[["image_id", "path", "class_index", "split"]].astype(str)
     return hashlib.sha256(pd.util.hash_pandas_object(cols, index=False).to_numpy().tobytes()).hexdigest()
 
@@ -120,8 +123,6 @@ def canonical_order(manifest: Manifest, rows: np.ndarray) -> np.ndarray:
 
 def load_manifest(manifest_dir: Path | str, data_root: Path | str | None = None) -> Manifest:
     """Read and validate ``manifests/NAME/``; ``data_root`` overrides ``stats.json``'s dataset directory."""
-    import pandas as pd
-
     d, table = _manifest_files(Path(manifest_dir))
     try:
         df = pd.read_parquet(table) if table.suffix == ".parquet" else pd.read_csv(table)
@@ -246,47 +247,7 @@ def reference_rows(manifest: Manifest, n: int, seed: int, split: str | None = No
     return np.concatenate(keep)
 
 
-# ---- decoding ------------------------------------------------------------------------------------------
-def decode_image(path: Path | str, size: int) -> np.ndarray:
-    """A file -> uint8 ``[3, size, size]``: RGB, padded to a square with its corner colour, resized."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            im.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when much larger
-            im = im.convert("RGB")
-    except FileNotFoundError:
-        raise UserError(
-            f"image {path} is missing", hint="pass --data-root with the dataset the manifest was built from"
-        ) from None
-    except OSError as exc:
-        raise UserError(
-            f"image {path} could not be decoded ({exc})", hint="re-run `poke clean` / rebuild the manifest"
-        ) from None
-    w, h = im.size
-    if w != h:
-        side = max(w, h)
-        canvas = Image.new("RGB", (side, side), im.getpixel((0, 0)))
-        canvas.paste(im, ((side - w) // 2, (side - h) // 2))
-        im = canvas
-    if im.size != (size, size):
-        im = im.resize((size, size), Image.BICUBIC, reducing_gap=2.0)
-    return np.ascontiguousarray(np.asarray(im, dtype=np.uint8).transpose(2, 0, 1))
-
-
-class JpegDataset(torch.utils.data.Dataset):
-    """Manifest rows -> (uint8 ``[3, S, S]``, label, row), decoded in DataLoader workers."""
-
-    def __init__(self, paths: list[Path], labels: np.ndarray, size: int):
-        self.paths, self.labels, self.size = paths, labels, size
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, row: int):
-        return torch.from_numpy(decode_image(self.paths[row], self.size)), int(self.labels[row]), row
-
-
+# ---- decoding: pokegan/decode.py (the packed cache decodes with it too) ------------------------------
 # ---- sampling ------------------------------------------------------------------------------------------
 class EpochSampler(torch.utils.data.Sampler):
     """Seeded order over ``rows`` per epoch: shuffled or not, class-balanced or not, sharded for DDP.
@@ -365,8 +326,6 @@ def augment_batch(x: Tensor, generator: torch.Generator, crop_scale: float = 0.8
     no aspect jitter; what the GAN steps use). Random numbers come from ``generator`` (CPU) so the
     augmentation is seeded and identical on CPU and GPU.
     """
-    import torch.nn.functional as F
-
     b, _, h, w = x.shape
     if crop_scale >= 1.0:
         flip = (torch.rand(b, generator=generator) < 0.5).to(x.device)
@@ -451,8 +410,6 @@ def make_loader(
     CUDA ``device`` it is copied to GPU memory when it fits and augmentation runs there. ``device`` given:
     batches arrive on it (``None``: CPU). ``max_images`` keeps a seeded class-stratified subset.
     """
-    from pokegan import device as dev
-
     shuffle = augment if shuffle is None else shuffle
     drop_last = augment if drop_last is None else drop_last
     labels = manifest.labels()
@@ -476,8 +433,6 @@ def make_loader(
     sampler = EpochSampler(rows, shuffle=shuffle, seed=seed, weights=weights, rank=rank, world=world)
     device = torch.device(device) if device is not None else None
     if use_cache:
-        from pokegan.cache import CachedSource, open_cache
-
         cache = open_cache(manifest, image_size, cache_dir=cache_dir, num_workers=num_workers)
         on_gpu = device is not None and device.type == "cuda" and cache_on_gpu
         source = CachedSource(
@@ -508,8 +463,6 @@ def loader_from_config(
     manifest: Manifest, split: str, data, *, train: bool, device=None, distributed=None, rows=None
 ):
     """``make_loader`` from a :class:`pokegan.config.DataConfig` (training: augmented, shuffled, subset)."""
-    from pokegan import device as dev
-
     return make_loader(
         manifest,
         split,

@@ -11,11 +11,15 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import random
 
+import numpy as np
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 from pokedata.errors import UserError
+from pokedata.log import console
 
 
 def world_size() -> int:
@@ -58,6 +62,8 @@ def init_distributed(backend: str | None = None) -> bool:
     if backend == "nccl":
         torch.cuda.set_device(local_rank())
     dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=30))
+    if not is_main():  # one voice: rank 0 reports (torchrun still shows any rank's traceback)
+        console.quiet = True
     return True
 
 
@@ -132,10 +138,32 @@ def wrap_for_training(model: torch.nn.Module, device: torch.device, compile_mode
         model = torch.compile(model)
     if not is_distributed():
         return model, None
-    from torch.nn.parallel import DistributedDataParallel
 
     ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     return ddp, ddp
+
+
+def data_parallel(model: torch.nn.Module, device: torch.device, *, find_unused: bool = False):
+    """``model`` under DistributedDataParallel when distributed, else ``model`` itself.
+
+    DDP broadcasts rank 0's parameters and buffers at construction (replicas start equal) and averages the
+    gradients of every backward pass through its ``forward``. ``find_unused``: parameters a forward may
+    skip (a generator's unused coarser toRGB layers, a faded-out branch) are marked ready, not waited for.
+    """
+    if not is_distributed():
+        return model
+
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=find_unused)
+
+
+def any_true(flag: bool, device: torch.device) -> bool:
+    """Whether ``flag`` is true on any rank (every rank takes the same branch afterwards)."""
+    if not is_distributed():
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return bool(t.item() > 0)
 
 
 def broadcast_object(obj):
@@ -147,11 +175,22 @@ def broadcast_object(obj):
     return box[0]
 
 
+def rank_seed(seed: int, step: int) -> int:
+    """A seed of this rank at optimizer step ``step`` (ranks > 0 after loading rank 0's RNG states)."""
+    return (seed * 1_000_003 + rank() * 7919 + step * 104_729) % 2**63
+
+
+def reseed_rank(seed: int, step: int) -> None:
+    """Give a rank > 0 its own python/numpy/torch streams again after it loaded rank 0's (a resume)."""
+
+    s = rank_seed(seed, step)
+    random.seed(s)
+    np.random.seed(s % (2**32))
+    torch.manual_seed(s)
+
+
 def setup_torch(device: torch.device, seed: int) -> None:
     """Seed every generator (offset by rank) and enable the fast CUDA kernels."""
-    import random
-
-    import numpy as np
 
     s = seed + rank()
     random.seed(s)
@@ -166,10 +205,12 @@ def setup_torch(device: torch.device, seed: int) -> None:
 __all__ = [
     "all_reduce_sum",
     "amp_dtype",
+    "any_true",
     "autocast",
     "barrier",
     "broadcast_object",
     "cleanup_distributed",
+    "data_parallel",
     "init_distributed",
     "is_distributed",
     "is_main",
@@ -177,6 +218,8 @@ __all__ = [
     "make_grad_scaler",
     "local_rank",
     "rank",
+    "rank_seed",
+    "reseed_rank",
     "resolve_device",
     "setup_torch",
     "sync_buffers",

@@ -283,7 +283,7 @@ def fit_gmm(x: np.ndarray | Tensor, cfg: GMMFitConfig, progress=None) -> Gaussia
 
 
 def _fit_sklearn(x: np.ndarray, cfg: GMMFitConfig) -> GaussianMixture:
-    from sklearn.mixture import GaussianMixture as SkGMM
+    from sklearn.mixture import GaussianMixture as SkGMM  # the optional CPU reference: slow to import
 
     sk = SkGMM(
         n_components=cfg.n_components,

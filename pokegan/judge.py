@@ -45,6 +45,21 @@ from torch import Tensor
 
 from pokedata.errors import UserError
 from pokedata.log import console
+from pokedata.store import atomic_write_bytes
+from pokegan.checkpoint import load_checkpoint, save_checkpoint
+from pokegan.data import augment_batch, make_loader, reference_rows, to_unit
+from pokegan.device import resolve_device
+from pokegan.metrics import (
+    feature_stats,
+    frechet_distance,
+    kernel_inception_distance,
+    precision_recall,
+    reference_loader,
+    reference_split,
+)
+from pokegan.models.classifier import rotate_batch
+from pokegan.models.judge_net import JudgeNet, JudgeNetArgs
+from pokegan.schedule import WarmupCosine
 
 JUDGE_KIND = "poke-judge-2"  # 2: the stride-2 stem
 
@@ -135,12 +150,6 @@ def judge_metrics(
     unbiased polynomial-kernel MMD^2 over random subsets and its spread (lower is better; unbiased, so a
     perfect generator gives ~0 +- std); ``precision``/``recall``: k-NN manifold coverage (higher is better).
     """
-    from pokegan.metrics import (
-        feature_stats,
-        frechet_distance,
-        kernel_inception_distance,
-        precision_recall,
-    )
 
     mu_r, sig_r = feature_stats(real)
     mu_f, sig_f = feature_stats(fake)
@@ -179,8 +188,6 @@ def reference_features(
     The images are decoded at ``image_size`` (the generator's) and then resized to the judge's size by the
     same function as the generated ones.
     """
-    from pokedata.store import atomic_write_bytes
-    from pokegan.metrics import reference_loader, reference_split
 
     split = split or reference_split(manifest)
     path = judge.folder / f"reference-{split}-{image_size}px-n{n}-s{seed}.npy"
@@ -204,9 +211,6 @@ def load_or_train_judge(
     manifest, cfg: JudgeConfig | None = None, device: torch.device | None = None
 ) -> Judge:
     """The cached judge of ``manifest`` (a :class:`pokegan.data.Manifest`), trained first when absent."""
-    from pokegan.checkpoint import load_checkpoint, save_checkpoint
-    from pokegan.device import resolve_device
-    from pokegan.models.judge_net import JudgeNet, JudgeNetArgs
 
     cfg = (cfg or JudgeConfig()).validate()
     device = device or resolve_device(cfg.device)
@@ -234,10 +238,6 @@ def train_judge(manifest, cfg: JudgeConfig, device: torch.device) -> dict:
     The train images are decoded once into memory (uint8, ``[N, 3, S, S]``: 12 MB for 4,000 at 32 px);
     every epoch is a seeded permutation of them, flipped and lightly cropped as step 1's are
     (:func:`pokegan.data.augment_batch`)."""
-    from pokegan.data import augment_batch, make_loader, reference_rows, to_unit
-    from pokegan.models.classifier import rotate_batch
-    from pokegan.models.judge_net import JudgeNet, JudgeNetArgs
-    from pokegan.schedule import WarmupCosine
 
     t0 = time.perf_counter()
     labels = manifest.labels()
@@ -346,7 +346,6 @@ def _recalibrate_batchnorm(net, batches) -> None:
 
 @torch.no_grad()
 def _accuracy(net, batches, task: str, rot: torch.Generator) -> float:
-    from pokegan.models.classifier import rotate_batch
 
     hits = total = 0
     for x, y, _ in batches:

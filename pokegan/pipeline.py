@@ -18,9 +18,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich.table import Table
+
 from pokedata.errors import UserError
 from pokedata.log import console
 from pokedata.store import atomic_write_text
+from pokegan.config import ClassifyConfig, EmbedConfig, PretrainConfig, load_step_config
+from pokegan.runs import RunDir
+from pokegan.steps.classify import new_run, run_classify
+from pokegan.steps.embed import run_embed
+from pokegan.steps.gan import GANConfig, run_gan
+from pokegan.steps.gan_setup import scratch_generator_args
+from pokegan.steps.gmm import GMMConfig, run_gmm
+from pokegan.steps.pretrain import run_pretrain
 
 STEPS = ("classify", "embed", "pretrain", "gmm", "gan")
 
@@ -49,9 +59,6 @@ class PipelineConfig:
 
 def resolve_configs(cfg: PipelineConfig) -> dict[str, Any]:
     """Every step's resolved, validated config (nothing runs before all of them are valid)."""
-    from pokegan.config import ClassifyConfig, EmbedConfig, PretrainConfig, load_step_config
-    from pokegan.steps.gan import GANConfig
-    from pokegan.steps.gmm import GMMConfig
 
     def over(step: str, extra: dict[str, Any]) -> dict[str, Any]:
         return {**extra, **cfg.overrides.get(step, {})}
@@ -75,8 +82,6 @@ def resolve_configs(cfg: PipelineConfig) -> dict[str, Any]:
 
 
 def _scratch(out: Path, pretrain_cfg) -> dict:
-    from pokegan.runs import RunDir
-    from pokegan.steps.gan_setup import scratch_generator_args
 
     return scratch_generator_args(RunDir(out), pretrain_cfg)
 
@@ -84,15 +89,12 @@ def _scratch(out: Path, pretrain_cfg) -> dict:
 def _runners(
     cfg: PipelineConfig, configs: dict[str, Any], gan_on_step: Callable[[int], None] | None
 ) -> dict[str, Callable]:
-    from pokegan.steps.classify import run_classify
-    from pokegan.steps.embed import run_embed
-    from pokegan.steps.gan import run_gan
-    from pokegan.steps.gmm import run_gmm
-    from pokegan.steps.pretrain import run_pretrain
 
     out = Path(cfg.out)
     return {
-        "classify": lambda c, resume: run_classify(c, cfg.manifest, out, resume=resume),
+        "classify": lambda c, resume: run_classify(
+            c, new_run(c, cfg.manifest, out, resume=resume), resume=resume
+        ),
         "embed": lambda c, resume: run_embed(c, out, resume=resume),
         "pretrain": lambda c, resume: run_pretrain(c, out, resume=resume),
         "gmm": lambda c, resume: run_gmm(c, out, resume=resume),
@@ -113,7 +115,6 @@ def _load_times(path: Path) -> dict[str, Any]:
 
 def run_all(cfg: PipelineConfig, *, gan_on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Run every unfinished step in order; returns the summary (also in ``RUN/pipeline.json``)."""
-    from pokegan.runs import RunDir
 
     cfg.validate()
     configs = resolve_configs(cfg)
@@ -235,7 +236,6 @@ def write_report(run, summary: dict[str, Any]) -> Path:
 
 
 def print_summary(summary: dict[str, Any]) -> None:
-    from rich.table import Table
 
     table = Table(title=f"poke train all: {summary['run']}")
     table.add_column("step")

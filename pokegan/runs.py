@@ -23,6 +23,7 @@ from typing import Any
 
 from pokedata.errors import UserError
 from pokedata.store import atomic_write_text
+from pokegan.config import read_config_file
 
 STEP_DIRS = {
     "classify": "classifier",
@@ -80,7 +81,6 @@ class RunDir:
 
     def step_config(self, name: str) -> dict[str, Any]:
         """The resolved config a step wrote (``STEP/config.toml``) as sections, ``{}`` when absent."""
-        from pokegan.config import read_config_file
 
         path = self.step_dir(name) / "config.toml"
         return read_config_file(path) if path.is_file() else {}

@@ -13,10 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from PIL import Image
 from torch import Tensor, nn
 
 from pokedata.errors import UserError
 from pokedata.log import console
+from pokedata.store import atomic_writer
+from pokegan.checkpoint import load_checkpoint
+from pokegan.gmm import GaussianMixture, resolve_device
+from pokegan.models.generator import Generator, GeneratorArgs
+from pokegan.viz import save_image_grid
 
 
 @dataclass
@@ -69,7 +75,6 @@ def gan_checkpoint_path(run_dir: Path, which: str = "best") -> Path:
 
 def generator_from_state(state: dict, *, ema: bool = True) -> nn.Module:
     """Rebuild the (EMA) generator from a GAN checkpoint's state dict alone."""
-    from pokegan.models.generator import Generator, GeneratorArgs
 
     args = GeneratorArgs(**state["model_args"]["generator"])
     g = Generator(args)
@@ -79,8 +84,6 @@ def generator_from_state(state: dict, *, ema: bool = True) -> nn.Module:
 
 def load_run_sampler(run_dir: Path, which: str = "best", device: torch.device | None = None):
     """(EMA generator on ``device``, fitted GaussianMixture, checkpoint state) of a run."""
-    from pokegan.checkpoint import load_checkpoint
-    from pokegan.gmm import GaussianMixture
 
     state = load_checkpoint(gan_checkpoint_path(run_dir, which))
     g = generator_from_state(state).to(device or "cpu")
@@ -102,9 +105,6 @@ def to_uint8_hwc(x: Tensor) -> Tensor:
 
 
 def save_pngs(images: Tensor, folder: Path, prefix: str = "sample") -> list[Path]:
-    from PIL import Image
-
-    from pokedata.store import atomic_writer
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -142,9 +142,6 @@ def interpolation_latents(keys: Tensor, frames_between: int) -> Tensor:
 
 def save_gif(frames: Tensor, path: Path, duration_ms: int = 80, scale: int = 1) -> Path:
     """Frames ``[T, 3, H, W]`` in [-1, 1] -> an animated, looping GIF (written atomically)."""
-    from PIL import Image
-
-    from pokedata.store import atomic_writer
 
     imgs = [Image.fromarray(a) for a in to_uint8_hwc(frames).numpy()]
     if scale > 1:
@@ -156,8 +153,6 @@ def save_gif(frames: Tensor, path: Path, duration_ms: int = 80, scale: int = 1) 
 
 def run_sample(cfg: SampleConfig) -> dict[str, object]:
     """``poke sample``: write a grid and/or PNGs and/or an interpolation GIF; returns what was written."""
-    from pokegan.gmm import resolve_device
-    from pokegan.viz import save_image_grid
 
     cfg.validate()
     device = resolve_device(cfg.device)

@@ -10,13 +10,15 @@ import math
 from pathlib import Path
 
 import torch
+from matplotlib.figure import Figure  # the object API: no pyplot state, no GUI backend
+from PIL import Image
 from torch import Tensor
+from torchvision.utils import make_grid
 
 from pokedata.store import atomic_write_bytes
 
 
 def _to_png_bytes(grid: Tensor) -> bytes:
-    from PIL import Image
 
     arr = (grid.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()  # [H, W, 3]
     buf = io.BytesIO()
@@ -26,7 +28,6 @@ def _to_png_bytes(grid: Tensor) -> bytes:
 
 def make_image_grid(images: Tensor, nrow: int, padding: int = 2) -> Tensor:
     """``[N, 3, H, W]`` in [-1, 1] -> one ``[3, H', W']`` grid in [0, 1]."""
-    from torchvision.utils import make_grid
 
     x = (images.detach().float().cpu().clamp(-1, 1) + 1) / 2
     return make_grid(x, nrow=max(1, nrow), padding=padding, pad_value=1.0)
@@ -61,13 +62,10 @@ def plot_curves(
     curves: dict[str, list[tuple[int, float]]], path: Path | str, title: str = "", logy: bool = False
 ) -> Path:
     """One line per name over steps: ``{"loss/train": [(step, value), ...], ...}`` -> PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     path = Path(path)
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
     for name, points in curves.items():
         if points:
             steps, values = zip(*points, strict=True)
@@ -83,7 +81,6 @@ def plot_curves(
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
     return path
 

@@ -28,9 +28,9 @@ def _recon_error(g, loss_fn, x) -> float:
 def test_step2_recon_falls_and_step3_beats_the_untrained_generator_by_the_judge(four_class_run, tmp_path):
     from pokegan.checkpoint import load_checkpoint
     from pokegan.data import load_manifest, make_loader
+    from pokegan.evaluate import generator_figures
     from pokegan.gmm import GaussianMixture
     from pokegan.judge import reference_features
-    from pokegan.metrics import generator_figures
     from pokegan.models.classifier import load_frozen_classifier
     from pokegan.models.generator import Generator, GeneratorArgs
     from pokegan.perceptual import PerceptualLoss

@@ -10,7 +10,7 @@ import torch
 from pokegan.config import ClassifyConfig, load_step_config
 from pokegan.models.classifier import EmbeddingClassifier, load_frozen_classifier, rotate_batch
 from pokegan.runs import open_run
-from pokegan.steps.classify import run_classify
+from pokegan.steps.classify import new_run, run_classify
 from tests.helpers.tiny_manifest import make_tiny_manifest
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]  # trains: ~2 min in all
@@ -67,14 +67,14 @@ def test_learns_a_four_class_set(four_class_run):
 def test_resume_continues_identically(tmp_path):
     m = make_tiny_manifest(tmp_path, n_classes=3, per_class=8, size=16)
     cfg = _cfg(epochs=2, **{"data.image_size": 16, "data.batch_size": 8, "stats_images": 16})
-    run_classify(cfg, m, tmp_path / "a")
-    stopped = run_classify(dataclasses.replace(cfg, stop_after_steps=3), m, tmp_path / "b")
+    run_classify(cfg, new_run(cfg, m, tmp_path / "a"))
+    stopped = run_classify(dataclasses.replace(cfg, stop_after_steps=3), new_run(cfg, m, tmp_path / "b"))
     assert stopped == {"stopped": True, "step": 3}  # 18 train images, batches of 8: mid-epoch 2
     saved = torch.load(tmp_path / "b/classifier/last.pt", weights_only=False)
     assert saved["step"] == 3 and saved["epoch"] == 1 and saved["batch_in_epoch"] == 1
     with pytest.raises(Exception, match="already exists"):
-        run_classify(cfg, m, tmp_path / "b")
-    run_classify(cfg, m, tmp_path / "b", resume=True)
+        new_run(cfg, m, tmp_path / "b")
+    run_classify(cfg, new_run(cfg, m, tmp_path / "b", resume=True), resume=True)
     a = torch.load(tmp_path / "a/classifier/last.pt", weights_only=False)
     b = torch.load(tmp_path / "b/classifier/last.pt", weights_only=False)
     assert a["step"] == b["step"] == 4
@@ -92,7 +92,7 @@ def test_rotation_task_for_one_class(tmp_path):
     only = json.loads((m / "classes.json").read_text())["classes"][0]  # keep the rows' class_name valid
     (m / "classes.json").write_text(json.dumps({"catalog": "x", "classes": [only, "Unused"]}))
     cfg = _cfg(epochs=1, **{"data.image_size": 16, "data.batch_size": 8, "stats_images": 8})
-    summary = run_classify(cfg, m, tmp_path / "run")
+    summary = run_classify(cfg, new_run(cfg, m, tmp_path / "run"))
     assert summary["task"] == "rotation" and summary["outputs"] == 4
     model = load_frozen_classifier(open_run(tmp_path / "run", resume=False, create=False))
     assert model.fc.out_features == 4 and model.frozen_stats() is not None
@@ -114,8 +114,8 @@ def test_val_figures_do_not_depend_on_the_manifest_row_order(tmp_path):
     permute_manifest(shuffled, keep_recorded_hash=True)
     over = {"data.image_size": 16, "data.batch_size": 4, "stats_images": 64, "data.use_cache": True}
     cfg = _cfg(epochs=2, **over)
-    a = run_classify(cfg, m, tmp_path / "a")
-    b = run_classify(cfg, shuffled, tmp_path / "b")
+    a = run_classify(cfg, new_run(cfg, m, tmp_path / "a"))
+    b = run_classify(cfg, new_run(cfg, shuffled, tmp_path / "b"))
     assert a["val_top1"] == pytest.approx(b["val_top1"], abs=1e-9)
     assert a["val_top5"] == pytest.approx(b["val_top5"], abs=1e-9)
     per_class = [(tmp_path / r / "classifier" / "per_class_accuracy.csv").read_text() for r in "ab"]
@@ -145,8 +145,8 @@ def test_three_images(tmp_path, splits, error):
     (m / "stats.json").write_text(json.dumps(stats))
     cfg = _cfg(epochs=1, **{"data.image_size": 16})
     if error is None:
-        summary = run_classify(cfg, m, tmp_path / "run")
+        summary = run_classify(cfg, new_run(cfg, m, tmp_path / "run"))
         assert summary["val_top1"] is not None
     else:
         with pytest.raises(UserError, match=error):
-            run_classify(cfg, m, tmp_path / "run")
+            run_classify(cfg, new_run(cfg, m, tmp_path / "run"))

@@ -1,8 +1,85 @@
-"""Option definitions shared by the ``poke train`` commands (one place for their names and help)."""
+"""Options of the ``poke train`` commands: the ones a config dataclass declares, and the few that are not
+config fields (``--config``, ``--preset``, ``--run``, ``--resume``, ``--dry-run``).
+
+:func:`config_options` turns the fields of a step config that carry ``cli`` metadata
+(:func:`pokegan.config.cli`: help, flag, parser) into typer options: the field's type, its help and its
+flag are written once, on the field, and the command receives the given values as config overrides.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import typer
+
+from pokegan import config as C
+
+TAIL = ("resume", "dry_run")  # the command's own options listed after the generated ones
+
+
+def _field(cls: type, key: str) -> tuple[dataclasses.Field, Any]:
+    """The dataclass field behind ``key`` (``"lr"``, ``"data.batch_size"``) and its type."""
+    *path, name = key.split(".")
+    for part in path:
+        cls = typing.get_type_hints(cls)[part]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if name not in fields or "cli" not in fields[name].metadata:
+        raise TypeError(f"{cls.__name__}.{name} is not a command-line option (no cli metadata)")
+    return fields[name], typing.get_type_hints(cls)[name]
+
+
+def _flag(key: str, meta: C.CliOption, typ: Any) -> str:
+    flag = meta.flag or "--" + key.rpartition(".")[2].replace("_", "-")
+    return f"{flag}/--no-{flag[2:]}" if typ is bool and "/" not in flag else flag
+
+
+def _path_text(value: Path, flag: str) -> str:
+    return str(value)
+
+
+def config_options(cls: type, *keys: str) -> Callable[[Callable], Callable]:
+    """Give a command one option per config key, from the field's ``cli`` metadata.
+
+    The decorated function takes ``overrides: dict`` (key -> value, ``None`` where the option was not
+    given) in place of the options; they go before its ``--resume`` / ``--dry-run``.
+    """
+
+    def decorate(fn: Callable) -> Callable:
+        sig = inspect.signature(fn, eval_str=True)
+        own = [p for p in sig.parameters.values() if p.name != "overrides"]
+        made, parsers = [], {}
+        for key in keys:
+            f, typ = _field(cls, key)
+            meta: C.CliOption = f.metadata["cli"]
+            name = "opt_" + key.replace(".", "_")
+            flag = _flag(key, meta, typ)
+            option = typer.Option(None, flag, help=meta.help)
+            ann = (Path if meta.path else str if meta.parse else typ) | None
+            made.append(
+                inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=ann)
+            )
+            parsers[name] = (key, _path_text if meta.path else meta.parse, flag)
+
+        def command(**kwargs):
+            overrides = {}
+            for name, (key, parse, flag) in parsers.items():
+                value = kwargs.pop(name)
+                overrides[key] = parse(value, flag) if parse and value is not None else value
+            return fn(**kwargs, overrides=overrides)
+
+        params = [p for p in own if p.name not in TAIL] + made + [p for p in own if p.name in TAIL]
+        params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in params]
+        command.__signature__ = sig.replace(parameters=params)
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        command.__name__, command.__doc__, command.__module__ = fn.__name__, fn.__doc__, fn.__module__
+        return command
+
+    return decorate
 
 
 def config_opt():
@@ -37,62 +114,31 @@ def dry_run_opt():
     )
 
 
+def field_opt(cls: type, key: str):
+    """The option of one config field (for commands whose config is not importable at ``--help`` time
+    without torch: gmm, gan, progan take the shared fields from the ``[data]`` / step-1 declarations)."""
+    f, typ = _field(cls, key)
+    return typer.Option(None, _flag(key, f.metadata["cli"], typ), help=f.metadata["cli"].help)
+
+
 def device_opt():
-    return typer.Option(
-        None, "--device", help="auto (CUDA when available, the torchrun local rank), cpu, cuda or cuda:N."
-    )
+    return field_opt(C.ClassifyConfig, "device")
 
 
 def seed_opt():
-    return typer.Option(None, "--seed", help="Seed of the model initialisation and the data order.")
-
-
-def epochs_opt():
-    return typer.Option(None, "--epochs", help="Passes over the train split.")
-
-
-def lr_opt():
-    return typer.Option(
-        None, "--lr", help="Peak learning rate (after the linear warm-up; cosine decay follows)."
-    )
+    return field_opt(C.ClassifyConfig, "seed")
 
 
 def batch_size_opt():
-    return typer.Option(None, "--batch-size", help=r"Images per batch and process (\[data] batch_size).")
-
-
-def image_size_opt():
-    return typer.Option(
-        None, "--image-size", help="Square image side in px, a power of two (32, 64, 128, 256)."
-    )
+    return field_opt(C.ClassifyConfig, "data.batch_size")
 
 
 def num_workers_opt():
-    return typer.Option(
-        None, "--num-workers", help="DataLoader processes decoding JPEGs (0 = in the main process)."
-    )
+    return field_opt(C.ClassifyConfig, "data.num_workers")
 
 
 def cache_opt():
-    return typer.Option(
-        None, "--cache/--no-cache", help="Read images from the packed uint8 cache (built on first use)."
-    )
-
-
-def compile_opt():
-    return typer.Option(None, "--compile/--no-compile", help="torch.compile the model (CUDA only).")
-
-
-def grad_accum_opt():
-    return typer.Option(None, "--grad-accum", help="Micro-batches accumulated per optimizer step.")
-
-
-def stop_after_opt():
-    return typer.Option(
-        None,
-        "--stop-after-steps",
-        help="Stop (checkpoint saved) after N optimizer steps; continue later with --resume.",
-    )
+    return field_opt(C.ClassifyConfig, "data.use_cache")
 
 
 def data_root_opt():
@@ -113,17 +159,3 @@ def print_dry_run(info: dict) -> None:
             out.print(f"# {key}: {info[key]}", markup=False)
     for name, n in info.get("model", {}).items():
         out.print(f"# {name}: {n:,} parameters ({n * 4 / 2**20:.1f} MiB float32)", markup=False)
-
-
-def parse_floats(value: str | None, flag: str) -> list[float] | None:
-    """``"1,1,0.5,0"`` -> ``[1.0, 1.0, 0.5, 0.0]``; a clear error naming the flag otherwise."""
-    from pokedata.errors import UserError
-
-    if value is None:
-        return None
-    try:
-        return [float(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise UserError(
-            f"{flag} {value!r} is not a comma-separated list of numbers", hint=f"e.g. {flag} 1,1,1,1"
-        ) from None

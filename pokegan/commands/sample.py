@@ -1,4 +1,8 @@
-"""``poke sample`` and ``poke eval``: use a finished run directory."""
+"""``poke sample`` and ``poke eval``: use a finished run directory.
+
+The library modules are imported inside each command, not at the top: ``poke --help`` builds every
+command, and importing torch for it would take seconds.
+"""
 
 from __future__ import annotations
 
@@ -82,7 +86,7 @@ def evaluate(
 
     from pokedata.errors import UserError
     from pokedata.log import out
-    from pokegan.metrics import EvalConfig, evaluate_run
+    from pokegan.evaluate import EvalConfig, evaluate_run
 
     if step not in ("gan", "progan"):
         raise UserError(f"--step {step!r} is not gan or progan", hint="e.g. --step progan")

@@ -1,4 +1,8 @@
-"""``poke train``: the three training steps (classify, embed, pretrain, gmm, gan), ``all``, and ``progan``."""
+"""``poke train``: the three training steps (classify, embed, pretrain, gmm, gan), ``all``, and ``progan``.
+
+The library modules are imported inside each command, not at the top: ``poke --help`` builds every
+command, and importing torch (every step's module does) would take seconds.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,12 @@ from pathlib import Path
 import typer
 
 from pokegan.commands import options as _opt
+from pokegan.config import (  # torch-free: --help stays fast
+    ClassifyConfig,
+    EmbedConfig,
+    PretrainConfig,
+    parse_numbers,
+)
 
 app = typer.Typer(
     help="Train: classify -> embed -> pretrain -> gmm -> gan (or all at once), and the progressive DCGAN.",
@@ -91,6 +101,26 @@ from pokegan.commands import options as opt  # noqa: E402
 
 
 @app.command("classify")
+@opt.config_options(
+    ClassifyConfig,
+    "task",
+    "epochs",
+    "lr",
+    "optimizer",
+    "label_smoothing",
+    "data.balanced",
+    "data.batch_size",
+    "data.image_size",
+    "data.max_images",
+    "grad_accum",
+    "data.num_workers",
+    "data.use_cache",
+    "init_weights",
+    "compile",
+    "stop_after_steps",
+    "device",
+    "seed",
+)
 def classify(
     manifest: Path = typer.Option(
         ..., "--manifest", help="Manifest folder written by `poke build-manifest` (manifests/NAME)."
@@ -101,70 +131,23 @@ def classify(
     data_root: Path | None = opt.data_root_opt(),
     config: Path | None = opt.config_opt(),
     preset: str | None = opt.preset_opt(),
-    task: str | None = typer.Option(
-        None, "--task", help="classes, rotation (RotNet pretext) or auto (rotation for one class)."
-    ),
-    epochs: int | None = opt.epochs_opt(),
-    lr: float | None = opt.lr_opt(),
-    optimizer: str | None = typer.Option(
-        None, "--optimizer", help="adamw (default) or sgd (Nesterov momentum)."
-    ),
-    label_smoothing: float | None = typer.Option(
-        None, "--label-smoothing", help="Cross-entropy label smoothing, 0..1."
-    ),
-    balanced: bool | None = typer.Option(
-        None, "--balanced/--no-balanced", help="Class-balanced sampling of the train split."
-    ),
-    batch_size: int | None = opt.batch_size_opt(),
-    image_size: int | None = opt.image_size_opt(),
-    max_images: int | None = typer.Option(
-        None, "--max-images", help="Train on a seeded, class-stratified subset of N images."
-    ),
-    grad_accum: int | None = opt.grad_accum_opt(),
-    num_workers: int | None = opt.num_workers_opt(),
-    cache: bool | None = opt.cache_opt(),
-    init_weights: Path | None = typer.Option(
-        None, "--init-weights", help="Local ResNet-34 state dict to start the body from."
-    ),
-    compile: bool | None = opt.compile_opt(),
-    stop_after_steps: int | None = opt.stop_after_opt(),
-    device: str | None = opt.device_opt(),
-    seed: int | None = opt.seed_opt(),
     resume: bool = opt.resume_opt(),
     dry_run: bool = opt.dry_run_opt(),
+    overrides: dict | None = None,
 ) -> None:
     """Step 1: train the ResNet-34 embedding classifier into RUN/classifier/."""
-    from pokegan.config import ClassifyConfig, load_step_config
+    from pokegan.config import load_step_config
 
-    overrides = {
-        "task": task,
-        "epochs": epochs,
-        "lr": lr,
-        "optimizer": optimizer,
-        "label_smoothing": label_smoothing,
-        "grad_accum": grad_accum,
-        "init_weights": str(init_weights) if init_weights else None,
-        "compile": compile,
-        "stop_after_steps": stop_after_steps,
-        "device": device,
-        "seed": seed,
-        "data.data_root": str(data_root) if data_root else None,
-        "data.batch_size": batch_size,
-        "data.image_size": image_size,
-        "data.max_images": max_images,
-        "data.balanced": balanced,
-        "data.num_workers": num_workers,
-        "data.use_cache": cache,
-    }
+    overrides = {**overrides, "data.data_root": str(data_root) if data_root else None}
     cfg = load_step_config(ClassifyConfig, "classify", config_file=config, preset=preset, overrides=overrides)
     if dry_run:
         from pokegan.steps.classify import describe
 
         opt.print_dry_run(describe(cfg, manifest))
         return
-    from pokegan.steps.classify import run_classify
+    from pokegan.steps.classify import new_run, run_classify
 
-    run_classify(cfg, manifest, out, resume=resume)
+    run_classify(cfg, new_run(cfg, manifest, out, resume=resume), resume=resume)
 
 
 def _run_base(run: Path) -> dict:
@@ -175,30 +158,18 @@ def _run_base(run: Path) -> dict:
 
 
 @app.command("embed")
+@opt.config_options(EmbedConfig, "batch_size", "dtype", "num_workers", "device")
 def embed(
     run: Path = opt.run_opt(),
     config: Path | None = opt.config_opt(),
     preset: str | None = opt.preset_opt(),
-    batch_size: int | None = typer.Option(
-        None, "--batch-size", help="Images per encoding batch (results do not depend on it)."
-    ),
-    dtype: str | None = typer.Option(
-        None, "--dtype", help="float32 (default) or float16 for embeddings.npy."
-    ),
-    num_workers: int | None = opt.num_workers_opt(),
-    device: str | None = opt.device_opt(),
     resume: bool = typer.Option(False, "--resume", help="Redo an interrupted embed step (it starts over)."),
     dry_run: bool = opt.dry_run_opt(),
+    overrides: dict | None = None,
 ) -> None:
     """Encode every manifest image to 512-d with the frozen classifier: RUN/embeddings/."""
-    from pokegan.config import EmbedConfig, load_step_config
+    from pokegan.config import load_step_config
 
-    overrides = {
-        "batch_size": batch_size,
-        "dtype": dtype,
-        "num_workers": num_workers,
-        "device": device,
-    }
     cfg = load_step_config(EmbedConfig, "embed", config_file=config, preset=preset, overrides=overrides)
     if dry_run:
         from pokegan.config import config_to_toml
@@ -211,46 +182,32 @@ def embed(
 
 
 @app.command("pretrain")
+@opt.config_options(
+    PretrainConfig,
+    "epochs",
+    "lr",
+    "layer_weights",
+    "pixel_l1",
+    "data.batch_size",
+    "grad_accum",
+    "data.num_workers",
+    "data.use_cache",
+    "compile",
+    "stop_after_steps",
+    "device",
+    "seed",
+)
 def pretrain(
     run: Path = opt.run_opt(),
     config: Path | None = opt.config_opt(),
     preset: str | None = opt.preset_opt(),
-    epochs: int | None = opt.epochs_opt(),
-    lr: float | None = opt.lr_opt(),
-    layer_weights: str | None = typer.Option(
-        None, "--layer-weights", help="Perceptual weights of layer1..layer4, e.g. 1,1,1,1."
-    ),
-    pixel_l1: float | None = typer.Option(
-        None, "--pixel-l1", help="Weight of an extra pixel L1 term (0 = off)."
-    ),
-    batch_size: int | None = opt.batch_size_opt(),
-    grad_accum: int | None = opt.grad_accum_opt(),
-    num_workers: int | None = opt.num_workers_opt(),
-    cache: bool | None = opt.cache_opt(),
-    compile: bool | None = opt.compile_opt(),
-    stop_after_steps: int | None = opt.stop_after_opt(),
-    device: str | None = opt.device_opt(),
-    seed: int | None = opt.seed_opt(),
     resume: bool = opt.resume_opt(),
     dry_run: bool = opt.dry_run_opt(),
+    overrides: dict | None = None,
 ) -> None:
     """Step 2: pretrain the generator to reconstruct images from their embeddings: RUN/pretrain/."""
-    from pokegan.config import PretrainConfig, load_step_config
+    from pokegan.config import load_step_config
 
-    overrides = {
-        "epochs": epochs,
-        "lr": lr,
-        "layer_weights": opt.parse_floats(layer_weights, "--layer-weights"),
-        "pixel_l1": pixel_l1,
-        "grad_accum": grad_accum,
-        "compile": compile,
-        "stop_after_steps": stop_after_steps,
-        "device": device,
-        "seed": seed,
-        "data.batch_size": batch_size,
-        "data.num_workers": num_workers,
-        "data.use_cache": cache,
-    }
     cfg = load_step_config(
         PretrainConfig,
         "pretrain",
@@ -270,19 +227,6 @@ def pretrain(
 
 
 # ---- step 3: gmm, gan; and the whole pipeline --------------------------------------------------------------
-def _parse_ints(value: str | None, flag: str) -> list[int] | None:
-    from pokedata.errors import UserError
-
-    if value is None:
-        return None
-    try:
-        return [int(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise UserError(
-            f"{flag} {value!r} is not a comma-separated list of integers", hint=f"e.g. {flag} 4,8,16"
-        ) from None
-
-
 @app.command("gmm")
 def gmm(
     run: Path = opt.run_opt(),
@@ -310,7 +254,7 @@ def gmm(
 
     overrides = {
         "components": components,
-        "bic": _parse_ints(bic, "--bic"),
+        "bic": parse_numbers(bic, "--bic", int) if bic else None,
         "covariance": covariance,
         "backend": backend,
         "max_rows": max_rows,

@@ -22,8 +22,11 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from torchvision.models import resnet34
 
 from pokedata.errors import UserError
+from pokegan.checkpoint import load_checkpoint
+from pokegan.device import all_reduce_sum, autocast, world_size
 
 EMBED_DIM = 512
 BN_EPS = 1e-5
@@ -33,7 +36,6 @@ CLASSIFIER_KIND = "poke-classifier-1"
 class EmbeddingClassifier(nn.Module):
     def __init__(self, num_classes: int):
         super().__init__()
-        from torchvision.models import resnet34
 
         if num_classes < 2:
             raise ValueError(f"num_classes {num_classes} must be >= 2")
@@ -140,7 +142,6 @@ def feature_statistics(
     ``batches`` yields images ``[B,3,H,W]`` (or tuples whose first item is the images). Under DDP the sums
     are all-reduced, so every rank gets the statistics of all ranks' images.
     """
-    from pokegan.device import all_reduce_sum, autocast
 
     s1 = torch.zeros(EMBED_DIM, dtype=torch.float64, device=device)
     s2 = torch.zeros(EMBED_DIM, dtype=torch.float64, device=device)
@@ -177,7 +178,6 @@ def recalibrate_batchnorm(model: EmbeddingClassifier, batches, device: torch.dev
     training-size batches (train mode, no gradient, no weight change). Under DDP each rank averages its
     shard, then the ranks' averages are averaged. Returns the number of images used (this rank).
     """
-    from pokegan.device import all_reduce_sum, autocast, world_size
 
     bns = [
         m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
@@ -234,7 +234,6 @@ def classifier_from_state(state: dict) -> EmbeddingClassifier:
 
 def load_frozen_classifier(run, device: torch.device | str | None = None) -> EmbeddingClassifier:
     """The finished step-1 classifier of a run: eval mode, ``requires_grad`` off, frozen encoding statistics set."""
-    from pokegan.checkpoint import load_checkpoint
 
     state = load_checkpoint(classifier_checkpoint(run))
     model = classifier_from_state(state).eval().requires_grad_(False)

@@ -20,7 +20,8 @@ import json
 from dataclasses import dataclass, field, fields
 
 from pokedata.errors import UserError
-from pokegan.config import DataConfig, register_presets
+from pokegan.config import DataConfig, config_to_toml, register_presets
+from pokegan.diffaugment import parse_policy
 from pokegan.losses import LOSS_NAMES, LossConfig
 from pokegan.progan.models import D_NORMS, NORMS, PADDINGS, UPSAMPLES
 
@@ -148,7 +149,6 @@ class ProGANConfig:
             raise UserError(
                 f"[progan] upsample {self.upsample!r} is unknown", hint=f"use one of {', '.join(UPSAMPLES)}"
             )
-        from pokegan.diffaugment import parse_policy
 
         parse_policy(self.diffaugment, "[progan] diffaugment")
         if self.norm not in NORMS or self.d_norm not in (*D_NORMS, "auto"):
@@ -253,7 +253,6 @@ def progan_config_to_toml(cfg: ProGANConfig) -> str:
 
     (The shared ``config_to_toml`` writes flat sections; the cycles need inline tables.)
     """
-    from pokegan.config import config_to_toml
 
     lines = ["[progan]"]
     for f in fields(cfg):

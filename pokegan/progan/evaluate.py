@@ -21,6 +21,14 @@ import torch
 from torch import Tensor
 
 from pokedata.errors import UserError
+from pokedata.log import console
+from pokedata.store import atomic_write_text
+from pokegan.data import load_manifest
+from pokegan.device import resolve_device
+from pokegan.evaluate import generator_figures
+from pokegan.judge import load_or_train_judge, reference_features
+from pokegan.progan.state import load_generator
+from pokegan.runs import open_run
 
 
 @dataclass
@@ -64,15 +72,6 @@ def progan_sampler(g, z_dim: int, seed: int, device: torch.device):
 
 def evaluate_progan(cfg: ProGANEvalConfig) -> dict[str, dict]:
     """Judge figures of every stage checkpoint (and the final one) of ``RUN/progan``; writes ``eval.json``."""
-    from pokedata.log import console
-    from pokedata.store import atomic_write_text
-    from pokegan.data import load_manifest
-    from pokegan.device import resolve_device
-    from pokegan.judge import load_or_train_judge, reference_features
-    from pokegan.metrics import generator_figures
-    from pokegan.progan.state import load_generator
-    from pokegan.runs import open_run
-
     cfg.validate()
     run = open_run(Path(cfg.run), resume=True, create=False)
     step_dir = Path(run.step_dir("progan"))

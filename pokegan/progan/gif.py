@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 
 import torch
+from PIL import Image, ImageDraw
 from torch import Tensor
 
 from pokedata.store import atomic_writer
@@ -28,7 +29,6 @@ def _to_uint8_hwc(x: Tensor) -> Tensor:
 
 def snapshot_frame(images: Tensor, size: int, caption: str, progress: float, nrow: int = 0, pad: int = 2):
     """Images ``[N, 3, h, w]`` in [-1, 1] -> one RGB PIL image: a grid of ``size``-px tiles + a caption strip."""
-    from PIL import Image, ImageDraw
 
     n = images.shape[0]
     nrow = nrow or max(1, math.ceil(math.sqrt(n)))
@@ -82,7 +82,6 @@ def write_gif(folder: Path, path: Path, duration_ms: int = 250, last_ms: int = 2
     Frames of different sizes (a grid drawn with another ``nrow``) are padded to the largest one; the last
     frame is held for ``last_ms``.
     """
-    from PIL import Image
 
     paths = snapshot_paths(folder)
     if not paths:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from matplotlib.figure import Figure  # the object API: no pyplot state, no GUI backend
 from torch import nn
 
 from pokedata.store import atomic_write_bytes, atomic_write_text
@@ -97,17 +98,9 @@ class GradFlow:
 
 def plot_grad_flow(flows: list[GradFlow], path: Path, title: str = "") -> Path:
     """One bar-chart panel per :class:`GradFlow`; written atomically as PNG, with ``<path>.json`` beside it."""
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(
-        len(flows),
-        1,
-        figsize=(max(8.0, 0.45 * max(len(f.layers()) for f in flows)), 3.6 * len(flows)),
-        squeeze=False,
-    )
+    fig = Figure(figsize=(max(8.0, 0.45 * max(len(f.layers()) for f in flows)), 3.6 * len(flows)))
+    axes = fig.subplots(len(flows), 1, squeeze=False)
     summary = {}
     for ax, flow in zip(axes[:, 0], flows, strict=True):
         layers = flow.layers()
@@ -135,7 +128,6 @@ def plot_grad_flow(flows: list[GradFlow], path: Path, title: str = "") -> Path:
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, buf.getvalue())

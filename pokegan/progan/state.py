@@ -18,7 +18,8 @@ from typing import Any
 import torch
 
 from pokedata.errors import UserError
-from pokegan.checkpoint import check_compatible, rng_state, set_rng_state
+from pokegan import device as dev
+from pokegan.checkpoint import check_compatible, load_checkpoint, provenance, save_on_main, set_rng_state
 from pokegan.device import make_grad_scaler
 from pokegan.ema import EMA
 from pokegan.losses import GANLoss, make_loss
@@ -77,6 +78,8 @@ class ProGANState:
     )  # this stage
     scaler_g: Any = None  # torch.amp.GradScaler for G: enabled only under fp16 autocast (D runs in float32)
     ema: EMA | None = None  # moving average of G's weights (ema_decay > 0)
+    G_train: Any = None  # what the generator step calls: G, under DDP when distributed (see wrap)
+    D_train: Any = None  # what the critic step calls: D, under DDP when distributed
 
     @property
     def size(self) -> int:
@@ -91,6 +94,15 @@ class ProGANState:
         self.G.alpha = self.D.alpha = float(alpha)
         if self.ema is not None:
             self.ema.model.alpha = float(alpha)
+
+    def wrap(self) -> None:
+        """(Re)wrap G and D for data-parallel training, after they are built, loaded or grown.
+
+        Under torchrun DDP averages their gradients over the ranks (rank 0's weights are broadcast first);
+        while a stage fades in, a faded-out branch may get no gradient: DDP then looks for unused ones.
+        """
+        self.G_train = dev.data_parallel(self.G, self.device, find_unused=self.G.args.fade)
+        self.D_train = dev.data_parallel(self.D, self.device, find_unused=self.G.args.fade)
 
     def set_lr(self, lr_g: float, lr_d: float) -> None:
         for opt, lr in ((self.opt_g, lr_g), (self.opt_d, lr_d)):
@@ -138,6 +150,9 @@ def new_state(
     )
     st.scaler_g = make_grad_scaler(device, cfg.amp)
     st.ema = EMA(g, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    st.wrap()
+    if dev.rank() > 0:  # seeded alike for equal initial weights; the latents of each rank are its own
+        dev.reseed_rank(cfg.seed, 0)
     return st
 
 
@@ -154,6 +169,7 @@ def grow_state(st: ProGANState) -> GrowReport:
     st.opt_g, st.opt_d = make_optimizers(st.loss, st.cfg, st.G, st.D, nxt)
     st.pos = Position(stage=nxt, step=st.pos.step)
     st.flows = (GradFlow("G"), GradFlow("D"))
+    st.wrap()
     return report
 
 
@@ -176,17 +192,13 @@ def state_dict(st: ProGANState) -> dict:
         "step": p.step,
         "fixed_latents": st.fixed_z.cpu(),
         "gradflow": [f.state_dict() for f in st.flows],
-        "rng": rng_state(),
-        "config": asdict(st.cfg),
-        "classes": st.classes,
-        "manifest_sha256": st.manifest_sha256,
+        **provenance(st.cfg, st.classes, st.manifest_sha256),
     }
 
 
 def save_state(st: ProGANState, path: Path) -> None:
-    from pokegan.checkpoint import save_checkpoint
-
-    save_checkpoint(path, state_dict(st))
+    """Save a checkpoint (rank 0: the replicas are equal; the others go on)."""
+    save_on_main(path, lambda: state_dict(st))
 
 
 def check_resumable(saved: dict, cfg: ProGANConfig, path: Path) -> None:
@@ -206,8 +218,6 @@ def check_resumable(saved: dict, cfg: ProGANConfig, path: Path) -> None:
 
 def load_state(st: ProGANState, path: Path) -> None:
     """Restore models (rebuilt at the saved stage), alpha, optimizers, position, latents and RNG states."""
-    from pokegan.checkpoint import load_checkpoint
-
     saved = load_checkpoint(path)
     check_compatible(
         saved, path, manifest_sha256=st.manifest_sha256, classes=st.classes, kind=CHECKPOINT_KIND
@@ -234,14 +244,15 @@ def load_state(st: ProGANState, path: Path) -> None:
     for flow, flow_state in zip(st.flows, saved.get("gradflow", []), strict=False):
         flow.load_state_dict(flow_state, st.device)
     set_rng_state(saved["rng"])
+    if dev.rank() > 0:  # the checkpoint holds rank 0's streams: the other ranks draw their own again
+        dev.reseed_rank(st.cfg.seed, pos.step)
+    st.wrap()
 
 
 def load_generator(path: Path, device: torch.device | str = "cpu") -> tuple[Generator, dict]:
     """The generator of a progan checkpoint, rebuilt from the checkpoint alone (eval mode); and the state.
 
     Its EMA weights when the run kept an average (``ema_decay > 0``), else the trained weights."""
-    from pokegan.checkpoint import load_checkpoint
-
     saved = load_checkpoint(path)
     if saved.get("kind") != CHECKPOINT_KIND:
         raise UserError(f"{path} is not a progan checkpoint", hint="use RUN/progan/final.pt or last.pt")

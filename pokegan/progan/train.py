@@ -19,21 +19,34 @@ stage; ``snapshots/<step>.png`` and ``all_samples.gif``; TensorBoard in ``tb/``;
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from itertools import islice
 from pathlib import Path
 
+import numpy as np
 import torch
+import torch.nn.functional as F
+from PIL import Image
+from rich.table import Table
 
 from pokedata.errors import UserError
 from pokedata.log import console
+from pokedata.log import out as stdout
 from pokedata.store import remove_stale_temps
+from pokegan import device as dev
+from pokegan.config import load_step_config
+from pokegan.data import canonical_order, load_manifest, loader_from_config, stratified_subset
 from pokegan.device import autocast
-from pokegan.progan.config import ProGANConfig
+from pokegan.diffaugment import critic_view
+from pokegan.loop import Session, open_session, progress, start_run
+from pokegan.progan.config import ProGANConfig, progan_config_to_toml
 from pokegan.progan.gif import prune_snapshots, save_snapshot, snapshot_frame, write_gif
 from pokegan.progan.gradflow import GradFlow, plot_grad_flow
-from pokegan.progan.grow import fade_alpha
-from pokegan.progan.state import ProGANState, grow_state, load_state, new_state, save_state
+from pokegan.progan.grow import build_models, fade_alpha
+from pokegan.progan.models import count_params
+from pokegan.progan.state import ProGANState, grow_state, load_state, new_state, save_state, stage_args
+from pokegan.runs import RunDir
+from pokegan.viz import save_image_grid
 
 __all__ = ["ProGANConfig", "run_progan"]
 
@@ -57,9 +70,12 @@ def _images(batch) -> torch.Tensor:
 
 
 def _check_finite(value: torch.Tensor, what: str, st: ProGANState) -> None:
-    if not torch.isfinite(value).all():
+    """Stop with a clear error when a loss is not finite on any rank (every rank stops alike)."""
+    bad = not bool(torch.isfinite(value).all())
+    if dev.any_true(bad, value.device):
+        shown = value.item() if bad else "not finite on another rank"
         raise UserError(
-            f"progan: {what} became {value.item()} at step {st.pos.step} ({st.size} px)",
+            f"progan: {what} became {shown} at step {st.pos.step} ({st.size} px)",
             hint=f"{st.out / 'last.pt'} holds the last good state: resume with --resume and a lower --cycle lr",
         )
 
@@ -67,11 +83,13 @@ def _check_finite(value: torch.Tensor, what: str, st: ProGANState) -> None:
 def train_step(
     st: ProGANState, real: torch.Tensor, *, record_every: int, flows: tuple[GradFlow, GradFlow]
 ) -> dict:
-    """One discriminator step and (every ``n_critic`` batches) one generator step; returns the loss logs."""
-    from pokegan.diffaugment import critic_view
+    """One discriminator step and (every ``n_critic`` batches) one generator step; returns the loss logs.
 
+    The critic step runs ``D_train`` and the generator step ``G_train``: under torchrun (DDP) their
+    gradients, the penalty's double backward included, are averaged over the ranks before the updates.
+    """
     dev, amp = st.device, st.cfg.amp
-    critic = critic_view(st.D, st.cfg.diffaugment)  # D, or D(T(x)) with the same T for real and fake
+    critic = critic_view(st.D_train, st.cfg.diffaugment)  # D, or D(T(x)) with the same T for real and fake
     real = real.to(dev, non_blocking=True).float()  # [B, 3, S, S] in [-1, 1]
     b = real.shape[0]
     z = torch.randn(b, st.cfg.z_dim, device=dev)  # [B, z]
@@ -88,8 +106,8 @@ def train_step(
     st.loss.after_d_step(st.D)
     if (st.pos.stage_step + 1) % n_critic == 0:  # the last of every n_critic D steps of the stage
         z = torch.randn(b, st.cfg.z_dim, device=dev)
-        with autocast(dev, amp):
-            g_loss, g_logs = st.loss.g_loss(critic, st.G(z))
+        with autocast(dev, amp):  # D itself: its gradients here are dropped, not averaged
+            g_loss, g_logs = st.loss.g_loss(critic_view(st.D, st.cfg.diffaugment), st.G_train(z))
         _check_finite(g_loss, "the generator loss", st)
         st.opt_g.zero_grad(set_to_none=True)
         st.scaler_g.scale(g_loss).backward()  # a no-op scale unless G runs under fp16 autocast
@@ -125,8 +143,6 @@ def _snapshot(st: ProGANState, ctx: _StageContext) -> None:
     frame = snapshot_frame(images, size, caption, st.pos.step / max(1, ctx.total_steps))
     save_snapshot(frame, st.out / "snapshots", st.pos.step)
     if ctx.writer is not None:
-        import numpy as np
-
         ctx.writer.add_image("progan/samples", np.asarray(frame), st.pos.step, dataformats="HWC")
 
 
@@ -142,11 +158,9 @@ def _log(st: ProGANState, ctx: _StageContext, logs: dict, lr: tuple[float, float
 
 
 def _end_stage(st: ProGANState, ctx: _StageContext) -> None:
-    """Stage pictures (sample grid, gradient flow), the GIF so far, the stage checkpoint."""
-    import torch.nn.functional as F
-
-    from pokegan.viz import save_image_grid
-
+    """Stage pictures (sample grid, gradient flow), the GIF so far, the stage checkpoint (rank 0)."""
+    if not dev.is_main():
+        return
     size, out = st.size, st.out
     if not (out / "snapshots" / f"{st.pos.step:09d}.png").is_file():
         _snapshot(st, ctx)
@@ -160,9 +174,6 @@ def _end_stage(st: ProGANState, ctx: _StageContext) -> None:
         list(ctx.flows), out / f"gradflow_{size}px.png", title=f"gradient flow, {size} px stage"
     )
     if ctx.writer is not None:
-        import numpy as np
-        from PIL import Image
-
         with Image.open(flow) as im:
             ctx.writer.add_image(
                 f"progan/gradflow_{size}px", np.asarray(im.convert("RGB")), st.pos.step, dataformats="HWC"
@@ -178,19 +189,14 @@ def _end_stage(st: ProGANState, ctx: _StageContext) -> None:
 def _loader(st: ProGANState, manifest):
     """The train split at the stage's size: batches ``(images [B, 3, S, S] in [-1, 1], labels, rows)``.
 
-    Flips only (``crop_scale`` 1): the fakes get no crop, so a crop of the reals would be learnt."""
-    from dataclasses import replace
-
-    from pokegan.data import loader_from_config
-
+    Flips only (``crop_scale`` 1): the fakes get no crop, so a crop of the reals would be learnt. Under
+    torchrun each rank reads its shard."""
     data = replace(st.cfg.data, image_size=st.size, crop_scale=1.0)
-    return loader_from_config(manifest, "train", data, train=True, device=st.device, distributed=False)
+    return loader_from_config(manifest, "train", data, train=True, device=st.device)
 
 
-def _run_stage(st: ProGANState, manifest, writer) -> None:
+def _run_stage(s: Session, st: ProGANState, manifest) -> None:
     """Train the current stage from ``st.pos`` to its end (resuming mid-epoch when ``pos.batch > 0``)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     cfg, pos = st.cfg, st.pos
     entries = cfg.stage_cycle(st.size)
     loader = _loader(st, manifest)
@@ -201,19 +207,11 @@ def _run_stage(st: ProGANState, manifest, writer) -> None:
             hint="lower --batch-size",
         )
     stage_steps = sum(e.epochs for e in entries) * spe
-    total = sum(sum(e.epochs for e in cfg.stage_cycle(s)) for s in cfg.sizes) * spe
+    total = sum(sum(e.epochs for e in cfg.stage_cycle(size)) for size in cfg.sizes) * spe
     fade_steps = int(cfg.fade_fraction * stage_steps) if st.G.args.fade else 0
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[info]}"),
-        console=console,
-        transient=False,
-    ) as progress:
-        task = progress.add_task(f"progan {st.size}px", total=stage_steps, completed=pos.stage_step, info="")
-        ctx = _StageContext(total, st.flows, writer)
+    ctx = _StageContext(total, st.flows, s.writer)
+    with progress(s.main) as bar:
+        task = bar.add_task(f"progan {st.size}px", total=stage_steps, completed=pos.stage_step, info="")
         while pos.entry < len(entries):
             entry = entries[pos.entry]
             st.set_lr(entry.lr, entry.lr_d)
@@ -224,23 +222,19 @@ def _run_stage(st: ProGANState, manifest, writer) -> None:
                     if fade_steps:
                         st.set_alpha(fade_alpha(pos.stage_step, fade_steps))
                     logs = train_step(st, _images(batch), record_every=cfg.gradflow_every, flows=ctx.flows)
-                    pos.batch += 1
-                    pos.step += 1
-                    pos.stage_step += 1
+                    pos.batch, pos.step, pos.stage_step = pos.batch + 1, pos.step + 1, pos.stage_step + 1
                     if pos.step % cfg.log_every == 0:
                         _log(st, ctx, logs, (entry.lr, entry.lr_d))
                         info = " ".join(f"{k} {v:.3f}" for k, v in logs.items() if k in ("d_loss", "g_loss"))
-                        progress.update(task, info=info + (f" alpha {st.G.alpha:.2f}" if fade_steps else ""))
-                    if pos.step % cfg.sample_every == 0:
+                        bar.update(task, info=info + (f" alpha {st.G.alpha:.2f}" if fade_steps else ""))
+                    if pos.step % cfg.sample_every == 0 and s.main:
                         _snapshot(st, ctx)
                     if pos.step % cfg.checkpoint_every == 0:
                         save_state(st, st.out / "last.pt")
-                    progress.update(task, completed=pos.stage_step)
-                pos.epoch += 1
-                pos.batch = 0
+                    bar.update(task, completed=pos.stage_step)
+                pos.epoch, pos.batch = pos.epoch + 1, 0
                 save_state(st, st.out / "last.pt")
-            pos.entry += 1
-            pos.epoch = 0
+            pos.entry, pos.epoch = pos.entry + 1, 0
         if fade_steps:
             st.set_alpha(1.0)
         _end_stage(st, ctx)
@@ -248,10 +242,6 @@ def _run_stage(st: ProGANState, manifest, writer) -> None:
 
 def describe(cfg: ProGANConfig) -> list[dict]:
     """Per stage: size, cycle entries and generator/discriminator parameter counts (for --dry-run)."""
-    from pokegan.progan.grow import build_models
-    from pokegan.progan.models import count_params
-    from pokegan.progan.state import stage_args
-
     rows = []
     for i, size in enumerate(cfg.sizes):
         with torch.device("meta"):
@@ -269,51 +259,34 @@ def describe(cfg: ProGANConfig) -> list[dict]:
     return rows
 
 
-def run_progan(run, cfg: ProGANConfig, *, resume: bool = False) -> dict:
-    """Train the progressive DCGAN in ``run`` (a :class:`pokegan.runs.RunDir`); returns the summary.
+def run_progan(cfg: ProGANConfig, run: RunDir | Path | str, *, resume: bool = False) -> dict:
+    """Train the progressive DCGAN in ``RUN/progan/``; returns the summary.
 
     A finished step (``done.json``) is not retrained. With ``resume`` an interrupted run continues from
-    ``progan/last.pt``; without it an existing checkpoint is refused rather than overwritten.
+    ``progan/last.pt``; without it a started step is refused rather than overwritten. Under torchrun G and
+    D train under DDP on sharded data; rank 0 draws, logs and saves.
     """
-    from pokegan.data import load_manifest
-    from pokegan.device import launched_by_torchrun, resolve_device, setup_torch
-
     cfg.validate()
-    if launched_by_torchrun():
-        raise UserError(
-            "poke train progan runs on one device; under torchrun every rank would train its own copy",
-            hint="run it without torchrun (pick the GPU with --device cuda:N)",
-        )
-    if run.is_done(STEP):
-        console.print(f"progan: {run.step_dir(STEP)} is already done (done.json); nothing to do")
-        return {"done": True}
-    out = Path(run.step_dir(STEP))
-    out.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(out)
-    manifest = load_manifest(run.manifest_dir, data_root=cfg.data.data_root or run.data_root)
-    device = resolve_device(cfg.device)
-    setup_torch(device, cfg.seed)
-    st = new_state(cfg, out, device, list(manifest.classes), str(manifest.sha256))
-    last = out / "last.pt"
+    s = open_session(STEP, cfg, run, resume=resume, to_toml=progan_config_to_toml)
+    if s.done:
+        return s.done_summary()
+    out, last = s.dir, s.dir / "last.pt"
+    if s.main:
+        remove_stale_temps(out)
+    manifest = load_manifest(s.run.manifest_dir, data_root=cfg.data.data_root or s.run.data_root)
+    st = new_state(cfg, out, s.device, list(manifest.classes), str(manifest.sha256))
     if last.is_file():
-        if not resume:
-            raise UserError(
-                f"{out} already holds a progan checkpoint",
-                hint="pass --resume to continue it, or use a new --out",
-            )
         load_state(st, last)
         console.print(
             f"progan: resuming at step {st.pos.step}: {st.size} px, cycle entry {st.pos.entry + 1}, "
             f"epoch {st.pos.epoch + 1}, batch {st.pos.batch}, alpha {st.G.alpha:.2f}"
         )
-    _write_config(cfg, out)
-    prune_snapshots(out / "snapshots", st.pos.step)
-    from torch.utils.tensorboard import SummaryWriter
-
-    writer = SummaryWriter(str(out / "tb"), purge_step=st.pos.step or None)
+    if s.main:
+        prune_snapshots(out / "snapshots", st.pos.step)
+    s.open_writer(purge_step=st.pos.step)
     try:
         while True:
-            _run_stage(st, manifest, writer)
+            _run_stage(s, st, manifest)
             if st.pos.stage + 1 >= len(cfg.sizes):
                 break
             report = grow_state(st)
@@ -323,37 +296,36 @@ def run_progan(run, cfg: ProGANConfig, *, resume: bool = False) -> dict:
             )
             save_state(st, last)
     finally:
-        writer.close()
+        s.close()
+    return _finish(s, st)
+
+
+def _finish(s: Session, st: ProGANState) -> dict:
+    """final.pt, the GIF of every snapshot and done.json (rank 0)."""
+    cfg, out = st.cfg, st.out
     save_state(st, out / "final.pt")
-    frames = write_gif(out / "snapshots", out / "all_samples.gif", cfg.gif_frame_ms)
+    frames = write_gif(out / "snapshots", out / "all_samples.gif", cfg.gif_frame_ms) if s.main else 0
     summary = {
         "steps": st.pos.step,
         "sizes": cfg.sizes,
         "stages": [
             {
-                "size": s,
-                "grid": str(out / f"samples_{s}px.png"),
-                "gradflow": str(out / f"gradflow_{s}px.png"),
-                "checkpoint": str(out / f"stage_{s}px.pt"),
+                "size": size,
+                "grid": str(out / f"samples_{size}px.png"),
+                "gradflow": str(out / f"gradflow_{size}px.png"),
+                "checkpoint": str(out / f"stage_{size}px.pt"),
             }
-            for s in cfg.sizes
+            for size in cfg.sizes
         ],
         "gif": str(out / "all_samples.gif"),
         "gif_frames": frames,
         "final": str(out / "final.pt"),
     }
-    run.mark_done(STEP, summary)
+    summary = s.finish(dev.broadcast_object(summary))
     console.print(
         f"[green]progan: done[/] after {st.pos.step} steps; {frames} frames in {out / 'all_samples.gif'}"
     )
     return summary
-
-
-def _write_config(cfg: ProGANConfig, out: Path) -> None:
-    from pokedata.store import atomic_write_text
-    from pokegan.progan.config import progan_config_to_toml
-
-    atomic_write_text(out / "config.toml", progan_config_to_toml(cfg))
 
 
 @dataclass
@@ -377,9 +349,6 @@ def train_progan(job: ProGANJob) -> dict:
     On ``--resume`` without ``--config`` the step's own ``config.toml`` is the file layer, so a resumed run
     keeps its settings; options given again still override.
     """
-    from pokegan.config import load_step_config
-    from pokegan.runs import RunDir, open_run
-
     if (job.run is None) == (job.out is None):
         raise UserError(
             "give exactly one of --run (an existing run) or --out (a new one)", hint="e.g. --run runs/NAME"
@@ -405,26 +374,17 @@ def train_progan(job: ProGANJob) -> dict:
         if manifest_dir is None and RunDir(Path(job.run)).meta_path.is_file():
             manifest_dir = RunDir(Path(job.run)).manifest_dir
         return dry_run(cfg, manifest_dir, cfg.data.data_root or None)
-    if job.run is not None:
-        run = open_run(job.run, resume=True, create=False)
-    else:
-        from pokegan.data import load_manifest
-
+    run = job.run
+    if job.out is not None:
         load_manifest(job.manifest, data_root=cfg.data.data_root or None)  # a bad --manifest creates no run
-        run = open_run(
-            job.out, resume=job.resume, create=True, manifest_dir=job.manifest, data_root=job.data_root
-        )
-    if not run.is_done(STEP) and job.run is not None:
-        run.begin_step(STEP, resume=job.resume)
-    return run_progan(run, cfg, resume=job.resume)
+        run = start_run(job.out, job.manifest, resume=job.resume, data_root=job.data_root)
+    return run_progan(cfg, run, resume=job.resume)
 
 
 def _steps_per_epoch(cfg: ProGANConfig, manifest_dir: Path | None, data_root: str | None) -> int | None:
     """Batches per epoch of the train split (as the loader will cut it), or None without a manifest."""
     if manifest_dir is None:
         return None
-    from pokegan.data import canonical_order, load_manifest, stratified_subset
-
     manifest = load_manifest(manifest_dir, data_root=data_root or None)
     rows = canonical_order(manifest, manifest.rows("train"))
     rows = stratified_subset(rows, manifest.labels(), cfg.data.max_images, cfg.data.seed)
@@ -433,12 +393,7 @@ def _steps_per_epoch(cfg: ProGANConfig, manifest_dir: Path | None, data_root: st
 
 def dry_run(cfg: ProGANConfig, manifest_dir: Path | None = None, data_root: str | None = None) -> dict:
     """Print the resolved config (TOML, stdout) and a per-stage table (stderr); train nothing."""
-    from rich.table import Table
-
-    from pokedata.log import out
-    from pokegan.progan.config import progan_config_to_toml
-
-    out.print(progan_config_to_toml(cfg), markup=False, highlight=False)
+    stdout.print(progan_config_to_toml(cfg), markup=False, highlight=False)
     rows = describe(cfg)
     spe = _steps_per_epoch(cfg, manifest_dir, data_root)
     table = Table(title="progan stages (dry run: nothing trained)")

@@ -21,11 +21,11 @@ embedding BatchNorm normalises each replica's batch by its own statistics: it ha
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
-import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,7 +34,32 @@ import torch.nn.functional as F
 from pokedata.errors import UserError
 from pokedata.log import console
 from pokedata.store import atomic_write_text
-from pokegan.config import ClassifyConfig
+from pokegan import device as dev
+from pokegan.checkpoint import save_checkpoint, unwrap
+from pokegan.config import ClassifyConfig, config_to_toml
+from pokegan.data import canonical_order, load_manifest, loader_from_config, stratified_subset
+from pokegan.loop import (
+    EpochState,
+    Session,
+    checkpoint,
+    open_session,
+    resume_epochs,
+    start_run,
+    steps_per_epoch,
+    train_epochs,
+)
+from pokegan.models.classifier import (
+    CLASSIFIER_KIND,
+    EmbeddingClassifier,
+    feature_statistics,
+    param_count,
+    recalibrate_batchnorm,
+    rotate_batch,
+)
+from pokegan.runs import RunDir
+from pokegan.schedule import WarmupCosine
+from pokegan.steps import param_groups
+from pokegan.viz import plot_curves
 
 ROTATIONS = ["0", "90", "180", "270"]
 
@@ -62,8 +87,6 @@ def _rot_gen(seed: int, epoch: int, batch: int) -> torch.Generator:
 
 
 def _inputs(x, y, task: str, gen: torch.Generator, device, channels_last: bool):
-    from pokegan.models.classifier import rotate_batch
-
     if task == "rotation":
         x, y = rotate_batch(x, gen)
     x = x.to(device, non_blocking=True)
@@ -85,13 +108,9 @@ def validate(model, val_loader, stats_loader, *, epoch: int, task: str, n_out: i
     images (shuffled by the seed and the epoch, not augmented) are frozen for the pass, so every val image
     is scored by itself. Training goes on with batch statistics afterwards.
     """
-    from pokegan.checkpoint import unwrap
-    from pokegan.device import world_size
-    from pokegan.models.classifier import feature_statistics
-
     base = unwrap(model)
     stats_loader.set_epoch(epoch)
-    limit = math.ceil(min(cfg.stats_images, VAL_STATS_IMAGES) / world_size())
+    limit = math.ceil(min(cfg.stats_images, VAL_STATS_IMAGES) / dev.world_size())
     stats = feature_statistics(base, stats_loader, device, limit=limit)
     base.set_frozen_stats(stats["mean"], stats["var"])
     try:
@@ -108,8 +127,6 @@ def evaluate(model, loader, *, task: str, n_out: int, device, cfg: ClassifyConfi
     Meaningful only with frozen embedding statistics set (:func:`validate`): else each batch normalises
     itself and the figures depend on which images share a batch.
     """
-    from pokegan import device as dev
-
     model.eval()
     total = torch.zeros(n_out, dtype=torch.float64, device=device)
     correct = torch.zeros(n_out, dtype=torch.float64, device=device)
@@ -155,8 +172,6 @@ def write_per_class(
 
 
 def make_optimizer(cfg: ClassifyConfig, model) -> torch.optim.Optimizer:
-    from pokegan.steps import param_groups
-
     groups = param_groups(model, cfg.weight_decay)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
@@ -164,8 +179,6 @@ def make_optimizer(cfg: ClassifyConfig, model) -> torch.optim.Optimizer:
 
 
 def build_model(cfg: ClassifyConfig, n_out: int):
-    from pokegan.models.classifier import EmbeddingClassifier
-
     model = EmbeddingClassifier(n_out)
     if cfg.init_weights:
         loaded, _ = model.load_init_weights(cfg.init_weights)
@@ -175,10 +188,6 @@ def build_model(cfg: ClassifyConfig, n_out: int):
 
 def describe(cfg: ClassifyConfig, manifest_dir: Path | str) -> dict:
     """What ``--dry-run`` prints: the resolved config, the task, the data and the model size."""
-    from pokegan.config import config_to_toml
-    from pokegan.data import canonical_order, load_manifest, stratified_subset
-    from pokegan.models.classifier import param_count
-
     manifest = load_manifest(manifest_dir, cfg.data.data_root or None)
     task = resolve_task(cfg, manifest)
     n_out = len(output_names(task, manifest))
@@ -194,267 +203,206 @@ def describe(cfg: ClassifyConfig, manifest_dir: Path | str) -> dict:
     }
 
 
-def _checkpoint(st: dict, cfg: ClassifyConfig, *, epoch: int, batch: int) -> dict:
-    from pokegan.checkpoint import rng_state, unwrap
-    from pokegan.models.classifier import CLASSIFIER_KIND
+@dataclass
+class ClassifyState(EpochState):
+    """Step 1's training state: the epoch loop's, plus the task, its outputs and this epoch's sums."""
 
-    return {
-        "kind": CLASSIFIER_KIND,
-        "model_args": {"num_classes": st["n_out"], "task": st["task"]},
-        "model": unwrap(st["model"]).state_dict(),
-        "optimizer": st["opt"].state_dict(),
-        "schedule": st["sched"].state_dict(),
-        "scaler": st["scaler"].state_dict(),
-        "step": st["step"],
-        "epoch": epoch,
-        "batch_in_epoch": batch,
-        "best_top1": st["best_top1"],
-        "rng": rng_state(),
-        "config": dataclasses.asdict(cfg),
-        "classes": st["classes"],
-        "manifest_sha256": st["manifest"].sha256,
-    }
+    task: str = "classes"
+    n_out: int = 0
+    best_top1: float = -1.0
+    loss_sum: float = 0.0  # over the train batches of this epoch (this rank)
+    seen: int = 0
+    hits: int = 0
 
 
-def run_classify(
+@dataclass
+class ClassifyStep:
+    """What step 1 supplies to the epoch loop (:func:`pokegan.loop.train_epochs`)."""
+
+    cfg: ClassifyConfig
+    names: list[str]  # the outputs (class names, or the four rotations)
+    val_loader: Any  # None without val images
+    stats_loader: Any  # train images, not augmented: the embedding statistics of validation
+    device: torch.device
+    name: str = "classify"
+    kind: str = CLASSIFIER_KIND
+
+    def payload(self, st: ClassifyState) -> dict:
+        return {
+            "model_args": {"num_classes": st.n_out, "task": st.task},
+            "model": unwrap(st.model).state_dict(),
+            "best_top1": st.best_top1,
+        }
+
+    def restore(self, st: ClassifyState, state: dict, path: Path) -> None:
+        if state["model_args"]["num_classes"] != st.n_out:
+            raise UserError(
+                f"{path} has {state['model_args']['num_classes']} outputs, not {st.n_out}",
+                hint="resume with the same --task and manifest, or start a new run",
+            )
+        unwrap(st.model).load_state_dict(state["model"])
+        st.best_top1 = float(state["best_top1"])
+
+    def micro_batch(self, st: ClassifyState, batch, epoch: int, i: int):
+        cfg = self.cfg
+        x, y = _inputs(
+            batch[0], batch[1], st.task, _rot_gen(cfg.seed, epoch, i), self.device, cfg.channels_last
+        )
+        with dev.autocast(self.device, cfg.amp):
+            logits = st.model(x).float()  # [B, n_out]
+        loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+        st.loss_sum += loss.item() * len(y)
+        st.seen += len(y)
+        st.hits += (logits.argmax(1) == y).sum().item()
+        return loss, {}
+
+    def end_epoch(self, s: Session, st: ClassifyState, epoch: int) -> None:
+        """Validate (every rank), then the metrics row, per-class CSV, curves and best.pt (rank 0)."""
+        cfg = self.cfg
+        row = {"epoch": epoch + 1, "step": st.step, "lr": st.sched.lr_at(st.step)}
+        row["train_loss"] = st.loss_sum / max(1, st.seen)
+        row["train_top1"] = st.hits / max(1, st.seen)
+        st.loss_sum, st.seen, st.hits = 0.0, 0, 0
+        dev.sync_buffers(unwrap(st.model))  # eval mode reads BatchNorm statistics: rank 0's on every rank
+        if self.val_loader is not None:
+            ev = validate(
+                st.model,
+                self.val_loader,
+                self.stats_loader,
+                epoch=epoch,
+                task=st.task,
+                n_out=st.n_out,
+                device=self.device,
+                cfg=cfg,
+            )
+            row.update(val_loss=ev["loss"], val_top1=ev["top1"], val_top5=ev["top5"])
+            if s.main:
+                path = s.dir / "per_class_accuracy.csv"
+                worst = write_per_class(path, self.names, ev["total"], ev["correct"], cfg.worst_k)
+                row["worst"] = [f"{w['class_name']} {w['accuracy']:.0%}" for w in worst]
+        if not s.main:
+            return
+        _log_epoch(row, s, cfg)
+        s.metrics.append(row)
+        plot_curves(s.metrics.curves("train_loss", "val_loss"), s.dir / "curves.png", title="classify: loss")
+        top1 = row.get("val_top1", row["train_top1"])
+        if top1 > st.best_top1:
+            st.best_top1 = top1
+            best = checkpoint(self, st, cfg, epoch=epoch + 1, batch=0)
+            best.pop("optimizer")  # weights for reference; resuming uses last.pt
+            save_checkpoint(s.dir / "best.pt", best)
+
+
+def new_run(
     cfg: ClassifyConfig, manifest_dir: Path | str, out: Path | str, *, resume: bool = False
-) -> dict:
-    """Train step 1 into ``out/classifier/`` (resuming its last checkpoint with ``resume``); returns the summary."""
-    from pokegan import device as dev
-    from pokegan.checkpoint import (
-        check_compatible,
-        load_checkpoint,
-        restore_training_state,
-        save_checkpoint,
-        unwrap,
-    )
-    from pokegan.data import load_manifest, loader_from_config
-    from pokegan.models.classifier import CLASSIFIER_KIND, feature_statistics
-    from pokegan.schedule import WarmupCosine
-    from pokegan.steps import MetricsLog, optimizer_step, prepare_step, progress, tb_writer, write_config
-    from pokegan.viz import plot_curves
-
+) -> RunDir:
+    """Step 1's start: check the config against the manifest (a bad ``--task`` creates nothing), then
+    create the run ``out`` (``resume``: reopen it) recording the manifest, data root and image size."""
     cfg.validate()
-    dev.init_distributed()
-    device = dev.resolve_device(cfg.device)
-    dev.setup_torch(device, cfg.seed)
-    main = dev.is_main()
-    manifest = load_manifest(manifest_dir, cfg.data.data_root or None)
+    resolve_task(cfg, load_manifest(manifest_dir, cfg.data.data_root or None))
+    return start_run(
+        out, manifest_dir, resume=resume, data_root=cfg.data.data_root, image_size=cfg.data.image_size
+    )
+
+
+def run_classify(cfg: ClassifyConfig, run: RunDir | Path | str, *, resume: bool = False) -> dict:
+    """Train step 1 into ``RUN/classifier/`` (a run :func:`new_run` made); returns the summary."""
+    cfg.validate()
+    s = open_session("classify", cfg, run, resume=resume)
+    if s.done:
+        return s.done_summary()
+    manifest = load_manifest(s.run.manifest_dir, cfg.data.data_root or s.run.data_root)
     task = resolve_task(cfg, manifest)
     names = output_names(task, manifest)
-    place = prepare_step(
-        "classify",
-        resume=resume,
-        out=out,
-        manifest_dir=manifest.dir,
-        data_root=cfg.data.data_root,
-        image_size=cfg.data.image_size,
-    )
-    run, step_dir = place.run, place.dir
-    if run.is_done("classify"):
-        console.print(f"[dim]classify: {step_dir}/done.json exists, nothing to do[/]")
-        return run.done_summary("classify")
-    write_config(step_dir, cfg)
-    n_out = len(names)
-    model = build_model(cfg, n_out).to(device)
+    model = build_model(cfg, len(names)).to(s.device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    opt = make_optimizer(cfg, model)
-    scaler = dev.make_grad_scaler(device, cfg.amp)
-    train_loader = loader_from_config(manifest, "train", cfg.data, train=True, device=device)
+    loader = loader_from_config(manifest, "train", cfg.data, train=True, device=s.device)
     has_val = len(manifest.rows("val")) > 0
-    val_loader = (
-        loader_from_config(manifest, "val", cfg.data, train=False, device=device) if has_val else None
-    )
     plain = dataclasses.replace(cfg.data, augment=False, balanced=False)
-    stats_loader = loader_from_config(manifest, "train", plain, train=True, device=device)
-    steps_per_epoch = len(train_loader) // cfg.grad_accum
-    if steps_per_epoch < 1:
-        raise UserError(
-            f"--grad-accum {cfg.grad_accum} exceeds the {len(train_loader)} batches of an epoch",
-            hint="lower --grad-accum or --batch-size",
-        )
-    sched = WarmupCosine(cfg.lr, cfg.epochs * steps_per_epoch, cfg.warmup_steps, cfg.min_lr_ratio)
-    st = {"model": model, "opt": opt, "sched": sched, "scaler": scaler, "step": 0, "best_top1": -1.0}
-    st.update(n_out=n_out, task=task, classes=list(manifest.classes), manifest=manifest)
-    epoch0, batch0 = 0, 0
-    metrics = MetricsLog(step_dir / "metrics.jsonl", enabled=main)
-    if (step_dir / "last.pt").is_file():
-        state = load_checkpoint(step_dir / "last.pt")
-        check_compatible(
-            state,
-            step_dir / "last.pt",
-            manifest_sha256=manifest.sha256,
-            classes=st["classes"],
-            kind=CLASSIFIER_KIND,
-        )
-        if state["model_args"]["num_classes"] != n_out:
-            raise UserError(
-                f"{step_dir}/last.pt has {state['model_args']['num_classes']} outputs, not {n_out}"
-            )
-        model.load_state_dict(state["model"])
-        restore_training_state(state, opt, scaler)
-        st["step"], st["best_top1"] = int(state["step"]), float(state["best_top1"])
-        epoch0, batch0 = int(state["epoch"]), int(state["batch_in_epoch"])
-        metrics.truncate(epoch0)
-        console.print(f"classify: resumed from step {st['step']} (epoch {epoch0}, batch {batch0})")
-    model, ddp = dev.wrap_for_training(model, device, cfg.compile)
-    st["model"] = model
-    writer = tb_writer(step_dir)
-    start_step, t0 = st["step"], time.perf_counter()
-    stopped = False
-    model.train()
-    with progress(main) as bar:
-        for epoch in range(epoch0, cfg.epochs):
-            start = batch0 if epoch == epoch0 else 0
-            train_loader.set_epoch(epoch, start)
-            n_batches = steps_per_epoch * cfg.grad_accum
-            task_id = bar.add_task(
-                f"classify epoch {epoch + 1}/{cfg.epochs}", total=n_batches, completed=start, info=""
-            )
-            opt.zero_grad(set_to_none=True)
-            loss_sum, seen, hits = 0.0, 0, 0
-            for i, (x, y, _) in enumerate(train_loader, start=start):
-                if i >= n_batches:
-                    break
-                x, y = _inputs(x, y, task, _rot_gen(cfg.seed, epoch, i), device, cfg.channels_last)
-                last_micro = (i + 1) % cfg.grad_accum == 0
-                sync = ddp.no_sync() if ddp is not None and not last_micro else contextlib.nullcontext()
-                with sync:
-                    with dev.autocast(device, cfg.amp):
-                        logits = model(x).float()  # [B, n_out]
-                    loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-                    if not torch.isfinite(loss):
-                        raise UserError(
-                            f"classify: the loss became {loss.item()} at step {st['step']}",
-                            hint="lower --lr (or raise --warmup-steps) and continue with --resume",
-                        )
-                    scaler.scale(loss / cfg.grad_accum).backward()
-                loss_sum += loss.item() * len(y)
-                seen += len(y)
-                hits += (logits.argmax(1) == y).sum().item()
-                bar.update(task_id, advance=1, info=f"loss {loss.item():.3f}")
-                if not last_micro:
-                    continue
-                lr = optimizer_step(opt, scaler, sched, model.parameters(), st["step"], cfg.grad_clip)
-                st["step"] += 1
-                if writer is not None and st["step"] % cfg.log_every == 0:
-                    writer.add_scalar("train/loss", loss.item(), st["step"])
-                    writer.add_scalar("train/lr", lr, st["step"])
-                every = cfg.checkpoint_every and st["step"] % cfg.checkpoint_every == 0
-                stop = cfg.stop_after_steps and st["step"] - start_step >= cfg.stop_after_steps
-                if (every or stop) and main:
-                    save_checkpoint(step_dir / "last.pt", _checkpoint(st, cfg, epoch=epoch, batch=i + 1))
-                if stop:
-                    stopped = True
-                    break
-            bar.remove_task(task_id)
-            if stopped:
-                break
-            row = {"epoch": epoch + 1, "step": st["step"], "lr": sched.lr_at(st["step"])}
-            row["train_loss"] = loss_sum / max(1, seen)
-            row["train_top1"] = hits / max(1, seen)
-            dev.sync_buffers(unwrap(model))  # eval mode reads BatchNorm statistics: rank 0's on every rank
-            if val_loader is not None:
-                ev = validate(
-                    model,
-                    val_loader,
-                    stats_loader,
-                    epoch=epoch,
-                    task=task,
-                    n_out=n_out,
-                    device=device,
-                    cfg=cfg,
-                )
-                row.update(val_loss=ev["loss"], val_top1=ev["top1"], val_top5=ev["top5"])
-                if main:
-                    worst = write_per_class(
-                        step_dir / "per_class_accuracy.csv", names, ev["total"], ev["correct"], cfg.worst_k
-                    )
-                    row["worst"] = [f"{w['class_name']} {w['accuracy']:.0%}" for w in worst]
-            if main:
-                _log_epoch(row, writer, cfg)
-                metrics.append(row)
-                plot_curves(
-                    metrics.curves("train_loss", "val_loss"), step_dir / "curves.png", title="classify: loss"
-                )
-                top1 = row.get("val_top1", row["train_top1"])
-                if top1 > st["best_top1"]:
-                    st["best_top1"] = top1
-                    best = _checkpoint(st, cfg, epoch=epoch + 1, batch=0)
-                    best.pop("optimizer")  # weights for reference; resuming uses last.pt
-                    save_checkpoint(step_dir / "best.pt", best)
-                save_checkpoint(step_dir / "last.pt", _checkpoint(st, cfg, epoch=epoch + 1, batch=0))
-    if writer is not None:
-        writer.close()
-    dev.sync_buffers(unwrap(model))
-    dev.barrier()
-    if stopped:
-        console.print(
-            f"classify: stopped after {st['step'] - start_step} steps (last.pt saved); continue with --resume"
-        )
-        return {"stopped": True, "step": st["step"]}
-    return _finish(
-        run, step_dir, cfg, st, manifest, metrics, device, time.perf_counter() - t0, feature_statistics
+    step = ClassifyStep(
+        cfg,
+        names,
+        val_loader=loader_from_config(manifest, "val", cfg.data, train=False, device=s.device)
+        if has_val
+        else None,
+        stats_loader=loader_from_config(manifest, "train", plain, train=True, device=s.device),
+        device=s.device,
     )
+    total = cfg.epochs * steps_per_epoch(loader, cfg.grad_accum)
+    opt = make_optimizer(cfg, model)
+    st = ClassifyState(
+        model=model,
+        opt=opt,
+        sched=WarmupCosine(cfg.lr, total, cfg.warmup_steps, cfg.min_lr_ratio),
+        scaler=dev.make_grad_scaler(s.device, cfg.amp),
+        classes=list(manifest.classes),
+        manifest_sha256=manifest.sha256,
+        task=task,
+        n_out=len(names),
+    )
+    resume_epochs(s, step, st)
+    if train_epochs(s, step, st, cfg, loader):
+        return {"stopped": True, "step": st.step}
+    dev.sync_buffers(unwrap(st.model))
+    return _finish(s, step, st, manifest)
 
 
-def _log_epoch(row: dict, writer, cfg: ClassifyConfig) -> None:
+def _log_epoch(row: dict, s: Session, cfg: ClassifyConfig) -> None:
     msg = f"classify epoch {row['epoch']}/{cfg.epochs}: train loss {row['train_loss']:.3f} top-1 {row['train_top1']:.1%}"
     if "val_top1" in row:
         msg += f" | val loss {row['val_loss']:.3f} top-1 {row['val_top1']:.1%} top-5 {row['val_top5']:.1%}"
     console.print(msg)
     if row.get("worst"):
         console.print(f"  worst classes: {', '.join(row['worst'])}")
-    if writer is not None:
-        for k in ("train_loss", "train_top1", "val_loss", "val_top1", "val_top5"):
-            if k in row:
-                writer.add_scalar(k.replace("_", "/", 1), row[k], row["step"])
+    keys = ("train_loss", "train_top1", "val_loss", "val_top1", "val_top5")
+    s.scalars({k.replace("_", "/", 1): row[k] for k in keys if k in row}, row["step"])
 
 
-def _finish(
-    run, step_dir: Path, cfg: ClassifyConfig, st: dict, manifest, metrics, device, seconds, feature_statistics
-):
-    """Freeze the encoding statistics, write final.pt and done.json."""
-    from pokegan import device as dev
-    from pokegan.checkpoint import save_checkpoint, unwrap
-    from pokegan.data import loader_from_config
-    from pokegan.models.classifier import recalibrate_batchnorm
-
-    model = unwrap(st["model"])
+def _finish(s: Session, step: ClassifyStep, st: ClassifyState, manifest) -> dict:
+    """Precise BatchNorm statistics, the frozen encoding statistics, final.pt and done.json."""
+    cfg = step.cfg
+    model = unwrap(st.model)
     # shuffled batches of the training size, not augmented: what the BatchNorms saw in training
     data = dataclasses.replace(cfg.data, max_images=0, augment=False, balanced=False)
-    loader = loader_from_config(manifest, "train", data, train=True, device=device)
+    loader = loader_from_config(manifest, "train", data, train=True, device=s.device)
     limit = math.ceil(cfg.stats_images / dev.world_size())
     with console.status("classify: precise BatchNorm statistics, then the frozen embedding statistics"):
         loader.set_epoch(cfg.epochs)
-        bn_images = recalibrate_batchnorm(model, loader, device, limit)
+        bn_images = recalibrate_batchnorm(model, loader, s.device, limit)
         loader.set_epoch(cfg.epochs + 1)
-        stats = feature_statistics(model, loader, device, limit=limit)
-    last = metrics.rows[-1] if metrics.rows else {}
+        stats = feature_statistics(model, loader, s.device, limit=limit)
+    last = s.metrics.rows[-1] if s.metrics.rows else {}
     summary = {
-        "task": st["task"],
+        "task": st.task,
         "epochs": cfg.epochs,
-        "steps": st["step"],
-        "outputs": st["n_out"],
+        "steps": st.step,
+        "outputs": st.n_out,
         "train_top1": last.get("train_top1"),
         "val_top1": last.get("val_top1"),
         "val_top5": last.get("val_top5"),
-        "best_top1": st["best_top1"],
+        "best_top1": st.best_top1,
         "stats_images": stats["n"],
         "bn_recalibration_images": bn_images * dev.world_size(),
-        "seconds_this_session": round(seconds, 1),
-        "final": str(step_dir / "final.pt"),
+        "seconds_this_session": s.seconds(),
+        "final": str(s.dir / "final.pt"),
     }
-    if dev.is_main():
-        state = _checkpoint(st, cfg, epoch=cfg.epochs, batch=0)
+    if s.main:
+        state = checkpoint(step, st, cfg, epoch=cfg.epochs, batch=0)
         state["feature_stats"] = {"mean": stats["mean"], "var": stats["var"], "n": stats["n"]}
-        save_checkpoint(step_dir / "final.pt", state)
-        save_checkpoint(step_dir / "feature_stats.pt", state["feature_stats"])
-        run.mark_done("classify", summary)
-        console.print(f"classify: done, final classifier in {step_dir / 'final.pt'}")
-    dev.barrier()
-    return summary
+        save_checkpoint(s.dir / "final.pt", state)
+        save_checkpoint(s.dir / "feature_stats.pt", state["feature_stats"])
+        console.print(f"classify: done, final classifier in {s.dir / 'final.pt'}")
+    return s.finish(summary)
 
 
-__all__ = ["describe", "evaluate", "resolve_task", "run_classify", "validate"]
+__all__ = [
+    "ClassifyState",
+    "ClassifyStep",
+    "describe",
+    "evaluate",
+    "new_run",
+    "resolve_task",
+    "run_classify",
+    "validate",
+]

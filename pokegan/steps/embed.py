@@ -26,11 +26,18 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
+from pokedata.errors import UserError
 from pokedata.log import console
 from pokedata.store import atomic_writer, fsync_dir
+from pokegan import device as dev
 from pokegan.config import EmbedConfig
+from pokegan.data import load_manifest, make_loader
+from pokegan.loop import open_session, progress
+from pokegan.models.classifier import load_frozen_classifier
+from pokegan.runs import RunDir
 
 
 def data_section(run) -> dict:
@@ -38,23 +45,13 @@ def data_section(run) -> dict:
     return dict(run.step_config("classifier").get("data", {}))
 
 
-def run_embed(cfg: EmbedConfig, run_dir: Path | str, *, resume: bool = False) -> dict:
+def run_embed(cfg: EmbedConfig, run: RunDir | Path | str, *, resume: bool = False) -> dict:
     """Encode every manifest row; returns the summary written to ``done.json``."""
-    from pokegan import device as dev
-    from pokegan.data import load_manifest, make_loader
-    from pokegan.models.classifier import load_frozen_classifier
-    from pokegan.steps import prepare_step, progress, write_config
-
     cfg.validate()
-    dev.init_distributed()
-    device = dev.resolve_device(cfg.device)
-    dev.setup_torch(device, cfg.seed)
-    place = prepare_step("embed", resume=resume, run_dir=run_dir)
-    run, out = place.run, place.dir
-    if run.is_done("embed"):
-        console.print(f"[dim]embed: {out}/done.json exists, nothing to do[/]")
-        return run.done_summary("embed")
-    write_config(out, cfg)
+    s = open_session("embed", cfg, run, resume=resume)
+    if s.done:
+        return s.done_summary()
+    run, out, device = s.run, s.dir, s.device
     t0 = time.perf_counter()
     data = data_section(run)
     manifest = load_manifest(run.manifest_dir, run.data_root)
@@ -123,10 +120,6 @@ def run_embed(cfg: EmbedConfig, run_dir: Path | str, *, resume: bool = False) ->
 
 def load_embedding_index(run) -> tuple[np.ndarray, object]:
     """(embeddings ``[N, 512]`` memmap, index DataFrame) of a run's finished embed step."""
-    import pandas as pd
-
-    from pokedata.errors import UserError
-
     out = Path(run.step_dir("embed"))
     if not run.is_done("embed"):
         raise UserError(f"no finished embeddings in {out}", hint="run `poke train embed --run RUN` first")

@@ -20,35 +20,39 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from torchvision.utils import make_grid
 
 from pokedata.errors import UserError
 from pokedata.log import console
 from pokedata.store import atomic_write_bytes, atomic_write_text
-from pokegan.device import autocast
-from pokegan.steps.gan_setup import (
-    GANConfig,
-    GANState,
-    _truncate_metrics,
-    build_state,
-    load_state,
-    save_state,
-)
+from pokegan import device as dev
+from pokegan.checkpoint import load_checkpoint
+from pokegan.diffaugment import critic_view
+from pokegan.evaluate import generator_figures
+from pokegan.loop import Session, open_session, progress
+from pokegan.models.discriminator import image_pyramid
+from pokegan.runs import RunDir
+from pokegan.steps.gan_setup import GANConfig, GANState, build_state, load_state, save_state
+from pokegan.viz import save_image_grid
 
 __all__ = ["GANConfig", "run_gan"]
 
 
 class NonFiniteLoss(Exception):
-    """A loss came out NaN or inf: the loop reloads the last good checkpoint."""
+    """A loss came out NaN or inf (on any rank): the loop reloads the last good checkpoint."""
 
 
 def _check(loss: torch.Tensor, what: str, step: int) -> None:
-    if not torch.isfinite(loss).all():
-        raise NonFiniteLoss(f"{what} is {loss.item()} at step {step}")
+    """Raise NonFiniteLoss on every rank when the loss is not finite on any (they then reload together)."""
+    bad = not bool(torch.isfinite(loss).all())
+    if dev.any_true(bad, loss.device):
+        raise NonFiniteLoss(
+            f"{what} is {loss.item() if bad else 'not finite on another rank'} at step {step}"
+        )
 
 
 def _data_iter(st: GANState):
@@ -56,7 +60,8 @@ def _data_iter(st: GANState):
 
     ``st.data_epoch`` / ``st.data_batch`` count the batches handed out; checkpoints save them, so a resume
     or a NaN reload continues with the batch after the saved one (the sampler's order and the flips are
-    pure functions of seed, epoch and batch), not with epoch 0, batch 0.
+    pure functions of seed, epoch and batch), not with epoch 0, batch 0. Under torchrun each rank reads its
+    shard of every epoch.
     """
     while True:
         st.loader.set_epoch(st.data_epoch, st.data_batch)
@@ -77,41 +82,45 @@ def _fake(st: GANState, z: torch.Tensor):
 
 
 def _real(st: GANState, x: torch.Tensor):
-    from pokegan.models.discriminator import image_pyramid
-
     x = x.to(st.device, non_blocking=True).float()
     return image_pyramid(x, st.scales) if st.loss.multiscale else x
 
 
+def _critic_step(st: GANState, data) -> dict[str, float]:
+    """One critic update on a real batch and as many fakes (the penalty pairs them; a small train split
+    gives batches smaller than [data] batch_size). Under torchrun ``D_train`` is DDP: its gradients,
+    the penalty's double backward included, are averaged over the ranks."""
+    cfg, loss = st.cfg, st.loss
+    x = next(data)
+    real = _real(st, x)
+    z = _sample_latents(st, len(x))
+    with dev.autocast(st.device, cfg.amp), torch.no_grad():
+        fake = _fake(st, z)
+    critic = critic_view(st.D_train, cfg.diffaugment)  # D, or D(T(x)) with the same T for real and fake
+    with dev.autocast(st.device, cfg.amp):
+        ld, stats = loss.d_loss(critic, real, fake)
+    _check(ld, "the discriminator loss", st.step)
+    st.opt_d.zero_grad(set_to_none=True)
+    ld.backward()
+    st.opt_d.step()
+    loss.after_d_step(st.D)
+    return stats
+
+
 def _train_step(st: GANState, data) -> dict[str, float]:
     """One generator step with its ``n_critic`` critic steps; raises NonFiniteLoss before any bad update."""
-    from pokegan.diffaugment import critic_view
-
     cfg, loss = st.cfg, st.loss
-    critic = critic_view(st.D, cfg.diffaugment)  # D, or D(T(x)) with the same T for real and fake
     stats: dict[str, float] = {}
     st.G.requires_grad_(False)
     st.D.requires_grad_(True)
     for _ in range(loss.n_critic):
-        x = next(data)
-        real = _real(st, x)
-        z = _sample_latents(st, len(x))  # as many fakes as reals: the penalty pairs them (a small
-        # train split gives batches smaller than [data] batch_size)
-        with autocast(st.device, cfg.amp), torch.no_grad():
-            fake = _fake(st, z)
-        with autocast(st.device, cfg.amp):
-            ld, stats_d = loss.d_loss(critic, real, fake)
-        _check(ld, "the discriminator loss", st.step)
-        st.opt_d.zero_grad(set_to_none=True)
-        ld.backward()
-        st.opt_d.step()
-        loss.after_d_step(st.D)
-        stats.update(stats_d)
+        stats.update(_critic_step(st, data))
     st.G.requires_grad_(True)
     st.D.requires_grad_(False)
     z = _sample_latents(st, cfg.data.batch_size)
-    with autocast(st.device, cfg.amp):
-        lg, stats_g = loss.g_loss(critic, _fake(st, z))
+    critic = critic_view(st.D, cfg.diffaugment)  # the frozen critic itself: no gradient of D to average
+    with dev.autocast(st.device, cfg.amp):
+        lg, stats_g = loss.g_loss(critic, st.G_train(z))
     _check(lg, "the generator loss", st.step)
     st.opt_g.zero_grad(set_to_none=True)
     st.scaler_g.scale(lg).backward()  # a no-op scale unless G runs under fp16 autocast
@@ -125,10 +134,6 @@ def _train_step(st: GANState, data) -> dict[str, float]:
 
 @torch.no_grad()
 def _snapshot_grid(st: GANState, writer, name: str) -> Path:
-    from torchvision.utils import make_grid
-
-    from pokegan.viz import save_image_grid
-
     imgs = st.ema.model(st.fixed_latents.to(st.device)).float().clamp(-1, 1).cpu()
     nrow = max(1, int(math.sqrt(len(imgs))))
     path = st.out / "grids" / f"{name}.png"
@@ -139,14 +144,13 @@ def _snapshot_grid(st: GANState, writer, name: str) -> Path:
 
 
 def _evaluate(st: GANState, writer) -> dict[str, float]:
-    from pokegan.metrics import generator_figures
-
+    """The judge's and the step-1 classifier's figures of the EMA generator (rank 0); a metrics row."""
     g = st.ema.model
     gen = torch.Generator().manual_seed(st.cfg.seed + 1)  # the same latents at every evaluation
 
     def sample(b: int) -> torch.Tensor:
         z, _ = st.gmm.sample(b, gen)
-        with autocast(st.device, st.cfg.amp):
+        with dev.autocast(st.device, st.cfg.amp):
             return g(z.to(st.device)).float().clamp(-1, 1)
 
     m = generator_figures(
@@ -160,9 +164,7 @@ def _evaluate(st: GANState, writer) -> dict[str, float]:
         seed=st.cfg.seed,
     )
     m["step"] = st.step
-    path = st.out / "metrics.jsonl"  # rewritten atomically: a kill never leaves half a row
-    old = path.read_text(encoding="utf-8") if path.is_file() else ""
-    atomic_write_text(path, old + json.dumps(m) + "\n")
+    st.metrics.append(m)  # rewritten atomically: a kill never leaves half a row
     console.print(
         f"gan step {st.step}: judge FD {m['judge_fd']:.4g}, KID {m['judge_kid_mean']:.4g} "
         f"+- {m['judge_kid_std']:.2g}, precision {m['judge_precision']:.2f}, recall {m['judge_recall']:.2f}"
@@ -172,6 +174,15 @@ def _evaluate(st: GANState, writer) -> dict[str, float]:
         for k in ("judge_fd", "judge_kid_mean", "judge_precision", "judge_recall", "fcd", "fck"):
             writer.add_scalar(f"metrics/{k}", m[k], st.step)
     return m
+
+
+def _evaluate_and_keep_best(st: GANState, writer) -> None:
+    """Evaluate on rank 0; every rank learns the judge's FD, and a better generator goes to ``best.pt``."""
+    fd = _evaluate(st, writer)["judge_fd"] if dev.is_main() else None
+    fd = dev.broadcast_object(fd)
+    if fd < st.best_judge_fd:
+        st.best_judge_fd, st.best_step = fd, st.step
+        save_state(st, st.out / "best.pt")
 
 
 def _recover(st: GANState, err: NonFiniteLoss) -> None:
@@ -220,9 +231,84 @@ def _kept(st: GANState, history: list[dict]) -> dict:
     return kept
 
 
+def _start(st: GANState) -> None:
+    """Resume from ``last.pt``; or score the starting generator (a candidate too: best.pt never ends
+    worse than what step 3 started from) and save it as the first good state to fall back to."""
+    out = st.out
+    if (out / "last.pt").is_file():
+        load_state(st, out / "last.pt")
+        if (out / "best.pt").is_file():  # best.pt may be newer than last.pt: keep its record
+            best = load_checkpoint(out / "best.pt")
+            if float(best.get("best_judge_fd", math.inf)) < st.best_judge_fd:
+                st.best_judge_fd, st.best_step = float(best["best_judge_fd"]), int(best["best_step"])
+        console.print(f"gan: resumed from last.pt at step {st.step}")
+        return
+    st.metrics.truncate(-1)  # rows of a start killed before its first last.pt
+    _evaluate_and_keep_best(st, None)
+    save_state(st, out / "last.pt")
+
+
+def _train(s: Session, st: GANState, on_step: Callable[[int], None] | None) -> None:
+    """Generator steps to ``cfg.steps``: losses to TensorBoard, grids, evaluations, checkpoints."""
+    cfg, out, data = st.cfg, st.out, _data_iter(st)
+    with progress(s.main, transient=True) as bar:
+        task = bar.add_task("gan", total=cfg.steps, completed=st.step, info="")
+        while st.step < cfg.steps:
+            try:
+                stats = _train_step(st, data)
+            except NonFiniteLoss as err:
+                _recover(st, err)
+                data = _data_iter(st)  # from the reloaded data position
+                bar.update(task, completed=st.step)
+                continue
+            st.step += 1
+            if st.step % cfg.log_every == 0 or st.step == cfg.steps:
+                s.scalars(stats, st.step, prefix="loss/")
+                info = " ".join(f"{k} {v:.3g}" for k, v in stats.items() if k in ("d_loss", "g_loss"))
+                bar.update(task, info=info)
+            if st.step % cfg.sample_every == 0 and s.main:
+                _snapshot_grid(st, s.writer, f"step-{st.step:07d}")
+            if st.step % cfg.metrics_every == 0 or st.step == cfg.steps:
+                _evaluate_and_keep_best(st, s.writer)
+            if st.step % cfg.checkpoint_every == 0 or st.step == cfg.steps:
+                save_state(st, out / "last.pt")
+            bar.update(task, completed=st.step)
+            if on_step is not None:
+                on_step(st.step)
+
+
+def _finish(s: Session, st: GANState) -> dict:
+    """final.pt, the sample grid of the kept generator, summary.json and done.json (rank 0)."""
+    out, summary = st.out, None
+    save_state(st, out / "final.pt")
+    if s.main:
+        grid = _snapshot_grid(st, None, "final")
+        kept = _kept(st, st.metrics.rows)
+        if kept["step"] != st.step:  # samples.png shows what `poke sample` (best.pt by default) gives
+            st.ema.load_state_dict(load_checkpoint(out / "best.pt")["ema"])
+            grid = _snapshot_grid(st, None, f"best-step-{kept['step']:07d}")
+        atomic_write_bytes(out / "samples.png", grid.read_bytes())
+        summary = {
+            "steps": st.step,
+            "loss": st.cfg.loss,
+            "final_metrics": st.metrics.rows[-1] if st.metrics.rows else {},
+            "best_judge_fd": st.best_judge_fd,
+            "best_step": kept["step"],
+            "kept": kept,
+            "nan_events": st.nan_events,
+            "lr_scale": st.lr_scale,
+            "seconds_this_session": s.seconds(),
+            "sample_grid": str(out / "samples.png"),
+            "final_checkpoint": str(out / "final.pt"),
+            "best_checkpoint": str(out / "best.pt"),
+        }
+        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
+    return s.finish(dev.broadcast_object(summary))
+
+
 def run_gan(
     cfg: GANConfig,
-    run_dir,
+    run: RunDir | Path | str,
     *,
     resume: bool = False,
     on_step: Callable[[int], None] | None = None,
@@ -232,105 +318,18 @@ def run_gan(
 
     ``on_step(step)`` is called after every generator step (progress hooks; tests inject failures).
     ``scratch_args``: the generator ``from_scratch`` builds (:func:`gan_setup.scratch_generator_args`).
+    Under torchrun: G and the critic train under DDP on sharded data; rank 0 evaluates, draws and saves.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-    from torch.utils.tensorboard import SummaryWriter
-
-    from pokegan.runs import RunDir, open_run
-
     cfg.validate()
-    run = run_dir if isinstance(run_dir, RunDir) else open_run(run_dir, resume=True, create=False)
-    if run.is_done("gan"):
-        console.print("[dim]gan: done.json exists, skipping[/]")
-        return run.done_summary("gan")
-    run.begin_step("gan", resume=resume)
-    st = build_state(run, cfg, scratch_args)
-    out = st.out
-    if (out / "last.pt").is_file():
-        load_state(st, out / "last.pt")
-        if (out / "best.pt").is_file():  # best.pt may be newer than last.pt: keep its record
-            from pokegan.checkpoint import load_checkpoint
-
-            best = load_checkpoint(out / "best.pt")
-            if float(best.get("best_judge_fd", math.inf)) < st.best_judge_fd:
-                st.best_judge_fd, st.best_step = float(best["best_judge_fd"]), int(best["best_step"])
-        console.print(f"gan: resumed from last.pt at step {st.step}")
-    else:
-        # the starting generator is a candidate too: best.pt never ends worse than what step 3 started from
-        _truncate_metrics(out / "metrics.jsonl", -1)  # rows of a start killed before its first last.pt
-        m = _evaluate(st, None)
-        st.best_judge_fd, st.best_step = m["judge_fd"], 0
-        save_state(st, out / "best.pt")
-        save_state(st, out / "last.pt")  # a good state to fall back to from the very first step
-    data = _data_iter(st)
-    writer = SummaryWriter(str(out / "tb"), purge_step=st.step or None)
-    t0, stats = time.perf_counter(), {}
+    s = open_session("gan", cfg, run, resume=resume)
+    if s.done:
+        return s.done_summary()
+    st = build_state(s.run, cfg, scratch_args, device=s.device)
+    st.metrics = s.metrics
+    _start(st)
+    s.open_writer(purge_step=st.step)
     try:
-        with Progress(
-            TextColumn("gan"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-        ) as bar:
-            task = bar.add_task("gan", total=cfg.steps, completed=st.step, info="")
-            while st.step < cfg.steps:
-                try:
-                    stats = _train_step(st, data)
-                except NonFiniteLoss as err:
-                    _recover(st, err)
-                    data = _data_iter(st)  # from the reloaded data position
-                    bar.update(task, completed=st.step)
-                    continue
-                st.step += 1
-                if st.step % cfg.log_every == 0 or st.step == cfg.steps:
-                    for k, v in stats.items():
-                        writer.add_scalar(f"loss/{k}", v, st.step)
-                    bar.update(
-                        task,
-                        info=" ".join(f"{k} {v:.3g}" for k, v in stats.items() if k in ("d_loss", "g_loss")),
-                    )
-                if st.step % cfg.sample_every == 0:
-                    _snapshot_grid(st, writer, f"step-{st.step:07d}")
-                if st.step % cfg.metrics_every == 0 or st.step == cfg.steps:
-                    m = _evaluate(st, writer)
-                    if m["judge_fd"] < st.best_judge_fd:
-                        st.best_judge_fd, st.best_step = m["judge_fd"], st.step
-                        save_state(st, out / "best.pt")
-                if st.step % cfg.checkpoint_every == 0 or st.step == cfg.steps:
-                    save_state(st, out / "last.pt")
-                bar.update(task, completed=st.step)
-                if on_step is not None:
-                    on_step(st.step)
+        _train(s, st, on_step)
     finally:
-        writer.close()
-    save_state(st, out / "final.pt")
-    grid = _snapshot_grid(st, None, "final")
-    history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    final_metrics = history[-1] if history else {}
-    kept = _kept(st, history)
-    if kept["step"] != st.step:  # samples.png shows what `poke sample` (best.pt by default) gives
-        from pokegan.checkpoint import load_checkpoint
-
-        st.ema.load_state_dict(load_checkpoint(out / "best.pt")["ema"])
-        grid = _snapshot_grid(st, None, f"best-step-{kept['step']:07d}")
-    atomic_write_bytes(out / "samples.png", grid.read_bytes())
-    summary = {
-        "steps": st.step,
-        "loss": cfg.loss,
-        "final_metrics": final_metrics,
-        "best_judge_fd": st.best_judge_fd,
-        "best_step": kept["step"],
-        "kept": kept,
-        "nan_events": st.nan_events,
-        "lr_scale": st.lr_scale,
-        "seconds_this_session": time.perf_counter() - t0,
-        "sample_grid": str(out / "samples.png"),
-        "final_checkpoint": str(out / "final.pt"),
-        "best_checkpoint": str(out / "best.pt"),
-    }
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
-    run.mark_done("gan", summary)
-    return summary
+        s.close()
+    return _finish(s, st)

@@ -21,8 +21,21 @@ from torch import nn
 from pokedata.errors import UserError
 from pokedata.log import console
 from pokedata.store import atomic_write_bytes
-from pokegan.config import DataConfig, register_presets
+from pokegan import device as dev
+from pokegan.checkpoint import check_compatible, load_checkpoint, provenance, save_on_main, set_rng_state
+from pokegan.config import DataConfig, PretrainConfig, config_to_toml, load_step_config, register_presets
+from pokegan.data import load_manifest, loader_from_config
+from pokegan.diffaugment import parse_policy
+from pokegan.ema import EMA
+from pokegan.gmm import GaussianMixture
+from pokegan.judge import JudgeConfig, load_or_train_judge, reference_features
+from pokegan.loop import MetricsLog
 from pokegan.losses import LOSS_NAMES, LossConfig, make_loss
+from pokegan.metrics import classifier_reference
+from pokegan.models.classifier import load_frozen_classifier
+from pokegan.models.discriminator import DiscriminatorArgs, build_discriminator
+from pokegan.models.generator import Generator, GeneratorArgs
+from pokegan.steps.pretrain import generator_args
 
 CHECKPOINT_KIND = "poke-gan-1"
 
@@ -76,8 +89,6 @@ class GANConfig:
         )
 
     def judge_config(self):
-        from pokegan.judge import JudgeConfig
-
         return JudgeConfig(
             width=self.judge_width,
             epochs=self.judge_epochs,
@@ -100,8 +111,6 @@ class GANConfig:
         if self.metrics_samples < 8:
             raise UserError("[gan] metrics_samples must be >= 8", hint="e.g. --metrics-samples 2000")
         self.judge_config()
-        from pokegan.diffaugment import parse_policy
-
         parse_policy(self.diffaugment, "[gan] diffaugment")
         if not 0.0 <= self.ema_decay < 1.0:
             raise UserError(f"[gan] ema_decay {self.ema_decay} must be in [0, 1)", hint="e.g. 0.999")
@@ -199,6 +208,9 @@ class GANState:
     best_step: int = -1
     data_epoch: int = 0  # the real-data position: epoch, and batches handed out in it
     data_batch: int = 0
+    metrics: Any = None  # pokegan.loop.MetricsLog of gan/metrics.jsonl (rank 0 writes)
+    G_train: Any = None  # what the generator step calls: G (multi-scale or not), under DDP when distributed
+    D_train: Any = None  # what the critic step calls: D, under DDP when distributed
 
     def apply_lr(self) -> None:
         for opt, base in ((self.opt_g, self.cfg.lr_g), (self.opt_d, self.cfg.lr_d)):
@@ -218,9 +230,6 @@ def scratch_generator_args(run, pretrain_cfg=None) -> dict:
     settings (``pretrain_cfg``: the resolved PretrainConfig of this preset/config file; else the run's
     ``pretrain/config.toml`` when step 2 started; else the ``[pretrain]`` defaults), so "from scratch" and
     "pretrained" compare the same model. The image size is the run's."""
-    from pokegan.config import PretrainConfig, load_step_config
-    from pokegan.steps.pretrain import generator_args
-
     if pretrain_cfg is None:
         saved = Path(run.step_dir("pretrain")) / "config.toml"
         pretrain_cfg = load_step_config(
@@ -236,9 +245,6 @@ def scratch_generator_args(run, pretrain_cfg=None) -> dict:
 def _build_generator(run, cfg: GANConfig, scratch_args: dict | None = None):
     """(G, generator args dict): the step-2 generator's weights, or a fresh one with ``from_scratch``
     (``scratch_args``, default :func:`scratch_generator_args`)."""
-    from pokegan.checkpoint import load_checkpoint
-    from pokegan.models.generator import Generator, GeneratorArgs
-
     ckpt = pretrain_checkpoint(run)
     if ckpt is not None:
         state = load_checkpoint(ckpt)
@@ -268,42 +274,28 @@ def _fixed_latents(out: Path, gmm, cfg: GANConfig) -> torch.Tensor:
         if z.shape == (cfg.n_fixed, gmm.dim):
             return z
     z, _ = gmm.sample(cfg.n_fixed, torch.Generator().manual_seed(cfg.seed))
-    buf = io.BytesIO()
-    torch.save(z, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    if dev.is_main():
+        buf = io.BytesIO()
+        torch.save(z, buf)
+        atomic_write_bytes(path, buf.getvalue())
     return z
 
 
-def build_state(run, cfg: GANConfig, scratch_args: dict | None = None) -> GANState:
-    """Load prerequisites (GMM, step-2 G, classifier, manifest) and build models, loss, optimizers, EMA.
+class GeneratorView(nn.Module):
+    """G as the generator step calls it (and DDP wraps it): the pyramid (coarse -> fine) for multi-scale
+    losses, else the final images. DDP only sees ``forward``, hence this view of ``forward_multiscale``."""
 
-    ``scratch_args``: the generator arguments for ``from_scratch`` (see :func:`scratch_generator_args`)."""
-    from pokegan.data import load_manifest, loader_from_config
-    from pokegan.device import make_grad_scaler, resolve_device, setup_torch
-    from pokegan.ema import EMA
-    from pokegan.gmm import GaussianMixture
-    from pokegan.judge import load_or_train_judge, reference_features
-    from pokegan.metrics import classifier_reference
-    from pokegan.models.classifier import load_frozen_classifier
-    from pokegan.models.discriminator import DiscriminatorArgs, build_discriminator
+    def __init__(self, G: nn.Module, multiscale: bool):
+        super().__init__()
+        self.G, self.multiscale = G, multiscale
 
-    if not run.is_done("gmm"):
-        raise UserError(
-            f"no fitted mixture in {run.step_dir('gmm')}", hint="run `poke train gmm --run RUN` first"
-        )
-    device = resolve_device(cfg.device)
-    setup_torch(device, cfg.seed)
-    out = Path(run.step_dir("gan"))
-    gmm = GaussianMixture.load(Path(run.step_dir("gmm")) / "gmm.pt")
-    G, g_args = _build_generator(run, cfg, scratch_args)
-    G = G.to(device)
-    with torch.no_grad():
-        pyramid = G.forward_multiscale(torch.zeros(2, gmm.dim, device=device))
-    scales = [int(p.shape[-1]) for p in pyramid]
-    image_size = scales[-1]
-    loss = make_loss(cfg.loss_config())
+    def forward(self, z: torch.Tensor):
+        return self.G.forward_multiscale(z) if self.multiscale else self.G(z)
+
+
+def _critic(cfg: GANConfig, loss, scales: list[int], device) -> tuple[nn.Module, DiscriminatorArgs]:
     d_args = DiscriminatorArgs(
-        image_size=image_size,
+        image_size=scales[-1],
         kind="msg" if loss.multiscale else "dcgan",
         base_channels=cfg.d_channels,
         max_channels=cfg.d_max_channels,
@@ -314,18 +306,66 @@ def build_state(run, cfg: GANConfig, scratch_args: dict | None = None) -> GANSta
             f"the generator's scales {scales} are not consecutive powers of two",
             hint="use --loss wgan-gp (single scale) with this generator",
         )
-    D = build_discriminator(d_args).to(device)
+    return build_discriminator(d_args).to(device), d_args
+
+
+def _yardsticks(manifest, cfg: GANConfig, classifier, image_size: int, out: Path, device) -> dict:
+    """What evaluations compare against (rank 0 only: the judge is trained once, its cache written once):
+    the judge and its features of the reference sample, the step-1 classifier's statistics of it."""
+    if not dev.is_main():
+        return {"judge": None, "judge_ref": None, "real_stats": None}
+    judge = load_or_train_judge(manifest, cfg.judge_config(), device)
+    n, seed = cfg.metrics_samples, cfg.seed
+    return {
+        "judge": judge,
+        "judge_ref": reference_features(judge, manifest, image_size=image_size, n=n, seed=seed),
+        "real_stats": classifier_reference(
+            manifest,
+            classifier,
+            image_size=image_size,
+            n=n,
+            seed=seed,
+            batch_size=cfg.data.batch_size,
+            device=device,
+            folder=out,
+        ),
+    }
+
+
+def build_state(run, cfg: GANConfig, scratch_args: dict | None = None, device=None) -> GANState:
+    """Load prerequisites (GMM, step-2 G, classifier, manifest) and build models, loss, optimizers, EMA.
+
+    ``scratch_args``: the generator arguments for ``from_scratch`` (see :func:`scratch_generator_args`).
+    ``device``: the session's (else resolved and seeded here). Under torchrun G and D are wrapped in DDP
+    (rank 0's weights on every rank) before the EMA copies G; the data is sharded.
+    """
+    if not run.is_done("gmm"):
+        raise UserError(
+            f"no fitted mixture in {run.step_dir('gmm')}", hint="run `poke train gmm --run RUN` first"
+        )
+    if device is None:
+        device = dev.resolve_device(cfg.device)
+        dev.setup_torch(device, cfg.seed)
+    out = Path(run.step_dir("gan"))
+    gmm = GaussianMixture.load(Path(run.step_dir("gmm")) / "gmm.pt")
+    G, g_args = _build_generator(run, cfg, scratch_args)
+    G = G.to(device)
+    with torch.no_grad():
+        pyramid = G.forward_multiscale(torch.zeros(2, gmm.dim, device=device))
+    scales = [int(p.shape[-1]) for p in pyramid]
+    loss = make_loss(cfg.loss_config())
+    D, d_args = _critic(cfg, loss, scales, device)
+    # the single-scale loss reads only G's last toRGB: DDP must not wait for the coarser ones' gradients
+    G_train = dev.data_parallel(GeneratorView(G, loss.multiscale), device, find_unused=not loss.multiscale)
+    D_train = dev.data_parallel(D, device)
     opt_g, opt_d = loss.make_optimizers(G.parameters(), D.parameters())
     manifest = load_manifest(run.manifest_dir, data_root=run.data_root or cfg.data.data_root or None)
     classifier = load_frozen_classifier(run, device)
-    judge = load_or_train_judge(manifest, cfg.judge_config(), device)
-    judge_ref = reference_features(
-        judge, manifest, image_size=image_size, n=cfg.metrics_samples, seed=cfg.seed
-    )
     # real images: flips only (a crop the fakes never get would teach G to draw crops); DiffAugment,
     # when asked for, transforms real and fake alike inside the critic (pokegan.diffaugment)
-    data = dataclasses.replace(cfg.data, image_size=image_size, crop_scale=1.0)
-    loader = loader_from_config(manifest, "train", data, train=True, device=device, distributed=False)
+    data = dataclasses.replace(cfg.data, image_size=scales[-1], crop_scale=1.0)
+    # rank 0 draws the latents of a single process; every other rank its own stream
+    latent_seed = cfg.seed + 2 + 7919 * dev.rank()
     return GANState(
         cfg=cfg,
         out=out,
@@ -336,36 +376,26 @@ def build_state(run, cfg: GANConfig, scratch_args: dict | None = None) -> GANSta
         loss=loss,
         opt_g=opt_g,
         opt_d=opt_d,
-        scaler_g=make_grad_scaler(device, cfg.amp),
+        scaler_g=dev.make_grad_scaler(device, cfg.amp),
         gmm=gmm,
         fixed_latents=_fixed_latents(out, gmm, cfg),
-        latent_gen=torch.Generator().manual_seed(cfg.seed + 2),
+        latent_gen=torch.Generator().manual_seed(latent_seed),
         scales=scales,
         g_args=dict(g_args),
         d_args=asdict(d_args),
         classifier=classifier,
-        real_stats=classifier_reference(
-            manifest,
-            classifier,
-            image_size=image_size,
-            n=cfg.metrics_samples,
-            seed=cfg.seed,
-            batch_size=cfg.data.batch_size,
-            device=device,
-            folder=out,
-        ),
-        judge=judge,
-        judge_ref=judge_ref,
-        loader=loader,
+        **_yardsticks(manifest, cfg, classifier, scales[-1], out, device),
+        loader=loader_from_config(manifest, "train", data, train=True, device=device),
         classes=list(manifest.classes),
         manifest_sha256=str(manifest.sha256),
+        metrics=MetricsLog(out / "metrics.jsonl", enabled=dev.is_main()),
+        G_train=G_train,
+        D_train=D_train,
     )
 
 
 # ---- checkpoints -----------------------------------------------------------------------------------
 def state_dict(st: GANState) -> dict:
-    from pokegan.checkpoint import rng_state
-
     return {
         "kind": CHECKPOINT_KIND,
         "model_args": {"generator": st.g_args, "discriminator": st.d_args},
@@ -381,24 +411,18 @@ def state_dict(st: GANState) -> dict:
         "best_judge_fd": st.best_judge_fd,
         "best_step": st.best_step,
         "data_position": {"epoch": st.data_epoch, "batch": st.data_batch},
-        "rng": rng_state(),
         "latent_rng": st.latent_gen.get_state(),
-        "config": asdict(st.cfg),
-        "classes": st.classes,
-        "manifest_sha256": st.manifest_sha256,
+        **provenance(st.cfg, st.classes, st.manifest_sha256),
     }
 
 
 def save_state(st: GANState, path: Path) -> None:
-    from pokegan.checkpoint import save_checkpoint
-
-    save_checkpoint(path, state_dict(st))
+    """Save a checkpoint (rank 0: the replicas are equal; the others go on)."""
+    save_on_main(path, lambda: state_dict(st))
 
 
 def load_state(st: GANState, path: Path) -> None:
-    """Restore models, EMA, optimizers, counters and RNG states from a GAN checkpoint."""
-    from pokegan.checkpoint import check_compatible, load_checkpoint, set_rng_state
-
+    """Restore models, EMA, optimizers, counters and RNG states from a GAN checkpoint (every rank)."""
     state = load_checkpoint(path)
     check_compatible(
         state, path, manifest_sha256=st.manifest_sha256, classes=st.classes, kind=CHECKPOINT_KIND
@@ -424,29 +448,15 @@ def load_state(st: GANState, path: Path) -> None:
     st.data_epoch, st.data_batch = int(pos["epoch"]), int(pos["batch"])
     set_rng_state(state["rng"])
     st.latent_gen.set_state(state["latent_rng"])
+    if dev.rank() > 0:  # the checkpoint holds rank 0's streams: the other ranks draw their own again
+        st.latent_gen.manual_seed(dev.rank_seed(st.cfg.seed + 2, st.step))
+        dev.reseed_rank(st.cfg.seed, st.step)
     st.apply_lr()
-    _truncate_metrics(st.out / "metrics.jsonl", st.step)
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop metric rows logged after the checkpoint we resumed from (they will be logged again)."""
-    import json
-
-    from pokedata.store import atomic_write_text
-
-    if not path.is_file():
-        return
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-    keep = [ln for ln in lines if json.loads(ln).get("step", 0) <= step]
-    if len(keep) != len(lines):
-        atomic_write_text(path, "".join(ln + "\n" for ln in keep))
+    st.metrics.truncate(st.step)
 
 
 def describe(cfg: GANConfig, run, scratch_args: dict | None = None) -> dict:
     """``--dry-run``: the resolved config and the sizes of G (from step 2, or ``--from-scratch``) and D."""
-    from pokegan.config import config_to_toml
-    from pokegan.models.discriminator import DiscriminatorArgs, build_discriminator
-
     info: dict[str, Any] = {"config": config_to_toml(cfg), "model": {}}
     try:
         g, g_args = _build_generator(run, cfg, scratch_args)

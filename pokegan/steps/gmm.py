@@ -14,17 +14,22 @@ The GAN step then samples its latents from ``gmm.pt``.
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
+from matplotlib.figure import Figure  # the object API: no pyplot state, no GUI backend
 
 from pokedata.errors import UserError
 from pokedata.log import console
-from pokedata.store import atomic_write_text
-from pokegan.config import register_presets
+from pokedata.store import atomic_write_bytes, atomic_write_text
+from pokegan.config import config_to_toml, register_presets
+from pokegan.gmm import GaussianMixture, GMMFitConfig, fit_gmm
+from pokegan.runs import RunDir, open_run
 
 
 @dataclass
@@ -45,7 +50,6 @@ class GMMConfig:
     plot_points: int = 3000
 
     def validate(self) -> GMMConfig:
-        from pokegan.gmm import GMMFitConfig
 
         for k in [self.components, *self.bic]:
             GMMFitConfig(
@@ -59,7 +63,6 @@ class GMMConfig:
         return sorted({int(k) for k in self.bic}) or [self.components]
 
     def fit_config(self, k: int):
-        from pokegan.gmm import GMMFitConfig
 
         return GMMFitConfig(
             n_components=k,
@@ -94,20 +97,13 @@ def load_embeddings(run) -> np.ndarray:
 
 def plot_pca(x: np.ndarray, samples: np.ndarray, path: Path, title: str) -> Path:
     """Scatter of embeddings and mixture samples on the embeddings' first two principal axes."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from pokedata.store import atomic_write_bytes
 
     mean = x.mean(0)
     _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
     axes = vt[:2].T  # [D, 2]
     px, ps = (x - mean) @ axes, (samples - mean) @ axes
-    fig, ax = plt.subplots(1, 2, figsize=(10, 4.6), sharex=True, sharey=True)
+    fig = Figure(figsize=(10, 4.6))
+    ax = fig.subplots(1, 2, sharex=True, sharey=True)
     ax[0].scatter(px[:, 0], px[:, 1], s=3, alpha=0.4, c="tab:blue")
     ax[0].set_title(f"embeddings (n={len(x)})")
     ax[1].scatter(ps[:, 0], ps[:, 1], s=3, alpha=0.4, c="tab:orange")
@@ -119,7 +115,6 @@ def plot_pca(x: np.ndarray, samples: np.ndarray, path: Path, title: str) -> Path
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
     return path
 
@@ -129,11 +124,6 @@ def run_gmm(cfg: GMMConfig, run_dir, *, resume: bool = False) -> dict:
 
     A started (not finished) gmm folder is refused unless ``resume``.
     """
-    import torch
-
-    from pokegan.config import config_to_toml
-    from pokegan.gmm import GaussianMixture, fit_gmm
-    from pokegan.runs import RunDir, open_run
 
     cfg.validate()
     run = run_dir if isinstance(run_dir, RunDir) else open_run(run_dir, resume=True, create=False)

@@ -52,8 +52,8 @@ def main(argv: list[str]) -> None:
                 writes.setdefault(current["step"], []).append(os.path.relpath(p, prefix))
 
     built: dict[str, torch.nn.Module] = {}
-    import pokegan.models.generator as gen_mod
     import pokegan.steps.classify as classify_mod
+    import pokegan.steps.pretrain as pretrain_mod
 
     build_model = classify_mod.build_model
 
@@ -61,13 +61,14 @@ def main(argv: list[str]) -> None:
         built["classify"] = model = build_model(cfg, n_out)
         return model
 
-    class RecordingGenerator(gen_mod.Generator):
-        def __init__(self, args):
-            super().__init__(args)
-            built["pretrain"] = self
+    build_generator = pretrain_mod.build_generator
+
+    def recording_build_generator(cfg, device):
+        built["pretrain"] = g = build_generator(cfg, device)
+        return g
 
     classify_mod.build_model = recording_build_model
-    gen_mod.Generator = RecordingGenerator
+    pretrain_mod.build_generator = recording_build_generator
 
     from typer.main import get_command
 

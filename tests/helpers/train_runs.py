@@ -45,11 +45,11 @@ class TrainedRun(NamedTuple):
 def four_class_run(tmp_path_factory) -> TrainedRun:
     """A finished step-1 run of a 4-class generated set (see the module docstring)."""
     from pokegan.config import ClassifyConfig, load_step_config
-    from pokegan.steps.classify import run_classify
+    from pokegan.steps.classify import new_run, run_classify
 
     tmp = tmp_path_factory.mktemp("four_class_run")
     manifest = make_tiny_manifest(tmp, n_classes=4, per_class=16, size=16)
     cfg = load_step_config(ClassifyConfig, "classify", preset="tiny", overrides=FOUR_CLASS_OVERRIDES)
     with torch_threads(1):
-        summary = run_classify(cfg, manifest, tmp / "run")
+        summary = run_classify(cfg, new_run(cfg, manifest, tmp / "run"))
     return TrainedRun(tmp / "run", manifest, summary)
