@@ -83,6 +83,19 @@ def _real(st: GANState, x: torch.Tensor):
     return image_pyramid(x, st.scales) if st.loss.multiscale else x
 
 
+def _recon_anchor(st: GANState, x: torch.Tensor, stats: dict[str, float]) -> torch.Tensor:
+    """``recon_weight`` x pixel L1 between real images ``x [B,3,S,S]`` and G's reconstruction of them
+    from their frozen-classifier embeddings (the latents step 2 trained G on)."""
+    import torch.nn.functional as F
+
+    x = x.to(st.device, non_blocking=True).float()
+    with torch.no_grad():
+        emb = st.classifier.embed(x)  # [B, 512]
+    l1 = F.l1_loss(st.G(emb).float(), x)
+    stats["g_recon_l1"] = float(l1.detach())
+    return st.cfg.recon_weight * l1
+
+
 def _train_step(st: GANState, data) -> dict[str, float]:
     """One generator step with its ``n_critic`` critic steps; raises NonFiniteLoss before any bad update."""
     from pokegan.diffaugment import critic_view
@@ -112,6 +125,8 @@ def _train_step(st: GANState, data) -> dict[str, float]:
     z = _sample_latents(st, cfg.data.batch_size)
     with autocast(st.device, cfg.amp):
         lg, stats_g = loss.g_loss(critic, _fake(st, z))
+        if cfg.recon_weight > 0:  # the anchor: step 2's task on the last real batch
+            lg = lg + _recon_anchor(st, x, stats_g)
     _check(lg, "the generator loss", st.step)
     st.opt_g.zero_grad(set_to_none=True)
     st.scaler_g.scale(lg).backward()  # a no-op scale unless G runs under fp16 autocast

@@ -37,6 +37,8 @@ class GANConfig:
     clip: float = 0.01  # wgan weight clipping
     drift: float = 0.001
     r1_gamma: float = 0.0  # R1 penalty on real images (0 = off; with wgan-gp, gp_weight = 0 uses R1 instead)
+    recon_weight: float = 0.0  # pixel L1 of G(embedding of a real batch) vs that batch, added to the
+    # generator loss: step 2's task as an anchor while the adversarial term sharpens (0 = off)
     lr_g: float = 1e-4
     lr_d: float = 1e-4
     betas: list[float] = field(default_factory=lambda: [0.0, 0.99])
@@ -97,6 +99,8 @@ class GANConfig:
                     f"[gan] {name} = {getattr(self, name)} must be >= 1",
                     hint=f"fix --{name.replace('_', '-')}",
                 )
+        if self.recon_weight < 0:
+            raise UserError(f"[gan] recon_weight {self.recon_weight} must be >= 0", hint="0 turns it off")
         if self.metrics_samples < 8:
             raise UserError("[gan] metrics_samples must be >= 8", hint="e.g. --metrics-samples 2000")
         self.judge_config()
