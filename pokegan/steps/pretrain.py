@@ -42,6 +42,7 @@ def generator_args(cfg: PretrainConfig):
         min_channels=cfg.g_min_channels,
         dilate_from=cfg.g_dilate_from,
         dilation=cfg.g_dilation,
+        upsample=cfg.g_upsample,
     )
 
 
