@@ -144,15 +144,16 @@ register_presets(
             "betas": [0.5, 0.99],
             "r1_gamma": 0.05,
             "diffaugment": "color,translation,cutout",
-            "steps": 400,  # ~2-8 CPU-s per step with the small generator (docs/training.md)
-            "d_channels": 32,
+            "recon_weight": 1.0,
+            "steps": 1000,  # ~1 CPU-s per step at batch 32 (docs/training.md)
+            "d_channels": 16,
             "d_max_channels": 128,
             "ema_decay": 0.99,
             "n_fixed": 64,
-            "sample_every": 50,
-            "checkpoint_every": 50,
-            "metrics_every": 100,
-            "metrics_samples": 1000,
+            "sample_every": 100,
+            "checkpoint_every": 100,
+            "metrics_every": 200,
+            "metrics_samples": 500,
             "log_every": 25,
         },
         "default": {
