@@ -10,6 +10,7 @@ of classes; :func:`load_catalog` validates it.
 from __future__ import annotations
 
 import csv
+import io
 import re
 import sys
 import unicodedata
@@ -19,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 
 from pokedata.errors import UserError
+from pokedata.store import atomic_write_text
 
 CATALOG_FILENAME = "pokemon-799.csv"
 REQUIRED_COLUMNS = ("class_index", "name", "dex", "generation", "form", "danbooru_tag", "search_query")
@@ -261,11 +263,9 @@ def read_catalog_csv(path: Path) -> Catalog:
 
 def write_catalog_csv(catalog: Catalog, path: Path) -> None:
     """Write a catalog CSV atomically."""
-    from pokedata.store import atomic_write_text
 
     names = [f.name for f in fields(PokemonClass)]
     lines = [names] + [[str(getattr(c, n)) for n in names] for c in catalog.classes]
-    import io
 
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(lines)

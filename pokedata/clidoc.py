@@ -19,6 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from typer.main import get_command
+
+from pokedata.store import atomic_write_text
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "docs" / "cli.md"
 REGENERATE = "python -m pokedata.clidoc"
@@ -165,10 +169,8 @@ def _anchor(title: str) -> str:
 
 def render_cli_reference(app: Any = None) -> str:
     """The whole reference as markdown (``app`` defaults to the ``poke`` app in cli.py)."""
-    from typer.main import get_command
-
     if app is None:
-        from cli import app
+        from cli import app  # the poke app: cli.py imports every command module, needed only here
     root = get_command(app)
     ctx = root.context_class(root, info_name="poke")
     sections = list(_walk(root, ctx, ()))
@@ -200,8 +202,6 @@ def main(argv: list[str] | None = None) -> int:
     if current == text:
         print(f"{args.out} is up to date")
         return 0
-    from pokedata.store import atomic_write_text
-
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out, text)
     print(f"wrote {args.out}")

@@ -31,6 +31,7 @@ each planted problem of the sprite set was found (``findings`` in the summary).
 
 from __future__ import annotations
 
+import importlib
 import json
 import time
 from collections.abc import Callable
@@ -38,9 +39,18 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pokedata.demo_figures import (
+    clean_figures,
+    fetch_figures,
+    kept_images,
+    manifest_figures,
+    planted_findings,
+)
+from pokedata.demo_report import collect_artifacts, print_stage, print_summary, write_report
 from pokedata.errors import UserError
 from pokedata.log import console
-from pokedata.synth import SynthConfig, SynthReport
+from pokedata.store import atomic_write_text
+from pokedata.synth import SynthConfig, SynthReport, make_sprite_set, write_demo_catalog
 
 STAGES = ("sprites", "fetch", "clean", "manifest", "train", "sample", "report")
 ALWAYS_RUN = frozenset({"report"})
@@ -226,7 +236,6 @@ class StageMissing(Exception):
 
 def _require(module: str):
     """Import a stage's library; only *that* module being absent makes the stage "missing"."""
-    import importlib
 
     try:
         return importlib.import_module(module)
@@ -238,8 +247,6 @@ def _require(module: str):
 
 # -- the stages ---------------------------------------------------------------------------------------
 def _stage_sprites(cfg: DemoConfig, ctx: dict) -> dict:
-    from pokedata.synth import make_sprite_set, write_demo_catalog
-
     report = make_sprite_set(cfg.sprites, cfg.synth_config, overwrite=not cfg.resume)
     write_demo_catalog(cfg.catalog, len(report.classes))
     ctx["synth"] = report
@@ -266,7 +273,6 @@ def _stage_fetch(cfg: DemoConfig, ctx: dict) -> dict:
             root=cfg.sprites, data=cfg.data, class_from="dirname", catalog=cfg.catalog, progress=cfg.progress
         )
     )
-    from pokedata.demo_figures import fetch_figures
 
     return fetch_figures(cfg.data)
 
@@ -282,7 +288,6 @@ def _stage_clean(cfg: DemoConfig, ctx: dict) -> dict:
             data=cfg.data, threshold=DEDUP_THRESHOLD, conflicts="drop", workers=2, progress=cfg.progress
         )
     )
-    from pokedata.demo_figures import clean_figures, planted_findings
 
     figures = clean_figures(cfg.data)
     figures["dedup"] = {
@@ -292,7 +297,7 @@ def _stage_clean(cfg: DemoConfig, ctx: dict) -> dict:
         "near groups": summary.near_groups,
         "duplicates folded": summary.marked_duplicates,
         "conflict images": summary.conflict_images,
-        "kept": summary.kept,
+        "kept": kept_images(cfg.data),
     }
     ctx["dedup_sheets"] = list(summary.sheets)
     ctx["dedup_report"] = summary.report
@@ -313,7 +318,6 @@ def _stage_manifest(cfg: DemoConfig, ctx: dict) -> dict:
             seed=cfg.seed,
         )
     )
-    from pokedata.demo_figures import manifest_figures
 
     return manifest_figures(cfg.manifest_dir)
 
@@ -322,7 +326,6 @@ def _stage_train(cfg: DemoConfig, ctx: dict) -> dict:
     pipeline = _require("pokegan.pipeline")
     for step in ("classify", "embed", "pretrain", "gmm", "gan"):
         _require(f"pokegan.steps.{step}")
-    from pokedata.store import atomic_write_text
 
     atomic_write_text(cfg.train_config, to_toml(train_overrides(cfg)))
     summary = pipeline.run_all(
@@ -432,8 +435,6 @@ _TITLES = {
 
 def run_demo(cfg: DemoConfig) -> DemoSummary:
     """Run every stage in order, print each with its figures, write OUT/demo.json and OUT/report.md."""
-    from pokedata.demo_report import collect_artifacts, print_stage, print_summary, write_report
-    from pokedata.store import atomic_write_text
 
     cfg.validate()
     cfg.out.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from pokedata.ledger import connect_readonly, views
+from pokedata.store import DatasetDir
 from pokedata.synth import SynthReport
 
 
@@ -22,20 +24,13 @@ def _reason(error: str | None) -> str:
 
 
 def _connect(data: Path):
-    import sqlite3
-
-    from pokedata.store import DatasetDir
-
-    ds = DatasetDir.at(data).require()
-    return sqlite3.connect(f"file:{ds.ledger_path}?mode=ro", uri=True)
+    return connect_readonly(DatasetDir.at(data).require().ledger_path)
 
 
 def fetch_figures(data: Path, source: str = "folder") -> dict[str, Any]:
     """Files seen, stored, skipped and quarantined (with reasons) for one source of the ledger."""
     with _connect(data) as conn:
-        rows = conn.execute(
-            "SELECT status, error, class_name FROM items WHERE source = ?", (source,)
-        ).fetchall()
+        rows = views.source_items(conn, source)
     status = Counter(r[0] for r in rows)
     return {
         "files": len(rows),
@@ -53,7 +48,7 @@ def fetch_figures(data: Path, source: str = "folder") -> dict[str, Any]:
 def clean_figures(data: Path) -> dict[str, Any]:
     """Clean images written and quarantined (with reasons), from the ``images`` table."""
     with _connect(data) as conn:
-        rows = conn.execute("SELECT status, error FROM images").fetchall()
+        rows = views.image_outcomes(conn)
     status = Counter(r[0] for r in rows)
     return {
         "images": len(rows),
@@ -63,21 +58,11 @@ def clean_figures(data: Path) -> dict[str, Any]:
     }
 
 
-def _images_by_source_id(conn, source: str = "folder") -> dict[str, dict[str, Any]]:
-    """source_id -> its item and first-frame image (status, marks)."""
-    sql = """
-        SELECT it.source_id, it.id, it.status, it.error, im.id, im.status, im.error, im.dup_of, im.dup_group,
-               im.dup_kind, im.conflict
-        FROM items it LEFT JOIN images im ON im.item_id = it.id AND im.frame = 0
-        WHERE it.source = ?
-    """
-    out: dict[str, dict[str, Any]] = {}
-    for sid, item, st, err, iid, ist, ierr, dup_of, group, kind, conflict in conn.execute(sql, (source,)):
-        out[sid] = {
-            "item": item, "item_status": st, "item_error": err, "image": iid, "image_status": ist, "image_error": ierr,
-            "dup_of": dup_of, "dup_group": group, "dup_kind": kind, "conflict": bool(conflict),
-        }  # fmt: skip
-    return out
+def kept_images(data: Path) -> int:
+    """Images the ledger's kept rule keeps after dedup (:data:`pokedata.ledger.views.KEPT_RULES`): what the
+    manifest starts from."""
+    with _connect(data) as conn:
+        return views.kept_count(conn)
 
 
 def _same_group(a: dict | None, b: dict | None) -> bool:
@@ -108,7 +93,7 @@ def planted_findings(data: Path, synth: SynthReport) -> dict[str, dict[str, Any]
     - the conflict pair (one file under two classes): dedup marks both ``conflict``.
     """
     with _connect(data) as conn:
-        rows = _images_by_source_id(conn)
+        rows = views.first_frames(conn, "folder")
 
     def found(pred, pairs) -> dict[str, Any]:
         missed = [p for p in pairs if not pred(p)]

@@ -6,7 +6,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.table import Table
+
 from pokedata.log import console
+from pokedata.store import atomic_write_text
 
 if TYPE_CHECKING:
     from pokedata.demo import DemoConfig, DemoSummary, StageResult
@@ -38,8 +41,6 @@ def _flat(figures: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
 
 
 def print_stage(stage: StageResult) -> None:
-    from rich.table import Table
-
     style = _STATUS_STYLE.get(stage.status, "white")
     t = Table(show_header=False, box=None, pad_edge=False, padding=(0, 2))
     t.add_column(style="bold")
@@ -53,8 +54,6 @@ def print_stage(stage: StageResult) -> None:
 
 
 def _findings_table(findings: dict[str, dict[str, Any]]):
-    from rich.table import Table
-
     t = Table(title="planted problems found")
     t.add_column("planted problem")
     t.add_column("found", justify="right")
@@ -65,8 +64,6 @@ def _findings_table(findings: dict[str, dict[str, Any]]):
 
 
 def print_summary(summary: DemoSummary) -> None:
-    from rich.table import Table
-
     console.rule("[bold]demo summary")
     t = Table(title=f"poke demo: {summary.seconds:.0f} s in all")
     t.add_column("stage")
@@ -120,7 +117,6 @@ def collect_artifacts(cfg: DemoConfig, ctx: dict[str, Any]) -> dict[str, str]:
 
 def write_report(cfg: DemoConfig, summary: DemoSummary) -> Path:
     """OUT/report.md: every stage with its figures, the planted-problem check and the pictures."""
-    from pokedata.store import atomic_write_text
 
     lines = [
         "# poke demo report",

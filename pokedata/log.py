@@ -15,6 +15,7 @@ out = Console()
 
 def setup_logging(verbose: bool = False) -> None:
     """Route ``logging`` through rich; INFO by default, DEBUG with ``--verbose``."""
+    # here, not above: `poke --help` imports this module
     from rich.logging import RichHandler
 
     level = logging.DEBUG if verbose else logging.INFO

@@ -15,8 +15,9 @@ The contract the trainer (``pokegan.data.load_manifest``) reads::
                                     "created_at"; written last, so its presence marks a finished manifest
     class_counts.png                images per class, stacked by split
 
-Kept: ``images.status = 'done' AND dup_of IS NULL AND conflict = 0`` whose item is ``done`` and labelled
-with a catalog class. Splits: see :mod:`pokedata.manifest_split`.
+The columns are declared in :mod:`pokedata.manifest_schema`. Kept: the images the ledger's kept rule keeps
+(:data:`pokedata.ledger.views.KEPT_RULES`: clean, of a ``done`` item, no ``dup_of``, no ``conflict``),
+labelled with a catalog class. Splits: see :mod:`pokedata.manifest_split`.
 """
 
 from __future__ import annotations
@@ -32,33 +33,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pokedata.catalog import Catalog, load_catalog, name_key
 from pokedata.errors import UserError
-from pokedata.provenance import PROVENANCE_COLUMNS
+from pokedata.manifest_schema import COLUMNS
+from pokedata.provenance import provenance_columns
+from pokedata.store import DatasetDir, atomic_write_bytes, atomic_write_text, safe_name
 
+# pandas, numpy, pyarrow, matplotlib (manifest_split), sqlite3 (the ledger) and rich are imported inside the
+# functions that use them: `poke --help` imports this module for ManifestConfig's defaults.
 if TYPE_CHECKING:
     import pandas as pd
     from rich.table import Table
 
-    from pokedata.catalog import Catalog
-
-COLUMNS = (
-    "image_id", "path", "class_index", "class_name", "split", "source", "source_id", "width", "height",
-    "phash", "sha256", "frame", *PROVENANCE_COLUMNS,
-)  # fmt: skip
 MAX_SILENT_DROP = 0.5
 """Largest share of the clean, unmarked images a manifest may leave out without ``--allow-drop``."""
 CHART_NAME = "class_counts.png"
-
-_QUERY = """
-SELECT im.id AS image_id, im.path, im.status, im.width, im.height, im.pixel_sha256 AS sha256, im.frame,
-       im.dup_of, im.dup_group, im.conflict, it.class_name, it.source, it.source_id,
-       it.status AS item_status, it.url, it.meta,
-       CASE WHEN h.value IS NULL THEN '' ELSE printf('%016x', h.value) END AS phash
-FROM images im
-JOIN items it ON it.id = im.item_id
-LEFT JOIN hashes h ON h.image_id = im.id AND h.method = 'phash'
-ORDER BY im.id
-"""
 
 
 @dataclass
@@ -79,7 +68,6 @@ class ManifestConfig:
     chart: bool = True
 
     def validated(self) -> ManifestConfig:
-        from pokedata.store import safe_name
 
         for flag, value in (("--val", self.val), ("--test", self.test)):
             if not 0.0 <= value < 1.0:
@@ -136,8 +124,6 @@ class ManifestSummary:
 
 def build_manifest(cfg: ManifestConfig) -> ManifestSummary:
     """Read the ledger, choose the kept images, split them, write the manifest folder."""
-    from pokedata.catalog import load_catalog
-    from pokedata.store import DatasetDir
 
     cfg.validated()
     t0 = time.perf_counter()
@@ -167,14 +153,17 @@ def build_manifest(cfg: ManifestConfig) -> ManifestSummary:
 
 
 def read_images(ledger_path: Path) -> pd.DataFrame:
-    """Every images row joined with its item and cached phash (read-only, safe while others write)."""
+    """Every images row joined with its item, cached phash and ``unkept`` reason (:func:`pokedata.ledger.views.
+    manifest_rows`; read-only, safe while others write)."""
     import sqlite3
 
     import pandas as pd
 
-    conn = sqlite3.connect(f"file:{ledger_path}?mode=ro", uri=True)
+    from pokedata.ledger import connect_readonly, views  # here, not above: sqlite3 would slow `poke --help`
+
+    conn = connect_readonly(ledger_path)
     try:
-        return pd.read_sql_query(_QUERY, conn)
+        return views.manifest_rows(conn)
     except (sqlite3.DatabaseError, pd.errors.DatabaseError) as exc:
         raise UserError(
             f"cannot read the images table of {ledger_path} ({exc})",
@@ -203,7 +192,7 @@ def select_kept(
     """Apply the keep rules in order; returns (kept rows, {reason: dropped count})."""
     import numpy as np
 
-    from pokedata.catalog import name_key
+    from pokedata.ledger.views import KEPT_REASONS
 
     dropped: dict[str, int] = {}
 
@@ -213,10 +202,8 @@ def select_kept(
             dropped[reason] = dropped.get(reason, 0) + n
         return df[~mask]
 
-    df = drop(df["status"] != "done", "quarantined")
-    df = drop(df["item_status"] != "done", "item-not-done")
-    df = drop(df["dup_of"].notna(), "duplicate")
-    df = drop(df["conflict"].fillna(0).astype(int) != 0, "label-conflict")
+    for reason in KEPT_REASONS:  # the ledger's kept rule, counted reason by reason
+        df = drop(df["unkept"] == reason, reason)
     candidates = len(df)
     df = _explode_multiclass(df) if cfg.include_multiclass else drop(df["class_name"] == "", "multi-class")
     index_of = {name_key(c.name): c.class_index for c in catalog.classes}
@@ -281,7 +268,6 @@ def finish(df: pd.DataFrame, cfg: ManifestConfig, catalog: Catalog) -> pd.DataFr
     import numpy as np
 
     from pokedata.manifest_split import assign_splits, group_keys
-    from pokedata.provenance import provenance_columns
 
     names = np.array(catalog.names, dtype=object)
     keys = group_keys(df["image_id"], df["dup_group"])
@@ -318,7 +304,6 @@ def write_outputs(
 ) -> str:
     """Write every file atomically, stats.json last; returns the manifest.csv sha256."""
     from pokedata.manifest_split import write_chart
-    from pokedata.store import atomic_write_bytes, atomic_write_text
 
     out.mkdir(parents=True, exist_ok=True)
     stale = out / "stats.json"  # an interrupted rebuild must not look finished

@@ -11,10 +11,13 @@ no val image, which ``stats.json`` shows per class).
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from pokedata.store import atomic_write_bytes
 
 SPLITS = ("train", "val", "test")
 
@@ -59,14 +62,12 @@ def write_chart(per_class: pd.DataFrame, path: Path, title: str) -> None:
 
     ``per_class``: index = class name, columns ``train``, ``val``, ``test`` (counts).
     """
-    import io
 
+    # matplotlib on use, after choosing the Agg backend (no display needed)
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from pokedata.store import atomic_write_bytes
 
     counts = per_class.reindex(columns=list(SPLITS), fill_value=0)
     counts = counts.loc[counts.sum(axis=1).sort_values(ascending=False).index]

@@ -44,7 +44,7 @@ def provenance(
 
 def provenance_columns(df: pd.DataFrame) -> pd.DataFrame:
     """The provenance columns for every row of ``df`` (columns ``source``, ``source_id``, ``url``, ``meta``)."""
-    import pandas as pd
+    import pandas as pd  # on use: pokegan imports this module (through manifest_schema) without needing it
 
     rows = [
         provenance(s, i, u, m)

@@ -19,6 +19,11 @@ import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
 
+from rich.text import Text
+
+from pokedata.ledger import has_table, images, views
+from pokedata.log import console
+
 HEAVY = 0.5
 """A stage "removes a lot" when it removes more than this share of the data or of a class."""
 SHOWN_CLASSES = 5
@@ -57,7 +62,7 @@ class Removal:
 def removals(conn: sqlite3.Connection, stage: str) -> list[Removal]:
     """Every scope's removal by ``stage`` ('clean' or 'dedup'): the whole data first, then each class
     (largest removal first). Empty when the stage has not run."""
-    if not _has_table(conn, "images"):
+    if not has_table(conn, "images"):
         return []
     return _clean(conn) if stage == "clean" else _dedup(conn)
 
@@ -86,19 +91,9 @@ def warning_lines(rows: list[Removal], *, shown: int = SHOWN_CLASSES) -> list[st
 
 def print_warnings(lines: list[str]) -> None:
     """Each line in yellow on the console (stderr), as plain text (class names are not markup)."""
-    from rich.text import Text
-
-    from pokedata.log import console
 
     for line in lines:
         console.print(Text("warning: ", style="bold yellow") + Text(line, style="yellow"))
-
-
-def _has_table(conn: sqlite3.Connection, name: str) -> bool:
-    return (
-        conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone()
-        is not None
-    )
 
 
 # -- clean ---------------------------------------------------------------------------------------------
@@ -106,11 +101,7 @@ def _has_table(conn: sqlite3.Connection, name: str) -> bool:
 
 def _clean(conn: sqlite3.Connection) -> list[Removal]:
     """Per file (item): removed when none of its frames is done; the reason is its first quarantine code."""
-    rows = conn.execute(
-        "SELECT it.class_name, max(im.status = 'done'),"
-        " min(CASE WHEN im.status = 'quarantined' THEN im.error END), min(im.params)"
-        " FROM images im JOIN items it ON it.id = im.item_id GROUP BY im.item_id"
-    ).fetchall()
+    rows = views.clean_outcomes(conn)
     if not rows:
         return []
     scopes: dict[str, Removal] = {"": Removal("clean", "", 0, 0)}
@@ -166,14 +157,10 @@ def _clean_hints(r: Removal, settings: dict, short_sides: list[int]) -> list[str
 
 
 def _dedup(conn: sqlite3.Connection) -> list[Removal]:
-    meta = conn.execute("SELECT value FROM meta WHERE key = 'dedup'").fetchone()
-    if meta is None:
+    settings = images.dedup_settings(conn)
+    if settings is None:
         return []
-    settings = json.loads(meta[0])
-    rows = conn.execute(
-        "SELECT it.class_name, count(*), sum(im.dup_of IS NOT NULL), sum(im.dup_of IS NULL AND im.conflict != 0)"
-        " FROM images im JOIN items it ON it.id = im.item_id WHERE im.status = 'done' GROUP BY it.class_name"
-    ).fetchall()
+    rows = views.dedup_outcomes(conn)
     near = f"{settings.get('method', 'phash')} within {settings.get('threshold')} bits"
     if settings.get("colour", False):
         near += f", colour within {settings.get('colour_tolerance')}"

@@ -9,7 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pokedata.ledger import STATUSES, Ledger
+from rich.table import Table
+from rich.text import Text
+
+from pokedata.ledger import STATUSES, Ledger, has_table, views
+from pokedata.removals import heavy_removals
 from pokedata.store import DatasetDir
 
 
@@ -19,46 +23,33 @@ def dataset_status(data: Path | str, *, top_errors: int = 10) -> dict[str, Any]:
     Keys: ``data``, ``items`` (rows in all), ``files`` (distinct stored files), ``bytes`` (stored bytes),
     ``by_status``, ``by_source`` and ``by_class`` (name -> status -> count, plus ``total``), ``errors``
     (the commonest reasons: status, reason code, count, one full example), ``attempts`` (rows that needed
-    more than one try), ``images`` (clean outputs by status, when ``poke clean`` has run) and
-    ``removals`` (where clean or dedup removed more than half of the data or of a class: stage, scope,
+    more than one try), ``images`` (clean outputs by status, when ``poke clean`` has run), ``kept``
+    (images the ledger's kept rule keeps: clean, not a duplicate, not in a label conflict; 0 before
+    ``poke clean``) and ``removals`` (where clean or dedup removed more than half of the data or of a class: stage, scope,
     counts, reasons, the flag that changes it, and the warning ``line``; see :mod:`pokedata.removals`).
     """
-    from pokedata.removals import heavy_removals
-
     dataset = DatasetDir.at(data).require()
     with Ledger(dataset.ledger_path, readonly=True) as ledger, ledger.lock:
         conn = ledger.conn
         by_status = dict.fromkeys(STATUSES, 0)
         by_source: dict[str, dict[str, int]] = {}
         by_class: dict[str, dict[str, int]] = {}
-        for source, cls, status, n in conn.execute(
-            "SELECT source, class_name, status, count(*) FROM items GROUP BY source, class_name, status"
-        ):
+        for source, cls, status, n in ledger.counts(("source", "class_name", "status")):
             by_status[status] = by_status.get(status, 0) + n
             _bump(by_source, source, status, n)
             _bump(by_class, cls or "(no class)", status, n)
-        files, nbytes = conn.execute(
-            "SELECT count(DISTINCT path), coalesce(sum(bytes), 0) FROM items WHERE status = 'done' AND path"
-            " IS NOT NULL"
-        ).fetchone()
+        files, nbytes = views.stored_files(conn)
         errors = [
             {"status": status, "reason": reason, "count": n, "example": example}
-            for status, reason, n, example in conn.execute(
-                "SELECT status, CASE WHEN instr(error, ':') > 0 THEN substr(error, 1, instr(error, ':') - 1)"
-                " ELSE error END AS reason, count(*) AS n, max(error) FROM items"
-                " WHERE error IS NOT NULL AND error != '' GROUP BY status, reason ORDER BY n DESC, reason"
-                " LIMIT ?",
-                (top_errors,),
-            )
+            for status, reason, n, example in views.error_reasons(conn, top_errors)
         ]
-        (retried,) = conn.execute("SELECT count(*) FROM items WHERE attempts > 1").fetchone()
+        retried = views.retried_items(conn)
         images: dict[str, int] = {}
-        has_images = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'images'"
-        ).fetchone()
+        kept = 0
         removed = []
-        if has_images:
-            images = dict(conn.execute("SELECT status, count(*) FROM images GROUP BY status").fetchall())
+        if has_table(conn, "images"):
+            images = views.image_counts(conn)
+            kept = views.kept_count(conn)
             removed = [r.as_dict() for r in heavy_removals(conn)]
     return {
         "data": str(dataset.root),
@@ -71,6 +62,7 @@ def dataset_status(data: Path | str, *, top_errors: int = 10) -> dict[str, Any]:
         "errors": errors,
         "attempts": {"rows_tried_more_than_once": retried},
         "images": images,
+        "kept": kept,
         "removals": removed,
     }
 
@@ -88,8 +80,6 @@ def _sorted(table: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
 
 def status_tables(status: dict[str, Any], *, classes: int = 20) -> list[Any]:
     """Rich tables: overview, by source, by class (the ``classes`` largest; 0 = all), heavy removals, errors."""
-    from rich.table import Table
-    from rich.text import Text
 
     overview = Table(title=f"dataset {status['data']}")
     overview.add_column("what")
@@ -102,6 +92,8 @@ def status_tables(status: dict[str, Any], *, classes: int = 20) -> list[Any]:
     overview.add_row("rows tried more than once", str(status["attempts"]["rows_tried_more_than_once"]))
     for st, n in sorted(status["images"].items()):
         overview.add_row(f"clean images {st}", str(n))
+    if status["images"]:
+        overview.add_row("kept (not a duplicate or a label conflict)", str(status.get("kept", 0)))
     tables = [overview, _breakdown("by source", "source", status["by_source"])]
     by_class = status["by_class"]
     shown = dict(list(by_class.items())[:classes]) if classes else by_class
@@ -134,8 +126,6 @@ def status_tables(status: dict[str, Any], *, classes: int = 20) -> list[Any]:
 
 
 def _breakdown(title: str, label: str, rows: dict[str, dict[str, int]]):
-    from rich.table import Table
-
     t = Table(title=title)
     t.add_column(label)
     for st in (*STATUSES, "total"):

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+from urllib.parse import quote_from_bytes, unquote_to_bytes, urlparse
 
 from pokedata.errors import UserError
 
@@ -181,6 +182,7 @@ _LOCKS_GUARD = threading.Lock()
 def _take_lock(path: Path, what: str) -> int:
     """Open and ``flock`` the lock file (non-blocking); raise UserError naming the holder when it is taken."""
     try:
+        # POSIX only (fcntl has no Windows counterpart here)
         import fcntl
     except ImportError:  # no flock (Windows): no lock, as before
         return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
@@ -284,3 +286,17 @@ def file_digests(path: Path, chunk: int = 1 << 20) -> tuple[str, str, int]:
             md5.update(block)
             size += len(block)
     return sha.hexdigest(), md5.hexdigest(), size
+
+
+def file_uri(path: Path) -> str:
+    """``file://`` URI of an absolute path, whatever bytes its name holds (percent-encoded): the url local
+    importers (folder, dump mirror) record for a file."""
+    return "file://" + quote_from_bytes(os.fsencode(Path(path).absolute()))
+
+
+def file_uri_path(uri: str) -> Path:
+    """The local path of a ``file://`` URI (what local importers store as an item's url), byte for byte."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "file":
+        raise ValueError(f"not a file:// URI: {uri!r}")
+    return Path(os.fsdecode(unquote_to_bytes(parsed.path)))

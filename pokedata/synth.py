@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from pokedata.catalog import Catalog, PokemonClass, danbooru_tag_for, validate, write_catalog_csv
 from pokedata.errors import UserError
 from pokedata.synth_draw import Pose, binary_alpha, encode_gif, encode_png, make_palette, random_pose, render
 
@@ -279,7 +280,6 @@ def _near_copy(rel: str, im: Image.Image, rng: np.random.Generator, write, stem)
 # -- the matching catalog ------------------------------------------------------------------------------
 def demo_catalog(n_classes: int = len(CREATURES)):
     """A :class:`pokedata.catalog.Catalog` of the first ``n_classes`` synthetic creatures."""
-    from pokedata.catalog import Catalog, PokemonClass, danbooru_tag_for, validate
 
     classes = tuple(
         PokemonClass(
@@ -300,7 +300,6 @@ def demo_catalog(n_classes: int = len(CREATURES)):
 
 def write_demo_catalog(path: Path | str, n_classes: int = len(CREATURES)) -> Path:
     """Write the demo's catalog CSV (the columns :func:`pokedata.catalog.read_catalog_csv` requires)."""
-    from pokedata.catalog import write_catalog_csv
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

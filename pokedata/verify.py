@@ -12,6 +12,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from PIL import Image, UnidentifiedImageError
+
+from pokedata.errors import UserError
+
 # (prefix, offset, extension); WebP and AVIF/HEIF need two checks, done in sniff_image_type.
 _MAGIC: tuple[tuple[bytes, int, str], ...] = (
     (b"\xff\xd8\xff", 0, "jpg"),
@@ -69,7 +73,6 @@ def pixel_limit(max_pixels: int | None) -> Iterator[None]:
     Process-wide (Pillow keeps it in a module global): used around a whole fetch run, whose threads all
     verify under the same limit. ``--max-pixels`` of ``poke fetch``: a legit 20000x20000 image needs 4e8.
     """
-    from PIL import Image
 
     if max_pixels is None:
         yield
@@ -83,8 +86,6 @@ def pixel_limit(max_pixels: int | None) -> Iterator[None]:
 
 
 def check_max_pixels(max_pixels: int | None) -> None:
-    from pokedata.errors import UserError
-
     if max_pixels is not None and max_pixels < 1:
         raise UserError(f"--max-pixels {max_pixels} must be positive", hint="e.g. --max-pixels 400000000")
 
@@ -105,8 +106,6 @@ def verify_image_file(path: Path, shown_as: str | None = None) -> ImageInfo:
 
 
 def _verify(path: Path) -> ImageInfo:
-    from PIL import Image, UnidentifiedImageError
-
     with open(path, "rb") as fh:
         head = fh.read(SNIFF_BYTES)
     if not head:

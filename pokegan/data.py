@@ -34,8 +34,8 @@ import torch
 from torch import Tensor
 
 from pokedata.errors import UserError
+from pokedata.manifest_schema import REQUIRED_COLUMNS
 
-REQUIRED_COLUMNS = ("image_id", "path", "class_index", "split")
 SPLITS = ("train", "val", "test")
 
 

@@ -6,12 +6,12 @@ import csv
 from pathlib import Path
 
 import pytest
-from servers.danbooru import FakeDanbooru
 
 from cli import app
 from pokedata.catalog import read_catalog_csv
 from pokedata.errors import UserError
 from pokedata.fetch.resolve import ResolveConfig, resolve_catalog
+from tests.servers.danbooru import FakeDanbooru
 
 
 @pytest.fixture

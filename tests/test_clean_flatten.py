@@ -6,7 +6,6 @@ import io
 
 import numpy as np
 import pytest
-from helpers import images as H
 from PIL import Image
 
 from pokedata.clean.flatten import (
@@ -18,6 +17,7 @@ from pokedata.clean.flatten import (
     parse_frames,
 )
 from pokedata.errors import UserError
+from tests.helpers import images as H
 
 BG = (1, 250, 3)  # a colour no test image contains, so a wrong composite cannot pass by accident
 

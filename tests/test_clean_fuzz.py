@@ -5,7 +5,6 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from helpers import images as H
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -27,6 +26,7 @@ from pokedata.clean.worker import (
     Task,
     clean_item,
 )
+from tests.helpers import images as H
 
 REASONS = {MISSING, EMPTY, UNREADABLE, TRUNCATED, BOMB, TOO_SMALL, ASPECT, UNSUPPORTED, ENCODE}
 

@@ -6,7 +6,6 @@ import sqlite3
 
 import numpy as np
 import pytest
-from helpers import images as H
 from PIL import Image
 
 from pokedata.clean import CleanConfig, run_clean
@@ -15,6 +14,7 @@ from pokedata.dedup.hashing import cache_hasher, to_signed
 from pokedata.errors import UserError
 from pokedata.ledger import Ledger
 from pokedata.store import DatasetDir
+from tests.helpers import images as H
 
 METHODS = ("phash", "colour")
 

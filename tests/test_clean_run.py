@@ -7,12 +7,12 @@ import sqlite3
 
 import numpy as np
 import pytest
-from helpers import images as H
 from PIL import Image
 
 from pokedata.clean import CleanConfig, run_clean
 from pokedata.errors import UserError
 from pokedata.store import DatasetDir
+from tests.helpers import images as H
 
 BG = "#01fa03"
 BG_RGB = (1, 250, 3)

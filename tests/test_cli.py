@@ -49,7 +49,7 @@ def test_verbose_shows_traceback(runner, tmp_path):
     assert "Traceback" in result.output
 
 
-def test_user_error_from_any_command(runner):
+def test_user_error_from_any_command(runner, monkeypatch):
     extra = typer.Typer()
 
     @extra.command()
@@ -57,11 +57,9 @@ def test_user_error_from_any_command(runner):
         """Raise a user error."""
         raise UserError("input X is bad", hint="pass --x Y")
 
+    monkeypatch.setattr(app, "registered_groups", list(app.registered_groups))  # restored after the test
     app.add_typer(extra, name="zz-test-only")
-    try:
-        result = runner.invoke(app, ["zz-test-only", "boom"])
-    finally:
-        app.registered_groups = [g for g in app.registered_groups if g.name != "zz-test-only"]
+    result = runner.invoke(app, ["zz-test-only", "boom"])
     assert result.exit_code == 2
     assert "input X is bad (pass --x Y)" in result.output
 

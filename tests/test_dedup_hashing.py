@@ -7,7 +7,6 @@ import io
 import imagehash
 import numpy as np
 import pytest
-from helpers.dedup_ledger import near_copy, pattern
 from PIL import Image
 
 from pokedata.dedup.hashing import (
@@ -20,6 +19,7 @@ from pokedata.dedup.hashing import (
     to_unsigned,
 )
 from pokedata.errors import UserError
+from tests.helpers.dedup_ledger import near_copy, pattern
 
 REFERENCE = {
     "phash": imagehash.phash,

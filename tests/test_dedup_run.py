@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers.dedup_ledger import Spec, make_dataset, marks, near_copy, pattern
 from PIL import Image
 
 from pokedata.dedup import DedupConfig, reset_dedup, run_dedup
 from pokedata.errors import UserError
 from pokedata.ledger import Ledger
+from tests.helpers.dedup_ledger import Spec, make_dataset, marks, near_copy, pattern
 
 
 def _cfg(root, **kw) -> DedupConfig:
@@ -193,7 +193,7 @@ def test_not_a_dataset_dir(tmp_path):
 def test_rewritten_clean_image_is_rehashed(dataset):
     import time
 
-    from helpers.dedup_ledger import pixel_sha256
+    from tests.helpers.dedup_ledger import pixel_sha256
 
     run_dedup(_cfg(dataset))
     assert marks(dataset)[9] == (None, None, None, 0)

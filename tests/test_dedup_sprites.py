@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers.dedup_ledger import Spec, make_dataset
 from PIL import Image, ImageSequence
 
 from pokedata.dedup import DedupConfig, run_dedup
 from pokedata.ledger import Ledger
+from tests.helpers.dedup_ledger import Spec, make_dataset
 
 DEX = (1, 4, 7, 25, 39, 52, 94, 133, 143, 150)  # ten distinct Pokemon
 

@@ -40,15 +40,11 @@ def _config(out: Path, **kw) -> DemoConfig:
 def demo_run(tmp_path_factory):
     """The demo interrupted before training (the trainer "not installed"), then resumed to the end."""
     out = tmp_path_factory.mktemp("demo") / "out"
-    saved = sys.modules.get("pokegan.pipeline")
-    sys.modules["pokegan.pipeline"] = None  # what an installation without the trainer looks like
-    try:
+    with pytest.MonkeyPatch.context() as mp:  # module scope: no `monkeypatch` fixture; restored all the same
+        mp.setitem(
+            sys.modules, "pokegan.pipeline", None
+        )  # what an installation without the trainer looks like
         first = run_demo(_config(out))
-    finally:
-        if saved is None:
-            del sys.modules["pokegan.pipeline"]
-        else:
-            sys.modules["pokegan.pipeline"] = saved
     first_json = json.loads((out / "demo.json").read_text())
     summary = run_demo(_config(out, resume=True))
     return out, summary, first, first_json

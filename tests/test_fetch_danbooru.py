@@ -6,7 +6,6 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from servers.danbooru import GOLD_USER, FakeDanbooru
 
 from cli import app
 from pokedata.errors import UserError
@@ -21,6 +20,7 @@ from pokedata.fetch.danbooru import (
 )
 from pokedata.fetch.danbooru_run import fetch_danbooru
 from pokedata.ledger import Ledger
+from tests.servers.danbooru import GOLD_USER, FakeDanbooru
 
 FAST = ["--api-rate", "1000", "--file-rate", "1000"]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from ddgs.exceptions import RatelimitException, TimeoutException
-from servers.images import ImageServer, make_jpeg
 
 from cli import app
 from pokedata.errors import UserError
@@ -12,6 +11,7 @@ from pokedata.fetch import ddg
 from pokedata.fetch.ddg import DdgConfig, candidates, fetch_ddg
 from pokedata.fetch.http import HttpConfig
 from pokedata.ledger import Ledger
+from tests.servers.images import ImageServer, make_jpeg
 
 
 @pytest.fixture

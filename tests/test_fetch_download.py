@@ -7,13 +7,13 @@ import logging
 from pathlib import Path
 
 import pytest
-from servers.images import ImageServer, make_jpeg, make_png
 
 from pokedata.fetch.download import download_pending
 from pokedata.fetch.http import FetchError, HttpConfig, PoliteClient, parse_retry_after, redact_url
 from pokedata.ledger import Candidate, Ledger
 from pokedata.store import DatasetDir
 from pokedata.verify import verify_image_file
+from tests.servers.images import ImageServer, make_jpeg, make_png
 
 
 @pytest.fixture

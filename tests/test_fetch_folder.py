@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,8 @@ from pokedata.catalog import load_catalog
 from pokedata.errors import UserError
 from pokedata.fetch.folder import CatalogMatcher, FolderImportConfig, import_folder, raw_label
 from pokedata.ledger import Ledger
+from tests.conftest import REPO
+from tests.helpers.kill import count_rows, stop_when
 
 
 def _png(color: tuple[int, int, int], size: int = 8) -> bytes:
@@ -181,40 +185,31 @@ def test_same_layout_from_another_folder_is_reported(tmp_path: Path, caplog):
     assert "Pikachu/a.png" in caplog.text and "another --data" in caplog.text
 
 
-def test_kill_9_mid_import_then_resume(tmp_path: Path):
-    import signal
-    import sqlite3
-    import subprocess
-    import sys
-    import time
+# The import in a child process, each file's copy slowed a little so the kill lands mid-run.
+CHILD = """
+import sys, time
+from pathlib import Path
+from pokedata.fetch import folder
 
+real = folder.stage_local_file
+folder.stage_local_file = lambda *a, **k: time.sleep(0.02) or real(*a, **k)
+folder.import_folder(folder.FolderImportConfig(root=Path(sys.argv[1]), data=Path(sys.argv[2]), progress=False))
+"""
+DONE = "SELECT count(*) FROM items WHERE status = 'done'"
+
+
+@pytest.mark.slow
+def test_kill_9_mid_import_then_resume(tmp_path: Path):
     root = tmp_path / "src"
     for i in range(300):
         _write(root / f"c{i % 4}" / f"{i:04d}.png", _png((i % 256, i // 256, 7), size=16))
     data = tmp_path / "data"
-    repo = Path(__file__).resolve().parent.parent
-    code = (
-        "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[3]);"
-        "from pokedata.fetch.folder import FolderImportConfig, import_folder;"
-        "import_folder(FolderImportConfig(root=Path(sys.argv[1]), data=Path(sys.argv[2]), progress=False))"
-    )
-    proc = subprocess.Popen([sys.executable, "-c", code, str(root), str(data), str(repo)])
-    try:
-        done = 0
-        while proc.poll() is None and done < 40:  # wait for some progress, then kill -9 mid-run
-            time.sleep(0.05)
-            if (data / "ledger.sqlite").exists():
-                try:
-                    with sqlite3.connect(data / "ledger.sqlite", timeout=5) as conn:
-                        done = conn.execute("SELECT count(*) FROM items WHERE status='done'").fetchone()[0]
-                except sqlite3.OperationalError:
-                    pass
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait()
-    with sqlite3.connect(data / "ledger.sqlite", timeout=5) as conn:
-        done_before = conn.execute("SELECT count(*) FROM items WHERE status='done'").fetchone()[0]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(root), str(data)], cwd=REPO, env=env,
+                            stderr=subprocess.PIPE)  # fmt: skip
+    stop_when(proc, lambda: count_rows(data, DONE) >= 40)  # kill -9 mid-run, after some progress
+    done_before = count_rows(data, DONE)
+    assert 40 <= done_before < 300
     summary = import_folder(FolderImportConfig(root=root, data=data, progress=False))
     rows = _rows(data)
     assert len(rows) == 300 and all(r.status == "done" for r in rows)

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from servers.images import ImageServer, make_jpeg
 
 from pokedata.ledger import Ledger
 from pokedata.verify import verify_image_file
+from tests.conftest import REPO
+from tests.helpers.kill import count_rows, stop_when
+from tests.servers.images import ImageServer, make_jpeg
 
-REPO = Path(__file__).resolve().parent.parent
 N_IMAGES = 200
 
 # The fetch run in a child process: plan the URL list (idempotent), then drain it.
@@ -60,18 +58,7 @@ def _child(data: Path, urls_file: Path) -> subprocess.Popen:
     )
 
 
-def _done_rows(data: Path) -> int:
-    """``done`` rows in the ledger a child is writing (0 before it exists); read-only, WAL."""
-    import sqlite3
-
-    path = data / "ledger.sqlite"
-    if not path.is_file():
-        return 0
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as conn:
-            return conn.execute("SELECT count(*) FROM items WHERE status = 'done'").fetchone()[0]
-    except sqlite3.OperationalError:  # not created yet
-        return 0
+DONE = "SELECT count(*) FROM items WHERE status = 'done'"
 
 
 @pytest.mark.slow
@@ -87,16 +74,8 @@ def test_kill_9_mid_fetch_then_resume(tmp_path):
         data = tmp_path / "d"
 
         proc = _child(data, urls_file)
-        deadline = time.monotonic() + 120
         # Kill once a few batches are recorded (rows are recorded in group commits, not one by one).
-        while (sum(srv.hits.values()) < 40 or _done_rows(data) == 0) and proc.poll() is None:
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.01)
-        assert proc.poll() is None, f"the fetch ended before the kill: {proc.communicate()}"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        assert proc.returncode == -signal.SIGKILL
+        stop_when(proc, lambda: sum(srv.hits.values()) >= 40 and count_rows(data, DONE) > 0)
 
         with Ledger(data / "ledger.sqlite") as ledger:
             done_before = {it.url for it in ledger.select(source="ddg", status="done")}

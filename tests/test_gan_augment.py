@@ -9,7 +9,6 @@ from torch import nn
 from pokedata.errors import UserError
 from pokegan.data import augment_batch, to_unit
 from pokegan.diffaugment import DiffAugment, apply, critic_view, draw_params, parse_policy
-from tests.helpers.threads import one_thread  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -27,6 +26,7 @@ def test_crop_scale_one_means_flips_only():
     assert 0 < flipped < 16
 
 
+@pytest.mark.slow
 def test_gan_real_images_are_only_flipped(tmp_path):
     from pokegan.config import load_step_config
     from pokegan.data import decode_image, load_manifest

@@ -17,7 +17,6 @@ from pokegan.models.discriminator import (
     build_discriminator,
     image_pyramid,
 )
-from tests.helpers.threads import one_thread  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -180,6 +179,7 @@ def test_critic_runs_in_float32_inside_autocast(name):
     assert ld.dtype == lg.dtype == torch.float32
 
 
+@pytest.mark.slow
 def test_gan_generator_step_goes_through_its_grad_scaler(tmp_path, monkeypatch):
     """fp16 autocast needs a grad scaler for G: the step-3 loop scales, unscales and updates it."""
     from pokegan.config import load_step_config

@@ -18,7 +18,6 @@ from pokegan.metrics import (
     kernel_inception_distance,
     standard_fid_kid,
 )
-from tests.helpers.threads import one_thread  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

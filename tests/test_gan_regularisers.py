@@ -9,7 +9,6 @@ from pokedata.errors import UserError
 from pokegan.diffaugment import critic_view
 from pokegan.losses import LOSS_NAMES, LossConfig, make_loss, r1_penalty
 from pokegan.models.discriminator import DiscriminatorArgs, build_discriminator, image_pyramid
-from tests.helpers.threads import one_thread  # noqa: F401  (fixture)
 from tests.test_gan_losses import Linear
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -15,9 +15,8 @@ from pokegan.steps import gan_setup
 from pokegan.steps.gan import GANConfig, run_gan
 from pokegan.steps.gmm import GMMConfig, run_gmm
 from tests.helpers.step3_run import make_step3_run
-from tests.helpers.threads import one_thread  # noqa: F401  (fixture)
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]  # trains: ~2 min in all
 
 GAN_TINY = {
     "steps": 4,

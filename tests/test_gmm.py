@@ -8,7 +8,6 @@ import torch
 
 from pokedata.errors import UserError
 from pokegan.gmm import GaussianMixture, GMMFitConfig, fit_gmm
-from tests.helpers.threads import one_thread  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

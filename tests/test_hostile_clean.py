@@ -12,9 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import images as H
 
 from pokedata.clean import CleanConfig, run_clean
+from tests.helpers import images as H
+from tests.helpers.kill import count_rows, stop_when
 
 REPO = Path(__file__).resolve().parent.parent
 N_ITEMS = 120
@@ -62,11 +63,7 @@ def _clean_proc(root: Path) -> subprocess.Popen:
 
 
 def _rows(root: Path) -> int:
-    try:
-        with sqlite3.connect(f"file:{root / 'ledger.sqlite'}?mode=ro", uri=True, timeout=5) as conn:
-            return conn.execute("SELECT count(*) FROM images").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
+    return count_rows(root, "SELECT count(*) FROM images")
 
 
 def _processes_on(root: Path) -> list[int]:
@@ -85,15 +82,15 @@ def _processes_on(root: Path) -> list[int]:
     return found
 
 
-def _wait_rows(proc: subprocess.Popen, root: Path) -> int:
-    deadline = time.monotonic() + 120
-    while _rows(root) == 0:
-        assert proc.poll() is None, f"clean ended before the signal: {proc.communicate(timeout=10)}"
-        assert time.monotonic() < deadline, "clean never recorded a row"
-        time.sleep(0.05)
-    workers = [p for p in _processes_on(root) if p != proc.pid]
-    assert workers, "no worker processes seen"
-    return len(workers)
+def _recording_with_workers(proc: subprocess.Popen, root: Path, seen: list[int]):
+    """A ``ready`` for :func:`stop_when`: rows recorded and worker processes running (their pids kept in
+    ``seen``)."""
+
+    def ready() -> bool:
+        seen[:] = [p for p in _processes_on(root) if p != proc.pid]
+        return _rows(root) > 0 and bool(seen)
+
+    return ready
 
 
 def _gone(root: Path, timeout: float = 10.0) -> list[int]:
@@ -115,15 +112,12 @@ def _rerun_completes(root: Path, recorded: int) -> None:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_ctrl_c_stops_clean_and_its_workers_then_it_resumes(many):
     proc = _clean_proc(many)
-    try:
-        _wait_rows(proc, many)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, err
-    assert "Traceback" not in out + err
+    workers: list[int] = []
+    stopped = stop_when(
+        proc, _recording_with_workers(proc, many, workers), sig=signal.SIGINT, exit_timeout_s=30
+    )
+    out, err = stopped.out, stopped.err
+    assert workers and "Traceback" not in out + err
     assert "Resume with: poke clean --data" in " ".join((out + err).split())
     assert _gone(many) == []  # the workers stopped with it
     recorded = _rows(many)
@@ -135,14 +129,9 @@ def test_ctrl_c_stops_clean_and_its_workers_then_it_resumes(many):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_kill_9_of_clean_takes_its_workers_with_it(many):
     proc = _clean_proc(many)
-    try:
-        n_workers = _wait_rows(proc, many)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL and n_workers >= 1
+    workers: list[int] = []
+    stop_when(proc, _recording_with_workers(proc, many, workers), exit_timeout_s=30)
+    assert workers
     assert _gone(many) == []  # no orphan worker holds the dataset after its parent died
     recorded = _rows(many)
     assert recorded < N_ITEMS

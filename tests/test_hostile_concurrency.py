@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import images as H
 
 from cli import app
 from pokedata.clean import CleanConfig, run_clean
@@ -18,6 +17,7 @@ from pokedata.errors import UserError
 from pokedata.fetch.folder import FolderImportConfig, import_folder
 from pokedata.ledger import Ledger
 from pokedata.store import DatasetDir
+from tests.helpers import images as H
 
 REPO = Path(__file__).resolve().parent.parent
 

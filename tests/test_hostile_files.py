@@ -10,10 +10,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from helpers import images as H
 
 from pokedata.fetch.folder import FolderImportConfig, import_folder
 from pokedata.ledger import Ledger
+from tests.helpers import images as H
 
 posix_only = pytest.mark.skipif(sys.platform.startswith("win"), reason="POSIX file types")
 
@@ -147,11 +147,10 @@ def test_fetch_max_pixels_and_retry_quarantined_over_http(tmp_path):
     import hashlib
     import json
 
-    from servers.hostile import HostileServer, body, query_of, send
-
     from pokedata.fetch.danbooru import DanbooruConfig
     from pokedata.fetch.danbooru_run import fetch_danbooru
     from pokedata.fetch.http import HttpConfig
+    from tests.servers.hostile import HostileServer, body, query_of, send
 
     img = H.encode(H.noise((120, 120), seed=5), "PNG")  # 14,400 px
     with HostileServer() as srv:

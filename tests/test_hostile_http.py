@@ -13,8 +13,6 @@ import logging
 from pathlib import Path
 
 import pytest
-from servers.hostile import HostileServer, body, drip, json_body, query_of, redirect, send
-from servers.images import make_jpeg
 
 from cli import app
 from pokedata.errors import UserError
@@ -24,6 +22,8 @@ from pokedata.fetch.download import download_pending
 from pokedata.fetch.http import HttpConfig, PoliteClient, origin_of
 from pokedata.ledger import Candidate, Ledger
 from pokedata.store import DatasetDir
+from tests.servers.hostile import HostileServer, body, drip, json_body, query_of, redirect, send
+from tests.servers.images import make_jpeg
 
 SECRET = "hostile-api-key-0123456789abcdef"
 LOGIN = "alice"

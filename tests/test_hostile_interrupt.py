@@ -4,22 +4,20 @@ Every test checks that the signal really landed mid-run before it checks the res
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from servers.hostile import HostileServer, body, drip, query_of, send
-from servers.images import make_jpeg
 
 from pokedata.ledger import Ledger
+from tests.helpers.kill import count_rows, stop_when
+from tests.servers.hostile import HostileServer, body, drip, query_of, send
+from tests.servers.images import make_jpeg
 
 REPO = Path(__file__).resolve().parent.parent
 N_GOOD = 6
@@ -29,25 +27,6 @@ def poke(*args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200", "NO_COLOR": "1"}
     return subprocess.Popen([sys.executable, str(REPO / "cli.py"), *args], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-
-
-def wait_for(cond, proc: subprocess.Popen, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert proc.poll() is None, f"the command ended before the signal: {proc.communicate(timeout=10)}"
-        assert time.monotonic() < deadline, "the command never reached the state to interrupt"
-        time.sleep(0.05)
-
-
-def count(data: Path, sql: str) -> int:
-    path = data / "ledger.sqlite"
-    if not path.is_file():
-        return 0
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as conn:
-            return conn.execute(sql).fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
 
 
 def danbooru_with_drips(srv: HostileServer) -> dict[int, bytes]:
@@ -83,22 +62,13 @@ def test_ctrl_c_stops_a_fetch_with_reads_in_flight_then_it_resumes(tmp_path):
     with HostileServer() as srv:
         imgs = danbooru_with_drips(srv)
         proc = poke(*fetch_args(srv, data))
-        try:
-            # Both per-host slots held by dripping bodies, some quick files recorded: now Ctrl-C.
-            wait_for(lambda: srv.hits["/100.jpg"] and srv.hits["/101.jpg"]
-                     and count(data, "SELECT count(*) FROM items WHERE status='done'") >= 1, proc)  # fmt: skip
-            time.sleep(0.5)
-            assert proc.poll() is None  # still dripping: the signal lands on a live run
-            sent = time.monotonic()
-            proc.send_signal(signal.SIGINT)
-            out, err = proc.communicate(timeout=30)
-            stopped_in = time.monotonic() - sent
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-        assert proc.returncode == 130, err
-        assert stopped_in < 15  # the drips would take minutes: the reads in flight were cut
-        text = out + err
+        # Both per-host slots held by dripping bodies, some quick files recorded: now Ctrl-C (still dripping:
+        # the signal lands on a live run).
+        stopped = stop_when(proc, lambda: srv.hits["/100.jpg"] and srv.hits["/101.jpg"]
+                            and count_rows(data, "SELECT count(*) FROM items WHERE status='done'") >= 1,
+                            sig=signal.SIGINT, settle_s=0.5, timeout_s=60, exit_timeout_s=30)  # fmt: skip
+        assert stopped.seconds < 15  # the drips would take minutes: the reads in flight were cut
+        text = stopped.out + stopped.err
         assert "Traceback" not in text and SECRET not in text
         assert "Resume with: poke fetch danbooru --tags pikachu" in " ".join(text.split())
         assert "--api-key $DANBOORU_API_KEY" in " ".join(text.split())  # the key is never printed
@@ -139,16 +109,9 @@ def test_second_ctrl_c_quits_at_once_and_nothing_is_lost(tmp_path):
     with HostileServer() as srv:
         imgs = danbooru_with_drips(srv)
         proc = poke(*fetch_args(srv, data))
-        try:
-            wait_for(lambda: srv.hits["/100.jpg"] and srv.hits["/101.jpg"], proc)
-            proc.send_signal(signal.SIGINT)
-            proc.send_signal(signal.SIGINT)
-            out, err = proc.communicate(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-        assert proc.returncode == 130
-        assert "Traceback" not in out + err
+        stopped = stop_when(proc, lambda: srv.hits["/100.jpg"] and srv.hits["/101.jpg"], sig=signal.SIGINT,
+                            times=2, timeout_s=60, exit_timeout_s=30)  # fmt: skip
+        assert "Traceback" not in stopped.out + stopped.err
         for pid in (100, 101):
             srv.route(f"/{pid}.jpg", body(imgs[pid]))
         again = poke(*fetch_args(srv, data))
@@ -162,7 +125,8 @@ def test_ctrl_c_stops_training_keeps_its_checkpoint_and_says_how_to_resume(tmp_p
     """`poke train classify` (tiny, CPU) interrupted after its first checkpoint: exit 130, last.pt intact,
     the printed command (with --resume) continues from it."""
     import torch
-    from helpers.tiny_manifest import make_tiny_manifest
+
+    from tests.helpers.tiny_manifest import make_tiny_manifest
 
     manifest = make_tiny_manifest(tmp_path, n_classes=2, per_class=8, size=16)
     run = tmp_path / "run"
@@ -170,17 +134,10 @@ def test_ctrl_c_stops_training_keeps_its_checkpoint_and_says_how_to_resume(tmp_p
             "--image-size", "16", "--batch-size", "4", "--num-workers", "0", "--device", "cpu"]  # fmt: skip
     proc = poke(*args)
     last = run / "classifier" / "last.pt"
-    try:
-        wait_for(lambda: last.is_file() and last.stat().st_size > 0, proc, timeout=180)
-        time.sleep(0.5)
-        assert proc.poll() is None  # 500 epochs: the signal lands mid-training
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, err
-    text = " ".join((out + err).split())
+    # 500 epochs: the signal lands mid-training
+    stopped = stop_when(proc, lambda: last.is_file() and last.stat().st_size > 0, sig=signal.SIGINT,
+                        settle_s=0.5, timeout_s=180)  # fmt: skip
+    text = " ".join((stopped.out + stopped.err).split())
     assert "Traceback" not in text
     assert "Resume with: poke train classify" in text and text.rstrip().endswith("--resume")
     step = torch.load(last, map_location="cpu", weights_only=False)["step"]

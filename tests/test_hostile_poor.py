@@ -11,9 +11,6 @@ import zlib
 
 import pandas as pd
 import pytest
-from helpers import images as H
-from helpers.tiny_manifest import make_tiny_manifest
-from servers.hostile import HostileServer, body, retry_after
 
 from cli import app
 from pokedata.errors import UserError
@@ -21,6 +18,9 @@ from pokedata.fetch.folder import FolderImportConfig, import_folder
 from pokedata.fetch.http import HttpConfig, PoliteClient
 from pokedata.ledger import Ledger
 from pokedata.store import atomic_write_text
+from tests.helpers import images as H
+from tests.helpers.tiny_manifest import make_tiny_manifest
+from tests.servers.hostile import HostileServer, body, retry_after
 
 
 def test_png_with_a_bad_crc_is_reported_under_its_source_not_a_temp_path(tmp_path):

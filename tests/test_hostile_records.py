@@ -11,8 +11,6 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from servers.hostile import HostileServer, body, json_body, query_of, send
-from servers.images import make_jpeg
 
 from pokedata.errors import UserError
 from pokedata.fetch.danbooru import (
@@ -30,6 +28,8 @@ from pokedata.fetch.dump import DumpConfig, fetch_dump
 from pokedata.fetch.http import HttpConfig
 from pokedata.fetch.resolve import ResolveConfig, resolve_catalog
 from pokedata.ledger import Candidate, Ledger
+from tests.servers.hostile import HostileServer, body, json_body, query_of, send
+from tests.servers.images import make_jpeg
 
 
 @pytest.fixture
@@ -207,6 +207,7 @@ posts = (
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(posts, st.sampled_from(["original", "sample"]))
 def test_any_post_json_is_planned_safely_or_skipped_as_bad_record(post, variant):

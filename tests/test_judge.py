@@ -75,8 +75,7 @@ def test_judge_metrics_keys_and_order():
 
 # ---- the judge network, trained and cached ---------------------------------------------------------------
 @pytest.fixture
-def judged(tmp_path):
-    torch.set_num_threads(1)
+def judged(tmp_path, one_thread):
     mdir = make_tiny_manifest(tmp_path, n_classes=4, per_class=18, size=16)
     m = load_manifest(mdir)
     cfg = JudgeConfig(**{**FAST.__dict__, "cache_dir": str(tmp_path / "judge-cache")})

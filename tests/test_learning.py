@@ -16,8 +16,7 @@ import torch
 
 from pokegan.config import EmbedConfig, PretrainConfig, load_step_config
 
-pytest_plugins = ["helpers.train_runs"]  # four_class_run: the session's shared trained run
-pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]
 
 
 def _recon_error(g, loss_fn, x) -> float:

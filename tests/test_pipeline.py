@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO
-from tests.helpers.threads import one_thread  # noqa: F401  (fixture)
+from tests.helpers.kill import stop_when
 from tests.helpers.tiny_manifest import make_tiny_manifest
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
@@ -51,21 +49,6 @@ def _start(args: list[str]) -> subprocess.Popen:
     )
 
 
-def _kill_when(proc: subprocess.Popen, ready, limit_s: float = 600) -> bool:
-    """SIGKILL the process as soon as ``ready()`` holds; False if it exited first. The limit only guards a hang."""
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        if ready():
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            return True
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGKILL)
-    pytest.fail(f"the run neither reached the kill point nor exited: {proc.stderr.read().decode()[-2000:]}")
-
-
 def _rows(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.is_file() else []
 
@@ -101,7 +84,7 @@ def test_train_all_killed_twice_then_resumed(tmp_path, runner):
 
     # 1) kill -9 during step 1, as soon as its first checkpoint is on disk
     proc = _start(args)
-    _kill_when(proc, lambda: (out / "classifier" / "last.pt").is_file())
+    stop_when(proc, lambda: (out / "classifier" / "last.pt").is_file(), group=True, timeout_s=600)
     assert not (out / "gan" / "done.json").exists()
     res = runner.invoke(app, args)  # an existing run is refused without --resume
     assert res.exit_code == 2 and "--resume" in res.output
@@ -109,8 +92,8 @@ def test_train_all_killed_twice_then_resumed(tmp_path, runner):
     # 2) resume in a new process, kill -9 again during the GAN step, after its first FCD evaluation
     proc = _start([*args, "--resume"])
     metrics = out / "gan" / "metrics.jsonl"  # written atomically: complete rows only
-    killed = _kill_when(proc, lambda: metrics.is_file() and metrics.stat().st_size > 0)
-    assert killed or (out / "gan" / "done.json").is_file()
+    stop_when(proc, lambda: metrics.is_file() and metrics.stat().st_size > 0, group=True, timeout_s=600)
+    assert not (out / "gan" / "done.json").exists()
 
     # 3) resume to the end
     res = runner.invoke(app, [*args, "--resume"])

@@ -19,13 +19,7 @@ from pokegan.progan.models import Discriminator, Generator, ProGANArgs
 TINY = dict(z_dim=16, channel_base=128, max_channels=32)
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny convolutions on a shared 2-core box: one intra-op thread is ~20x faster than spinning two."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny convolutions: one thread is ~20x faster than two
 
 
 def _tiny(resolution: int = 8, **kw) -> ProGANArgs:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from helpers import images as H
-
 from pokedata.clean import CleanConfig, run_clean
 from pokedata.dedup import DedupConfig, run_dedup
 from pokedata.ledger import Ledger
 from pokedata.removals import heavy_removals, removals, warning_lines
 from pokedata.status import dataset_status, status_tables
+from tests.helpers import images as H
 
 
 def _sprites(root):

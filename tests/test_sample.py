@@ -8,7 +8,6 @@ from PIL import Image
 
 from pokedata.errors import UserError
 from pokegan.sampling import SampleConfig, interpolation_latents, save_gif, save_pngs, slerp
-from tests.helpers.threads import one_thread  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -6,15 +6,14 @@ import dataclasses
 
 import pytest
 import torch
-from helpers.tiny_manifest import make_tiny_manifest
 
 from pokegan.config import ClassifyConfig, load_step_config
 from pokegan.models.classifier import EmbeddingClassifier, load_frozen_classifier, rotate_batch
 from pokegan.runs import open_run
 from pokegan.steps.classify import run_classify
+from tests.helpers.tiny_manifest import make_tiny_manifest
 
-pytest_plugins = ["helpers.train_runs"]  # four_class_run: the session's shared trained run
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]  # trains: ~2 min in all
 
 
 def _cfg(**over) -> ClassifyConfig:

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers.tiny_manifest import make_tiny_manifest
 
 from pokedata.errors import UserError
 from pokegan.data import EpochSampler, augment_batch, load_manifest, make_loader, stratified_subset
+from tests.helpers.tiny_manifest import make_tiny_manifest
 
 
 @pytest.fixture

@@ -19,10 +19,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers.tiny_manifest import make_tiny_manifest
+
+from tests.helpers.tiny_manifest import make_tiny_manifest
 
 REPO = Path(__file__).resolve().parent.parent
 WORKER = REPO / "tests" / "helpers" / "ddp_worker.py"
+
+
+pytestmark = pytest.mark.slow  # two torchrun processes train three steps: ~50 s
 
 
 @pytest.fixture(scope="module")

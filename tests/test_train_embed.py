@@ -12,8 +12,7 @@ from pokegan.models.classifier import EmbeddingClassifier
 from pokegan.models.generator import Generator, GeneratorArgs
 from pokegan.perceptual import PerceptualLoss
 
-pytest_plugins = ["helpers.train_runs"]  # four_class_run: the session's shared trained run
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_embedding_barely_moves_across_batch_composition():
@@ -70,6 +69,7 @@ def test_generator_shapes_and_perceptual_loss_falls(upsample):
     assert losses[-1] < losses[0]
 
 
+@pytest.mark.slow
 def test_embed_and_pretrain_steps(four_class_run):
     from pokegan.runs import open_run
     from pokegan.steps.embed import data_section, load_embedding_index, run_embed

@@ -16,28 +16,24 @@ See ``docs/clean.md``.
 
 from __future__ import annotations
 
-from pokedata.clean.flatten import (
-    FlattenError,
-    FrameSpec,
-    flatten_to_rgb,
-    iter_frames,
-    parse_background,
-    parse_frames,
-)
-from pokedata.clean.run import CleanConfig, CleanSummary, run_clean
-from pokedata.clean.worker import Settings, clean_item, pixel_sha256
+from pokedata.lazy import lazy_exports
 
-__all__ = [
-    "CleanConfig",
-    "CleanSummary",
-    "FlattenError",
-    "FrameSpec",
-    "Settings",
-    "clean_item",
-    "flatten_to_rgb",
-    "iter_frames",
-    "parse_background",
-    "parse_frames",
-    "pixel_sha256",
-    "run_clean",
-]
+# name -> submodule, loaded on first use (PEP 562): the stage modules import Pillow and numpy, and the CLI
+# reads the option defaults from pokedata.clean.config at start-up without paying for them (`poke --help`).
+_EXPORTS = {
+    "CleanConfig": "pokedata.clean.config",
+    "CleanSummary": "pokedata.clean.run",
+    "run_clean": "pokedata.clean.run",
+    "FlattenError": "pokedata.clean.flatten",
+    "FrameSpec": "pokedata.clean.flatten",
+    "flatten_to_rgb": "pokedata.clean.flatten",
+    "iter_frames": "pokedata.clean.flatten",
+    "parse_background": "pokedata.clean.flatten",
+    "parse_frames": "pokedata.clean.flatten",
+    "Settings": "pokedata.clean.worker",
+    "clean_item": "pokedata.clean.worker",
+    "pixel_sha256": "pokedata.clean.worker",
+}
+__all__ = sorted(_EXPORTS)
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -23,74 +23,19 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
 
-from pokedata.clean.flatten import FrameSpec, parse_background, parse_frames
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from pokedata.clean.config import PARAMS_VERSION, CleanConfig
 from pokedata.clean.worker import ItemResult, OutputError, Settings, Task, clean_chunk, init_worker
+from pokedata.dedup.run import reset_dedup
 from pokedata.errors import UserError
-
-if TYPE_CHECKING:
-    from rich.table import Table
-
-    from pokedata.ledger import Item, Ledger
-    from pokedata.store import DatasetDir
-
-PARAMS_VERSION = 1
-"""Bumped when the clean algorithm changes its output for the same settings (forces a redo)."""
-
-
-@dataclass
-class CleanConfig:
-    """Options of ``poke clean`` (the dedup options live in :class:`pokedata.dedup.DedupConfig`)."""
-
-    data: Path
-    background: str = "white"  # white | black | gray | #RRGGBB
-    min_side: int = 64  # px; shorter side below this -> quarantined too-small
-    max_side: int = 1024  # px; longer side is downscaled to at most this
-    max_aspect: float = 4.0  # long/short side above this -> quarantined aspect-ratio
-    frames: str | FrameSpec = "first"  # first | all | every:N
-    quality: int = 95  # JPEG quality 1..100
-    workers: int = 0  # processes; 0 = os.cpu_count(); 1 = in this process
-    force: bool = False  # redo every item even when up to date
-    include_multiclass: bool = False  # also clean rows without a single class (class_name '')
-    max_pixels: int | None = None  # decompression-bomb limit; None = Pillow's default (~89 MP)
-    chunk_size: int = 16  # items per task sent to a worker
-    progress: bool = True
-    hashes: tuple[str, ...] = ()  # hash-cache methods computed from each written JPG (set by --dedup)
-
-    def settings(self) -> Settings:
-        """Validate every option up front and return the pixel-deciding settings."""
-        if self.min_side < 1:
-            raise UserError(f"--min-side {self.min_side} must be at least 1", hint="e.g. --min-side 64")
-        if self.max_side < self.min_side:
-            raise UserError(
-                f"--max-side {self.max_side} is below --min-side {self.min_side}",
-                hint="give --max-side >= --min-side, e.g. --max-side 1024",
-            )
-        if self.max_aspect < 1.0:
-            raise UserError(f"--max-aspect {self.max_aspect} must be at least 1", hint="e.g. --max-aspect 4")
-        if not 1 <= self.quality <= 100:
-            raise UserError(f"--quality {self.quality} is out of range", hint="give 1..100 (default 95)")
-        if self.workers < 0:
-            raise UserError(f"--workers {self.workers} is negative", hint="give 0 (all cores) or a count")
-        if self.max_pixels is not None and self.max_pixels < 1:
-            raise UserError(f"--max-pixels {self.max_pixels} must be positive")
-        if self.chunk_size < 1:
-            raise UserError(f"chunk_size {self.chunk_size} must be positive")
-        if self.hashes:
-            from pokedata.dedup.hashing import cache_hasher
-
-            for method in self.hashes:
-                cache_hasher(method)  # a clear error naming --hash for an unknown method
-        return Settings(
-            background=parse_background(self.background),
-            min_side=int(self.min_side),
-            max_side=int(self.max_side),
-            max_aspect=float(self.max_aspect),
-            frames=parse_frames(self.frames),
-            quality=int(self.quality),
-            max_pixels=None if self.max_pixels is None else int(self.max_pixels),
-        )
+from pokedata.ledger import DONE, Item, Ledger, images
+from pokedata.log import console
+from pokedata.removals import removals, warning_lines
+from pokedata.store import DatasetDir, remove_stale_temps, safe_name
+from pokedata.verify import pixel_limit
 
 
 @dataclass
@@ -114,8 +59,6 @@ class CleanSummary:
         return d
 
     def table(self) -> Table:
-        from rich.table import Table
-
         t = Table(title="clean: summary")
         t.add_column("what")
         t.add_column("count", justify="right")
@@ -150,8 +93,6 @@ class _Existing:
 
 def run_clean(cfg: CleanConfig) -> CleanSummary:
     """Clean every done item that is not up to date; returns the summary."""
-    from pokedata.store import DatasetDir
-
     settings = cfg.settings()
     t0 = time.perf_counter()
     ds = DatasetDir.at(cfg.data).require()
@@ -160,9 +101,6 @@ def run_clean(cfg: CleanConfig) -> CleanSummary:
 
 
 def _run_clean(cfg: CleanConfig, ds: DatasetDir, settings: Settings, t0: float) -> CleanSummary:
-    from pokedata.ledger import Ledger
-    from pokedata.store import remove_stale_temps
-
     ds.clean_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(ds.clean_dir)
     summary = CleanSummary(workers=cfg.workers or os.cpu_count() or 1)
@@ -192,7 +130,7 @@ def _run_clean(cfg: CleanConfig, ds: DatasetDir, settings: Settings, t0: float) 
             )
         recorder = _Recorder(ledger, ds, existing, params_of, summary)
         try:
-            for results in _execute(todo, cfg, summary.workers):
+            for results in _run_workers(todo, cfg, summary.workers):
                 recorder.record(results)
         except OutputError as exc:
             raise UserError(
@@ -205,15 +143,11 @@ def _run_clean(cfg: CleanConfig, ds: DatasetDir, settings: Settings, t0: float) 
 
 
 def _warnings(ledger: Ledger, stage: str) -> list[str]:
-    from pokedata.removals import removals, warning_lines
-
     with ledger.lock:
         return warning_lines(removals(ledger.conn, stage))
 
 
 def _select_items(ledger: Ledger, include_multiclass: bool) -> tuple[list[Item], int]:
-    from pokedata.ledger import DONE
-
     items = [it for it in ledger.select(status=DONE) if it.path]
     multi = [it for it in items if not it.class_name]
     if include_multiclass:
@@ -223,9 +157,7 @@ def _select_items(ledger: Ledger, include_multiclass: bool) -> tuple[list[Item],
 
 def _existing_rows(ledger: Ledger) -> dict[int, list[_Existing]]:
     with ledger.lock:
-        rows = ledger.conn.execute(
-            "SELECT item_id, id, frame, status, path, params, pixel_sha256 FROM images ORDER BY item_id, frame"
-        ).fetchall()
+        rows = images.existing_images(ledger.conn)
     out: dict[int, list[_Existing]] = {}
     for item_id, *rest in rows:
         out.setdefault(item_id, []).append(_Existing(*rest))
@@ -261,7 +193,6 @@ def assign_stems(items: Sequence[Item]) -> dict[int, str]:
     Deterministic (items in id order), so reruns reuse the same names. A row sharing another class's
     file keeps that file's stem under its own class folder.
     """
-    from pokedata.store import safe_name
 
     taken: dict[tuple[str, str], int] = {}
     stems: dict[int, str] = {}
@@ -283,12 +214,10 @@ def _chunks(tasks: list[Task], size: int) -> Iterator[list[Task]]:
         yield tasks[i : i + size]
 
 
-def _execute(tasks: list[Task], cfg: CleanConfig, workers: int) -> Iterator[list[ItemResult]]:
+def _run_workers(tasks: list[Task], cfg: CleanConfig, workers: int) -> Iterator[list[ItemResult]]:
     """Yield result batches as they finish, with a rich progress bar over items."""
     with _progress(cfg.progress, len(tasks)) as advance:
         if workers <= 1 or len(tasks) <= 1:
-            from pokedata.verify import pixel_limit
-
             with pixel_limit(cfg.max_pixels):  # in this process: restored afterwards
                 for chunk in _chunks(tasks, cfg.chunk_size):
                     results = clean_chunk(chunk)
@@ -339,9 +268,6 @@ def _progress(enabled: bool, total: int):
     if not enabled or total == 0:
         yield lambda n: None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from pokedata.log import console
 
     with Progress(
         TextColumn("cleaning"),
@@ -383,8 +309,6 @@ class _Recorder:
         now = time.time()
         invalidates = any(self._invalidates(r) for r in results)
         if invalidates and not self.marks_cleared:
-            from pokedata.dedup import reset_dedup
-
             self.summary.dedup_marks_cleared = reset_dedup(self.ds.root)
             self.marks_cleared = True
         with self.ledger.transaction() as conn:
@@ -398,26 +322,17 @@ class _Recorder:
                     if prev is not None and (
                         prev.pixel_sha256 != f.pixel_sha256 or prev.status != f.status or f.hashes
                     ):
-                        conn.execute("DELETE FROM hashes WHERE image_id = ?", (prev.id,))
+                        images.drop_hashes(conn, prev.id)
                     if prev is not None and prev.path and prev.path != rel:
                         stale_files.append(self.ds.abs(prev.path))
-                    conn.execute(
-                        "INSERT INTO images (item_id, frame, status, error, path, width, height, pixel_sha256,"
-                        " params, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                        " ON CONFLICT (item_id, frame) DO UPDATE SET status = excluded.status,"
-                        " error = excluded.error, path = excluded.path, width = excluded.width,"
-                        " height = excluded.height, pixel_sha256 = excluded.pixel_sha256,"
-                        " params = excluded.params, updated_at = excluded.updated_at",
-                        (res.item_id, f.frame, f.status, f.error, rel, f.width, f.height, f.pixel_sha256,
-                         params, now, now),
+                    images.upsert_image(
+                        conn, res.item_id, f.frame, status=f.status, error=f.error, path=rel, width=f.width,
+                        height=f.height, pixel_sha256=f.pixel_sha256, params=params, at=now,
                     )  # fmt: skip
                     if f.hashes:  # computed by the worker from the written JPG: dedup finds them cached
-                        (image_id,) = conn.execute(
-                            "SELECT id FROM images WHERE item_id = ? AND frame = ?", (res.item_id, f.frame)
-                        ).fetchone()
-                        conn.executemany(
-                            "INSERT OR REPLACE INTO hashes (image_id, method, value, at) VALUES (?, ?, ?, ?)",
-                            [(image_id, method, value, now) for method, value in f.hashes],
+                        image_id = images.image_id(conn, res.item_id, f.frame)
+                        images.put_hashes(
+                            conn, [(image_id, method, value, now) for method, value in f.hashes]
                         )
                     if f.status == "done":
                         self.summary.images += 1
@@ -427,8 +342,7 @@ class _Recorder:
                 for frame, prev in old.items():
                     if frame in new_frames:
                         continue
-                    conn.execute("DELETE FROM hashes WHERE image_id = ?", (prev.id,))
-                    conn.execute("DELETE FROM images WHERE id = ?", (prev.id,))
+                    images.delete_image(conn, prev.id)
                     if prev.path:
                         stale_files.append(self.ds.abs(prev.path))
                     self.summary.removed += 1

@@ -12,6 +12,8 @@ import hashlib
 import io
 import math
 import os
+import signal
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field, replace
@@ -21,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from pokedata.clean.flatten import FlattenError, FrameSpec, flatten_to_rgb, is_animated, iter_frames
+from pokedata.dedup.hashing import cache_hasher, to_signed
 from pokedata.store import DatasetDir, atomic_write_bytes
 
 # Quarantine reason codes (the part of images.error before the first colon).
@@ -102,9 +105,6 @@ def init_worker(max_pixels: int | None, parent_pid: int | None = None) -> None:
     if max_pixels is not None:
         Image.MAX_IMAGE_PIXELS = max_pixels
     if parent_pid is not None:
-        import signal
-        import threading
-
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         first = os.getppid()
         watched = parent_pid if first == parent_pid else first  # forkserver: our parent is the server
@@ -155,7 +155,6 @@ def clean_item(task: Task) -> ItemResult:
 def finish_hashes(results: list[ItemResult]) -> list[ItemResult]:
     """Hash the prepared arrays of every frame, one numpy batch per method (the per-image cost is the
     small resize done in :func:`_write_frame`); returns the results with ``hashes`` set."""
-    from pokedata.dedup.hashing import cache_hasher, to_signed
 
     todo: dict[str, list[tuple[int, int, np.ndarray]]] = {}
     for ri, res in enumerate(results):
@@ -290,7 +289,6 @@ def prepare_hashes(decoded: Image.Image, methods: tuple[str, ...]) -> tuple[tupl
     """
     if not methods:
         return ()
-    from pokedata.dedup.hashing import cache_hasher
 
     gray = decoded.convert("L") if any(m != "colour" for m in methods) else None  # one conversion
     return tuple(

@@ -1,8 +1,25 @@
-"""Typer options shared by several data-side commands (one definition, one help text)."""
+"""Typer options shared by several data-side commands (one definition, one help text), and
+:func:`default_of`: every option that sets a config field takes its default from the config dataclass, so
+the CLI and the library cannot drift apart."""
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import typer
+
+
+def default_of(config: type, name: str) -> Any:
+    """The default of field ``name`` of the config dataclass ``config`` (where it is written, once)."""
+    for f in dataclasses.fields(config):
+        if f.name == name:
+            if f.default is not dataclasses.MISSING:
+                return f.default
+            if f.default_factory is not dataclasses.MISSING:
+                return f.default_factory()
+            raise ValueError(f"{config.__name__}.{name} has no default")
+    raise ValueError(f"{config.__name__} has no field {name!r}")
 
 
 def danbooru_login_option():

@@ -11,32 +11,33 @@ Public API::
 Near duplicates match in structure (perceptual hash within ``threshold``) and colour (colour signature
 within ``colour_tolerance``, :mod:`pokedata.dedup.colour`); groups are bounded (every dropped image is
 within the threshold of its own survivor, :func:`group_images`); conflicts are per pair.
-A manifest keeps an image when ``images.status = 'done' AND dup_of IS NULL AND conflict = 0``;
-``dup_group`` (the survivor's ``images.id``, on the survivor and its duplicates) keeps a group inside
+A manifest keeps the images the ledger's kept rule keeps (:data:`pokedata.ledger.views.KEPT_RULES`:
+clean, of a stored file, no ``dup_of``, no ``conflict``); ``dup_group`` (the survivor's ``images.id``, on the survivor and its duplicates) keeps a group inside
 one split. See ``pokedata/dedup/run.py`` and ``docs/dedup.md``.
 """
 
 from __future__ import annotations
 
-from pokedata.dedup.colour import DEFAULT_COLOUR_TOLERANCE, colour_distance
-from pokedata.dedup.groups import group_images, policy_order
-from pokedata.dedup.hashing import METHODS, get_hasher, hash_files
-from pokedata.dedup.run import CONFLICT_MODES, DedupConfig, DedupSummary, reset_dedup, run_dedup
-from pokedata.dedup.search import pairs_within, pairs_within_brute
+from pokedata.lazy import lazy_exports
 
-__all__ = [
-    "CONFLICT_MODES",
-    "DEFAULT_COLOUR_TOLERANCE",
-    "METHODS",
-    "DedupConfig",
-    "DedupSummary",
-    "colour_distance",
-    "get_hasher",
-    "group_images",
-    "hash_files",
-    "pairs_within",
-    "pairs_within_brute",
-    "policy_order",
-    "reset_dedup",
-    "run_dedup",
-]
+# name -> submodule, loaded on first use (PEP 562): the stage modules import numpy (and imagehash), and the
+# CLI reads the option defaults from pokedata.dedup.config at start-up without paying for them (`poke --help`).
+_EXPORTS = {
+    "CONFLICT_MODES": "pokedata.dedup.config",
+    "DedupConfig": "pokedata.dedup.config",
+    "DEFAULT_COLOUR_TOLERANCE": "pokedata.dedup.colour",
+    "colour_distance": "pokedata.dedup.colour",
+    "group_images": "pokedata.dedup.groups",
+    "policy_order": "pokedata.dedup.groups",
+    "METHODS": "pokedata.dedup.hashing",
+    "get_hasher": "pokedata.dedup.hashing",
+    "hash_files": "pokedata.dedup.hashing",
+    "DedupSummary": "pokedata.dedup.run",
+    "reset_dedup": "pokedata.dedup.run",
+    "run_dedup": "pokedata.dedup.run",
+    "pairs_within": "pokedata.dedup.search",
+    "pairs_within_brute": "pokedata.dedup.search",
+}
+__all__ = sorted(_EXPORTS)
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -15,19 +15,18 @@ resizes keep it; a hue rotation or a palette permutation moves weight between bi
 L1 distance between the 8 bytes (0..2040). The default tolerance (:data:`DEFAULT_COLOUR_TOLERANCE`)
 is measured by ``bench/dedup_quality.py`` on the gen-1 sprites (docs/dedup.md).
 
-It is cached in the ledger's ``hashes`` table like a hash, under ``method = 'colour'``.
+It is cached in the ledger's ``hashes`` table like a hash, under ``method = 'colour'``
+(:class:`pokedata.dedup.hashing.ColourSignature` computes it like the perceptual hashes).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pokedata.dedup.hashing import Hasher
-
 if TYPE_CHECKING:
-    from PIL import Image
+    pass
 
 COLOUR = "colour"
 """``hashes.method`` of the cached colour signature."""
@@ -40,27 +39,6 @@ DEFAULT_COLOUR_TOLERANCE = 32
 colour test at all), while 99.8 % of palette swaps and shiny recolours are kept apart (100 % of hue
 rotations, 88.7 % of palette permutations); 44 keeps 82.8 % of permutations apart, 24 loses 1 point of
 edit recall for 92.7 % (docs/dedup.md)."""
-
-
-class ColourSignature(Hasher):
-    """The colour signature as a :class:`Hasher`, so files are decoded, batched and cached the same way."""
-
-    name: ClassVar[str] = COLOUR
-    default_threshold: ClassVar[int] = DEFAULT_COLOUR_TOLERANCE
-    default_conflict_threshold: ClassVar[int] = DEFAULT_COLOUR_TOLERANCE
-    draft_mode: ClassVar[str] = "RGB"
-
-    def work_side(self, size: tuple[int, int]) -> int:
-        return SIDE
-
-    def prepare(self, im: Image.Image) -> np.ndarray:
-        from PIL import Image
-
-        rgb = im if im.mode == "RGB" else im.convert("RGB")
-        return np.asarray(rgb.resize((SIDE, SIDE), Image.Resampling.BOX))  # (32, 32, 3) uint8
-
-    def hash_batch(self, arrays: np.ndarray) -> np.ndarray:
-        return signatures(np.asarray(arrays))
 
 
 def signatures(rgb: np.ndarray) -> np.ndarray:

@@ -26,9 +26,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
-DEFAULT_SOURCE_PRIORITY: tuple[str, ...] = ("folder", "danbooru", "danbooru-dump", "ddg")
-"""Preferred first: a user's own files, then Danbooru (curated tags), its dumps, then web search."""
+from pokedata.dedup.colour import colour_distance
+from pokedata.dedup.config import DEFAULT_SOURCE_PRIORITY
+from pokedata.dedup.hashing import hamming
+from pokedata.dedup.search import pairs_within
 
 
 @dataclass(frozen=True)
@@ -88,8 +92,6 @@ def policy_order(area: np.ndarray, rank: np.ndarray, image_id: np.ndarray) -> np
 
 def components(n_nodes: int, edges: np.ndarray) -> np.ndarray:
     """Connected-component label (0..c-1) of each node, given (m, 2) int edges."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
 
     edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
     graph = coo_matrix(
@@ -160,8 +162,6 @@ def key_pairs(keys: Keys, threshold: int) -> tuple[np.ndarray, np.ndarray, int]:
     Pairs are found among the distinct hash values (multi-index search, once), then expanded to the
     keys holding those values, including pairs of keys sharing one hash value (another colour or class).
     """
-    from pokedata.dedup.hashing import hamming
-    from pokedata.dedup.search import pairs_within
 
     if len(keys.hash) < 2:
         return np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=np.int64), 0
@@ -179,7 +179,6 @@ def colour_close(keys: Keys, pairs: np.ndarray, colour_tolerance: int | None) ->
     """(m,) bool: the two keys' colour signatures lie within the tolerance (all True when it is None)."""
     if colour_tolerance is None or len(pairs) == 0:
         return np.ones(len(pairs), dtype=bool)
-    from pokedata.dedup.colour import colour_distance
 
     return colour_distance(keys.colour[pairs[:, 0]], keys.colour[pairs[:, 1]]) <= colour_tolerance
 

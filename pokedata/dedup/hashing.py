@@ -21,17 +21,20 @@ bit-exact with imagehash up to floating-point ties.
 from __future__ import annotations
 
 import math
+import multiprocessing as mp
 import os
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import numpy as np
+from PIL import Image
 
-if TYPE_CHECKING:
-    from PIL import Image
+from pokedata.dedup.colour import COLOUR, DEFAULT_COLOUR_TOLERANCE, signatures
+from pokedata.dedup.colour import SIDE as COLOUR_SIDE
+from pokedata.errors import UserError
 
 HASH_BITS = 64
 _SIDE = 8  # hash_size: an 8x8 bit matrix
@@ -88,8 +91,6 @@ class Hasher:
 
     def open(self, path: Path | str) -> np.ndarray:
         """Decode a file and :meth:`prepare` it (JPEGs decoded at reduced scale when ``fast``)."""
-        from PIL import Image
-
         with Image.open(path) as im:
             if self.fast and im.format == "JPEG":
                 side = self.work_side(im.size)
@@ -120,8 +121,6 @@ class Hasher:
 
 def _gray_resized(im: Image.Image, side: int) -> np.ndarray:
     """``im.convert("L").resize((side, side), LANCZOS)`` as imagehash does -> (side, side) uint8."""
-    from PIL import Image
-
     gray = im if im.mode == "L" else im.convert("L")
     return np.asarray(gray.resize((side, side), Image.Resampling.LANCZOS))
 
@@ -164,8 +163,6 @@ class DHash(Hasher):
         return _SIDE + 1
 
     def prepare(self, im: Image.Image) -> np.ndarray:
-        from PIL import Image
-
         gray = im if im.mode == "L" else im.convert("L")
         return np.asarray(gray.resize((_SIDE + 1, _SIDE), Image.Resampling.LANCZOS))  # (8, 9)
 
@@ -224,13 +221,30 @@ HASHERS: dict[str, type[Hasher]] = {h.name: h for h in (PHash, DHash, WHash, AHa
 METHODS = tuple(HASHERS)
 
 
+class ColourSignature(Hasher):
+    """The colour signature as a :class:`Hasher`, so files are decoded, batched and cached the same way."""
+
+    name: ClassVar[str] = COLOUR
+    default_threshold: ClassVar[int] = DEFAULT_COLOUR_TOLERANCE
+    default_conflict_threshold: ClassVar[int] = DEFAULT_COLOUR_TOLERANCE
+    draft_mode: ClassVar[str] = "RGB"
+
+    def work_side(self, size: tuple[int, int]) -> int:
+        return COLOUR_SIDE
+
+    def prepare(self, im: Image.Image) -> np.ndarray:
+        rgb = im if im.mode == "RGB" else im.convert("RGB")
+        return np.asarray(rgb.resize((COLOUR_SIDE, COLOUR_SIDE), Image.Resampling.BOX))  # (32, 32, 3) uint8
+
+    def hash_batch(self, arrays: np.ndarray) -> np.ndarray:
+        return signatures(np.asarray(arrays))
+
+
 def get_hasher(method: str, *, fast: bool = True) -> Hasher:
     """``"phash" | "dhash" | "whash" | "ahash"`` -> a hasher instance."""
     try:
         return HASHERS[method](fast=fast)
     except KeyError:
-        from pokedata.errors import UserError
-
         raise UserError(
             f"--hash {method!r} is not a hash method", hint=f"choose one of {', '.join(METHODS)}"
         ) from None
@@ -238,8 +252,6 @@ def get_hasher(method: str, *, fast: bool = True) -> Hasher:
 
 def cache_hasher(method: str, *, fast: bool = True) -> Hasher:
     """A hash method or the colour signature (``"colour"``): whatever the ledger's hash cache holds."""
-    from pokedata.dedup.colour import COLOUR, ColourSignature
-
     return ColourSignature(fast=fast) if method == COLOUR else get_hasher(method, fast=fast)
 
 
@@ -308,7 +320,6 @@ def hash_files(
         for s in starts:
             take(*_hash_chunk(method, fast, s, strs[s : s + chunk]))
         return result
-    from concurrent.futures import as_completed
 
     with ProcessPoolExecutor(max_workers=min(workers, len(starts)), mp_context=_mp_context()) as pool:
         futures = [pool.submit(_hash_chunk, method, fast, s, strs[s : s + chunk]) for s in starts]
@@ -320,6 +331,5 @@ def hash_files(
 
 def _mp_context():
     """fork where available (fast start, no re-import); spawn elsewhere."""
-    import multiprocessing as mp
 
     return mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")

@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
+from pokedata.dedup.colour import colour_distance
+from pokedata.dedup.hashing import hamming
 from pokedata.store import atomic_write_bytes, atomic_write_text
 
 if TYPE_CHECKING:
-    from PIL import Image
-
     from pokedata.dedup.run import DedupConfig, DedupSummary, GroupResult
     from pokedata.store import DatasetDir
 
@@ -76,8 +77,6 @@ def write_report(
     ds: DatasetDir, cfg: DedupConfig, rows: dict[str, np.ndarray], result: GroupResult, summary: DedupSummary
 ) -> tuple[Path, list[Path]]:
     """Write dedup.json and (unless disabled) the contact sheets; returns their paths."""
-    from pokedata.dedup.colour import colour_distance
-    from pokedata.dedup.hashing import hamming
 
     ds.reports_dir.mkdir(parents=True, exist_ok=True)
     out_groups = []
@@ -138,8 +137,6 @@ def write_report(
 
 def contact_sheet(root: Path, groups: list[dict], *, conflicts: bool = False) -> Image.Image:
     """Rows of thumbnails, one per group or conflict pair (dicts as in dedup.json); a line when empty."""
-    from PIL import Image, ImageDraw, ImageFont
-
     font = ImageFont.load_default()
     pad, caption, label_w = 6, 14, 150
     cell_w, cell_h = THUMB + pad, THUMB + pad + caption
@@ -189,8 +186,6 @@ def sequence_sheet(
     captioned ``keep #i``; each dropped image outlined grey, captioned with its survivor's position and
     the Hamming distance to it (``->#i d=7``). ``survivor[k]`` is the position of image k's survivor in
     ``paths`` (k itself when kept; -1 when it lies outside the sequence)."""
-    from PIL import Image, ImageDraw, ImageFont
-
     font = ImageFont.load_default()
     pad, caption, head = 6, 14, 20 if title else 0
     cell_w, cell_h = THUMB + pad, THUMB + pad + caption
@@ -216,8 +211,6 @@ def sequence_sheet(
 
 def _thumb(path: Path) -> Image.Image:
     """A THUMB x THUMB tile with the image fitted and centred; a grey tile with an X if unreadable."""
-    from PIL import Image, ImageDraw
-
     tile = Image.new("RGB", (THUMB, THUMB), (235, 235, 235))
     try:
         with Image.open(path) as im:

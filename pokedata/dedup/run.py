@@ -16,7 +16,8 @@ Marks (``images`` table) after a run:
   under another class label: per pair, never whole groups (``drop``: both sides, ``keep-first``: the
   side the survivor policy ranks lower, ``report``: nothing; the pairs are listed in the report).
 
-An image is kept by a manifest when ``status = 'done' AND dup_of IS NULL AND conflict = 0``.
+What a manifest keeps is the ledger's one kept rule (:data:`pokedata.ledger.views.KEPT_RULES`): a clean
+image of a stored file, neither a marked duplicate nor in a label conflict.
 Nothing is deleted, and every run first clears the previous marks in the same transaction as it
 writes the new ones, so a run with another ``threshold`` gives the same result as a fresh one.
 The hashes and colour signatures are cached in the ledger's ``hashes`` table (``method`` =
@@ -26,97 +27,27 @@ gets its signatures computed once, by the next run.
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
-from pokedata.dedup.colour import COLOUR, DEFAULT_COLOUR_TOLERANCE, MAX_COLOUR_DISTANCE
-from pokedata.dedup.groups import DEFAULT_SOURCE_PRIORITY
-from pokedata.dedup.hashing import HASHERS, METHODS
-from pokedata.errors import UserError
+from pokedata.dedup.colour import COLOUR, colour_distance
+from pokedata.dedup.config import DedupConfig
+from pokedata.dedup.groups import components, group_images, pick_survivors, policy_order, source_rank
+from pokedata.dedup.hashing import hamming, hash_files, to_signed
+from pokedata.dedup.report import write_report
+from pokedata.ledger import Ledger, images, views
+from pokedata.log import console
+from pokedata.removals import removals, warning_lines
+from pokedata.store import DatasetDir
 
-if TYPE_CHECKING:
-    from rich.table import Table
-
-    from pokedata.ledger import Ledger
-
-CONFLICT_MODES = ("drop", "keep-first", "report")
-MAX_THRESHOLD = 32
 _HASHED_AT = "dedup.hashed_at."  # meta key prefix: start time of the last completed hashing pass
 HASH_FAILED = "hash-failed"
 """Prefix of the ``images.error`` of a clean image dedup could not read (it is quarantined)."""
-
-
-@dataclass
-class DedupConfig:
-    data: Path  # dataset dir
-    method: str = "phash"  # phash | dhash | whash | ahash (`poke clean --hash`)
-    threshold: int | None = None  # Hamming bits; None = the measured default for the method
-    conflicts: str = "drop"  # drop | keep-first | report
-    conflict_threshold: int | None = (
-        None  # bits for a cross-class match; None = method default (<= threshold)
-    )
-    workers: int = 0  # 0 = os.cpu_count()
-    progress: bool = True
-    source_priority: tuple[str, ...] = DEFAULT_SOURCE_PRIORITY  # survivor policy, preferred first
-    fast: bool = True  # JPEG draft decode for hashing (see pokedata.dedup.hashing)
-    contact_sheets: bool = True
-    colour: bool = True  # near duplicates must also match in colour (`--ignore-colour` turns it off)
-    colour_tolerance: int | None = None  # L1 distance of colour signatures; None = measured default
-
-    def cached_methods(self) -> tuple[str, ...]:
-        """What a run needs in the hash cache: the perceptual hash, and the colour signature unless off."""
-        return (self.method, COLOUR) if self.colour else (self.method,)
-
-    def validated(self) -> DedupConfig:
-        """Check every option up front; returns self with ``threshold`` and ``workers`` resolved."""
-        if self.method not in HASHERS:
-            raise UserError(
-                f"--hash {self.method!r} is not a hash method", hint=f"choose one of {', '.join(METHODS)}"
-            )
-        if self.threshold is None:
-            self.threshold = HASHERS[self.method].default_threshold
-        if not 0 <= int(self.threshold) <= MAX_THRESHOLD:
-            raise UserError(
-                f"--threshold {self.threshold} is out of range",
-                hint=f"give Hamming bits 0..{MAX_THRESHOLD} (default for {self.method}: "
-                f"{HASHERS[self.method].default_threshold}; 0 = identical hashes only)",
-            )
-        self.threshold = int(self.threshold)
-        if self.conflict_threshold is None:
-            self.conflict_threshold = min(HASHERS[self.method].default_conflict_threshold, self.threshold)
-        if not 0 <= int(self.conflict_threshold) <= self.threshold:
-            raise UserError(
-                f"--conflict-threshold {self.conflict_threshold} must lie in 0..--threshold ({self.threshold})",
-                hint="a cross-class match needs at least the evidence of a same-class one",
-            )
-        self.conflict_threshold = int(self.conflict_threshold)
-        if self.colour_tolerance is None:
-            self.colour_tolerance = DEFAULT_COLOUR_TOLERANCE
-        if not 0 <= int(self.colour_tolerance) <= MAX_COLOUR_DISTANCE:
-            raise UserError(
-                f"--colour-tolerance {self.colour_tolerance} is out of range",
-                hint=f"give 0..{MAX_COLOUR_DISTANCE} (default {DEFAULT_COLOUR_TOLERANCE}); "
-                "--ignore-colour turns the colour test off",
-            )
-        self.colour_tolerance = int(self.colour_tolerance)
-        if self.conflicts not in CONFLICT_MODES:
-            raise UserError(
-                f"--conflicts {self.conflicts!r} is not a conflict mode",
-                hint=f"choose one of {', '.join(CONFLICT_MODES)}",
-            )
-        if self.workers < 0:
-            raise UserError(
-                f"--workers {self.workers} is negative", hint="give 0 (all cores) or a positive count"
-            )
-        if self.workers == 0:
-            self.workers = os.cpu_count() or 1
-        return self
 
 
 @dataclass
@@ -131,7 +62,7 @@ class DedupSummary:
     max_distance: int = 0  # largest Hamming distance of a dropped image to its survivor (<= threshold)
     conflicts: int = 0  # cross-class near-identical pairs (of distinct hash/colour/class keys)
     conflict_images: int = 0  # images marked conflict = 1
-    kept: int = 0  # done images left with no mark
+    kept: int = 0  # images the ledger's kept rule keeps after the marks (pokedata.ledger.views)
     threshold: int = 0
     conflict_threshold: int = 0
     colour_tolerance: int | None = None  # None: the colour test was off
@@ -146,8 +77,6 @@ class DedupSummary:
         return asdict(self)
 
     def table(self) -> Table:
-        from rich.table import Table
-
         colour = "colour off" if self.colour_tolerance is None else f"colour within {self.colour_tolerance}"
         t = Table(
             title=f"dedup ({self.method}, threshold {self.threshold} bits, {colour}, across classes "
@@ -186,34 +115,18 @@ class Marks:
     conflict: np.ndarray  # bool
 
 
-_CLEAR_SQL = (
-    "UPDATE images SET dup_of = NULL, dup_group = NULL, dup_kind = NULL, conflict = 0"
-    " WHERE dup_of IS NOT NULL OR dup_group IS NOT NULL OR dup_kind IS NOT NULL OR conflict != 0"
-)
-
-
 def reset_dedup(data: Path) -> int:
     """Clear every dedup mark (dup_of, dup_group, dup_kind, conflict); returns the rows changed.
 
     The hash cache is kept (it depends only on the clean files).
     """
-    from pokedata.ledger import Ledger
-    from pokedata.store import DatasetDir
-
     ds = DatasetDir.at(data).require()
     with Ledger(ds.ledger_path) as ledger, ledger.transaction() as conn:
-        n = conn.execute(_CLEAR_SQL).rowcount
-        conn.execute("DELETE FROM meta WHERE key = 'dedup'")
-    return n
+        return images.reset_marks(conn)
 
 
 def run_dedup(cfg: DedupConfig) -> DedupSummary:
     """Hash what is missing, group duplicates, write marks, report and contact sheets."""
-    from pokedata.dedup.report import write_report
-    from pokedata.ledger import Ledger
-    from pokedata.removals import removals, warning_lines
-    from pokedata.store import DatasetDir
-
     cfg.validated()
     t0 = time.perf_counter()
     ds = DatasetDir.at(cfg.data).require()
@@ -239,13 +152,13 @@ def run_dedup(cfg: DedupConfig) -> DedupSummary:
         _write_marks(ledger, rows["id"], marks, cfg)
         with ledger.lock:
             summary.warnings = warning_lines(removals(ledger.conn, "dedup"))
+            summary.kept = views.kept_count(ledger.conn)
     summary.exact_groups, summary.near_groups = result.exact_groups, result.near_groups
     summary.marked_duplicates = int((marks.dup_of >= 0).sum())
     dropped = marks.dup_of >= 0
     summary.max_distance = int(result.distance[dropped].max()) if dropped.any() else 0
     summary.conflicts = len(result.conflict_pairs)
     summary.conflict_images = int(marks.conflict.sum())
-    summary.kept = int(((marks.dup_of < 0) & ~marks.conflict).sum())
     summary.seconds = time.perf_counter() - t0
     report, sheets = write_report(ds, cfg, rows, result, summary)
     summary.report, summary.sheets = str(report), [str(s) for s in sheets]
@@ -269,26 +182,16 @@ def _hash_missing(ledger: Ledger, root: Path, cfg: DedupConfig, method: str) -> 
     key = f"{_HASHED_AT}{method}"
     watermark = ledger.get_meta(key)
     with ledger.transaction() as conn:
-        conn.execute(
-            "DELETE FROM hashes WHERE method = ? AND EXISTS (SELECT 1 FROM images im"
-            " WHERE im.id = hashes.image_id AND im.updated_at > COALESCE(hashes.at, ?))",
-            (method, float("inf") if watermark is None else float(watermark)),
-        )
+        images.drop_stale_hashes(conn, method, float("inf") if watermark is None else float(watermark))
     counts = _hash_todo(ledger, root, cfg, method)
     ledger.set_meta(key, repr(started))  # only after a completed pass (a killed one resumes from the cache)
     return counts
 
 
 def _hash_todo(ledger: Ledger, root: Path, cfg: DedupConfig, method: str) -> tuple[int, int]:
-    from pokedata.dedup.hashing import hash_files, to_signed
-
     started = time.time()  # each hash's ``at``: before its file is read (a rewrite during the pass is later)
     with ledger.lock:
-        todo = ledger.conn.execute(
-            "SELECT im.id, im.path FROM images im LEFT JOIN hashes h ON h.image_id = im.id AND h.method = ?"
-            " WHERE im.status = 'done' AND h.image_id IS NULL ORDER BY im.id",
-            (method,),
-        ).fetchall()
+        todo = images.unhashed_images(ledger.conn, method)
     if not todo:
         return 0, 0
     ids = [r[0] for r in todo]
@@ -301,12 +204,8 @@ def _hash_todo(ledger: Ledger, root: Path, cfg: DedupConfig, method: str) -> tup
         rows = [(ids[start + i], method, int(signed[i]), started) for i in np.nonzero(ok)[0]]
         bad = [(f"{HASH_FAILED}: {msg}"[:500], now, ids[i]) for i, msg in errors]
         with ledger.transaction() as conn:
-            conn.executemany(
-                "INSERT OR REPLACE INTO hashes (image_id, method, value, at) VALUES (?, ?, ?, ?)", rows
-            )
-            conn.executemany(
-                "UPDATE images SET status = 'quarantined', error = ?, updated_at = ? WHERE id = ?", bad
-            )
+            images.put_hashes(conn, rows)
+            images.quarantine_images(conn, bad)
         counts[0] += len(rows)
         counts[1] += len(bad)
         if progress is not None:
@@ -314,10 +213,6 @@ def _hash_todo(ledger: Ledger, root: Path, cfg: DedupConfig, method: str) -> tup
 
     progress = task = None
     if cfg.progress:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        from pokedata.log import console
-
         progress = Progress(
             TextColumn(f"hashing ({method})"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
             console=console, transient=False,
@@ -334,16 +229,8 @@ def _hash_todo(ledger: Ledger, root: Path, cfg: DedupConfig, method: str) -> tup
 
 def _load(ledger: Ledger, method: str, *, colour: bool = True) -> dict[str, np.ndarray]:
     """Done images with their hash (and colour signature), class and source, in id order, as arrays."""
-    join = " JOIN hashes c ON c.image_id = im.id AND c.method = ?" if colour else ""
     with ledger.lock:
-        rows = ledger.conn.execute(
-            "SELECT im.id, im.path, COALESCE(im.width, 0), COALESCE(im.height, 0), im.pixel_sha256,"
-            f" it.class_name, it.source, it.source_id, h.value, {'c.value' if colour else '0'}"
-            " FROM images im JOIN items it ON it.id = im.item_id"
-            f" JOIN hashes h ON h.image_id = im.id AND h.method = ?{join}"
-            " WHERE im.status = 'done' ORDER BY im.id",
-            (method, COLOUR) if colour else (method,),
-        ).fetchall()
+        rows = images.dedup_candidates(ledger.conn, method, COLOUR if colour else None)
     cols = list(zip(*rows, strict=True)) if rows else [()] * 10
     return {
         "id": np.asarray(cols[0], dtype=np.int64),
@@ -376,10 +263,6 @@ class GroupResult:
 
 
 def _group(rows: dict[str, np.ndarray], cfg: DedupConfig) -> GroupResult:
-    from pokedata.dedup.colour import colour_distance
-    from pokedata.dedup.groups import components, group_images, pick_survivors, policy_order, source_rank
-    from pokedata.dedup.hashing import hamming
-
     n = len(rows["id"])
     idx = np.arange(n)
     if n == 0:
@@ -460,9 +343,4 @@ def _write_marks(ledger: Ledger, ids: np.ndarray, marks: Marks, cfg: DedupConfig
                 "colour_tolerance": cfg.colour_tolerance,
                 "source_priority": list(cfg.source_priority)}  # fmt: skip
     with ledger.transaction() as conn:
-        conn.execute(_CLEAR_SQL)
-        conn.executemany(
-            "UPDATE images SET dup_of = ?, dup_group = ?, dup_kind = ?, conflict = ? WHERE id = ?",
-            rows,
-        )
-        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('dedup', ?)", (json.dumps(settings),))
+        images.write_marks(conn, rows, settings)

@@ -25,6 +25,7 @@ printed or stored (the config hides them from its ``repr``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -36,8 +37,10 @@ from typing import Any
 from urllib.parse import urlparse
 
 from pokedata.errors import UserError
+from pokedata.fetch.http import FetchError, has_credentials, origin_of, redact_url
 from pokedata.fetch.intake import FetchSummary, Outcome
 from pokedata.ledger import PLANNED, SKIPPED, Candidate, Ledger
+from pokedata.verify import IMAGE_EXTENSIONS, check_max_pixels
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +99,6 @@ class DanbooruConfig:
     http: Any = None  # a pokedata.fetch.http.HttpConfig to start from (tests: fast backoff)
 
     def validate(self) -> None:
-        from pokedata.verify import check_max_pixels
-
         check_max_pixels(self.max_pixels)
         if not (math.isfinite(self.api_rate) and math.isfinite(self.file_rate)):
             raise UserError("--api-rate and --file-rate must be finite numbers (requests per second)")
@@ -139,7 +140,6 @@ class DanbooruConfig:
 def check_base_url(base_url: str) -> None:
     """``--base-url`` must be a plain http(s) URL: credentials in it (``user:key@``) are refused, never
     stored or echoed (they would end up in every post's ``page_url`` and in logs)."""
-    from pokedata.fetch.http import has_credentials, origin_of, redact_url
 
     if has_credentials(base_url):
         raise UserError(
@@ -280,7 +280,6 @@ _URL_FIELDS = ("file_url", "large_file_url")
 
 def known_exts() -> frozenset[str]:
     """File extensions a post may have: the images we store and the ones we skip as not images."""
-    from pokedata.verify import IMAGE_EXTENSIONS
 
     return IMAGE_EXTENSIONS | NON_IMAGE_EXTS
 
@@ -367,7 +366,6 @@ class Labeller:
     @property
     def signature(self) -> str:
         """Identity of the labelling (a listing cursor is only reused under the same labels)."""
-        import hashlib
 
         if self.class_name is not None:
             return f"class:{self.class_name}"
@@ -442,13 +440,14 @@ def post_candidate(
 
 
 def plan_posts(ledger: Ledger, rows: list[tuple[Candidate, str | None]], summary: FetchSummary) -> int:
-    """Plan candidates; new rows with a skip reason become ``skipped`` with it. Returns new rows."""
+    """Plan ``(candidate, skip reason)`` rows (API posts or dump records); new rows with a skip reason
+    become ``skipped`` with it (rows already in the ledger keep their status). Returns the new rows."""
     new = ledger.plan(c for c, _ in rows)
     summary.planned += new
     for cand, reason in rows:
         if reason is None:
             continue
-        for item in ledger.find(SOURCE, cand.source_id, cand.class_name):
+        for item in ledger.find(cand.source, cand.source_id, cand.class_name):
             if item.status == PLANNED:
                 ledger.mark(item.id, SKIPPED, reason)
                 summary.add(Outcome(SKIPPED, reason))
@@ -487,7 +486,6 @@ def iter_pages(client: Any, base_url: str, query: Query, cursor: Cursor) -> Iter
     A first walk goes newest first (``page=b<lowest id seen>``). Once a walk finished, only the posts
     above its newest are asked for (:func:`iter_newer`).
     """
-    from pokedata.fetch.http import FetchError
 
     url = f"{base_url.rstrip('/')}/posts.json"
     if cursor.complete and cursor.newest is not None:
@@ -535,7 +533,6 @@ def iter_newer(client: Any, url: str, query: Query, cursor: Cursor) -> Iterator[
     above the newest of them, until a short page. Ascending order inside a page lets a consumer that
     stops early (``--limit``) keep the floor at the last post it took (:meth:`Cursor.stop_at`).
     """
-    from pokedata.fetch.http import FetchError
 
     while True:
         floor = cursor.newest
@@ -562,7 +559,6 @@ def iter_newer(client: Any, url: str, query: Query, cursor: Cursor) -> Iterator[
 
 def api_get(client: Any, url: str, params: dict[str, Any], query: Query | None = None) -> Any:
     """``client.get_json`` with Danbooru's refusals turned into UserErrors that name the fix."""
-    from pokedata.fetch.http import FetchError
 
     try:
         return client.get_json(url, params=params)

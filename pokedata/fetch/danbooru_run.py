@@ -13,6 +13,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
 from pokedata.catalog import load_catalog
 from pokedata.errors import UserError
 from pokedata.fetch.danbooru import (
@@ -32,9 +35,13 @@ from pokedata.fetch.danbooru import (
     post_candidate,
     post_id,
 )
+from pokedata.fetch.download import download_pending
+from pokedata.fetch.http import FetchError, HttpConfig, PoliteClient, origin_of, with_limits
 from pokedata.fetch.intake import FetchSummary, Outcome
 from pokedata.ledger import SKIPPED, Ledger
+from pokedata.log import console
 from pokedata.store import DatasetDir
+from pokedata.verify import pixel_limit
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +49,6 @@ log = logging.getLogger(__name__)
 def http_config(cfg: DanbooruConfig) -> Any:
     """The polite HTTP settings: API host <= ``cfg.api_rate`` req/s, file hosts <= ``cfg.file_rate``; auth to
     the exact origin (scheme, host, port) of ``--base-url`` only."""
-    from pokedata.fetch.http import HttpConfig, origin_of, with_limits
 
     base = with_limits(cfg.http or HttpConfig(), cfg.file_timeout, cfg.max_retry_after)
     rates = dict(base.host_rates)
@@ -127,9 +133,6 @@ def list_query(
 
 def fetch_danbooru(cfg: DanbooruConfig) -> FetchSummary:
     """List every query's posts into the ledger, then download what is pending. Resumable."""
-    from pokedata.fetch.download import download_pending
-    from pokedata.fetch.http import FetchError, PoliteClient
-    from pokedata.verify import pixel_limit
 
     cfg.validate()
     queries, labeller = build_plan(cfg)
@@ -179,7 +182,6 @@ class QueryEstimate:
 
 def estimate_danbooru(cfg: DanbooruConfig) -> list[QueryEstimate]:
     """``--dry-run``: each query with its estimated post count (``/counts/posts.json``, else the first page)."""
-    from pokedata.fetch.http import PoliteClient
 
     cfg.validate()
     queries, _ = build_plan(cfg)
@@ -196,8 +198,6 @@ def estimate_danbooru(cfg: DanbooruConfig) -> list[QueryEstimate]:
 
 
 def _estimate_one(client: Any, cfg: DanbooruConfig, q: Query) -> QueryEstimate:
-    from pokedata.fetch.http import FetchError
-
     base = cfg.base_url.rstrip("/")
     tags = " ".join(q.server_terms)
     exact = True
@@ -222,7 +222,6 @@ def _estimate_one(client: Any, cfg: DanbooruConfig, q: Query) -> QueryEstimate:
 
 def estimate_table(rows: list[QueryEstimate]):
     """A rich Table of a dry run."""
-    from rich.table import Table
 
     t = Table(title=f"poke fetch danbooru --dry-run: {len(rows)} queries (nothing downloaded)")
     t.add_column("query (server tags; client-side filters)")
@@ -248,10 +247,6 @@ class _listing_progress:  # noqa: N801 (used as a context manager)
 
     def __enter__(self) -> _listing_progress:
         if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            from pokedata.log import console
-
             self._bar = Progress(
                 TextColumn("[bold]listing[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
                 TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), console=console,

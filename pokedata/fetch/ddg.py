@@ -26,11 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rich.table import Table
+
+from pokedata.catalog import load_catalog
 from pokedata.errors import UserError
-from pokedata.fetch.http import DEFAULT_USER_AGENT, HttpConfig
+from pokedata.fetch.download import download_pending
+from pokedata.fetch.http import DEFAULT_USER_AGENT, HttpConfig, PoliteClient, with_limits
 from pokedata.fetch.intake import FetchSummary
 from pokedata.ledger import Candidate, Ledger
 from pokedata.store import DatasetDir
+from pokedata.verify import check_max_pixels, pixel_limit
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +87,6 @@ class DdgConfig:
     search: SearchFn | None = None  # None: DuckDuckGo through ddgs
 
     def validate(self) -> DdgConfig:
-        from pokedata.verify import check_max_pixels
-
         check_max_pixels(self.max_pixels)
         if self.catalog and self.query:
             raise UserError("--query and --catalog exclude each other", hint="pass one of them")
@@ -114,7 +117,6 @@ class DdgConfig:
 
     def http_config(self) -> HttpConfig:
         """The "found by search" politeness: 16 in flight in all, 2 per host, optional per-host rate."""
-        from pokedata.fetch.http import with_limits
 
         base = with_limits(self.http or HttpConfig(), self.file_timeout, self.max_retry_after)
         return dataclasses.replace(
@@ -130,7 +132,6 @@ class DdgConfig:
 
 def build_queries(cfg: DdgConfig) -> list[SearchQuery]:
     """The searches to run, in catalog order."""
-    from pokedata.catalog import load_catalog
 
     if cfg.query:
         name = cfg.class_names[0].strip()
@@ -146,6 +147,7 @@ def build_queries(cfg: DdgConfig) -> list[SearchQuery]:
 
 def ddgs_search(query: str, cfg: DdgConfig) -> list[dict[str, Any]]:
     """DuckDuckGo images through ``ddgs`` (its duckduckgo backend), paging until ``max_results``."""
+    # ddgs lazily: the package is needed only to search (pokegan and the other sources work without it)
     from ddgs import DDGS
     from ddgs.exceptions import DDGSException
 
@@ -257,9 +259,6 @@ def plan_searches(cfg: DdgConfig, ledger: Ledger, summary: FetchSummary) -> list
 
 def fetch_ddg(cfg: DdgConfig) -> FetchSummary:
     """Search, plan, download. Resumable: rerunning the same command continues where it stopped."""
-    from pokedata.fetch.download import download_pending
-    from pokedata.fetch.http import PoliteClient
-    from pokedata.verify import pixel_limit
 
     cfg.validate()
     http = cfg.http_config().validate()
@@ -294,12 +293,7 @@ def dry_run(cfg: DdgConfig) -> list[DryRunRow]:
     searched: set[str] = set()
     if dataset.ledger_path.is_file():
         with Ledger(dataset.ledger_path, readonly=True) as ledger:
-            with ledger.lock:
-                rows = ledger.conn.execute(
-                    "SELECT class_name, status, count(*) FROM items WHERE source = ? GROUP BY class_name, status",
-                    (SOURCE,),
-                ).fetchall()
-            for cls, status, n in rows:
+            for cls, status, n in ledger.counts(("class_name", "status"), source=SOURCE):
                 counts.setdefault(cls, {})[status] = n
             searched = {
                 search_key(cfg, q) for q in queries if ledger.get_meta(search_key(cfg, q)) is not None
@@ -311,8 +305,6 @@ def dry_run(cfg: DdgConfig) -> list[DryRunRow]:
 
 
 def dry_run_table(cfg: DdgConfig, rows: list[DryRunRow]):
-    from rich.table import Table
-
     t = Table(title=f"poke fetch ddg --dry-run: {len(rows)} queries, up to {cfg.max_results} results each "
                     "(nothing searched or downloaded)")  # fmt: skip
     for col in ("query", "class", "searched before", "planned", "done", "failed/quarantined"):

@@ -30,9 +30,14 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import chain, zip_longest
 from pathlib import Path
+
+import requests
+import urllib3
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from pokedata.fetch.http import FetchError, PoliteClient, body_error, host_of
 from pokedata.fetch.intake import (
@@ -47,6 +52,7 @@ from pokedata.fetch.intake import (
     temp_path,
 )
 from pokedata.ledger import DONE, FAILED, QUARANTINED, SKIPPED, Item, Ledger
+from pokedata.log import console
 from pokedata.store import UNLABELLED, DatasetDir, remove_stale_temps, safe_name
 from pokedata.verify import SNIFF_BYTES, VerificationError, looks_like_html, sniff_image_type
 
@@ -122,8 +128,6 @@ def download_pending(
         max_wait=BATCH_WAIT,
     )
     job = _Job(ledger, dataset, client, _orphans(dataset, items), store, results.put)
-
-    from concurrent.futures import Future, ThreadPoolExecutor
 
     left = [len(groups)]
     left_lock = threading.Lock()
@@ -310,9 +314,6 @@ def _deadline_error(seconds: float | None) -> FetchError:
 
 
 def _write_body(resp, dest: Path, max_bytes: int) -> Streamed:
-    import requests
-    import urllib3
-
     content_type = (resp.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
     length = resp.headers.get("Content-Length")
     if length and length.isdigit() and int(length) > max_bytes:
@@ -392,9 +393,6 @@ def _progress_bar(enabled: bool, total: int, source: str) -> Iterator:
     if not enabled:
         yield lambda outcome, summary: None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from pokedata.log import console
 
     started = time.monotonic()
     progress = Progress(

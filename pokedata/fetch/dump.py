@@ -29,9 +29,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
 from pokedata.catalog import load_catalog
 from pokedata.errors import UserError
-from pokedata.fetch.danbooru import DEFAULT_BASE_URL, Labeller, check_tag
+from pokedata.fetch.danbooru import DEFAULT_BASE_URL, Labeller, check_base_url, check_tag, plan_posts
 from pokedata.fetch.dump_scan import (
     DUMP_VARIANTS,
     DumpPost,
@@ -42,11 +52,12 @@ from pokedata.fetch.dump_scan import (
     parse_record,
     scan_file,
 )
-from pokedata.fetch.folder import file_uri, file_uri_path, import_local_items
-from pokedata.fetch.intake import FetchSummary, Outcome
-from pokedata.ledger import PLANNED, SKIPPED, Candidate, Ledger
-from pokedata.store import DatasetDir, atomic_writer, remove_stale_temps
-from pokedata.verify import pixel_limit
+from pokedata.fetch.folder import import_local_items
+from pokedata.fetch.intake import FetchSummary
+from pokedata.ledger import Candidate, Ledger
+from pokedata.log import console
+from pokedata.store import DatasetDir, atomic_writer, file_uri, file_uri_path, remove_stale_temps
+from pokedata.verify import check_max_pixels, pixel_limit
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +106,6 @@ class DumpConfig:
     max_pixels: int | None = None  # decompression-bomb limit while verifying; None = Pillow's (~89 MP)
 
     def validate(self) -> None:
-        from pokedata.fetch.danbooru import check_base_url
-        from pokedata.verify import check_max_pixels
-
         check_base_url(self.base_url)
         check_max_pixels(self.max_pixels)
         if self.dry_run and (self.images is not None or self.rsync_list is not None):
@@ -201,8 +209,6 @@ class DumpResult:
     reasons: dict[str, int] | None = None  # dry run: matches by skip reason or class label
 
     def table(self):
-        from rich.table import Table
-
         t = Table(title="danbooru dump scan")
         t.add_column("what")
         t.add_column("count", justify="right")
@@ -289,14 +295,7 @@ def _plan_file(
     batch: list[tuple[Candidate, str | None]] = []
 
     def flush() -> None:
-        summary.planned += ledger.plan(c for c, _ in batch)
-        for cand, reason in batch:
-            if reason is None:
-                continue
-            for item in ledger.find(SOURCE, cand.source_id, cand.class_name):
-                if item.status == PLANNED:
-                    ledger.mark(item.id, SKIPPED, reason)
-                    summary.add(Outcome(SKIPPED, reason))
+        plan_posts(ledger, batch, summary)
         batch.clear()
 
     for post in scan_file(path, flt, stats, advance):
@@ -357,16 +356,6 @@ class _bytes_progress:  # noqa: N801 (a context manager)
     def __enter__(self):
         if not self.enabled:
             return lambda n: None
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
-
-        from pokedata.log import console
 
         self._bar = Progress(TextColumn("[bold]scanning dump"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                              TimeRemainingColumn(), console=console)  # fmt: skip

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from pokedata.errors import UserError
-from pokedata.fetch.danbooru import NON_IMAGE_EXTS
+from pokedata.fetch.danbooru import NON_IMAGE_EXTS, post_id, valid_ext, valid_md5
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,6 @@ def parse_record(rec: dict[str, Any]) -> DumpPost:
     digits, ``file_ext`` a known extension (no ``../``, no newline can reach an rsync list or a path);
     anything else raises :class:`BadRecord` and the line is counted as bad.
     """
-    from pokedata.fetch.danbooru import post_id, valid_ext, valid_md5
 
     if not isinstance(rec, dict):
         raise BadRecord("not a JSON object")
@@ -218,7 +217,6 @@ def _text(v: Any) -> str:
 
 def mirror_relpath(post_id: int, ext: str, variant: str) -> str:
     """``original/0123/4560123.png`` or ``512px/0123/4560123.jpg`` (the mirror's layout)."""
-    from pokedata.fetch.danbooru import valid_ext
 
     if not isinstance(post_id, int) or isinstance(post_id, bool) or post_id < 1 or not valid_ext(ext):
         raise BadRecord(f"no mirror path for post {post_id!r} with extension {str(ext)[:20]!r}")
@@ -261,6 +259,7 @@ def open_metadata(path: Path) -> tuple[BinaryIO, BinaryIO]:
         return lzma.LZMAFile(raw), raw  # type: ignore[return-value]
     if name.endswith(".zst"):
         try:
+            # optional: only .zst dumps need it
             import zstandard
         except ImportError as exc:
             raw.close()

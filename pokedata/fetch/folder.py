@@ -36,14 +36,23 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote_from_bytes, unquote_to_bytes, urlparse
+
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from pokedata.catalog import Catalog, PokemonClass, load_catalog, name_key
 from pokedata.errors import UserError
 from pokedata.fetch.intake import FetchSummary, Outcome, commit_file, reuse_existing, temp_path
 from pokedata.ledger import FAILED, SKIPPED, Candidate, Item, Ledger
-from pokedata.store import DatasetDir, display_text, remove_stale_temps
-from pokedata.verify import IMAGE_EXTENSIONS, pixel_limit
+from pokedata.log import console
+from pokedata.store import DatasetDir, display_text, file_uri, file_uri_path, remove_stale_temps
+from pokedata.verify import IMAGE_EXTENSIONS, check_max_pixels, pixel_limit
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +77,6 @@ class FolderImportConfig:
     max_pixels: int | None = None  # decompression-bomb limit while verifying; None = Pillow's (~89 MP)
 
     def validate(self) -> None:
-        from pokedata.verify import check_max_pixels
-
         check_max_pixels(self.max_pixels)
         if self.class_from not in CLASS_FROM:
             raise UserError(
@@ -171,11 +178,6 @@ def not_regular_reason(path: Path) -> str | None:
     return f"not-a-regular-file:{kind}"
 
 
-def file_uri(path: Path) -> str:
-    """``file://`` URI of an absolute path, whatever bytes its name holds (percent-encoded)."""
-    return "file://" + quote_from_bytes(os.fsencode(Path(path).absolute()))
-
-
 def plan_folder(ledger: Ledger, cfg: FolderImportConfig, catalog: Catalog | None) -> tuple[int, int, int]:
     """Plan one row per image file; returns (files seen, new rows, new rows skipped as unmatched)."""
     matcher = CatalogMatcher(catalog) if catalog is not None else None
@@ -243,14 +245,6 @@ def _plan_batch(ledger: Ledger, batch: list[Candidate], clashes: list[str]) -> i
 
 
 # -- copying local files into the store (shared with the dump mirror import) --------------------------
-def file_uri_path(uri: str) -> Path:
-    """The local path of a ``file://`` URI (what local importers store as an item's url), byte for byte."""
-    parsed = urlparse(uri)
-    if parsed.scheme != "file":
-        raise ValueError(f"not a file:// URI: {uri!r}")
-    return Path(os.fsdecode(unquote_to_bytes(parsed.path)))
-
-
 class NotRegularFile(OSError):
     """A source path that is not a regular file (FIFO, device, socket, symlink loop)."""
 
@@ -346,16 +340,6 @@ def _progress_bar(enabled: bool, label: str, total: int) -> Iterator[Callable[[O
     if not enabled or total == 0:
         yield lambda outcome: None
         return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    from pokedata.log import console
 
     counts = {"done": 0, "skipped": 0, "failed": 0, "quarantined": 0}
     columns = (

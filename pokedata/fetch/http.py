@@ -21,17 +21,25 @@ Errors are :class:`FetchError` with a short ``reason`` code (``http-404``, ``tim
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import email.utils
 import logging
+import math
+import os
 import random
+import socket
 import threading
 import time
+import urllib.request
 import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
+from pokedata.errors import UserError
+
 if TYPE_CHECKING:
+    # requests lazily (here and below): `poke fetch folder` and the dump scan import this module, not the network
     import requests
 
 log = logging.getLogger(__name__)
@@ -61,8 +69,6 @@ class HttpConfig:
     file_deadline: float | None = 600.0  # longest time one file may take to stream, all tries (None: none)
 
     def validate(self) -> HttpConfig:
-        from pokedata.errors import UserError
-
         checks = (
             (self.timeout > 0, "timeout must be > 0 seconds"),
             (self.retries >= 1, "retries must be >= 1 (tries in all)"),
@@ -97,7 +103,6 @@ class HttpConfig:
 
 def with_limits(cfg: HttpConfig, file_timeout: float | None, max_retry_after: float | None) -> HttpConfig:
     """``cfg`` with ``--file-timeout`` / ``--max-retry-after`` applied (None keeps its value)."""
-    import dataclasses
 
     changes: dict[str, float] = {}
     if file_timeout is not None:
@@ -170,8 +175,6 @@ def has_credentials(url: str) -> bool:
 
 
 def _finite_pos(x: float) -> bool:
-    import math
-
     return isinstance(x, int | float) and math.isfinite(x) and x > 0
 
 
@@ -509,8 +512,6 @@ def _environment_settings() -> tuple[bool, str | None]:
     otherwise the only setting there is the CA bundle (``REQUESTS_CA_BUNDLE``, else ``CURL_CA_BUNDLE``,
     as requests picks it), which the session is given directly (and ``.netrc`` is not read).
     """
-    import os
-    import urllib.request
 
     if urllib.request.getproxies():
         return True, None
@@ -548,6 +549,7 @@ def _short(exc: BaseException) -> str:
 
 def _track_sockets(adapter: Any, registry: weakref.WeakSet, lock: threading.Lock) -> None:
     """Make ``adapter``'s connections register their sockets in ``registry`` once connected."""
+    # urllib3 with requests, on first use (see PoliteClient): importing this module needs no network stack
     from urllib3.connection import HTTPConnection, HTTPSConnection
     from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
@@ -567,8 +569,6 @@ def _track_sockets(adapter: Any, registry: weakref.WeakSet, lock: threading.Lock
 
 
 def _shutdown(sock: Any) -> None:
-    import socket
-
     with contextlib.suppress(OSError, AttributeError, ValueError):
         sock.shutdown(socket.SHUT_RDWR)
 

@@ -33,8 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rich.table import Table
+
 from pokedata.ledger import DONE, QUARANTINED, SKIPPED, Item, Ledger
-from pokedata.store import DatasetDir, file_digests, fsync_dir, safe_name
+from pokedata.store import DatasetDir, display_text, file_digests, file_uri_path, fsync_dir, safe_name
 from pokedata.verify import ImageInfo, VerificationError, verify_image_file
 
 # Only API posts are stored as "<post id>": dump copies are "danbooru-dump-<id>" (a post may come from
@@ -90,9 +92,6 @@ def source_label(item: Item) -> str:
     """How a row's file is named in messages: its URL (a file URI becomes its path), else its source id."""
     url = item.url or ""
     if url.startswith("file://"):
-        from pokedata.fetch.folder import file_uri_path
-        from pokedata.store import display_text
-
         return display_text(str(file_uri_path(url)))
     return url or f"{item.source}:{item.source_id}"
 
@@ -442,6 +441,7 @@ def _libc_syncfs() -> Callable[[int], int] | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
+        # Linux only: syncfs through libc
         import ctypes
 
         return ctypes.CDLL(None, use_errno=True).syncfs
@@ -482,7 +482,6 @@ class FetchSummary:
 
     def table(self):
         """A rich Table of the counts and the commonest reasons."""
-        from rich.table import Table
 
         t = Table(title=f"fetch {self.source}: summary")
         t.add_column("what")

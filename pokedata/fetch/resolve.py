@@ -25,9 +25,21 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from pokedata.catalog import Catalog, PokemonClass, default_catalog_path, load_catalog, validate
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from pokedata.catalog import (
+    Catalog,
+    PokemonClass,
+    danbooru_tag_for,
+    default_catalog_path,
+    load_catalog,
+    validate,
+)
 from pokedata.errors import UserError
-from pokedata.fetch.danbooru import API_RATE, DEFAULT_BASE_URL
+from pokedata.fetch.danbooru import API_RATE, DEFAULT_BASE_URL, api_get, check_base_url
+from pokedata.fetch.http import FetchError, HttpConfig, PoliteClient, origin_of
+from pokedata.log import console
 from pokedata.store import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -63,8 +75,6 @@ class ResolveConfig:
         return Path(self.catalog)
 
     def validate(self) -> None:
-        from pokedata.fetch.danbooru import check_base_url
-
         if self.limit is not None and self.limit < 1:
             raise UserError(f"--limit {self.limit} must be at least 1")
         if bool(self.login) != bool(self.api_key):
@@ -91,8 +101,6 @@ class Resolution:
 
 
 def _tags(client: Any, base: str, pattern: str, *, category: int | None = CHARACTER) -> list[dict[str, Any]]:
-    from pokedata.fetch.danbooru import api_get
-
     params: dict[str, Any] = {"search[name_matches]": pattern, "search[order]": "count", "limit": CANDIDATES}
     if category is not None:
         params["search[category]"] = category
@@ -123,8 +131,6 @@ def post_count(row: dict[str, Any]) -> int:
 
 def resolve_one(client: Any, base_url: str, cls: PokemonClass) -> Resolution:
     """Ask Danbooru about one class (1-3 requests)."""
-    from pokedata.catalog import danbooru_tag_for
-    from pokedata.fetch.danbooru import api_get
 
     base = base_url.rstrip("/")
     guess = (cls.danbooru_tag or danbooru_tag_for(cls.name)).strip().lower()
@@ -151,7 +157,6 @@ def resolve_one(client: Any, base_url: str, cls: PokemonClass) -> Resolution:
 
 def resolve_catalog(cfg: ResolveConfig) -> tuple[Path, list[Resolution]]:
     """Resolve every class (or the first ``limit``), write the catalog, return (path, resolutions)."""
-    from pokedata.fetch.http import FetchError, HttpConfig, PoliteClient, origin_of
 
     cfg.validate()
     catalog = load_catalog(cfg.catalog)
@@ -247,7 +252,6 @@ def write_resolved_catalog(catalog: Catalog, results: list[Resolution], out: Pat
 
 def resolution_table(results: list[Resolution]):
     """Rich tables: counts by outcome, then every class that was not resolved."""
-    from rich.table import Table
 
     t = Table(title=f"classes resolve: {len(results)} classes")
     for col in ("outcome", "classes"):
@@ -272,9 +276,6 @@ class _progress:  # noqa: N801 (a context manager)
     def __enter__(self):
         if not self.enabled:
             return lambda: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        from pokedata.log import console
 
         self._bar = Progress(TextColumn("[bold]resolving"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                              console=console)  # fmt: skip

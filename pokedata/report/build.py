@@ -7,13 +7,17 @@ import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+from rich.table import Table
 
 from pokedata.errors import UserError
+from pokedata.report.classpage import write_class_pages
+from pokedata.report.model import load_dataset
+from pokedata.report.pages import class_counts, classes_page, overview
+from pokedata.report.review import write_conflicts, write_quarantine
+from pokedata.report.runpage import check_run, read_json, write_run_page
+from pokedata.report.site import Site
 from pokedata.report.sprites import FORMATS, SheetSpec
-
-if TYPE_CHECKING:
-    from rich.table import Table
 
 STATUS_NAME = "status.json"
 
@@ -73,8 +77,6 @@ class ReportSummary:
     notes: list[str] = field(default_factory=list)
 
     def table(self) -> Table:
-        from rich.table import Table
-
         t = Table(title=f"report {self.out}")
         t.add_column("what")
         t.add_column("count", justify="right")
@@ -91,12 +93,6 @@ class ReportSummary:
 
 def build_report(cfg: ReportConfig) -> ReportSummary:
     """Read the dataset (and manifest, run), write every page and sheet that changed."""
-    from pokedata.report.classpage import write_class_pages
-    from pokedata.report.model import load_dataset
-    from pokedata.report.pages import class_counts, classes_page, overview
-    from pokedata.report.review import write_conflicts, write_quarantine
-    from pokedata.report.runpage import check_run, read_json, write_run_page
-    from pokedata.report.site import Site
 
     cfg.validated()
     t0 = time.perf_counter()

@@ -12,32 +12,18 @@ import json
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from pokedata.errors import UserError
+from pokedata.ledger import connect_readonly, has_table, views
 from pokedata.provenance import provenance_columns
-
-if TYPE_CHECKING:
-    import pandas as pd
+from pokedata.status import dataset_status
+from pokedata.store import DatasetDir
 
 NO_CLASS = "(no class)"
-
-_IMAGES = """
-SELECT im.id, im.item_id, im.frame, im.status, coalesce(im.error, '') AS error, im.path, im.width, im.height,
-       im.dup_of, im.dup_group, coalesce(im.dup_kind, '') AS dup_kind, coalesce(im.conflict, 0) AS conflict,
-       it.class_name, it.source, it.source_id, it.url, it.meta, it.path AS raw_path, it.status AS item_status
-FROM images im JOIN items it ON it.id = im.item_id ORDER BY im.id
-"""
-_IMAGE_COLUMNS = [
-    "id", "item_id", "frame", "status", "error", "path", "width", "height", "dup_of", "dup_group", "dup_kind",
-    "conflict", "class_name", "source", "source_id", "url", "meta", "raw_path", "item_status",
-]  # fmt: skip
-_QUARANTINED_ITEMS = """
-SELECT id AS item_id, class_name, source, source_id, url, meta, path AS raw_path, coalesce(error, '') AS error
-FROM items WHERE status = 'quarantined' ORDER BY id
-"""
 
 
 @dataclass
@@ -60,29 +46,19 @@ class DatasetView:
 
 def load_dataset(data: Path, manifest_dir: Path | None = None) -> DatasetView:
     """Read the dataset directory ``data`` (and the manifest folder, when given)."""
-    import pandas as pd
-
-    from pokedata.status import dataset_status
-    from pokedata.store import DatasetDir
-
     ds = DatasetDir.at(data).require()
     status = dataset_status(ds.root)
     dedup = _read_dedup(ds.reports_dir / "dedup.json")
-    conn = sqlite3.connect(f"file:{ds.ledger_path}?mode=ro", uri=True)
+    conn = connect_readonly(ds.ledger_path)
     try:
-        has_images = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='images'"
-        ).fetchone()
+        has_images = has_table(conn, "images")
         if has_images:
-            images = pd.read_sql_query(_IMAGES, conn)
-            hashes = _hashes(conn, dedup.get("settings", {}).get("method") or "phash")
-        else:
-            images, hashes = pd.DataFrame(columns=_IMAGE_COLUMNS), {}  # `poke clean` has not run yet
-        quarantined = pd.read_sql_query(_QUARANTINED_ITEMS, conn)
-        tables = ("items", "images") if has_images else ("items",)  # dedup marks touch only images rows
-        updated = max(
-            conn.execute(f"SELECT coalesce(max(updated_at), 0) FROM {t}").fetchone()[0] for t in tables
-        )
+            images = views.report_images(conn)
+            hashes = views.hash_values(conn, dedup.get("settings", {}).get("method") or "phash")
+        else:  # `poke clean` has not run yet
+            images, hashes = pd.DataFrame(columns=list(views.REPORT_IMAGE_COLUMNS)), {}
+        quarantined = views.quarantined_items(conn)
+        updated = views.last_change(conn, images=bool(has_images))
     except sqlite3.DatabaseError as exc:
         raise UserError(
             f"cannot read the ledger {ds.ledger_path} ({exc})", hint="is it a poke dataset?"
@@ -119,25 +95,13 @@ def _read_dedup(path: Path) -> dict[str, Any]:
     return {"settings": doc.get("settings") or {}, "summary": doc.get("summary") or {}, "pairs": pairs}
 
 
-def _hashes(conn: sqlite3.Connection, method: str) -> dict[int, int]:
-    try:
-        return dict(conn.execute("SELECT image_id, value FROM hashes WHERE method = ?", (method,)).fetchall())
-    except sqlite3.DatabaseError:
-        return {}
-
-
 def _annotate(df: pd.DataFrame, hashes: dict[int, int]) -> pd.DataFrame:
-    """Add class (``(no class)`` for ''), kept, the copy's distance to its survivor, provenance."""
-    kept = (
-        (df["status"] == "done")
-        & (df["item_status"] == "done")
-        & df["dup_of"].isna()
-        & (df["conflict"].fillna(0).astype(int) == 0)
-    )
+    """Class (``(no class)`` for ''), kept as a bool (the ledger's kept rule, :mod:`pokedata.ledger.views`),
+    the copy's distance to its survivor, provenance."""
     return df.assign(
         class_name=df["class_name"].replace("", NO_CLASS),
         conflict=df["conflict"].fillna(0).astype(int),
-        kept=kept,
+        kept=df["kept"].fillna(0).astype(int).astype(bool),
         distance=_distances(df, hashes),
         **provenance_columns(df),
     )
@@ -162,8 +126,6 @@ def _distances(df: pd.DataFrame, hashes: dict[int, int]) -> np.ndarray:
 
 def _read_manifest(folder: Path, view: DatasetView) -> dict[str, Any]:
     """stats.json of the manifest, and each kept image's split merged into ``view.images``."""
-    import pandas as pd
-
     stats_path, table = folder / "stats.json", folder / "manifest.parquet"
     if not stats_path.is_file() or not table.is_file():
         raise UserError(

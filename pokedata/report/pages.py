@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
 from pokedata.report.html import Safe, el, join, kv_table, link, page, section, table
 from pokedata.report.tiles import class_href
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from pokedata.report.model import DatasetView
 
 SPLITS = ("train", "val", "test")
@@ -23,8 +23,6 @@ def reason_code(error: str) -> str:
 
 def class_counts(view: DatasetView) -> pd.DataFrame:
     """Per class: items, clean images, kept, duplicates, conflicts, quarantined (+ splits with a manifest)."""
-    import pandas as pd
-
     im = view.images
     by = im.groupby("class_name")
     df = pd.DataFrame(

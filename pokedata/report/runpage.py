@@ -156,6 +156,7 @@ def _tb_scalars(tb: Path, prefixes: tuple[str, ...]) -> dict[str, list[tuple[flo
     if not tb.is_dir():
         return {}
     try:
+        # tensorboard is heavy and only a run with tb/ logs needs it
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     except ImportError:
         log.debug("tensorboard is not installed: no curves from %s", tb)

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
+from PIL import Image, ImageDraw
+
 COLS = 16
 FORMATS = {"webp": ("WEBP", "webp"), "jpeg": ("JPEG", "jpg")}
 _BG, _MISSING, _RED = (236, 236, 236), (250, 250, 250), (200, 40, 40)
@@ -53,7 +55,6 @@ def fingerprint(files: Sequence[str | None], spec: SheetSpec) -> str:
 
 def render_sheet(files: Sequence[str | None], spec: SheetSpec) -> bytes:
     """The sheet image: each file fitted into its cell; a crossed-out cell where it cannot be read."""
-    from PIL import Image
 
     t = spec.thumb
     rows = max(1, -(-len(files) // COLS))
@@ -79,8 +80,6 @@ def _render_job(job: tuple[Sequence[str | None], SheetSpec]) -> bytes:
 
 
 def _thumb(path: str | None, t: int):
-    from PIL import Image, ImageDraw
-
     cell = Image.new("RGB", (t, t), _BG)
     try:
         if not path:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from pokedata.report.html import Safe, tile
 from pokedata.report.sprites import tile_style
+from pokedata.store import safe_name
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,7 +27,6 @@ def class_key(name: str) -> str:
 
     Only ``[A-Za-z0-9._-]``: the stem goes into URLs and CSS ``url('...')`` without any quoting.
     """
-    from pokedata.store import safe_name
 
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", safe_name(name))[:40].strip("._") or "class"
     return f"{stem}-{hashlib.sha1(name.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"

@@ -1,17 +1,10 @@
 """Session-scoped trained runs for tests that need a real finished step 1 (training one costs seconds of CPU).
 
-Use it as a pytest plugin from a test module (pytest then registers it once, so the run is shared by every
-module that asks)::
-
-    pytest_plugins = ["helpers.train_runs"]
+``tests/conftest.py`` registers it as a pytest plugin (once, so the run is shared by every module that
+asks)::
 
     def test_something(four_class_run):
         run_dir, manifest_dir, summary = four_class_run
-
-``one_torch_thread`` (module scope; use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``):
-torch runs one intra-op thread while the module's tests run, restored afterwards. The trainer tests use
-tiny tensors (16 px), where a second thread gains nothing; on a busy machine it costs a lot (measured
-here under load: a [16, 3, 64, 64] uint8 -> float conversion took ~50 ms with 2 threads, 0.13 ms with 1).
 
 ``four_class_run``: ``poke train classify`` (the library call) on a 4-class generated set
 (``make_tiny_manifest(n_classes=4, per_class=16, size=16)``: 13 train, 2 val, 1 test images per class) at
@@ -22,13 +15,13 @@ change its ``classifier/`` folder. Tests that need a synthetic run without train
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import NamedTuple
 
 import pytest
 
-from helpers.tiny_manifest import make_tiny_manifest
+from tests.conftest import torch_threads
+from tests.helpers.tiny_manifest import make_tiny_manifest
 
 FOUR_CLASS_OVERRIDES = {
     "epochs": 3,
@@ -40,25 +33,6 @@ FOUR_CLASS_OVERRIDES = {
     "data.batch_size": 16,
     "data.num_workers": 0,
 }
-
-
-@contextlib.contextmanager
-def torch_threads(n: int):
-    """Run the block with ``n`` torch intra-op threads, then restore the previous count."""
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
-@pytest.fixture(scope="module")
-def one_torch_thread():
-    with torch_threads(1):
-        yield
 
 
 class TrainedRun(NamedTuple):

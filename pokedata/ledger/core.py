@@ -5,8 +5,12 @@ folder) *per class label*. Sources only *plan* rows (status ``planned``); the do
 moves each row to ``done``, ``skipped``, ``failed`` or ``quarantined``, filling in what it learned.
 Failures are rows with a status and an error, never exceptions that kill a batch.
 
-Later stages (clean, dedup) keep their own tables in the same file, created by their modules with
-``CREATE TABLE IF NOT EXISTS`` and keyed by ``items.id``.
+Later stages keep their tables in the same file, declared here with the rest of the schema: ``images``
+(``poke clean``: one row per clean image, keyed by ``items.id`` and frame, with dedup's marks) and
+``hashes`` (the perceptual-hash cache). Their reads and writes live next door, in
+:mod:`pokedata.ledger.images` (what clean and dedup write) and :mod:`pokedata.ledger.views` (what
+status, the manifest, the report and the demo read, the *kept* rule among them): no SQL outside this
+package.
 
 WAL mode: readers in other processes never block the writer; every status change is its own short
 transaction, so a ``kill -9`` loses at most the row being worked on, which then stays ``planned``.
@@ -15,6 +19,7 @@ transaction, so a ``kill -9`` loses at most the row being worked on, which then 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -214,7 +219,8 @@ class Ledger:
 
     @property
     def conn(self) -> sqlite3.Connection:
-        """The raw connection, for stages that keep their own tables. Hold :meth:`lock` while using it."""
+        """The raw connection, for the table functions of :mod:`pokedata.ledger.images` and
+        :mod:`pokedata.ledger.views`. Hold :meth:`lock` (or a :meth:`transaction`) while using it."""
         return self._conn
 
     @property
@@ -320,15 +326,19 @@ class Ledger:
         statuses = [PLANNED] + [FAILED] * retry_failed + [QUARANTINED] * retry_quarantined
         return self.select(status=statuses, source=source, limit=limit)
 
-    def counts(self, by: Sequence[str] = ("source", "status")) -> list[tuple[Any, ...]]:
-        """``SELECT by..., count(*) GROUP BY by...``; ``by`` drawn from source, class_name, status."""
+    def counts(
+        self, by: Sequence[str] = ("source", "status"), *, source: str | None = None
+    ) -> list[tuple[Any, ...]]:
+        """``SELECT by..., count(*) GROUP BY by...`` (of one ``source``, when given); ``by`` drawn from
+        source, class_name, status."""
         allowed = {"source", "class_name", "status"}
         if not by or not set(by) <= allowed:
             raise ValueError(f"counts by {by!r}: choose from {sorted(allowed)}")
         cols = ", ".join(by)
+        where, params = ("WHERE source = ? ", (source,)) if source is not None else ("", ())
         with self._lock:
             return self._conn.execute(
-                f"SELECT {cols}, count(*) FROM items GROUP BY {cols} ORDER BY {cols}"
+                f"SELECT {cols}, count(*) FROM items {where}GROUP BY {cols} ORDER BY {cols}", params
             ).fetchall()
 
     def common_errors(self, n: int = 10) -> list[tuple[str, str, int]]:
@@ -444,10 +454,20 @@ def _apply_update(
     conn.execute(f"UPDATE items SET {', '.join(sets)} WHERE id = ?", params)
 
 
+def connect_readonly(path: Path | str) -> sqlite3.Connection:
+    """A read-only connection to the ledger file at ``path`` (``mode=ro``: never creates nor writes it, safe
+    while another process writes). For readers that load whole tables: the manifest, the report, the demo."""
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+
+
+def has_table(conn: sqlite3.Connection, name: str) -> bool:
+    """Does the ledger hold table ``name``? (``images`` exists once a poke that knows it opened it for writing.)"""
+    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone()
+    return row is not None
+
+
 def _read_only(path: Path) -> bool:
     """True when the ledger (or its folder, where SQLite keeps the -wal/-shm files) cannot be written."""
-    import os
-
     folder_ro = not os.access(path.parent, os.W_OK)
     return folder_ro or (path.exists() and not os.access(path, os.W_OK))
 
