@@ -3,8 +3,9 @@
 Arms (every GAN arm uses the same generator architecture, the ``--preset small`` critic and settings,
 and differs only in what the arm names):
 
-(a) ``three-step``   the step-2 generator, GMM latents (the recipe: ``--preset small``'s loss)
-    ``scratch-gmm``  the same generator re-initialised at random, GMM latents
+(a) ``three-step``   the step-2 generator, GMM latents (the recipe: ``--preset small``'s loss and its
+                     reconstruction anchor ``recon_weight``)
+    ``scratch-gmm``  the same generator re-initialised at random, GMM latents, no anchor (a plain GAN)
     ``scratch-normal`` the same, N(0, I) latents
 (b) ``loss-<name>``  the step-2 generator, GMM latents, each of the four losses (its default n_critic);
     the recipe's loss is the ``three-step`` arm itself, not run twice
@@ -63,8 +64,10 @@ class Arm:
 def arms(recipe_loss: str) -> list[Arm]:
     out = [
         Arm("three-step", "a"),
-        Arm("scratch-gmm", "a", init="scratch"),
-        Arm("scratch-normal", "a", init="scratch", latents="normal"),
+        # a GAN from random weights has nothing to anchor: the recipe's reconstruction term is step 2's
+        # task, so the scratch arms are the plain GAN (recon_weight 0), as one would train it
+        Arm("scratch-gmm", "a", {"recon_weight": 0.0}, init="scratch"),
+        Arm("scratch-normal", "a", {"recon_weight": 0.0}, init="scratch", latents="normal"),
     ]
     for loss in LOSSES:
         if loss != recipe_loss:  # the recipe's own loss is the three-step arm
@@ -159,6 +162,7 @@ def run_gan_arm(arm: Arm, base: Path, work: Path, scorer: Scorer, budget: float,
 
     out = _arm_run(base, work, arm)
     data = tomllib.loads((base / "classifier" / "config.toml").read_text())["data"]
+    data.pop("batch_size", None)  # the arms train at --preset small's batch, whatever step 1 used
     over = {"device": "cpu", "amp": False, "metrics_samples": 64, **arm.overrides}
     cfg = load_step_config(GANConfig, "gan", preset="small", overrides=over, base={"data": data})
     run = open_run(out, resume=True, create=False)
@@ -353,6 +357,23 @@ def table(results: dict) -> str:
     return "\n".join(rows)
 
 
+def _run_arm(arm: Arm, base: Path, work: Path, budget: float, evals: int, samples: int, scorer=None) -> dict:
+    print(f"{arm.name} ({arm.question}), load {load_avg()}", flush=True)
+    if scorer is None:  # a worker process: its own judge (cached on disk by the parent's Scorer)
+        from pokegan.runs import RunDir
+
+        run = RunDir(base)
+        scorer = Scorer(run.manifest_dir, run.data_root, samples)
+    fn = run_progan_arm if arm.name == "progan" else run_gan_arm
+    r = fn(arm, base, work, scorer, budget, evals)
+    return {"question": arm.question, "load_after": load_avg(), **r}
+
+
+def _run_arm_in_process(job: tuple) -> dict:
+    torch.set_num_threads(1)
+    return _run_arm(*job)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--manifest", type=Path, required=True)
@@ -363,16 +384,23 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=1000, help="generated images per judge evaluation")
     ap.add_argument("--arms", default="", help="comma-separated subset of the arm names")
     ap.add_argument("--quick", action="store_true", help="20 CPU-s arms, 2 evaluations, 256 samples")
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="arms trained at once, each in its own one-thread process (the budget is CPU time, so "
+        "parallel arms get the same work; 2 on a 2-core machine halves the wall-clock)",
+    )
     args = ap.parse_args()
     if args.quick:
         args.budget, args.evals, args.samples = 20.0, 2, 256
-    torch.set_num_threads(2)
+    torch.set_num_threads(1 if args.jobs > 1 else 2)
     args.work.mkdir(parents=True, exist_ok=True)
     base = base_run(args.manifest, args.work, args.run)
     from pokegan.runs import RunDir
 
     run = RunDir(base)
-    scorer = Scorer(run.manifest_dir, run.data_root, args.samples)
+    scorer = Scorer(run.manifest_dir, run.data_root, args.samples)  # trains and caches the judge once
     recipe_loss = load_step_config(GANConfig, "gan", preset="small").loss
     chosen = [a for a in arms(recipe_loss) if not args.arms or a.name in args.arms.split(",")]
     results = {
@@ -385,12 +413,21 @@ def main() -> None:
         "arms": {},
     }
     path = args.work / "results.json"
-    for arm in chosen:
-        print(f"{arm.name} ({arm.question}), load {load_avg()}", flush=True)
-        fn = run_progan_arm if arm.name == "progan" else run_gan_arm
-        r = fn(arm, base, args.work, scorer, args.budget, args.evals)
-        results["arms"][arm.name] = {"question": arm.question, "load_after": load_avg(), **r}
-        path.write_text(json.dumps(results, indent=2))
+    results["jobs"] = args.jobs
+    job = (base, args.work, args.budget, args.evals, args.samples)
+    if args.jobs > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
+            done = pool.map(_run_arm_in_process, [(arm, *job) for arm in chosen])
+            for arm, r in zip(chosen, done, strict=True):
+                results["arms"][arm.name] = r
+                path.write_text(json.dumps(results, indent=2))
+    else:
+        for arm in chosen:
+            results["arms"][arm.name] = _run_arm(arm, *job, scorer=scorer)
+            path.write_text(json.dumps(results, indent=2))
     plot(results, args.work / "curves.png")
     print(table(results))
     print(f"\n{path}, {args.work / 'curves.png'}, {args.work}/grid-*.png")

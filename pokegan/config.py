@@ -255,6 +255,7 @@ class PretrainConfig:
     g_min_channels: int = 32
     g_dilate_from: int = 32  # blocks at this resolution and above use dilated convolutions
     g_dilation: int = 2
+    g_upsample: str = "nearest"  # nearest | bilinear: the generator's x2 upsampling
     grid_n: int = 8  # images in the per-epoch reconstruction grid
     amp: bool = True
     channels_last: bool = True
@@ -285,6 +286,10 @@ class PretrainConfig:
             raise UserError(
                 "[pretrain] g_min_channels <= g_max_channels, g_dilation >= 1", hint="e.g. 32, 512, 2"
             )
+        if self.g_upsample not in ("nearest", "bilinear"):
+            raise UserError(
+                f"[pretrain] g_upsample {self.g_upsample!r} must be nearest or bilinear", hint="e.g. bilinear"
+            )
         return self
 
 
@@ -305,15 +310,17 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
     # the CPU recipe (docs/training.md): a few thousand 32 px sprites, ~30 minutes for `train all` on 2 cores
     "small": {
-        "data": {"image_size": 32, "batch_size": 64, "num_workers": 0, "max_images": 0},
+        "data": {"image_size": 32, "batch_size": 32, "num_workers": 0, "max_images": 0},
         "classify": {"epochs": 5, "lr": 2e-3, "warmup_steps": 50, "compile": False, "stats_images": 5000},
         "embed": {"batch_size": 256},
         "pretrain": {
-            "epochs": 3,
+            "epochs": 6,
             "lr": 2e-3,
             "warmup_steps": 50,
+            "pixel_l1": 1.0,
             "g_max_channels": 128,
-            "g_channel_base": 2048,
+            "g_channel_base": 1024,
+            "g_dilate_from": 64,
             "grid_n": 16,
         },
     },

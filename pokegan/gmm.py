@@ -213,12 +213,17 @@ def _m_step(x: Tensor, resp: Tensor, kind: str, reg: float) -> tuple[Tensor, Ten
         avg_x2 = (resp.T @ x.pow(2)) / nk[:, None]
         cov = (avg_x2 - means.pow(2)).clamp_min(0) + reg  # [K, D]
     else:
+        # full covariances are accumulated and kept in float64 whatever x's dtype: a component with fewer
+        # points than dimensions (16 components over 3,000 512-d embeddings) has a singular scatter
+        # matrix, and float32 rounding (~1e-6 at unit variance) is as large as reg_covar, so the
+        # regularised matrix came out indefinite and the Cholesky failed
         d = x.shape[1]
-        cov = torch.empty(means.shape[0], d, d, dtype=x.dtype, device=x.device)
-        eye = torch.eye(d, dtype=x.dtype, device=x.device)
+        xd, md, rd, nd = x.double(), means.double(), resp.double(), nk.double()
+        cov = torch.empty(means.shape[0], d, d, dtype=torch.float64, device=x.device)
+        eye = torch.eye(d, dtype=torch.float64, device=x.device)
         for j in range(means.shape[0]):
-            diff = x - means[j]  # [N, D]
-            cov[j] = (resp[:, j : j + 1] * diff).T @ diff / nk[j] + reg * eye
+            diff = xd - md[j]  # [N, D]
+            cov[j] = (rd[:, j : j + 1] * diff).T @ diff / nd[j] + reg * eye
     return nk / nk.sum(), means, cov
 
 
@@ -325,7 +330,7 @@ def _fit_torch(x_np: np.ndarray, cfg: GMMFitConfig, progress=None) -> GaussianMi
     weights, means, cov = _m_step(x, resp, cfg.covariance, cfg.reg_covar)
     prev, mean_ll, converged, it = -math.inf, -math.inf, False, 0
     for it in range(1, cfg.max_iter + 1):
-        prec = _precision_cholesky(cov, cfg.covariance)
+        prec = _precision_cholesky(cov, cfg.covariance).to(dtype)
         wlp = _weighted_log_prob(x, means, prec, weights, cfg.covariance)  # [N, K]
         log_norm = torch.logsumexp(wlp, dim=1)  # [N]
         mean_ll = float(log_norm.double().mean())

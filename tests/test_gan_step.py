@@ -311,3 +311,18 @@ def test_from_scratch_builds_the_generator_step2_would(run, runner):
     assert default > 10 * expected  # what it built before: 512 channels, ~40x the tiny preset's
     st = gan_setup.build_state(run, gan_cfg(from_scratch=True), gan_setup.scratch_generator_args(run, pre))
     assert st.g_args == dataclasses.asdict(generator_args(pre))
+
+
+def test_recon_anchor_is_logged_and_pulls_g_towards_the_reals(run):
+    """``recon_weight``: pixel L1 of G(classifier embedding of the real batch) vs that batch joins the
+    generator loss; with a large weight a few steps lower it."""
+    from pokegan.steps import gan
+
+    cfg = gan_cfg(recon_weight=20.0, lr_g=2e-3, **{"data.batch_size": 12}).validate()
+    st = gan_setup.build_state(run, cfg)
+    data = gan._data_iter(st)
+    first = [gan._train_step(st, data)["g_recon_l1"] for _ in range(2)]
+    last = [gan._train_step(st, data)["g_recon_l1"] for _ in range(10)][-2:]
+    assert sum(last) < sum(first)
+    with pytest.raises(UserError, match="recon_weight"):
+        gan_cfg(recon_weight=-1.0).validate()

@@ -101,3 +101,17 @@ def test_bad_input_is_a_user_error(tmp_path):
         GMMFitConfig(covariance="tied").validate()
     with pytest.raises(UserError, match="poke train gmm"):
         GaussianMixture.load(tmp_path / "missing.pt")
+
+
+def test_full_covariance_with_fewer_points_than_dimensions_float32():
+    """Animation frames embed to near-duplicates: 1,500 points around 40 centres in 512-d leave every
+    component a singular scatter matrix. Accumulated in float32 its rounding exceeded reg_covar and the
+    Cholesky failed (the small preset's gmm step crashed on the gen-1 sprite frames); full covariances
+    are now accumulated in float64."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(40, 512))
+    x = (centres[rng.integers(0, 40, 1500)] + 0.01 * rng.normal(size=(1500, 512))).astype(np.float32)
+    gmm = fit_gmm(x, GMMFitConfig(n_components=4, covariance="full", dtype="float32", max_iter=5))
+    assert torch.isfinite(gmm.log_prob(x[:10])).all()
+    z, _ = gmm.sample(32, torch.Generator().manual_seed(0))
+    assert z.shape == (32, 512) and torch.isfinite(z).all()

@@ -31,9 +31,24 @@ def test_embedding_barely_moves_across_batch_composition():
     assert (c - d).abs().max() > 1e-2  # batch statistics alone would move it
 
 
-def test_generator_shapes_and_perceptual_loss_falls():
+def test_generator_upsampling_modes_and_older_args():
+    z = torch.randn(2, 512)
+    for mode in ("nearest", "bilinear"):
+        g = Generator(GeneratorArgs(image_size=16, channel_base=256, max_channels=32, upsample=mode))
+        assert g(z).shape == (2, 3, 16, 16) and g.blocks[0].up.mode == mode
+    # checkpoints written before the option rebuild as they were trained: nearest
+    old = {"image_size": 16, "z_dim": 512, "channel_base": 256, "max_channels": 32, "min_channels": 8}
+    assert Generator(GeneratorArgs(**old)).blocks[0].up.mode == "nearest"
+    with pytest.raises(ValueError, match="upsample"):
+        GeneratorArgs(upsample="bicubic").validate()
+
+
+@pytest.mark.parametrize("upsample", ["nearest", "bilinear"])
+def test_generator_shapes_and_perceptual_loss_falls(upsample):
     torch.manual_seed(0)
-    g = Generator(GeneratorArgs(image_size=16, channel_base=256, max_channels=32, dilate_from=8))
+    g = Generator(
+        GeneratorArgs(image_size=16, channel_base=256, max_channels=32, dilate_from=8, upsample=upsample)
+    )
     z = torch.randn(4, 512)
     outs = g.forward_multiscale(z)
     assert [o.shape[-1] for o in outs] == [4, 8, 16] and torch.equal(outs[-1], g(z))

@@ -34,6 +34,7 @@ class GeneratorArgs:
     min_channels: int = 32
     dilate_from: int = 32  # blocks at this resolution and above use dilated convolutions
     dilation: int = 2
+    upsample: str = "nearest"  # nearest | bilinear (the x2 upsampling before each block's convs)
 
     def validate(self) -> GeneratorArgs:
         s = self.image_size
@@ -46,6 +47,8 @@ class GeneratorArgs:
             or self.z_dim < 1
         ):
             raise ValueError(f"invalid generator args {self}")
+        if self.upsample not in ("nearest", "bilinear"):
+            raise ValueError(f"upsample {self.upsample!r} must be 'nearest' or 'bilinear'")
         return self
 
     def resolutions(self) -> list[int]:
@@ -73,11 +76,11 @@ def _conv(cin: int, cout: int, dilation: int = 1) -> nn.Sequential:
 
 
 class UpBlock(nn.Module):
-    """[B, cin, r/2, r/2] -> nearest x2 -> two 3x3 convs -> [B, cout, r, r]."""
+    """[B, cin, r/2, r/2] -> x2 (nearest or bilinear) -> two 3x3 convs -> [B, cout, r, r]."""
 
-    def __init__(self, cin: int, cout: int, dilation: int):
+    def __init__(self, cin: int, cout: int, dilation: int, upsample: str = "nearest"):
         super().__init__()
-        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+        self.up = nn.Upsample(scale_factor=2, mode=upsample)
         self.conv1 = _conv(cin, cout, 1)
         self.conv2 = _conv(cout, cout, dilation)
 
@@ -105,7 +108,12 @@ class Generator(nn.Module):
         self.stem = nn.Sequential(nn.Linear(args.z_dim, c0 * 16), nn.LeakyReLU(0.2, inplace=True))
         self.stem_conv = _conv(c0, c0, 1)
         self.blocks = nn.ModuleList(
-            UpBlock(args.channels(r // 2), args.channels(r), args.dilation if r >= args.dilate_from else 1)
+            UpBlock(
+                args.channels(r // 2),
+                args.channels(r),
+                args.dilation if r >= args.dilate_from else 1,
+                args.upsample,
+            )
             for r in res[1:]
         )
         self.to_rgb = nn.ModuleList(ToRGB(args.channels(r)) for r in res)

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torchvision.utils import make_grid
 
 from pokedata.errors import UserError
@@ -86,10 +87,10 @@ def _real(st: GANState, x: torch.Tensor):
     return image_pyramid(x, st.scales) if st.loss.multiscale else x
 
 
-def _critic_step(st: GANState, data) -> dict[str, float]:
+def _critic_step(st: GANState, data) -> tuple[dict[str, float], torch.Tensor]:
     """One critic update on a real batch and as many fakes (the penalty pairs them; a small train split
-    gives batches smaller than [data] batch_size). Under torchrun ``D_train`` is DDP: its gradients,
-    the penalty's double backward included, are averaged over the ranks."""
+    gives batches smaller than [data] batch_size): (its stats, the real batch). Under torchrun ``D_train``
+    is DDP: its gradients, the penalty's double backward included, are averaged over the ranks."""
     cfg, loss = st.cfg, st.loss
     x = next(data)
     real = _real(st, x)
@@ -104,7 +105,15 @@ def _critic_step(st: GANState, data) -> dict[str, float]:
     ld.backward()
     st.opt_d.step()
     loss.after_d_step(st.D)
-    return stats
+    return stats, x
+
+
+def _split(out, n: int):
+    """G's output on ``[z; embeddings]`` -> (the first ``n``: fakes as the loss takes them, pyramid or
+    images; the rest: the finest images ``[m, 3, S, S]``, the anchor's reconstructions)."""
+    if isinstance(out, (list, tuple)):
+        return [o[:n] for o in out], out[-1][n:]
+    return out[:n], out[n:]
 
 
 def _train_step(st: GANState, data) -> dict[str, float]:
@@ -114,13 +123,24 @@ def _train_step(st: GANState, data) -> dict[str, float]:
     st.G.requires_grad_(False)
     st.D.requires_grad_(True)
     for _ in range(loss.n_critic):
-        stats.update(_critic_step(st, data))
+        stats_d, x = _critic_step(st, data)
+        stats.update(stats_d)
     st.G.requires_grad_(True)
     st.D.requires_grad_(False)
-    z = _sample_latents(st, cfg.data.batch_size)
+    n = cfg.data.batch_size
+    z = _sample_latents(st, n)  # [n, 512]
+    if cfg.recon_weight > 0:  # the anchor: G also redraws the last real batch from its embeddings
+        real = x.to(st.device, non_blocking=True).float()  # [m, 3, S, S]
+        with torch.no_grad():
+            z = torch.cat([z, st.classifier.embed(real).to(z.dtype)])  # [n + m, 512]
     critic = critic_view(st.D, cfg.diffaugment)  # the frozen critic itself: no gradient of D to average
     with dev.autocast(st.device, cfg.amp):
-        lg, stats_g = loss.g_loss(critic, st.G_train(z))
+        fake, recon = _split(st.G_train(z), n)  # one pass through G (and DDP) for both
+        lg, stats_g = loss.g_loss(critic, fake)
+        if cfg.recon_weight > 0:
+            l1 = F.l1_loss(recon.float(), real)
+            stats_g["g_recon_l1"] = float(l1.detach())
+            lg = lg + cfg.recon_weight * l1
     _check(lg, "the generator loss", st.step)
     st.opt_g.zero_grad(set_to_none=True)
     st.scaler_g.scale(lg).backward()  # a no-op scale unless G runs under fp16 autocast

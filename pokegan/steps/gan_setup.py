@@ -50,6 +50,8 @@ class GANConfig:
     clip: float = 0.01  # wgan weight clipping
     drift: float = 0.001
     r1_gamma: float = 0.0  # R1 penalty on real images (0 = off; with wgan-gp, gp_weight = 0 uses R1 instead)
+    recon_weight: float = 0.0  # pixel L1 of G(embedding of a real batch) vs that batch, added to the
+    # generator loss: step 2's task as an anchor while the adversarial term sharpens (0 = off)
     lr_g: float = 1e-4
     lr_d: float = 1e-4
     betas: list[float] = field(default_factory=lambda: [0.0, 0.99])
@@ -108,6 +110,8 @@ class GANConfig:
                     f"[gan] {name} = {getattr(self, name)} must be >= 1",
                     hint=f"fix --{name.replace('_', '-')}",
                 )
+        if self.recon_weight < 0:
+            raise UserError(f"[gan] recon_weight {self.recon_weight} must be >= 0", hint="0 turns it off")
         if self.metrics_samples < 8:
             raise UserError("[gan] metrics_samples must be >= 8", hint="e.g. --metrics-samples 2000")
         self.judge_config()
@@ -149,15 +153,16 @@ register_presets(
             "betas": [0.5, 0.99],
             "r1_gamma": 0.05,
             "diffaugment": "color,translation,cutout",
-            "steps": 400,  # ~2-8 CPU-s per step with the small generator (docs/training.md)
-            "d_channels": 32,
+            "recon_weight": 1.0,
+            "steps": 1000,  # ~1 CPU-s per step at batch 32 (docs/training.md)
+            "d_channels": 16,
             "d_max_channels": 128,
             "ema_decay": 0.99,
             "n_fixed": 64,
-            "sample_every": 50,
-            "checkpoint_every": 50,
-            "metrics_every": 100,
-            "metrics_samples": 1000,
+            "sample_every": 100,
+            "checkpoint_every": 100,
+            "metrics_every": 200,
+            "metrics_samples": 500,
             "log_every": 25,
         },
         "default": {

@@ -58,6 +58,7 @@ def generator_args(cfg: PretrainConfig) -> GeneratorArgs:
         min_channels=cfg.g_min_channels,
         dilate_from=cfg.g_dilate_from,
         dilation=cfg.g_dilation,
+        upsample=cfg.g_upsample,
     )
 
 
