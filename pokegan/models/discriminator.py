@@ -63,22 +63,25 @@ def image_pyramid(images: Tensor, sizes: Sequence[int]) -> list[Tensor]:
 
 
 class MinibatchStd(nn.Module):
-    """Appends one channel: the mean over features of the per-group standard deviation (ProGAN)."""
+    """ProGAN's minibatch standard deviation: one extra feature map holding the mean over features and
+    pixels of the per-feature standard deviation across the batch (groups of ``group`` images), so the
+    critic can see a batch with too little variety (mode collapse). Shared by step 3's critics and
+    progan's."""
 
     def __init__(self, group: int = 4):
         super().__init__()
         self.group = group
 
-    def forward(self, x: Tensor) -> Tensor:  # [B, C, H, W] -> [B, C+1, H, W]
+    def forward(self, x: Tensor) -> Tensor:  # [B, C, H, W] -> [B, C + 1, H, W]
         b, c, h, w = x.shape
         g = min(self.group, b)
-        while b % g:
+        while b % g:  # a group size that divides the batch (a last, smaller batch)
             g -= 1
-        y = x.reshape(g, b // g, c, h, w)
-        y = (y.var(dim=0, unbiased=False) + 1e-8).sqrt()  # [B/g, C, H, W]
-        y = y.mean(dim=(1, 2, 3)).reshape(b // g, 1, 1, 1)  # [B/g, 1, 1, 1]
-        y = y.repeat(g, 1, h, w)  # [B, 1, H, W]
-        return torch.cat([x, y], dim=1)
+        y = x.reshape(g, b // g, c, h, w).float()  # the variance in float32 under autocast too
+        std = (y.var(dim=0, unbiased=False) + 1e-8).sqrt()  # [B/g, C, H, W]
+        std = std.mean(dim=(1, 2, 3)).to(x.dtype)  # [B/g]
+        std = std.reshape(1, b // g, 1, 1, 1).expand(g, b // g, 1, h, w).reshape(b, 1, h, w)
+        return torch.cat([x, std], dim=1)
 
 
 class _Head(nn.Module):

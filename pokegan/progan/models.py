@@ -24,9 +24,11 @@ import math
 from collections import OrderedDict
 from dataclasses import dataclass
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from pokegan.models.discriminator import MinibatchStd  # the step-3 critic's (one implementation)
+from pokegan.models.generator import PixelNorm  # the step-3 generator's
 
 NORMS = ("batch", "instance", "pixel", "none")
 # the critic may also use spectral normalisation of its convolution weights instead of a norm layer
@@ -88,37 +90,6 @@ class ProGANArgs:
     def old_resolutions(self) -> list[int]:
         """Resolutions whose blocks existed before the last growth (empty at the first stage)."""
         return [r for r in self.resolutions() if r <= self.grown_from]
-
-
-class PixelNorm(nn.Module):
-    """ProGAN's pixelwise feature normalisation: each pixel's feature vector scaled to unit RMS.
-
-    Per sample and per pixel, so unlike BatchNorm it couples no two images of a batch (and a batch of
-    one generates the same image as a batch of 64)."""
-
-    def forward(self, x: Tensor) -> Tensor:  # [B, C, H, W] -> same
-        return x * (x.pow(2).mean(dim=1, keepdim=True) + 1e-8).rsqrt()
-
-
-class MinibatchStd(nn.Module):
-    """ProGAN's minibatch standard deviation: one extra feature map holding the mean over features and
-    pixels of the per-feature standard deviation across the batch (groups of ``group`` images), so the
-    critic can see a batch with too little variety (mode collapse)."""
-
-    def __init__(self, group: int = 4):
-        super().__init__()
-        self.group = group
-
-    def forward(self, x: Tensor) -> Tensor:  # [B, C, H, W] -> [B, C + 1, H, W]
-        b, c, h, w = x.shape
-        g = min(self.group, b)
-        while b % g:  # a group size that divides the batch (a last, smaller batch)
-            g -= 1
-        y = x.reshape(g, b // g, c, h, w).float()
-        std = (y.var(dim=0, unbiased=False) + 1e-8).sqrt()  # [B/g, C, H, W]
-        std = std.mean(dim=(1, 2, 3)).to(x.dtype)  # [B/g]
-        std = std.reshape(1, b // g, 1, 1, 1).expand(g, b // g, 1, h, w).reshape(b, 1, h, w)
-        return torch.cat([x, std], dim=1)
 
 
 def _norm(kind: str, c: int) -> nn.Module:

@@ -18,11 +18,10 @@ would under torchrun. Two test-only observers, neither of which changes what the
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
-WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+from tests.helpers.write_audit import write_audit
 
 
 def main(argv: list[str]) -> None:
@@ -35,21 +34,7 @@ def main(argv: list[str]) -> None:
     writes: dict[str, list[str]] = {}
     current = {"step": "startup"}
 
-    def audit(event: str, args) -> None:
-        if event == "open":
-            path, mode, flags = args
-            writing = (mode is not None and any(c in str(mode) for c in "wax+")) or (
-                mode is None and isinstance(flags, int) and flags & WRITE_FLAGS
-            )
-        elif event in ("os.mkdir", "os.rename", "os.replace", "os.remove"):
-            path, writing = args[0], True
-        else:
-            return
-        if writing and isinstance(path, (str, bytes, os.PathLike)):
-            p = os.fsdecode(path)
-            p = os.path.abspath(p)
-            if p.startswith(prefix):
-                writes.setdefault(current["step"], []).append(os.path.relpath(p, prefix))
+    audit = write_audit(lambda _step: prefix, writes, current)
 
     built: dict[str, torch.nn.Module] = {}
     import pokegan.steps.classify as classify_mod

@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import sys
 from pathlib import Path
 
-WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+from tests.helpers.write_audit import write_audit
 
 
 def _grads(module) -> list:
@@ -100,21 +99,7 @@ def main(argv: list[str]) -> None:
     writes: dict[str, list[str]] = {}
     current = {"step": "startup"}
 
-    def audit(event: str, args) -> None:
-        if event == "open":
-            path, mode, flags = args
-            writing = (mode is not None and any(c in str(mode) for c in "wax+")) or (
-                mode is None and isinstance(flags, int) and flags & WRITE_FLAGS
-            )
-        elif event in ("os.mkdir", "os.rename", "os.replace", "os.remove"):
-            path, writing = args[0], True
-        else:
-            return
-        prefix = prefixes.get(current["step"])
-        if writing and prefix and isinstance(path, (str, bytes, os.PathLike)):
-            p = os.path.abspath(os.fsdecode(path))
-            if p.startswith(prefix):
-                writes.setdefault(current["step"], []).append(os.path.relpath(p, prefix))
+    audit = write_audit(prefixes.get, writes, current)
 
     import pokegan.progan.train as progan_mod
     import pokegan.steps.gan as gan_mod
