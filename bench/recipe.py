@@ -12,7 +12,7 @@ and differs only in what the arm names):
 (c) ``progan``       ``poke train progan --preset small`` (16 -> 32 px) on the same data, the same budget
     split between its stages in proportion to the preset's epochs
 
-Budget: each arm trains for ``--budget`` seconds of *process CPU time* (both threads summed), measured
+Budget: each arm trains for ``--budget`` seconds of *process CPU time* (all its threads summed), measured
 around the training steps only; evaluation is outside it. CPU time rather than wall-clock because the
 machine is shared: another job's load stretches wall-clock but not the work an arm gets. The wall-clock
 of each arm is reported beside it, with the load average.
