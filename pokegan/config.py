@@ -15,14 +15,13 @@ one step. A config dataclass with a ``data: DataConfig`` field gets the ``[data]
 Unknown keys are refused with a :class:`UserError` naming the key and the section. ``config_to_toml``
 writes a resolved config back in the same format, so ``--config RUN/classifier/config.toml`` reproduces it.
 
-Presets: ``tiny`` (a CPU smoke run: 32 px, a few hundred images, about a minute per step on 2 cores),
-``small`` (the CPU recipe: 32 px, a few thousand sprites, the whole pipeline in about 30 minutes on 2 cores;
-measured in docs/training.md) and ``default`` (one GPU, 128 px, the real recipe for ~80k images). Other steps add their sections with
-:func:`register_presets`.
+Presets (``tiny``, ``small``, ``default``) are one static table, every step's section in it:
+:mod:`pokegan.presets`.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -33,13 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from pokedata.errors import UserError
+from pokegan.presets import PRESET_NAMES, PRESETS
 
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
-
-PRESET_NAMES = ("tiny", "small", "default")
 
 
 # ---- command-line options, declared on the fields -------------------------------------------------------
@@ -293,60 +291,6 @@ class PretrainConfig:
         return self
 
 
-# ---- presets -------------------------------------------------------------------------------------------
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "tiny": {
-        "data": {"image_size": 32, "batch_size": 32, "num_workers": 0, "max_images": 400},
-        "classify": {"epochs": 4, "lr": 2e-3, "warmup_steps": 10, "compile": False},
-        "embed": {"batch_size": 128},
-        "pretrain": {
-            "epochs": 3,
-            "lr": 2e-3,
-            "warmup_steps": 10,
-            "g_max_channels": 64,
-            "g_channel_base": 1024,
-            "grid_n": 8,
-        },
-    },
-    # the CPU recipe (docs/training.md): a few thousand 32 px sprites, ~30 minutes for `train all` on 2 cores
-    "small": {
-        "data": {"image_size": 32, "batch_size": 32, "num_workers": 0, "max_images": 0},
-        "classify": {"epochs": 5, "lr": 2e-3, "warmup_steps": 50, "compile": False, "stats_images": 5000},
-        "embed": {"batch_size": 256},
-        "pretrain": {
-            "epochs": 6,
-            "lr": 2e-3,
-            "warmup_steps": 50,
-            "pixel_l1": 1.0,
-            "g_max_channels": 128,
-            "g_channel_base": 1024,
-            "g_dilate_from": 64,
-            "grid_n": 16,
-        },
-    },
-    "default": {
-        "data": {"image_size": 128, "batch_size": 128, "num_workers": 8},
-        "classify": {"epochs": 60, "lr": 1e-3, "warmup_steps": 1000, "compile": True},
-        "embed": {"batch_size": 512},
-        "pretrain": {
-            "epochs": 40,
-            "lr": 2e-4,
-            "warmup_steps": 1000,
-            "g_max_channels": 512,
-            "g_channel_base": 16384,
-        },
-    },
-}
-
-
-def register_presets(section: str, presets: dict[str, dict[str, Any]]) -> None:
-    """Add (or replace) one section's values for each preset, e.g. ``register_presets("gan", {"tiny": {...}})``."""
-    for name, values in presets.items():
-        if name not in PRESETS:
-            raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
-        PRESETS[name][section] = dict(values)
-
-
 # ---- loading -------------------------------------------------------------------------------------------
 def _hints(cls) -> dict[str, Any]:
     return typing.get_type_hints(cls)
@@ -455,7 +399,7 @@ def load_step_config(
     )
     layers: list[tuple[str, dict[str, Any]]] = []
     if preset is not None:
-        layers.append((f"preset {preset}", PRESETS[preset]))
+        layers.append((f"preset {preset}", copy.deepcopy(PRESETS[preset])))  # the table stays as written
     if base:
         layers.append(("run", base))
     if config_file is not None:
@@ -547,6 +491,5 @@ __all__ = [
     "config_to_toml",
     "load_step_config",
     "read_config_file",
-    "register_presets",
     "section_name",
 ]

@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass, field, fields
 
 from pokedata.errors import UserError
-from pokegan.config import DataConfig, config_to_toml, register_presets
+from pokegan.config import DataConfig, config_to_toml
 from pokegan.diffaugment import parse_policy
 from pokegan.losses import LOSS_NAMES, LossConfig
 from pokegan.progan.models import D_NORMS, NORMS, PADDINGS, UPSAMPLES
@@ -263,62 +263,3 @@ def progan_config_to_toml(cfg: ProGANConfig) -> str:
         rows = [f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in cfg.cycles.items()]
         text += "\n[progan.cycles]\n" + "\n".join(rows) + "\n"
     return text
-
-
-register_presets(
-    "progan",
-    {
-        # CPU smoke run: 8 -> 16 -> 32 px, small widths, one short cycle per stage
-        "tiny": {
-            "sizes": [8, 16, 32],
-            "cycle": [{"lr": 5e-4, "epochs": 2}, {"lr": 1e-4, "epochs": 1}],
-            "z_dim": 64,
-            "channel_base": 512,
-            "max_channels": 128,
-            "n_fixed": 16,
-            "sample_every": 20,
-            "checkpoint_every": 100,
-            "log_every": 5,
-        },
-        # the CPU recipe (docs/progan.md): 16 -> 32 px on a few thousand sprites, ~30 minutes on 2 cores.
-        # ProGAN's stabilisers on DCGAN blocks: pixel norm in G, a spectral-norm critic with minibatch
-        # stddev, replicate padding (no frame), EMA of G, fade-in with every layer trainable, a lower rate
-        # at 32 px, nearest-neighbour upsampling, DiffAugment on real and fake
-        "small": {
-            "sizes": [16, 32],
-            "cycle": [{"lr": 2e-4, "epochs": 12}, {"lr": 1e-4, "epochs": 2}],
-            "cycles": {"32": [{"lr": 1e-4, "epochs": 4}, {"lr": 5e-5, "epochs": 1}]},
-            "z_dim": 128,
-            "channel_base": 1024,
-            "max_channels": 256,
-            "norm": "pixel",
-            "d_norm": "spectral",
-            "mbstd": True,
-            "padding": "replicate",
-            "ema_decay": 0.995,
-            "upsample": "nearest",
-            "freeze": False,
-            "fade_in": True,
-            # no translation: its zero padding drew a grey frame round every sample (docs/progan.md)
-            "diffaugment": "color,cutout",
-            "n_fixed": 64,
-            "sample_every": 100,
-            "checkpoint_every": 200,
-            "log_every": 20,
-        },
-        # one GPU, ~80k images: 16 -> 32 -> 64 px, DCGAN widths, a longer cycle at the last size
-        "default": {
-            "sizes": [16, 32, 64],
-            "cycle": [{"lr": 2e-4, "epochs": 10}, {"lr": 5e-5, "epochs": 5}],
-            "cycles": {
-                "64": [{"lr": 2e-4, "epochs": 20}, {"lr": 1e-4, "epochs": 10}, {"lr": 2e-5, "epochs": 5}]
-            },
-            "z_dim": 128,
-            "channel_base": 2048,
-            "max_channels": 512,
-            "n_fixed": 64,
-            "sample_every": 500,
-            "checkpoint_every": 1000,
-        },
-    },
-)

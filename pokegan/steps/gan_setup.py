@@ -23,7 +23,7 @@ from pokedata.log import console
 from pokedata.store import atomic_write_bytes
 from pokegan import device as dev
 from pokegan.checkpoint import check_compatible, load_checkpoint, provenance, save_on_main, set_rng_state
-from pokegan.config import DataConfig, PretrainConfig, config_to_toml, load_step_config, register_presets
+from pokegan.config import DataConfig, PretrainConfig, config_to_toml, load_step_config
 from pokegan.data import load_manifest, loader_from_config
 from pokegan.diffaugment import parse_policy
 from pokegan.ema import EMA
@@ -123,60 +123,6 @@ class GANConfig:
                 "[gan] nan_lr_factor must be in (0, 1) and max_nan_retries >= 0", hint="e.g. 0.5 and 3"
             )
         return self
-
-
-register_presets(
-    "gan",
-    {
-        "tiny": {
-            "steps": 24,
-            "lr_g": 2e-4,
-            "lr_d": 2e-4,
-            "d_channels": 16,
-            "d_max_channels": 64,
-            "ema_decay": 0.9,
-            "n_fixed": 16,
-            "sample_every": 8,
-            "checkpoint_every": 8,
-            "metrics_every": 12,
-            "metrics_samples": 64,
-            "log_every": 4,
-            "judge_epochs": 3,
-            "judge_max_images": 400,
-        },
-        # the CPU recipe (docs/training.md): settings chosen by the 32 px sprite experiments there
-        "small": {
-            "loss": "dcgan",
-            "n_critic": 1,
-            "lr_g": 2e-4,
-            "lr_d": 2e-4,
-            "betas": [0.5, 0.99],
-            "r1_gamma": 0.05,
-            "diffaugment": "color,translation,cutout",
-            "recon_weight": 1.0,
-            "steps": 1000,  # ~1 CPU-s per step at batch 32 (docs/training.md)
-            "d_channels": 16,
-            "d_max_channels": 128,
-            "ema_decay": 0.99,
-            "n_fixed": 64,
-            "sample_every": 100,
-            "checkpoint_every": 100,
-            "metrics_every": 200,
-            "metrics_samples": 500,
-            "log_every": 25,
-        },
-        "default": {
-            "steps": 20_000,
-            "d_channels": 32,
-            "d_max_channels": 512,
-            "ema_decay": 0.999,
-            "sample_every": 500,
-            "checkpoint_every": 500,
-            "metrics_every": 2000,
-            "metrics_samples": 5000,
-        },
-    },
-)
 
 
 @dataclass

@@ -27,7 +27,7 @@ from matplotlib.figure import Figure  # the object API: no pyplot state, no GUI 
 from pokedata.errors import UserError
 from pokedata.log import console
 from pokedata.store import atomic_write_bytes, atomic_write_text
-from pokegan.config import config_to_toml, register_presets
+from pokegan.config import config_to_toml
 from pokegan.gmm import GaussianMixture, GMMFitConfig, fit_gmm
 from pokegan.runs import RunDir, open_run
 
@@ -75,16 +75,6 @@ class GMMConfig:
             device=self.device,
             dtype=self.dtype,
         )
-
-
-register_presets(
-    "gmm",
-    {
-        "tiny": {"components": 4, "covariance": "diag", "max_iter": 50, "plot_points": 500},
-        "small": {"bic": [4, 8, 16], "covariance": "full", "max_iter": 100},
-        "default": {"bic": [8, 16, 32, 64], "covariance": "full", "max_iter": 100},
-    },
-)
 
 
 def load_embeddings(run) -> np.ndarray:
