@@ -163,5 +163,5 @@ def test_small_preset_resolves_every_step():
         if hasattr(cfg, "data"):
             assert cfg.data.image_size == 32, section
     gan = load_step_config(GANConfig, "gan", preset="small")
-    assert gan.steps < 10_000 and gan.diffaugment and gan.loss_config().validate()
+    assert gan.steps < 10_000 and gan.diffaugment and gan.loss.validate()
     assert load_step_config(ProGANConfig, "progan", preset="small").sizes[-1] == 32
