@@ -72,36 +72,33 @@ def inline(factory: Callable[[], Any]) -> Any:
 
 @dataclass(frozen=True)
 class SectionKey:
-    """Where a section's key lives: the field, the dataclass declaring it, the attributes leading to it."""
+    """Where a section's key lives: the field, its declared type, the attributes leading to its owner."""
 
     field: dataclasses.Field
-    owner: type
+    type: Any
     path: tuple[str, ...] = ()  # from the section's config to the owner (inline configs)
-
-    @property
-    def type(self) -> Any:
-        return typing.get_type_hints(self.owner)[self.field.name]
 
     def owner_of(self, cfg: Any) -> Any:
         return functools.reduce(getattr, self.path, cfg)
 
 
+@functools.cache  # a class's keys never change; get_type_hints is slow and `poke --help` asks ~70 times
 def section_keys(cls: type) -> dict[str, SectionKey]:
     """The keys of ``cls``'s section in declaration order, inline configs' keys in place of the config.
 
     A key is the field's name, or ``metadata["key"]`` where the field is called otherwise in the section
-    (``LossConfig.name`` is ``loss`` in ``[gan]``).
+    (``LossConfig.name`` is ``loss`` in ``[gan]``). The dict is shared: read it, never change it.
     """
     keys: dict[str, SectionKey] = {}
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         if f.metadata.get("inline"):
             inner = {
-                k: SectionKey(v.field, v.owner, (f.name, *v.path))
+                k: SectionKey(v.field, v.type, (f.name, *v.path))
                 for k, v in section_keys(hints[f.name]).items()
             }
         else:
-            inner = {f.metadata.get("key", f.name): SectionKey(f, cls)}
+            inner = {f.metadata.get("key", f.name): SectionKey(f, hints[f.name])}
         clash = set(inner) & set(keys)
         if clash:
             raise TypeError(f"{cls.__name__}: key {sorted(clash)[0]!r} is declared twice")
