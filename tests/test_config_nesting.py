@@ -119,7 +119,10 @@ def test_flat_keys_reach_the_nested_fields():
     )
     assert gan.loss.name == "wgan-gp" and gan.loss.lr_d == 3e-4 and gan.data.batch_size == 8
     assert gan.loss.effective_n_critic == 5
-    assert field_of(GANConfig, "loss").field.name == "name" and field_of(GANConfig, "data.image_size").type is int
+    assert (
+        field_of(GANConfig, "loss").field.name == "name"
+        and field_of(GANConfig, "data.image_size").type is int
+    )
     assert "name" not in section_keys(GANConfig) and "fit" not in section_keys(GMMConfig)
 
 
