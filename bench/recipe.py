@@ -401,7 +401,7 @@ def main() -> None:
 
     run = RunDir(base)
     scorer = Scorer(run.manifest_dir, run.data_root, args.samples)  # trains and caches the judge once
-    recipe_loss = load_step_config(GANConfig, "gan", preset="small").loss
+    recipe_loss = load_step_config(GANConfig, "gan", preset="small").loss.name
     chosen = [a for a in arms(recipe_loss) if not args.arms or a.name in args.arms.split(",")]
     results = {
         "budget": args.budget,

@@ -10,7 +10,7 @@ A training checkpoint (``classifier/last.pt``, ``pretrain/last.pt``, ...) is one
     scaler          grad-scaler state (None with bf16 autocast / CPU)
     step, epoch, batch_in_epoch
     rng             python, numpy, torch, cuda generator states
-    config          the resolved step config (dataclasses.asdict)
+    config          the resolved step config (config_to_dict: the keys of its TOML section)
     classes         the class list, manifest_sha256   (a checkpoint from another manifest is refused)
 
 Writes go to a temp file beside the target, are fsync'ed and renamed: a kill leaves the old checkpoint or
@@ -19,7 +19,6 @@ the new one, never half of one.
 
 from __future__ import annotations
 
-import dataclasses
 import random
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ import torch
 from pokedata.errors import UserError
 from pokedata.store import atomic_writer
 from pokegan import device as dev
+from pokegan.config import config_to_dict
 
 
 def save_checkpoint(path: Path | str, state: dict[str, Any]) -> Path:
@@ -50,7 +50,7 @@ def provenance(cfg: Any, classes: list[str], manifest_sha256: str) -> dict[str, 
     """The keys every training checkpoint ends with: RNG states, the resolved config, classes, manifest."""
     return {
         "rng": rng_state(),
-        "config": dataclasses.asdict(cfg),
+        "config": config_to_dict(cfg),  # inline configs flat: the keys of the TOML section
         "classes": list(classes),
         "manifest_sha256": manifest_sha256,
     }

@@ -15,15 +15,15 @@ one step. A config dataclass with a ``data: DataConfig`` field gets the ``[data]
 Unknown keys are refused with a :class:`UserError` naming the key and the section. ``config_to_toml``
 writes a resolved config back in the same format, so ``--config RUN/classifier/config.toml`` reproduces it.
 
-Presets: ``tiny`` (a CPU smoke run: 32 px, a few hundred images, about a minute per step on 2 cores),
-``small`` (the CPU recipe: 32 px, a few thousand sprites, the whole pipeline in about 30 minutes on 2 cores;
-measured in docs/training.md) and ``default`` (one GPU, 128 px, the real recipe for ~80k images). Other steps add their sections with
-:func:`register_presets`.
+Presets (``tiny``, ``small``, ``default``) are one static table, every step's section in it:
+:mod:`pokegan.presets`.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import json
 import math
 import typing
@@ -33,13 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from pokedata.errors import UserError
+from pokegan.presets import PRESET_NAMES, PRESETS
 
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
-
-PRESET_NAMES = ("tiny", "small", "default")
 
 
 # ---- command-line options, declared on the fields -------------------------------------------------------
@@ -60,6 +59,69 @@ def cli(
     return {"cli": CliOption(help, flag, parse, path)}
 
 
+# ---- nested configs, written flat ------------------------------------------------------------------------
+def inline(factory: Callable[[], Any]) -> Any:
+    """A nested config whose keys sit in its parent's section: ``loss: LossConfig = inline(LossConfig)``.
+
+    Each field is declared once, on the nested dataclass, and still reads and writes as a key of the
+    parent's section (TOML, CLI, checkpoints), so a file or checkpoint written before the nesting loads
+    unchanged.
+    """
+    return field(default_factory=factory, metadata={"inline": True})
+
+
+@dataclass(frozen=True)
+class SectionKey:
+    """Where a section's key lives: the field, its declared type, the attributes leading to its owner."""
+
+    field: dataclasses.Field
+    type: Any
+    path: tuple[str, ...] = ()  # from the section's config to the owner (inline configs)
+
+    def owner_of(self, cfg: Any) -> Any:
+        return functools.reduce(getattr, self.path, cfg)
+
+
+@functools.cache  # a class's keys never change; get_type_hints is slow and `poke --help` asks ~70 times
+def section_keys(cls: type) -> dict[str, SectionKey]:
+    """The keys of ``cls``'s section in declaration order, inline configs' keys in place of the config.
+
+    A key is the field's name, or ``metadata["key"]`` where the field is called otherwise in the section
+    (``LossConfig.name`` is ``loss`` in ``[gan]``). The dict is shared: read it, never change it.
+    """
+    keys: dict[str, SectionKey] = {}
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("inline"):
+            inner = {
+                k: SectionKey(v.field, v.type, (f.name, *v.path))
+                for k, v in section_keys(hints[f.name]).items()
+            }
+        else:
+            inner = {f.metadata.get("key", f.name): SectionKey(f, hints[f.name])}
+        clash = set(inner) & set(keys)
+        if clash:
+            raise TypeError(f"{cls.__name__}: key {sorted(clash)[0]!r} is declared twice")
+        keys.update(inner)
+    return keys
+
+
+def field_of(cls: type, key: str) -> SectionKey:
+    """The field behind a key of ``cls``'s section: ``"lr"``, ``"loss"`` (inline), ``"data.batch_size"``."""
+    *tables, name = key.split(".")
+    for table in tables:
+        cls = section_keys(cls)[table].type
+    keys = section_keys(cls)
+    if name not in keys:
+        raise TypeError(f"{cls.__name__} has no key {name!r}")
+    return keys[name]
+
+
+def section_items(cfg: Any) -> list[tuple[str, Any]]:
+    """``(key, value)`` of every key of the config's section (a nested table's value is its dataclass)."""
+    return [(k, getattr(sk.owner_of(cfg), sk.field.name)) for k, sk in section_keys(type(cfg)).items()]
+
+
 def parse_numbers(value: str, flag: str, kind: type = float) -> list:
     """``"1,1,0.5,0"`` -> ``[1.0, 1.0, 0.5, 0.0]`` (``kind`` int: ``"4,8"`` -> ``[4, 8]``); a clear error
     naming the flag otherwise."""
@@ -74,6 +136,10 @@ def parse_numbers(value: str, flag: str, kind: type = float) -> list:
 
 def parse_floats(value: str, flag: str) -> list[float]:
     return parse_numbers(value, flag, float)
+
+
+def parse_ints(value: str, flag: str) -> list[int]:
+    return parse_numbers(value, flag, int)
 
 
 # options several steps share (one help text each)
@@ -293,65 +359,7 @@ class PretrainConfig:
         return self
 
 
-# ---- presets -------------------------------------------------------------------------------------------
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "tiny": {
-        "data": {"image_size": 32, "batch_size": 32, "num_workers": 0, "max_images": 400},
-        "classify": {"epochs": 4, "lr": 2e-3, "warmup_steps": 10, "compile": False},
-        "embed": {"batch_size": 128},
-        "pretrain": {
-            "epochs": 3,
-            "lr": 2e-3,
-            "warmup_steps": 10,
-            "g_max_channels": 64,
-            "g_channel_base": 1024,
-            "grid_n": 8,
-        },
-    },
-    # the CPU recipe (docs/training.md): a few thousand 32 px sprites, ~30 minutes for `train all` on 2 cores
-    "small": {
-        "data": {"image_size": 32, "batch_size": 32, "num_workers": 0, "max_images": 0},
-        "classify": {"epochs": 5, "lr": 2e-3, "warmup_steps": 50, "compile": False, "stats_images": 5000},
-        "embed": {"batch_size": 256},
-        "pretrain": {
-            "epochs": 6,
-            "lr": 2e-3,
-            "warmup_steps": 50,
-            "pixel_l1": 1.0,
-            "g_max_channels": 128,
-            "g_channel_base": 1024,
-            "g_dilate_from": 64,
-            "grid_n": 16,
-        },
-    },
-    "default": {
-        "data": {"image_size": 128, "batch_size": 128, "num_workers": 8},
-        "classify": {"epochs": 60, "lr": 1e-3, "warmup_steps": 1000, "compile": True},
-        "embed": {"batch_size": 512},
-        "pretrain": {
-            "epochs": 40,
-            "lr": 2e-4,
-            "warmup_steps": 1000,
-            "g_max_channels": 512,
-            "g_channel_base": 16384,
-        },
-    },
-}
-
-
-def register_presets(section: str, presets: dict[str, dict[str, Any]]) -> None:
-    """Add (or replace) one section's values for each preset, e.g. ``register_presets("gan", {"tiny": {...}})``."""
-    for name, values in presets.items():
-        if name not in PRESETS:
-            raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
-        PRESETS[name][section] = dict(values)
-
-
 # ---- loading -------------------------------------------------------------------------------------------
-def _hints(cls) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
 def _coerce(value: Any, typ: Any, where: str) -> Any:
     """Check/convert one TOML or CLI value to the field's declared type."""
     origin = typing.get_origin(typ)
@@ -390,22 +398,23 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
 
 def apply_values(cfg: Any, values: dict[str, Any], section: str) -> Any:
     """Set ``values`` on the dataclass ``cfg`` (type-checked); an unknown key is a UserError."""
-    hints = _hints(type(cfg))
-    names = {f.name for f in dataclasses.fields(cfg)}
+    keys = section_keys(type(cfg))
     for key, value in values.items():
-        if key not in names:
-            known = ", ".join(sorted(n for n in names if n != "data"))
+        if key not in keys:
+            known = ", ".join(sorted(n for n in keys if n != "data"))
             raise UserError(
                 f"unknown key {key!r} in section [{section}]",
                 hint=f"known keys of [{section}]: {known}",
             )
-        current = getattr(cfg, key)
+        where = keys[key]
+        owner = where.owner_of(cfg)
+        current = getattr(owner, where.field.name)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
                 raise UserError(f"[{section}] {key} must be a table", hint=f"write it as a [{key}] section")
             apply_values(current, value, key)
             continue
-        setattr(cfg, key, _coerce(value, hints[key], f"[{section}] {key}"))
+        setattr(owner, where.field.name, _coerce(value, where.type, f"[{section}] {key}"))
     return cfg
 
 
@@ -455,7 +464,7 @@ def load_step_config(
     )
     layers: list[tuple[str, dict[str, Any]]] = []
     if preset is not None:
-        layers.append((f"preset {preset}", PRESETS[preset]))
+        layers.append((f"preset {preset}", copy.deepcopy(PRESETS[preset])))  # the table stays as written
     if base:
         layers.append(("run", base))
     if config_file is not None:
@@ -513,19 +522,21 @@ def config_to_toml(cfg: Any, section: str | None = None) -> str:
     section = section or section_name(cfg)
     blocks: list[str] = []
     own: list[str] = []
-    for f in dataclasses.fields(cfg):
-        v = getattr(cfg, f.name)
+    for key, v in section_items(cfg):
         if dataclasses.is_dataclass(v):
-            blocks.append(config_to_toml(v, f.name))
+            blocks.append(config_to_toml(v, key))
         elif v is not None:
-            own.append(f"{f.name} = {_toml_value(v)}")
+            own.append(f"{key} = {_toml_value(v)}")
     blocks.append(f"[{section}]\n" + "\n".join(own) + "\n")
     return "\n".join(blocks)
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:
-    """A plain dict (for checkpoints and JSON)."""
-    return dataclasses.asdict(cfg)
+    """A plain dict of the section's keys (for checkpoints and JSON): inline configs written flat."""
+    return {
+        k: config_to_dict(v) if dataclasses.is_dataclass(v) else copy.deepcopy(v)
+        for k, v in section_items(cfg)
+    }
 
 
 def config_from_dict(cls: type, values: dict[str, Any], section: str | None = None):
@@ -545,8 +556,12 @@ __all__ = [
     "config_from_dict",
     "config_to_dict",
     "config_to_toml",
+    "field_of",
+    "inline",
+    "parse_ints",
+    "section_items",
+    "section_keys",
     "load_step_config",
     "read_config_file",
-    "register_presets",
     "section_name",
 ]

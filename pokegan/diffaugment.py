@@ -24,21 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pokedata.errors import UserError
-
-POLICIES = ("color", "translation", "cutout")
-
-
-def parse_policy(policy: str, where: str = "diffaugment") -> tuple[str, ...]:
-    """``"color,translation"`` -> ("color", "translation"); "" -> (); unknown names are a UserError."""
-    names = tuple(p.strip() for p in policy.split(",") if p.strip())
-    bad = [p for p in names if p not in POLICIES]
-    if bad:
-        raise UserError(
-            f"{where} {policy!r}: unknown augmentation {bad[0]!r}",
-            hint=f"a comma-separated list of {', '.join(POLICIES)}, e.g. color,translation,cutout",
-        )
-    return names
+from pokegan.diffaugment_policy import POLICIES, parse_policy  # torch-free: configs validate with it
 
 
 def draw_params(b: int, device: torch.device) -> dict[str, Tensor]:

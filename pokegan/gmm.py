@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import io
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -25,40 +25,9 @@ from torch import Tensor
 
 from pokedata.errors import UserError
 from pokedata.store import atomic_write_bytes
+from pokegan.gmm_config import GMMFitConfig  # torch-free: the [gmm] options are its fields
 
 _LOG_2PI = math.log(2 * math.pi)
-
-
-@dataclass
-class GMMFitConfig:
-    """How one mixture is fitted (the step config adds the BIC range and I/O on top)."""
-
-    n_components: int = 10
-    covariance: str = "full"  # "full" | "diag"
-    max_iter: int = 100
-    tol: float = 1e-3  # stop when the mean log-likelihood improves by less than this
-    reg_covar: float = 1e-6
-    kmeans_iter: int = 20  # Lloyd iterations after k-means++ seeding
-    kmeans_restarts: int = 3  # k-means runs; the lowest inertia initialises EM
-    seed: int = 0
-    backend: str = "torch"  # "torch" (GPU when available) | "sklearn"
-    device: str = "auto"  # "auto" | "cpu" | "cuda" (torch backend)
-    dtype: str = "float32"  # "float32" | "float64" (torch backend)
-
-    def validate(self) -> GMMFitConfig:
-        if self.n_components < 1:
-            raise UserError(f"n_components {self.n_components} must be >= 1", hint="e.g. --components 10")
-        if self.covariance not in ("full", "diag"):
-            raise UserError(
-                f"covariance {self.covariance!r} must be 'full' or 'diag'", hint="--covariance full"
-            )
-        if self.backend not in ("torch", "sklearn"):
-            raise UserError(f"backend {self.backend!r} must be 'torch' or 'sklearn'", hint="--backend torch")
-        if self.dtype not in ("float32", "float64"):
-            raise UserError(f"dtype {self.dtype!r} must be float32 or float64", hint="fix [gmm] dtype")
-        if self.max_iter < 1 or self.tol <= 0 or self.reg_covar < 0:
-            raise UserError("max_iter must be >= 1, tol > 0, reg_covar >= 0", hint="fix the [gmm] section")
-        return self
 
 
 def resolve_device(name: str) -> torch.device:

@@ -46,61 +46,16 @@ DiffAugment (real and fake alike) is not a loss option: the loop passes the augm
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pokedata.errors import UserError
-
-LOSS_NAMES = ("wgan-gp-msg", "wgan-gp", "wgan", "dcgan")
-
-_DEFAULT_N_CRITIC = {"wgan-gp-msg": 1, "wgan-gp": 5, "wgan": 5, "dcgan": 1}
+# the settings live torch-free (the CLI reads their fields); imported from here as before
+from pokegan.loss_config import LOSS_NAMES as LOSS_NAMES
+from pokegan.loss_config import LossConfig
 
 Images = Tensor | Sequence[Tensor]
-
-
-@dataclass
-class LossConfig:
-    """Everything a loss needs. ``n_critic = 0`` means the loss's own default (wgan/wgan-gp 5, else 1)."""
-
-    name: str = "wgan-gp-msg"
-    n_critic: int = 0
-    gp_weight: float = 10.0
-    clip: float = 0.01
-    lr_g: float = 1e-4
-    lr_d: float = 1e-4
-    betas: tuple[float, float] = field(default=(0.0, 0.99))
-    drift: float = 0.001
-    r1_gamma: float = 0.0  # R1 penalty weight on real images (0 = off)
-
-    def validate(self) -> LossConfig:
-        if self.name not in LOSS_NAMES:
-            raise UserError(
-                f"--loss {self.name!r} is not a known loss", hint=f"use one of {', '.join(LOSS_NAMES)}"
-            )
-        if self.n_critic < 0:
-            raise UserError(f"n_critic {self.n_critic} is negative", hint="use 0 (the loss default) or more")
-        if self.lr_g <= 0 or self.lr_d <= 0:
-            raise UserError(
-                f"learning rates must be > 0 (lr_g={self.lr_g}, lr_d={self.lr_d})", hint="fix [gan] lr_g/lr_d"
-            )
-        betas = tuple(self.betas)
-        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
-            raise UserError(
-                f"betas {self.betas!r} must be two numbers in [0, 1)", hint="e.g. betas = [0.0, 0.99]"
-            )
-        self.betas = (float(betas[0]), float(betas[1]))
-        if self.gp_weight < 0 or self.drift < 0 or self.clip <= 0 or self.r1_gamma < 0:
-            raise UserError(
-                "gp_weight, drift and r1_gamma must be >= 0 and clip > 0", hint="fix the [gan] section"
-            )
-        return self
-
-    @property
-    def effective_n_critic(self) -> int:
-        return self.n_critic or _DEFAULT_N_CRITIC.get(self.name, 1)
 
 
 def _as_list(x: Images) -> list[Tensor]:

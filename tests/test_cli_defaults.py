@@ -1,8 +1,8 @@
 """Every data-side option that sets a config field has that field's default: the CLI and the library agree.
 
-`poke clean` and `poke build-manifest` read their defaults from the dataclasses (``default_of``); the fetch
-commands' config dataclasses live in the stage modules, which `poke --help` does not import, so this test
-is what keeps those defaults from drifting apart.
+Every command reads its defaults from the dataclasses (``default_of``; the fetch commands from the fields
+of ``pokedata/fetch/config.py``, which their configs extend); this test checks the mapping of option to
+field, and the options still written by hand (``--data``, the repeatable lists, flags a command owns).
 """
 
 from __future__ import annotations

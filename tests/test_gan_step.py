@@ -182,7 +182,7 @@ def test_nan_recovery_reloads_and_lowers_lr(run, monkeypatch):
     import torch
 
     state = torch.load(run.step_dir("gan") / "final.pt", weights_only=False)
-    assert state["opt_g"]["param_groups"][0]["lr"] == pytest.approx(gan_cfg().lr_g * 0.5)
+    assert state["opt_g"]["param_groups"][0]["lr"] == pytest.approx(gan_cfg().loss.lr_g * 0.5)
 
 
 def test_nan_every_step_stops_with_a_clear_error(run, monkeypatch):

@@ -10,13 +10,11 @@ import torch
 from pokedata.errors import UserError
 from pokegan.checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from pokegan.config import (
-    PRESETS,
     ClassifyConfig,
     EmbedConfig,
     PretrainConfig,
     config_to_toml,
     load_step_config,
-    register_presets,
 )
 from pokegan.runs import open_run
 from pokegan.schedule import WarmupCosine, lr_at
@@ -65,16 +63,16 @@ def test_bad_config_names_the_key(tmp_path, text, needle):
     assert needle in str(e.value)
 
 
-def test_validation_and_presets(monkeypatch):
+def test_validation_and_presets():
     with pytest.raises(UserError, match="--task"):
         load_step_config(ClassifyConfig, "classify", overrides={"task": "nope"})
     with pytest.raises(UserError, match="--preset"):
         load_step_config(EmbedConfig, "embed", preset="huge")
     with pytest.raises(UserError, match="layer_weights"):
         load_step_config(PretrainConfig, "pretrain", overrides={"layer_weights": [0, 0, 0, 0]})
-    monkeypatch.setitem(PRESETS, "tiny", dict(PRESETS["tiny"]))  # the global table is restored afterwards
-    register_presets("embed", {"tiny": {"batch_size": 7}})
-    assert load_step_config(EmbedConfig, "embed", preset="tiny").batch_size == 7
+    assert (
+        load_step_config(EmbedConfig, "embed", preset="tiny").batch_size == 128
+    )  # tests/test_presets.py: all
 
 
 def test_schedule_is_a_pure_function_of_the_step():
@@ -165,5 +163,5 @@ def test_small_preset_resolves_every_step():
         if hasattr(cfg, "data"):
             assert cfg.data.image_size == 32, section
     gan = load_step_config(GANConfig, "gan", preset="small")
-    assert gan.steps < 10_000 and gan.diffaugment and gan.loss_config().validate()
+    assert gan.steps < 10_000 and gan.diffaugment and gan.loss.validate()
     assert load_step_config(ProGANConfig, "progan", preset="small").sizes[-1] == 32

@@ -11,6 +11,8 @@ from pathlib import Path
 import typer
 
 from pokedata.commands import options as opts
+from pokedata.commands.options import default_of
+from pokedata.fetch.config import DanbooruOptions, DdgOptions, DumpOptions, FolderOptions  # light: --help
 
 app = typer.Typer(
     help="Get images from Danbooru (API or dumps), DuckDuckGo image search, or a local folder.",
@@ -31,12 +33,12 @@ def fetch_danbooru(
         [], "--rating", help="Allowed ratings, e.g. g,s (API: g/s/q/e; dumps use their own letters, s/q/e)."
     ),
     variant: str = typer.Option(
-        "original",
+        default_of(DanbooruOptions, "variant"),
         "--variant",
         help="original (file_url) or sample (large_file_url; the 512px files of a dump).",
     ),
     catalog: bool = typer.Option(
-        False,
+        default_of(DanbooruOptions, "catalog"),
         "--catalog",
         help="Label posts by the catalog's character tags; without --tags fetch every class.",
     ),
@@ -47,22 +49,34 @@ def fetch_danbooru(
         dir_okay=False,
     ),
     class_name: str | None = typer.Option(None, "--class", help="Give every post this class instead."),
-    base_url: str = typer.Option("https://danbooru.donmai.us", "--base-url", help="Danbooru API root URL."),
+    base_url: str = typer.Option(
+        default_of(DanbooruOptions, "base_url"), "--base-url", help="Danbooru API root URL."
+    ),
     limit: int | None = typer.Option(
         None, "--limit", help="At most N matching posts per query this run (dump mode: N new posts in all)."
     ),
     tag_limit: int = typer.Option(
-        2,
+        default_of(DanbooruOptions, "tag_limit"),
         "--tag-limit",
         help="Tags the account may search at once: 2 (anonymous, Member), 6 Gold, 12 Platinum.",
     ),
     login: str | None = opts.danbooru_login_option(),
     api_key: str | None = opts.danbooru_api_key_option(),
     api_rate: float = typer.Option(
-        2.0, "--api-rate", help="Requests per second to the API host (polite: <= 2)."
+        default_of(DanbooruOptions, "api_rate"),
+        "--api-rate",
+        help="Requests per second to the API host (polite: <= 2).",
     ),
-    file_rate: float = typer.Option(5.0, "--file-rate", help="Requests per second to each file host (<= 5)."),
-    retry_failed: bool = typer.Option(False, "--retry-failed", help="Also retry posts that failed before."),
+    file_rate: float = typer.Option(
+        default_of(DanbooruOptions, "file_rate"),
+        "--file-rate",
+        help="Requests per second to each file host (<= 5).",
+    ),
+    retry_failed: bool = typer.Option(
+        default_of(DanbooruOptions, "retry_failed"),
+        "--retry-failed",
+        help="Also retry posts that failed before.",
+    ),
     retry_quarantined: bool = opts.retry_quarantined_option(),
     max_pixels: int | None = opts.max_pixels_option(),
     file_timeout: float | None = opts.file_timeout_option(),
@@ -96,7 +110,9 @@ def fetch_danbooru(
         [], "--exclude-all", help="Dump mode: drop posts having all of these tags together (repeatable)."
     ),
     link: bool = typer.Option(
-        False, "--link", help="Dump mode: hard-link files from the mirror instead of copying."
+        default_of(DumpOptions, "link"),
+        "--link",
+        help="Dump mode: hard-link files from the mirror instead of copying.",
     ),
     data: Path = typer.Option(Path("data"), "--data", help="Dataset directory (created if missing)."),
 ) -> None:
@@ -150,26 +166,38 @@ def fetch_ddg(
         "--class",
         help="With --query: the class of what it finds. With --catalog: only these classes (repeatable).",
     ),
-    catalog: bool = typer.Option(False, "--catalog", help="One query per catalog class (its search_query)."),
+    catalog: bool = typer.Option(
+        default_of(DdgOptions, "catalog"), "--catalog", help="One query per catalog class (its search_query)."
+    ),
     catalog_file: Path | None = typer.Option(
         None, "--catalog-file", help="Catalog CSV to use (default: the shipped one).", dir_okay=False
     ),
-    max_results: int = typer.Option(100, "--max-results", help="Results to plan per query."),
-    safesearch: str = typer.Option("moderate", "--safesearch", help="on, moderate or off."),
-    region: str = typer.Option("wt-wt", "--region", help="DuckDuckGo region, e.g. us-en, wt-wt (no region)."),
+    max_results: int = typer.Option(
+        default_of(DdgOptions, "max_results"), "--max-results", help="Results to plan per query."
+    ),
+    safesearch: str = typer.Option(
+        default_of(DdgOptions, "safesearch"), "--safesearch", help="on, moderate or off."
+    ),
+    region: str = typer.Option(
+        default_of(DdgOptions, "region"), "--region", help="DuckDuckGo region, e.g. us-en, wt-wt (no region)."
+    ),
     type_image: str | None = typer.Option(
         None, "--type-image", help="photo, clipart, gif, transparent or line (default: any)."
     ),
     limit: int | None = typer.Option(None, "--limit", help="Download at most N images this run."),
     retry_failed: bool = typer.Option(
-        False, "--retry-failed", help="Also retry downloads that failed before."
+        default_of(DdgOptions, "retry_failed"),
+        "--retry-failed",
+        help="Also retry downloads that failed before.",
     ),
     retry_quarantined: bool = opts.retry_quarantined_option(),
     max_pixels: int | None = opts.max_pixels_option(),
     file_timeout: float | None = opts.file_timeout_option(),
     max_retry_after: float | None = opts.max_retry_after_option(),
     search_again: bool = typer.Option(
-        False, "--search-again", help="Repeat searches that already finished (new results are added)."
+        default_of(DdgOptions, "search_again"),
+        "--search-again",
+        help="Repeat searches that already finished (new results are added).",
     ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Print the queries and what the ledger holds for them; search nothing."
@@ -177,8 +205,12 @@ def fetch_ddg(
     user_agent: str | None = typer.Option(
         None, "--user-agent", help="User-Agent header for image downloads."
     ),
-    concurrency: int = typer.Option(16, "--concurrency", help="Downloads in flight in all."),
-    per_host: int = typer.Option(2, "--per-host", help="Downloads in flight per image host."),
+    concurrency: int = typer.Option(
+        default_of(DdgOptions, "concurrency"), "--concurrency", help="Downloads in flight in all."
+    ),
+    per_host: int = typer.Option(
+        default_of(DdgOptions, "per_host"), "--per-host", help="Downloads in flight per image host."
+    ),
     rate: float | None = typer.Option(
         None, "--rate", help="Requests per second per image host (default: no rate limit)."
     ),
@@ -210,7 +242,7 @@ def fetch_folder(
         ..., help="Image folder to import (e.g. the Kaggle set: one PNG per species)."
     ),
     class_from: str = typer.Option(
-        "dirname",
+        default_of(FolderOptions, "class_from"),
         "--class-from",
         help="Where the class comes from: dirname (first sub-folder), filename (file stem), or catalog "
         "(folder or file name matched against the catalog; unmatched files are skipped).",
@@ -221,9 +253,15 @@ def fetch_folder(
         help="Catalog CSV to match names against (default: the shipped one with --class-from catalog).",
         dir_okay=False,
     ),
-    link: bool = typer.Option(False, "--link", help="Hard-link files instead of copying them."),
+    link: bool = typer.Option(
+        default_of(FolderOptions, "link"), "--link", help="Hard-link files instead of copying them."
+    ),
     limit: int | None = typer.Option(None, "--limit", help="Import at most N files this run."),
-    retry_failed: bool = typer.Option(False, "--retry-failed", help="Also retry files that failed before."),
+    retry_failed: bool = typer.Option(
+        default_of(FolderOptions, "retry_failed"),
+        "--retry-failed",
+        help="Also retry files that failed before.",
+    ),
     retry_quarantined: bool = opts.retry_quarantined_option(),
     max_pixels: int | None = opts.max_pixels_option(),
     data: Path = typer.Option(Path("data"), "--data", help="Dataset directory (created if missing)."),

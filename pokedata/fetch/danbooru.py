@@ -31,12 +31,12 @@ import logging
 import math
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
 from pokedata.errors import UserError
+from pokedata.fetch.config import ANONYMOUS_TAG_LIMIT, DEFAULT_BASE_URL, DanbooruOptions
 from pokedata.fetch.http import FetchError, has_credentials, origin_of, redact_url
 from pokedata.fetch.intake import FetchSummary, Outcome
 from pokedata.ledger import PLANNED, SKIPPED, Candidate, Ledger
@@ -45,12 +45,8 @@ from pokedata.verify import IMAGE_EXTENSIONS, check_max_pixels
 log = logging.getLogger(__name__)
 
 SOURCE = "danbooru"
-DEFAULT_BASE_URL = "https://danbooru.donmai.us"
 DEFAULT_FILE_HOST = "cdn.donmai.us"
-API_RATE = 2.0  # requests/s to the API host
-FILE_RATE = 5.0  # requests/s to each file host
 PAGE_SIZE = 200
-ANONYMOUS_TAG_LIMIT = 2
 NON_IMAGE_EXTS = frozenset({"mp4", "webm", "zip", "swf", "ugoira", "gif_video", "mp3", "avi"})
 VARIANTS = ("original", "sample")
 _RATING_WORDS = {"general": "g", "sensitive": "s", "questionable": "q", "explicit": "e"}
@@ -72,30 +68,10 @@ _FORBIDDEN_METATAGS = {"order": "paging needs id order", "limit": "the page size
 
 
 @dataclass(frozen=True)
-class DanbooruConfig:
-    """Options of ``poke fetch danbooru`` (live API). Validated by :meth:`validate`."""
+class DanbooruConfig(DanbooruOptions):
+    """Options of ``poke fetch danbooru`` (live API): the fields of :class:`DanbooruOptions` (their defaults
+    are the command's) and an HTTP config to start from. Validated by :meth:`validate`."""
 
-    data: Path
-    tags: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-    rating: tuple[str, ...] = ()  # g/s/q/e (or general/sensitive/questionable/explicit); () = any
-    variant: str = "original"  # original (file_url) | sample (large_file_url, ~850 px JPG)
-    catalog: bool = False  # label posts by the catalog's character tags; no tags = every class
-    catalog_path: Path | None = None  # None = the shipped catalog
-    class_name: str | None = None  # give every post this class instead
-    base_url: str = DEFAULT_BASE_URL
-    limit: int | None = None  # at most N matching posts per query this run
-    tag_limit: int = ANONYMOUS_TAG_LIMIT  # tag terms the account may send (2; Gold 6; Platinum 12)
-    login: str | None = field(default=None, repr=False)
-    api_key: str | None = field(default=None, repr=False)
-    api_rate: float = API_RATE  # requests/s to the API host
-    file_rate: float = FILE_RATE  # requests/s to each file host
-    retry_failed: bool = False
-    retry_quarantined: bool = False  # also retry quarantined rows (e.g. after raising --max-pixels)
-    max_pixels: int | None = None  # decompression-bomb limit while verifying; None = Pillow's (~89 MP)
-    file_timeout: float | None = None  # longest time for one file, all tries (None: HttpConfig's 600 s)
-    max_retry_after: float | None = None  # longest Retry-After honoured (None: HttpConfig's 600 s)
-    progress: bool = True
     http: Any = None  # a pokedata.fetch.http.HttpConfig to start from (tests: fast backoff)
 
     def validate(self) -> None:

@@ -23,13 +23,13 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
 from pokedata.catalog import load_catalog
 from pokedata.errors import UserError
+from pokedata.fetch.config import DdgOptions
 from pokedata.fetch.download import download_pending
 from pokedata.fetch.http import DEFAULT_USER_AGENT, HttpConfig, PoliteClient, with_limits
 from pokedata.fetch.intake import FetchSummary
@@ -55,34 +55,11 @@ SearchFn = Callable[[str, "DdgConfig"], list[dict[str, Any]]]
 
 
 @dataclass
-class DdgConfig:
-    """Everything ``poke fetch ddg`` needs; :meth:`validate` checks it before anything runs."""
+class DdgConfig(DdgOptions):
+    """Everything ``poke fetch ddg`` needs: the fields of :class:`DdgOptions` (their defaults are the
+    command's), the user agent, and the hooks tests use; :meth:`validate` checks it before anything runs."""
 
-    data: Path = Path("data")
-    query: str | None = None  # with class_names: one query for one class
-    class_names: tuple[str, ...] = ()  # with catalog: restrict to these classes
-    catalog: bool = False  # one query per catalog class (its search_query)
-    catalog_path: Path | None = None
-    max_results: int = 100  # results per query
-    safesearch: str = "moderate"
-    region: str = "wt-wt"
-    type_image: str | None = None
-    limit: int | None = None  # download at most N images this run
-    retry_failed: bool = False
-    retry_quarantined: bool = False  # also retry quarantined rows (e.g. after raising --max-pixels)
-    max_pixels: int | None = None  # decompression-bomb limit while verifying; None = Pillow's (~89 MP)
-    file_timeout: float | None = None  # longest time for one file, all tries (None: HttpConfig's 600 s)
-    max_retry_after: float | None = None  # longest Retry-After honoured (None: HttpConfig's 600 s)
-    search_again: bool = False  # repeat searches that already finished
-    search_retries: int = 4  # tries per query
-    search_backoff: float = 2.0  # seconds; doubled per retry, with jitter
-    search_interval: float = 1.0  # seconds between two searches (DuckDuckGo rate-limits bursts)
-    search_timeout: int = 10
     user_agent: str = DEFAULT_USER_AGENT
-    concurrency: int = 16  # downloads in flight in all ("found by search" politeness)
-    per_host: int = 2  # ... and per host
-    host_rate: float | None = None  # requests/s per image host; None = no rate limit
-    progress: bool = True
     http: HttpConfig | None = None  # an HttpConfig to start from (tests: fast backoff)
     search: SearchFn | None = None  # None: DuckDuckGo through ddgs
 

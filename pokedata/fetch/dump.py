@@ -41,7 +41,8 @@ from rich.table import Table
 
 from pokedata.catalog import load_catalog
 from pokedata.errors import UserError
-from pokedata.fetch.danbooru import DEFAULT_BASE_URL, Labeller, check_base_url, check_tag, plan_posts
+from pokedata.fetch.config import DumpOptions
+from pokedata.fetch.danbooru import Labeller, check_base_url, check_tag, plan_posts
 from pokedata.fetch.dump_scan import (
     DUMP_VARIANTS,
     DumpPost,
@@ -80,30 +81,9 @@ _RATING_WORDS = {"general": "g", "sensitive": "s", "safe": "s", "questionable": 
 
 
 @dataclass(frozen=True)
-class DumpConfig:
-    """Options of dump mode. Exactly one of ``images`` (copy from a mirror) and ``rsync_list`` (write a list)."""
-
-    metadata: Path  # the dump's metadata folder (or one metadata file)
-    data: Path  # the dataset directory (--data)
-    images: Path | None = None  # local mirror root holding original/ and/or 512px/
-    rsync_list: Path | None = None  # write an rsync --files-from list here instead of copying
-    tags: tuple[str, ...] = ()  # include_and
-    any_tags: tuple[str, ...] = ()  # include_or
-    exclude: tuple[str, ...] = ()  # exclude_or
-    exclude_all: tuple[str, ...] = ()  # exclude_and
-    rating: tuple[str, ...] = ()  # the dump's letters: s/q/e (2021+: g/s/q/e)
-    variant: str = "original"  # original | sample (= the mirror's 512px JPGs)
-    catalog: bool = False  # label by the catalog's character tags; no tags = every catalog class
-    catalog_path: Path | None = None
-    class_name: str | None = None
-    link: bool = False  # hard-link from the mirror instead of copying
-    limit: int | None = None  # at most N new matches this run
-    retry_failed: bool = False
-    progress: bool = True
-    base_url: str = DEFAULT_BASE_URL  # for the page_url recorded with each post
-    dry_run: bool = False  # scan and count (matches, skip reasons, classes); plan and copy nothing
-    retry_quarantined: bool = False  # also retry quarantined rows (e.g. after raising --max-pixels)
-    max_pixels: int | None = None  # decompression-bomb limit while verifying; None = Pillow's (~89 MP)
+class DumpConfig(DumpOptions):
+    """Options of dump mode: the fields of :class:`DumpOptions` (their defaults are the command's).
+    Exactly one of ``images`` (copy from a mirror) and ``rsync_list`` (write a list)."""
 
     def validate(self) -> None:
         check_base_url(self.base_url)

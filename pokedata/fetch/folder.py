@@ -48,6 +48,7 @@ from rich.progress import (
 
 from pokedata.catalog import Catalog, PokemonClass, load_catalog, name_key
 from pokedata.errors import UserError
+from pokedata.fetch.config import FolderOptions
 from pokedata.fetch.intake import FetchSummary, Outcome, commit_file, reuse_existing, temp_path
 from pokedata.ledger import FAILED, SKIPPED, Candidate, Item, Ledger
 from pokedata.log import console
@@ -62,19 +63,9 @@ _PLAN_BATCH = 2000
 
 
 @dataclass(frozen=True)
-class FolderImportConfig:
-    """Options of one folder import (validated by :meth:`validate`)."""
-
-    root: Path  # the folder to import
-    data: Path  # the dataset directory (--data)
-    class_from: str = "dirname"  # dirname | filename | catalog
-    catalog: Path | None = None  # catalog CSV; None with class_from="catalog" = the shipped one
-    link: bool = False  # hard-link instead of copying (falls back to a copy across filesystems)
-    retry_failed: bool = False  # also retry rows that failed before (e.g. unreadable files)
-    limit: int | None = None  # import at most N files this run
-    progress: bool = True
-    retry_quarantined: bool = False  # also retry quarantined rows (e.g. after raising --max-pixels)
-    max_pixels: int | None = None  # decompression-bomb limit while verifying; None = Pillow's (~89 MP)
+class FolderImportConfig(FolderOptions):
+    """Options of one folder import: the fields of :class:`FolderOptions` (their defaults are the
+    command's), validated by :meth:`validate`."""
 
     def validate(self) -> None:
         check_max_pixels(self.max_pixels)

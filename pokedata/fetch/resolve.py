@@ -37,7 +37,8 @@ from pokedata.catalog import (
     validate,
 )
 from pokedata.errors import UserError
-from pokedata.fetch.danbooru import API_RATE, DEFAULT_BASE_URL, api_get, check_base_url
+from pokedata.fetch.config import API_RATE, DEFAULT_BASE_URL
+from pokedata.fetch.danbooru import api_get, check_base_url
 from pokedata.fetch.http import FetchError, HttpConfig, PoliteClient, origin_of
 from pokedata.log import console
 from pokedata.store import atomic_write_text

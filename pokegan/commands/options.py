@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,14 +22,11 @@ TAIL = ("resume", "dry_run")  # the command's own options listed after the gener
 
 
 def _field(cls: type, key: str) -> tuple[dataclasses.Field, Any]:
-    """The dataclass field behind ``key`` (``"lr"``, ``"data.batch_size"``) and its type."""
-    *path, name = key.split(".")
-    for part in path:
-        cls = typing.get_type_hints(cls)[part]
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    if name not in fields or "cli" not in fields[name].metadata:
-        raise TypeError(f"{cls.__name__}.{name} is not a command-line option (no cli metadata)")
-    return fields[name], typing.get_type_hints(cls)[name]
+    """The dataclass field behind ``key`` (``"lr"``, ``"loss"``, ``"data.batch_size"``) and its type."""
+    where = C.field_of(cls, key)
+    if "cli" not in where.field.metadata:
+        raise TypeError(f"{cls.__name__} key {key!r} is not a command-line option (no cli metadata)")
+    return where.field, where.type
 
 
 def _flag(key: str, meta: C.CliOption, typ: Any) -> str:
@@ -114,31 +110,10 @@ def dry_run_opt():
     )
 
 
-def field_opt(cls: type, key: str):
-    """The option of one config field (for commands whose config is not importable at ``--help`` time
-    without torch: gmm, gan, progan take the shared fields from the ``[data]`` / step-1 declarations)."""
-    f, typ = _field(cls, key)
-    return typer.Option(None, _flag(key, f.metadata["cli"], typ), help=f.metadata["cli"].help)
-
-
 def device_opt():
-    return field_opt(C.ClassifyConfig, "device")
-
-
-def seed_opt():
-    return field_opt(C.ClassifyConfig, "seed")
-
-
-def batch_size_opt():
-    return field_opt(C.ClassifyConfig, "data.batch_size")
-
-
-def num_workers_opt():
-    return field_opt(C.ClassifyConfig, "data.num_workers")
-
-
-def cache_opt():
-    return field_opt(C.ClassifyConfig, "data.use_cache")
+    """``--device`` of a command that is not one step (``train all``): the steps' declaration."""
+    f, typ = _field(C.ClassifyConfig, "device")
+    return typer.Option(None, _flag("device", f.metadata["cli"], typ), help=f.metadata["cli"].help)
 
 
 def data_root_opt():

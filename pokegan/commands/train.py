@@ -1,7 +1,8 @@
-"""``poke train``: the three training steps (classify, embed, pretrain, gmm, gan), ``all``, and ``progan``.
+"""``poke train``: the training steps (classify, embed, pretrain, gmm, gan), ``all``, and ``progan``.
 
-The library modules are imported inside each command, not at the top: ``poke --help`` builds every
-command, and importing torch (every step's module does) would take seconds.
+Every step's options come from its config dataclass (``opt.config_options``), and every config module is
+torch-free; the step modules (torch) are imported inside each command, not at the top: ``poke --help``
+builds every command, and importing torch would take seconds.
 """
 
 from __future__ import annotations
@@ -10,13 +11,17 @@ from pathlib import Path
 
 import typer
 
-from pokegan.commands import options as _opt
+from pokegan.commands import options as opt
 from pokegan.config import (  # torch-free: --help stays fast
     ClassifyConfig,
     EmbedConfig,
     PretrainConfig,
-    parse_numbers,
+    config_to_toml,
+    load_step_config,
 )
+from pokegan.progan.config import ProGANConfig
+from pokegan.steps.gan_config import GANConfig
+from pokegan.steps.gmm_config import GMMConfig
 
 app = typer.Typer(
     help="Train: classify -> embed -> pretrain -> gmm -> gan (or all at once), and the progressive DCGAN.",
@@ -25,6 +30,20 @@ app = typer.Typer(
 
 
 @app.command("progan")
+@opt.config_options(
+    ProGANConfig,
+    "sizes",
+    "cycle",
+    "loss",
+    "norm",
+    "freeze",
+    "fade_in",
+    "data.batch_size",
+    "data.num_workers",
+    "data.use_cache",
+    "device",
+    "seed",
+)
 def progan(
     run: Path | None = typer.Option(
         None, "--run", help="An existing run directory (runs/NAME): trains RUN/progan/."
@@ -33,54 +52,16 @@ def progan(
     manifest: Path | None = typer.Option(
         None, "--manifest", help="Manifest folder (manifests/NAME) for a new --out run."
     ),
-    data_root: Path | None = _opt.data_root_opt(),
-    config: Path | None = _opt.config_opt(),
-    preset: str | None = _opt.preset_opt(),
-    sizes: str | None = typer.Option(
-        None, "--sizes", help="Stage sizes, powers of two, increasing: e.g. 16,32,64."
-    ),
-    cycle: str | None = typer.Option(
-        None, "--cycle", help="Every stage's cycle as LR:EPOCHS pairs, e.g. 2e-4:4,5e-5:2."
-    ),
-    loss: str | None = typer.Option(
-        None, "--loss", help="dcgan (default), wgan-gp or wgan: step 3's loss objects."
-    ),
-    norm: str | None = typer.Option(
-        None, "--norm", help="Generator norm: batch (default), instance or none."
-    ),
-    freeze: bool | None = typer.Option(
-        None, "--freeze/--no-freeze", help="Freeze layers learned at smaller sizes (default on)."
-    ),
-    fade_in: bool | None = typer.Option(
-        None,
-        "--fade-in/--no-fade-in",
-        help="Fade new blocks in with alpha 0->1 (ProGAN) instead of switching hard.",
-    ),
-    batch_size: int | None = _opt.batch_size_opt(),
-    num_workers: int | None = _opt.num_workers_opt(),
-    cache: bool | None = _opt.cache_opt(),
-    device: str | None = _opt.device_opt(),
-    seed: int | None = _opt.seed_opt(),
-    resume: bool = _opt.resume_opt(),
-    dry_run: bool = _opt.dry_run_opt(),
+    data_root: Path | None = opt.data_root_opt(),
+    config: Path | None = opt.config_opt(),
+    preset: str | None = opt.preset_opt(),
+    resume: bool = opt.resume_opt(),
+    dry_run: bool = opt.dry_run_opt(),
+    overrides: dict | None = None,
 ) -> None:
     """Progressive DCGAN: train at each --sizes stage, grow G and D one block, copy and freeze, repeat."""
-    from pokegan.progan.config import parse_cycle_option, parse_sizes_option
     from pokegan.progan.train import ProGANJob, train_progan
 
-    overrides = {
-        "sizes": parse_sizes_option(sizes) if sizes else None,
-        "cycle": parse_cycle_option(cycle) if cycle else None,
-        "loss": loss,
-        "norm": norm,
-        "freeze": freeze,
-        "fade_in": fade_in,
-        "device": device,
-        "seed": seed,
-        "data.batch_size": batch_size,
-        "data.num_workers": num_workers,
-        "data.use_cache": cache,
-    }
     train_progan(
         ProGANJob(
             run=run,
@@ -97,9 +78,6 @@ def progan(
 
 
 # ---- steps 1 and 2: classify, embed, pretrain --------------------------------------------------------------
-from pokegan.commands import options as opt  # noqa: E402
-
-
 @app.command("classify")
 @opt.config_options(
     ClassifyConfig,
@@ -136,8 +114,6 @@ def classify(
     overrides: dict | None = None,
 ) -> None:
     """Step 1: train the ResNet-34 embedding classifier into RUN/classifier/."""
-    from pokegan.config import load_step_config
-
     overrides = {**overrides, "data.data_root": str(data_root) if data_root else None}
     cfg = load_step_config(ClassifyConfig, "classify", config_file=config, preset=preset, overrides=overrides)
     if dry_run:
@@ -168,12 +144,8 @@ def embed(
     overrides: dict | None = None,
 ) -> None:
     """Encode every manifest image to 512-d with the frozen classifier: RUN/embeddings/."""
-    from pokegan.config import load_step_config
-
     cfg = load_step_config(EmbedConfig, "embed", config_file=config, preset=preset, overrides=overrides)
     if dry_run:
-        from pokegan.config import config_to_toml
-
         opt.print_dry_run({"config": config_to_toml(cfg), "model": {}})
         return
     from pokegan.steps.embed import run_embed
@@ -206,8 +178,6 @@ def pretrain(
     overrides: dict | None = None,
 ) -> None:
     """Step 2: pretrain the generator to reconstruct images from their embeddings: RUN/pretrain/."""
-    from pokegan.config import load_step_config
-
     cfg = load_step_config(
         PretrainConfig,
         "pretrain",
@@ -228,109 +198,59 @@ def pretrain(
 
 # ---- step 3: gmm, gan; and the whole pipeline --------------------------------------------------------------
 @app.command("gmm")
+@opt.config_options(GMMConfig, "components", "bic", "covariance", "backend", "max_rows", "device", "seed")
 def gmm(
     run: Path = opt.run_opt(),
     config: Path | None = opt.config_opt(),
     preset: str | None = opt.preset_opt(),
-    components: int | None = typer.Option(None, "--components", help="Mixture components (without --bic)."),
-    bic: str | None = typer.Option(
-        None, "--bic", help="Candidate component counts, e.g. 8,16,32: the lowest BIC is kept."
-    ),
-    covariance: str | None = typer.Option(None, "--covariance", help="full (default) or diag."),
-    backend: str | None = typer.Option(
-        None, "--backend", help="torch (EM on the GPU when available; default) or sklearn (CPU reference)."
-    ),
-    max_rows: int | None = typer.Option(
-        None, "--max-rows", help="Fit on a seeded random subset of N embeddings (0 = all)."
-    ),
-    device: str | None = opt.device_opt(),
-    seed: int | None = opt.seed_opt(),
     resume: bool = opt.resume_opt(),
     dry_run: bool = opt.dry_run_opt(),
+    overrides: dict | None = None,
 ) -> None:
     """Step 3a: fit a Gaussian mixture to the step-1 embeddings: RUN/gmm/ (gmm.pt, bic.json, pca.png)."""
-    from pokegan.config import config_to_toml, load_step_config
-    from pokegan.steps.gmm import GMMConfig, run_gmm
-
-    overrides = {
-        "components": components,
-        "bic": parse_numbers(bic, "--bic", int) if bic else None,
-        "covariance": covariance,
-        "backend": backend,
-        "max_rows": max_rows,
-        "device": device,
-        "seed": seed,
-    }
     cfg = load_step_config(GMMConfig, "gmm", config_file=config, preset=preset, overrides=overrides)
     if dry_run:
         opt.print_dry_run({"config": config_to_toml(cfg)})
         return
+    from pokegan.steps.gmm import run_gmm
+
     run_gmm(cfg, run, resume=resume)
 
 
 @app.command("gan")
+@opt.config_options(
+    GANConfig,
+    "loss",
+    "steps",
+    "n_critic",
+    "gp_weight",
+    "lr_g",
+    "lr_d",
+    "ema_decay",
+    "sample_every",
+    "metrics_every",
+    "checkpoint_every",
+    "from_scratch",
+    "diffaugment",
+    "data.batch_size",
+    "data.num_workers",
+    "device",
+    "seed",
+)
 def gan(
     run: Path = opt.run_opt(),
     config: Path | None = opt.config_opt(),
     preset: str | None = opt.preset_opt(),
-    loss: str | None = typer.Option(None, "--loss", help="wgan-gp-msg (default), wgan-gp, wgan or dcgan."),
-    steps: int | None = typer.Option(None, "--steps", help="Generator steps to train."),
-    n_critic: int | None = typer.Option(
-        None, "--n-critic", help="Critic steps per generator step (0 = the loss's default)."
-    ),
-    gp_weight: float | None = typer.Option(None, "--gp-weight", help="Gradient-penalty weight (WGAN-GP)."),
-    lr_g: float | None = typer.Option(None, "--lr-g", help="Generator learning rate."),
-    lr_d: float | None = typer.Option(None, "--lr-d", help="Discriminator learning rate."),
-    ema_decay: float | None = typer.Option(None, "--ema-decay", help="EMA decay of the generator weights."),
-    sample_every: int | None = typer.Option(None, "--sample-every", help="Steps between sample grids."),
-    metrics_every: int | None = typer.Option(
-        None, "--metrics-every", help="Steps between evaluations (judge FD/KID/precision/recall, FCD)."
-    ),
-    checkpoint_every: int | None = typer.Option(
-        None, "--checkpoint-every", help="Steps between last.pt saves."
-    ),
-    from_scratch: bool | None = typer.Option(
-        None, "--from-scratch/--from-pretrain", help="Allow a random generator when step 2 has not run."
-    ),
-    diffaugment: str | None = typer.Option(
-        None,
-        "--diffaugment",
-        help="DiffAugment policy applied to real and fake alike, e.g. color,translation,cutout (default: none; real images are only flipped).",
-    ),
-    batch_size: int | None = opt.batch_size_opt(),
-    num_workers: int | None = opt.num_workers_opt(),
-    device: str | None = opt.device_opt(),
-    seed: int | None = opt.seed_opt(),
     resume: bool = opt.resume_opt(),
     dry_run: bool = opt.dry_run_opt(),
+    overrides: dict | None = None,
 ) -> None:
     """Step 3b: GAN fine-tuning of the step-2 generator on GMM latents: RUN/gan/."""
-    from pokegan.config import load_step_config
-    from pokegan.runs import open_run
-    from pokegan.steps.gan import GANConfig, run_gan
-
-    overrides = {
-        "loss": loss,
-        "steps": steps,
-        "n_critic": n_critic,
-        "gp_weight": gp_weight,
-        "lr_g": lr_g,
-        "lr_d": lr_d,
-        "ema_decay": ema_decay,
-        "sample_every": sample_every,
-        "metrics_every": metrics_every,
-        "checkpoint_every": checkpoint_every,
-        "from_scratch": from_scratch,
-        "diffaugment": diffaugment,
-        "device": device,
-        "seed": seed,
-        "data.batch_size": batch_size,
-        "data.num_workers": num_workers,
-    }
     cfg = load_step_config(
         GANConfig, "gan", config_file=config, preset=preset, overrides=overrides, base=_run_base(run)
     )
-    from pokegan.config import PretrainConfig
+    from pokegan.runs import open_run
+    from pokegan.steps.gan import run_gan
     from pokegan.steps.gan_setup import describe, scratch_generator_args
 
     # --from-scratch builds the generator step 2 would: the same [pretrain] settings of this preset/config
@@ -381,8 +301,6 @@ def train_all(
         overrides={"gan": {"loss": loss}} if loss else {},
     )
     if dry_run:
-        from pokegan.config import config_to_toml
-
         configs = resolve_configs(cfg.validate())
         opt.print_dry_run({"config": "\n".join(config_to_toml(c) for c in configs.values())})
         return

@@ -20,10 +20,20 @@ import json
 from dataclasses import dataclass, field, fields
 
 from pokedata.errors import UserError
-from pokegan.config import DataConfig, config_to_toml, register_presets
-from pokegan.diffaugment import parse_policy
-from pokegan.losses import LOSS_NAMES, LossConfig
-from pokegan.progan.models import D_NORMS, NORMS, PADDINGS, UPSAMPLES
+from pokegan.config import DEVICE, SEED, DataConfig, cli, config_to_toml
+from pokegan.diffaugment_policy import parse_policy
+from pokegan.loss_config import LOSS_NAMES, LossConfig
+
+NORMS = ("batch", "instance", "pixel", "none")
+# the critic may also use spectral normalisation of its convolution weights instead of a norm layer
+D_NORMS = (*NORMS, "spectral")
+# zeros: a convolution sees mid-grey (0 in [-1, 1]) beyond the image edge; replicate: the edge pixel
+# continues, so a flat background reaching the border is the easy case instead of a frame to be unlearnt
+PADDINGS = ("zeros", "replicate")
+# transpose: DCGAN's ConvTranspose2d(4, stride 2), whose uneven kernel overlap draws a checkerboard until
+# training smooths it out; nearest: nearest-neighbour x2 then a 3x3 conv (Odena et al. 2016), no
+# checkerboard by construction, and flat colour regions (sprites) come for free.
+UPSAMPLES = ("transpose", "nearest")
 
 _ENTRY_KEYS = {"lr", "epochs", "lr_d"}
 
@@ -63,7 +73,7 @@ class CycleEntry:
         return cls(lr=lr, epochs=epochs, lr_d=lr_d)
 
 
-def parse_cycle_option(text: str) -> list[dict]:
+def parse_cycle_option(text: str, flag: str = "--cycle") -> list[dict]:
     """``"2e-4:4,5e-5:2"`` -> ``[{"lr": 2e-4, "epochs": 4}, {"lr": 5e-5, "epochs": 2}]``."""
     entries = []
     for part in (p.strip() for p in text.split(",")):
@@ -81,7 +91,7 @@ def parse_cycle_option(text: str) -> list[dict]:
     return entries
 
 
-def parse_sizes_option(text: str) -> list[int]:
+def parse_sizes_option(text: str, flag: str = "--sizes") -> list[int]:
     """``"16,32,64"`` -> ``[16, 32, 64]`` (validated later by :meth:`ProGANConfig.validate`)."""
     try:
         return [int(s) for s in text.split(",") if s.strip()]
@@ -95,10 +105,20 @@ def parse_sizes_option(text: str) -> list[int]:
 class ProGANConfig:
     """``[progan]``: the progressive DCGAN (stages, cycles, architecture, loss, growth, pictures)."""
 
-    sizes: list[int] = field(default_factory=lambda: [16, 32, 64])
-    cycle: list[dict] = field(default_factory=_default_cycle)  # every stage's {lr, epochs} entries
+    sizes: list[int] = field(
+        default_factory=lambda: [16, 32, 64],
+        metadata=cli("Stage sizes, powers of two, increasing: e.g. 16,32,64.", parse=parse_sizes_option),
+    )
+    # every stage's {lr, epochs} entries
+    cycle: list[dict] = field(
+        default_factory=_default_cycle,
+        metadata=cli("Every stage's cycle as LR:EPOCHS pairs, e.g. 2e-4:4,5e-5:2.", parse=parse_cycle_option),
+    )
     cycles: dict[str, list[dict]] = field(default_factory=dict)  # per-size overrides: {"64": [...]}
-    loss: str = "dcgan"  # dcgan | wgan-gp | wgan (single-scale losses of step 3)
+    # dcgan | wgan-gp | wgan (single-scale losses of step 3)
+    loss: str = field(
+        default="dcgan", metadata=cli("dcgan (default), wgan-gp or wgan: step 3's loss objects.")
+    )
     n_critic: int = 0  # 0 = the loss's default (wgan, wgan-gp: 5; dcgan: 1)
     gp_weight: float = 10.0
     clip: float = 0.01
@@ -108,15 +128,19 @@ class ProGANConfig:
     z_dim: int = 128
     channel_base: int = 2048  # channels at resolution r: min(max_channels, channel_base // r)
     max_channels: int = 512
-    norm: str = "batch"  # generator norm: batch | instance | none
+    norm: str = field(
+        default="batch", metadata=cli("Generator norm: batch (default), instance, pixel or none.")
+    )
     upsample: str = "transpose"  # generator upsampling: transpose (DCGAN) | nearest (no checkerboard)
     d_norm: str = "auto"  # discriminator norm (or spectral); auto = norm, but instance for wgan-gp
     padding: str = "zeros"  # zeros | replicate: padding of G's 3x3 and D's 4x4 convolutions
     mbstd: bool = False  # minibatch-stddev feature map before the critic's head (ProGAN)
     ema_decay: float = 0.0  # EMA of G's weights (samples, grids and eval use it); 0 = off
     diffaugment: str = ""  # DiffAugment policy for real and fake alike, e.g. "color,translation,cutout"
-    freeze: bool = True  # freeze the layers learned in earlier stages
-    fade_in: bool = False  # fade the new block in with alpha 0 -> 1 instead of switching hard
+    freeze: bool = field(default=True, metadata=cli("Freeze layers learned at smaller sizes (default on)."))
+    fade_in: bool = field(
+        default=False, metadata=cli("Fade new blocks in with alpha 0->1 (ProGAN) instead of switching hard.")
+    )
     fade_fraction: float = 0.5  # share of a stage's steps over which alpha rises
     n_fixed: int = 64  # fixed latents of the sample grids and the GIF
     sample_every: int = 200  # steps between snapshots (GIF frame + TensorBoard image)
@@ -125,8 +149,8 @@ class ProGANConfig:
     gradflow_every: int = 10  # steps between gradient-flow records (averaged per stage)
     gif_size: int = 0  # tile size in all_samples.gif; 0 = the largest stage size (at least 64)
     gif_frame_ms: int = 250
-    seed: int = 0
-    device: str = "auto"
+    seed: int = field(default=0, metadata=SEED)
+    device: str = field(default="auto", metadata=DEVICE)
     amp: bool = True  # bf16 autocast on CUDA
     data: DataConfig = field(
         default_factory=DataConfig
@@ -263,62 +287,3 @@ def progan_config_to_toml(cfg: ProGANConfig) -> str:
         rows = [f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in cfg.cycles.items()]
         text += "\n[progan.cycles]\n" + "\n".join(rows) + "\n"
     return text
-
-
-register_presets(
-    "progan",
-    {
-        # CPU smoke run: 8 -> 16 -> 32 px, small widths, one short cycle per stage
-        "tiny": {
-            "sizes": [8, 16, 32],
-            "cycle": [{"lr": 5e-4, "epochs": 2}, {"lr": 1e-4, "epochs": 1}],
-            "z_dim": 64,
-            "channel_base": 512,
-            "max_channels": 128,
-            "n_fixed": 16,
-            "sample_every": 20,
-            "checkpoint_every": 100,
-            "log_every": 5,
-        },
-        # the CPU recipe (docs/progan.md): 16 -> 32 px on a few thousand sprites, ~30 minutes on 2 cores.
-        # ProGAN's stabilisers on DCGAN blocks: pixel norm in G, a spectral-norm critic with minibatch
-        # stddev, replicate padding (no frame), EMA of G, fade-in with every layer trainable, a lower rate
-        # at 32 px, nearest-neighbour upsampling, DiffAugment on real and fake
-        "small": {
-            "sizes": [16, 32],
-            "cycle": [{"lr": 2e-4, "epochs": 12}, {"lr": 1e-4, "epochs": 2}],
-            "cycles": {"32": [{"lr": 1e-4, "epochs": 4}, {"lr": 5e-5, "epochs": 1}]},
-            "z_dim": 128,
-            "channel_base": 1024,
-            "max_channels": 256,
-            "norm": "pixel",
-            "d_norm": "spectral",
-            "mbstd": True,
-            "padding": "replicate",
-            "ema_decay": 0.995,
-            "upsample": "nearest",
-            "freeze": False,
-            "fade_in": True,
-            # no translation: its zero padding drew a grey frame round every sample (docs/progan.md)
-            "diffaugment": "color,cutout",
-            "n_fixed": 64,
-            "sample_every": 100,
-            "checkpoint_every": 200,
-            "log_every": 20,
-        },
-        # one GPU, ~80k images: 16 -> 32 -> 64 px, DCGAN widths, a longer cycle at the last size
-        "default": {
-            "sizes": [16, 32, 64],
-            "cycle": [{"lr": 2e-4, "epochs": 10}, {"lr": 5e-5, "epochs": 5}],
-            "cycles": {
-                "64": [{"lr": 2e-4, "epochs": 20}, {"lr": 1e-4, "epochs": 10}, {"lr": 2e-5, "epochs": 5}]
-            },
-            "z_dim": 128,
-            "channel_base": 2048,
-            "max_channels": 512,
-            "n_fixed": 64,
-            "sample_every": 500,
-            "checkpoint_every": 1000,
-        },
-    },
-)

@@ -29,17 +29,7 @@ from torch import Tensor, nn
 
 from pokegan.models.discriminator import MinibatchStd  # the step-3 critic's (one implementation)
 from pokegan.models.generator import PixelNorm  # the step-3 generator's
-
-NORMS = ("batch", "instance", "pixel", "none")
-# the critic may also use spectral normalisation of its convolution weights instead of a norm layer
-D_NORMS = (*NORMS, "spectral")
-# zeros: a convolution sees mid-grey (0 in [-1, 1]) beyond the image edge; replicate: the edge pixel
-# continues, so a flat background reaching the border is the easy case instead of a frame to be unlearnt
-PADDINGS = ("zeros", "replicate")
-# transpose: DCGAN's ConvTranspose2d(4, stride 2), whose uneven kernel overlap draws a checkerboard until
-# training smooths it out; nearest: nearest-neighbour x2 then a 3x3 conv (Odena et al. 2016), no
-# checkerboard by construction, and flat colour regions (sprites) come for free.
-UPSAMPLES = ("transpose", "nearest")
+from pokegan.progan.config import D_NORMS, NORMS, PADDINGS, UPSAMPLES  # torch-free: the config checks them
 
 
 @dataclass

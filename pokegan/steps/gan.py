@@ -310,7 +310,7 @@ def _finish(s: Session, st: GANState) -> dict:
         atomic_write_bytes(out / "samples.png", grid.read_bytes())
         summary = {
             "steps": st.step,
-            "loss": st.cfg.loss,
+            "loss": st.cfg.loss.name,
             "final_metrics": st.metrics.rows[-1] if st.metrics.rows else {},
             "best_judge_fd": st.best_judge_fd,
             "best_step": kept["step"],

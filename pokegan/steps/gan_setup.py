@@ -1,4 +1,4 @@
-"""Step 3b plumbing: the GAN config, building every object the loop needs, and its checkpoints.
+"""Step 3b plumbing: building every object the loop needs, and its checkpoints.
 
 A GAN checkpoint (``gan/last.pt``, ``best.pt``, ``final.pt``) holds the generator and discriminator
 arguments and weights, the EMA generator, both optimizers, the step, the learning-rate scale left by NaN
@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,160 +23,21 @@ from pokedata.log import console
 from pokedata.store import atomic_write_bytes
 from pokegan import device as dev
 from pokegan.checkpoint import check_compatible, load_checkpoint, provenance, save_on_main, set_rng_state
-from pokegan.config import DataConfig, PretrainConfig, config_to_toml, load_step_config, register_presets
+from pokegan.config import PretrainConfig, config_to_toml, load_step_config
 from pokegan.data import load_manifest, loader_from_config
-from pokegan.diffaugment import parse_policy
 from pokegan.ema import EMA
 from pokegan.gmm import GaussianMixture
-from pokegan.judge import JudgeConfig, load_or_train_judge, reference_features
+from pokegan.judge import load_or_train_judge, reference_features
 from pokegan.loop import MetricsLog
-from pokegan.losses import LOSS_NAMES, LossConfig, make_loss
+from pokegan.losses import make_loss
 from pokegan.metrics import classifier_reference
 from pokegan.models.classifier import load_frozen_classifier
 from pokegan.models.discriminator import DiscriminatorArgs, build_discriminator
 from pokegan.models.generator import Generator, GeneratorArgs
+from pokegan.steps.gan_config import GANConfig  # torch-free: the CLI reads its fields
 from pokegan.steps.pretrain import generator_args
 
 CHECKPOINT_KIND = "poke-gan-1"
-
-
-@dataclass
-class GANConfig:
-    """``[gan]``: step 3, GAN fine-tuning of the step-2 generator."""
-
-    loss: str = "wgan-gp-msg"  # wgan-gp-msg | wgan-gp | wgan | dcgan
-    n_critic: int = 0  # 0 = the loss's default (wgan, wgan-gp: 5; others 1)
-    gp_weight: float = 10.0
-    clip: float = 0.01  # wgan weight clipping
-    drift: float = 0.001
-    r1_gamma: float = 0.0  # R1 penalty on real images (0 = off; with wgan-gp, gp_weight = 0 uses R1 instead)
-    recon_weight: float = 0.0  # pixel L1 of G(embedding of a real batch) vs that batch, added to the
-    # generator loss: step 2's task as an anchor while the adversarial term sharpens (0 = off)
-    lr_g: float = 1e-4
-    lr_d: float = 1e-4
-    betas: list[float] = field(default_factory=lambda: [0.0, 0.99])
-    steps: int = 20_000  # generator steps (batch size, workers, cache: the [data] section)
-    d_channels: int = 32  # critic channels at the finest resolution
-    d_max_channels: int = 512
-    ema_decay: float = 0.999
-    n_fixed: int = 64  # fixed latents of the sample grids
-    sample_every: int = 500
-    checkpoint_every: int = 500
-    metrics_every: int = 2000
-    metrics_samples: int = 2000  # val images and generated images per evaluation (judge and FCD)
-    diffaugment: str = ""  # DiffAugment policy for real and fake alike, e.g. "color,translation,cutout"
-    judge_width: int = 16  # the judge network (pokegan.judge): ResNet-18 width, epochs, train-image cap
-    judge_epochs: int = 6
-    judge_max_images: int = 4000
-    log_every: int = 50
-    max_nan_retries: int = 3
-    nan_lr_factor: float = 0.5
-    from_scratch: bool = False  # allow training without the step-2 generator ([data] image_size then)
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True  # bf16 autocast on CUDA
-    data: DataConfig = field(default_factory=DataConfig)
-
-    def loss_config(self) -> LossConfig:
-        return LossConfig(
-            name=self.loss,
-            n_critic=self.n_critic,
-            gp_weight=self.gp_weight,
-            clip=self.clip,
-            lr_g=self.lr_g,
-            lr_d=self.lr_d,
-            betas=tuple(self.betas),
-            drift=self.drift,
-            r1_gamma=self.r1_gamma,
-        )
-
-    def judge_config(self):
-        return JudgeConfig(
-            width=self.judge_width,
-            epochs=self.judge_epochs,
-            max_train_images=self.judge_max_images,
-            device=self.device,
-        ).validate()
-
-    def validate(self) -> GANConfig:
-        if self.loss not in LOSS_NAMES:
-            raise UserError(
-                f"--loss {self.loss!r} is not a known loss", hint=f"use one of {', '.join(LOSS_NAMES)}"
-            )
-        self.loss_config().validate()
-        for name in ("steps", "n_fixed", "sample_every", "checkpoint_every", "metrics_every", "log_every"):
-            if getattr(self, name) < 1:
-                raise UserError(
-                    f"[gan] {name} = {getattr(self, name)} must be >= 1",
-                    hint=f"fix --{name.replace('_', '-')}",
-                )
-        if self.recon_weight < 0:
-            raise UserError(f"[gan] recon_weight {self.recon_weight} must be >= 0", hint="0 turns it off")
-        if self.metrics_samples < 8:
-            raise UserError("[gan] metrics_samples must be >= 8", hint="e.g. --metrics-samples 2000")
-        self.judge_config()
-        parse_policy(self.diffaugment, "[gan] diffaugment")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise UserError(f"[gan] ema_decay {self.ema_decay} must be in [0, 1)", hint="e.g. 0.999")
-        if not 0.0 < self.nan_lr_factor < 1.0 or self.max_nan_retries < 0:
-            raise UserError(
-                "[gan] nan_lr_factor must be in (0, 1) and max_nan_retries >= 0", hint="e.g. 0.5 and 3"
-            )
-        return self
-
-
-register_presets(
-    "gan",
-    {
-        "tiny": {
-            "steps": 24,
-            "lr_g": 2e-4,
-            "lr_d": 2e-4,
-            "d_channels": 16,
-            "d_max_channels": 64,
-            "ema_decay": 0.9,
-            "n_fixed": 16,
-            "sample_every": 8,
-            "checkpoint_every": 8,
-            "metrics_every": 12,
-            "metrics_samples": 64,
-            "log_every": 4,
-            "judge_epochs": 3,
-            "judge_max_images": 400,
-        },
-        # the CPU recipe (docs/training.md): settings chosen by the 32 px sprite experiments there
-        "small": {
-            "loss": "dcgan",
-            "n_critic": 1,
-            "lr_g": 2e-4,
-            "lr_d": 2e-4,
-            "betas": [0.5, 0.99],
-            "r1_gamma": 0.05,
-            "diffaugment": "color,translation,cutout",
-            "recon_weight": 1.0,
-            "steps": 1000,  # ~1 CPU-s per step at batch 32 (docs/training.md)
-            "d_channels": 16,
-            "d_max_channels": 128,
-            "ema_decay": 0.99,
-            "n_fixed": 64,
-            "sample_every": 100,
-            "checkpoint_every": 100,
-            "metrics_every": 200,
-            "metrics_samples": 500,
-            "log_every": 25,
-        },
-        "default": {
-            "steps": 20_000,
-            "d_channels": 32,
-            "d_max_channels": 512,
-            "ema_decay": 0.999,
-            "sample_every": 500,
-            "checkpoint_every": 500,
-            "metrics_every": 2000,
-            "metrics_samples": 5000,
-        },
-    },
-)
 
 
 @dataclass
@@ -218,7 +79,7 @@ class GANState:
     D_train: Any = None  # what the critic step calls: D, under DDP when distributed
 
     def apply_lr(self) -> None:
-        for opt, base in ((self.opt_g, self.cfg.lr_g), (self.opt_d, self.cfg.lr_d)):
+        for opt, base in ((self.opt_g, self.cfg.loss.lr_g), (self.opt_d, self.cfg.loss.lr_d)):
             for group in opt.param_groups:
                 group["lr"] = base * self.lr_scale
 
@@ -358,7 +219,7 @@ def build_state(run, cfg: GANConfig, scratch_args: dict | None = None, device=No
     with torch.no_grad():
         pyramid = G.forward_multiscale(torch.zeros(2, gmm.dim, device=device))
     scales = [int(p.shape[-1]) for p in pyramid]
-    loss = make_loss(cfg.loss_config())
+    loss = make_loss(cfg.loss)
     D, d_args = _critic(cfg, loss, scales, device)
     # the single-scale loss reads only G's last toRGB: DDP must not wait for the coarser ones' gradients
     G_train = dev.data_parallel(GeneratorView(G, loss.multiscale), device, find_unused=not loss.multiscale)
@@ -468,7 +329,7 @@ def describe(cfg: GANConfig, run, scratch_args: dict | None = None) -> dict:
     except UserError as exc:
         info["config"] += f"\n# generator: {exc}\n"
         return info
-    loss = make_loss(cfg.loss_config())
+    loss = make_loss(cfg.loss)
     size = int(g_args["image_size"])
     d = build_discriminator(
         DiscriminatorArgs(

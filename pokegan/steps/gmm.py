@@ -17,7 +17,6 @@ from __future__ import annotations
 import io
 import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,64 +26,10 @@ from matplotlib.figure import Figure  # the object API: no pyplot state, no GUI 
 from pokedata.errors import UserError
 from pokedata.log import console
 from pokedata.store import atomic_write_bytes, atomic_write_text
-from pokegan.config import config_to_toml, register_presets
-from pokegan.gmm import GaussianMixture, GMMFitConfig, fit_gmm
+from pokegan.config import config_to_toml
+from pokegan.gmm import GaussianMixture, fit_gmm
 from pokegan.runs import RunDir, open_run
-
-
-@dataclass
-class GMMConfig:
-    """``[gmm]``: the mixture fitted to the step-1 embeddings."""
-
-    components: int = 10
-    bic: list[int] = field(default_factory=list)  # candidate counts; non-empty = choose by BIC
-    covariance: str = "full"  # "full" | "diag"
-    max_iter: int = 100
-    tol: float = 1e-3
-    reg_covar: float = 1e-6
-    seed: int = 0
-    backend: str = "torch"  # "torch" (GPU when available) | "sklearn"
-    device: str = "auto"
-    dtype: str = "float32"
-    max_rows: int = 0  # fit on a seeded random subset of this many rows (0 = all)
-    plot_points: int = 3000
-
-    def validate(self) -> GMMConfig:
-
-        for k in [self.components, *self.bic]:
-            GMMFitConfig(
-                n_components=int(k), covariance=self.covariance, backend=self.backend, dtype=self.dtype
-            ).validate()
-        if self.max_rows < 0:
-            raise UserError(f"max_rows {self.max_rows} must be >= 0", hint="0 fits on every embedding")
-        return self
-
-    def candidates(self) -> list[int]:
-        return sorted({int(k) for k in self.bic}) or [self.components]
-
-    def fit_config(self, k: int):
-
-        return GMMFitConfig(
-            n_components=k,
-            covariance=self.covariance,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            reg_covar=self.reg_covar,
-            seed=self.seed,
-            backend=self.backend,
-            device=self.device,
-            dtype=self.dtype,
-        )
-
-
-register_presets(
-    "gmm",
-    {
-        "tiny": {"components": 4, "covariance": "diag", "max_iter": 50, "plot_points": 500},
-        "small": {"bic": [4, 8, 16], "covariance": "full", "max_iter": 100},
-        "default": {"bic": [8, 16, 32, 64], "covariance": "full", "max_iter": 100},
-    },
-)
+from pokegan.steps.gmm_config import GMMConfig  # torch-free: the CLI reads its fields
 
 
 def load_embeddings(run) -> np.ndarray:
@@ -135,7 +80,7 @@ def run_gmm(cfg: GMMConfig, run_dir, *, resume: bool = False) -> dict:
     x_all = load_embeddings(run)
     x = x_all
     if cfg.max_rows and len(x_all) > cfg.max_rows:
-        idx = np.random.default_rng(cfg.seed).choice(len(x_all), cfg.max_rows, replace=False)
+        idx = np.random.default_rng(cfg.fit.seed).choice(len(x_all), cfg.max_rows, replace=False)
         x = x_all[np.sort(idx)]
     rows, fitted = [], {}
     t_start = time.perf_counter()
@@ -146,7 +91,7 @@ def run_gmm(cfg: GMMConfig, run_dir, *, resume: bool = False) -> dict:
             console.print(f"gmm: k={k} already fitted (resumed)")
         else:
             t0 = time.perf_counter()
-            with console.status(f"gmm: fitting k={k} ({cfg.covariance}) on {len(x)} x {x.shape[1]}"):
+            with console.status(f"gmm: fitting k={k} ({cfg.fit.covariance}) on {len(x)} x {x.shape[1]}"):
                 g = fit_gmm(x, cfg.fit_config(k))
             g.meta["seconds"] = time.perf_counter() - t0
             g.save(path)
@@ -171,17 +116,17 @@ def run_gmm(cfg: GMMConfig, run_dir, *, resume: bool = False) -> dict:
         out / "bic.json", json.dumps({"chosen": best["components"], "candidates": rows}, indent=2)
     )
     n_plot = min(cfg.plot_points, len(x_all))
-    pick = np.random.default_rng(cfg.seed).choice(len(x_all), n_plot, replace=False)
-    samples, _ = chosen.sample(n_plot, torch.Generator().manual_seed(cfg.seed))
+    pick = np.random.default_rng(cfg.fit.seed).choice(len(x_all), n_plot, replace=False)
+    samples, _ = chosen.sample(n_plot, torch.Generator().manual_seed(cfg.fit.seed))
     plot_pca(
         x_all[pick],
         samples.numpy(),
         out / "pca.png",
-        f"GMM k={best['components']} ({cfg.covariance}), 2-D PCA",
+        f"GMM k={best['components']} ({cfg.fit.covariance}), 2-D PCA",
     )
     summary = {
         "components": best["components"],
-        "covariance": cfg.covariance,
+        "covariance": cfg.fit.covariance,
         "bic": best["bic"],
         "mean_log_likelihood": best["mean_log_likelihood"],
         "n_rows": len(x),

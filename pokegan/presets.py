@@ -1,0 +1,171 @@
+"""The presets, one static table: ``PRESETS[preset][section][key] = value``.
+
+Every step config reads its section from here (``load_step_config(..., preset="small")``); nothing adds to
+or changes this table at run time. A key is a field of the section's config dataclass (``[data]``:
+:class:`pokegan.config.DataConfig`, ``[classify]``: ``ClassifyConfig``, ``[gmm]``:
+``pokegan.steps.gmm_config.GMMConfig``, ...); a field a preset does not name keeps the dataclass default.
+Unknown keys are refused when the preset is loaded, like a config file's.
+
+- ``tiny``: a CPU smoke run: 32 px, a few hundred images, about a minute per step on 2 cores.
+- ``small``: the CPU recipe (docs/training.md, docs/progan.md): 32 px, a few thousand sprites, the whole
+  pipeline in about 30 minutes on 2 cores.
+- ``default``: one GPU, 128 px, the real recipe for ~80k images.
+
+Tests that change a value do it with ``monkeypatch.setitem`` (restored afterwards), never by assignment.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    # ---- tiny: a CPU smoke run -----------------------------------------------------------------------------
+    "tiny": {
+        "data": {"image_size": 32, "batch_size": 32, "num_workers": 0, "max_images": 400},
+        "classify": {"epochs": 4, "lr": 2e-3, "warmup_steps": 10, "compile": False},
+        "embed": {"batch_size": 128},
+        "pretrain": {
+            "epochs": 3,
+            "lr": 2e-3,
+            "warmup_steps": 10,
+            "g_max_channels": 64,
+            "g_channel_base": 1024,
+            "grid_n": 8,
+        },
+        "gmm": {"components": 4, "covariance": "diag", "max_iter": 50, "plot_points": 500},
+        "gan": {
+            "steps": 24,
+            "lr_g": 2e-4,
+            "lr_d": 2e-4,
+            "d_channels": 16,
+            "d_max_channels": 64,
+            "ema_decay": 0.9,
+            "n_fixed": 16,
+            "sample_every": 8,
+            "checkpoint_every": 8,
+            "metrics_every": 12,
+            "metrics_samples": 64,
+            "log_every": 4,
+            "judge_epochs": 3,
+            "judge_max_images": 400,
+        },
+        # 8 -> 16 -> 32 px, small widths, one short cycle per stage
+        "progan": {
+            "sizes": [8, 16, 32],
+            "cycle": [{"lr": 5e-4, "epochs": 2}, {"lr": 1e-4, "epochs": 1}],
+            "z_dim": 64,
+            "channel_base": 512,
+            "max_channels": 128,
+            "n_fixed": 16,
+            "sample_every": 20,
+            "checkpoint_every": 100,
+            "log_every": 5,
+        },
+    },
+    # ---- small: the CPU recipe (docs/training.md): a few thousand 32 px sprites, ~30 minutes on 2 cores -----
+    "small": {
+        "data": {"image_size": 32, "batch_size": 32, "num_workers": 0, "max_images": 0},
+        "classify": {"epochs": 5, "lr": 2e-3, "warmup_steps": 50, "compile": False, "stats_images": 5000},
+        "embed": {"batch_size": 256},
+        "pretrain": {
+            "epochs": 6,
+            "lr": 2e-3,
+            "warmup_steps": 50,
+            "pixel_l1": 1.0,
+            "g_max_channels": 128,
+            "g_channel_base": 1024,
+            "g_dilate_from": 64,
+            "grid_n": 16,
+        },
+        "gmm": {"bic": [4, 8, 16], "covariance": "full", "max_iter": 100},
+        # settings chosen by the 32 px sprite experiments of docs/training.md
+        "gan": {
+            "loss": "dcgan",
+            "n_critic": 1,
+            "lr_g": 2e-4,
+            "lr_d": 2e-4,
+            "betas": [0.5, 0.99],
+            "r1_gamma": 0.05,
+            "diffaugment": "color,translation,cutout",
+            "recon_weight": 1.0,
+            "steps": 1000,  # ~1 CPU-s per step at batch 32 (docs/training.md)
+            "d_channels": 16,
+            "d_max_channels": 128,
+            "ema_decay": 0.99,
+            "n_fixed": 64,
+            "sample_every": 100,
+            "checkpoint_every": 100,
+            "metrics_every": 200,
+            "metrics_samples": 500,
+            "log_every": 25,
+        },
+        # docs/progan.md: 16 -> 32 px. ProGAN's stabilisers on DCGAN blocks: pixel norm in G, a
+        # spectral-norm critic with minibatch stddev, replicate padding (no frame), EMA of G, fade-in with
+        # every layer trainable, a lower rate at 32 px, nearest-neighbour upsampling, DiffAugment on real
+        # and fake
+        "progan": {
+            "sizes": [16, 32],
+            "cycle": [{"lr": 2e-4, "epochs": 12}, {"lr": 1e-4, "epochs": 2}],
+            "cycles": {"32": [{"lr": 1e-4, "epochs": 4}, {"lr": 5e-5, "epochs": 1}]},
+            "z_dim": 128,
+            "channel_base": 1024,
+            "max_channels": 256,
+            "norm": "pixel",
+            "d_norm": "spectral",
+            "mbstd": True,
+            "padding": "replicate",
+            "ema_decay": 0.995,
+            "upsample": "nearest",
+            "freeze": False,
+            "fade_in": True,
+            # no translation: its zero padding drew a grey frame round every sample (docs/progan.md)
+            "diffaugment": "color,cutout",
+            "n_fixed": 64,
+            "sample_every": 100,
+            "checkpoint_every": 200,
+            "log_every": 20,
+        },
+    },
+    # ---- default: one GPU, 128 px, ~80k images -------------------------------------------------------------
+    "default": {
+        "data": {"image_size": 128, "batch_size": 128, "num_workers": 8},
+        "classify": {"epochs": 60, "lr": 1e-3, "warmup_steps": 1000, "compile": True},
+        "embed": {"batch_size": 512},
+        "pretrain": {
+            "epochs": 40,
+            "lr": 2e-4,
+            "warmup_steps": 1000,
+            "g_max_channels": 512,
+            "g_channel_base": 16384,
+        },
+        "gmm": {"bic": [8, 16, 32, 64], "covariance": "full", "max_iter": 100},
+        "gan": {
+            "steps": 20_000,
+            "d_channels": 32,
+            "d_max_channels": 512,
+            "ema_decay": 0.999,
+            "sample_every": 500,
+            "checkpoint_every": 500,
+            "metrics_every": 2000,
+            "metrics_samples": 5000,
+        },
+        # 16 -> 32 -> 64 px, DCGAN widths, a longer cycle at the last size
+        "progan": {
+            "sizes": [16, 32, 64],
+            "cycle": [{"lr": 2e-4, "epochs": 10}, {"lr": 5e-5, "epochs": 5}],
+            "cycles": {
+                "64": [{"lr": 2e-4, "epochs": 20}, {"lr": 1e-4, "epochs": 10}, {"lr": 2e-5, "epochs": 5}]
+            },
+            "z_dim": 128,
+            "channel_base": 2048,
+            "max_channels": 512,
+            "n_fixed": 64,
+            "sample_every": 500,
+            "checkpoint_every": 1000,
+        },
+    },
+}
+
+PRESET_NAMES = tuple(PRESETS)
+
+__all__ = ["PRESETS", "PRESET_NAMES"]
