@@ -542,6 +542,7 @@ class _Watchdog:
         self._watches: set[_Watch] = set()
         self._thread: threading.Thread | None = None
         self._stopped = False
+        self._wake_at = math.inf  # when the thread wakes up next: a later deadline need not wake it now
 
     def watch(self, resp: Any, deadline: float) -> _Watch:
         w = _Watch(self, _socket_of(resp), deadline)
@@ -554,7 +555,8 @@ class _Watchdog:
             if self._thread is None and not self._stopped:
                 self._thread = threading.Thread(target=self._run, name="poke-deadline", daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            if deadline < self._wake_at:
+                self._cond.notify()
         return w
 
     def unwatch(self, w: _Watch) -> None:
@@ -575,4 +577,5 @@ class _Watchdog:
                     self._watches.discard(w)
                     _shutdown(w.sock)
                 nxt = min((w.deadline for w in self._watches), default=None)
-                self._cond.wait(None if nxt is None else max(0.01, nxt - now))
+                self._wake_at = math.inf if nxt is None else max(now + 0.01, nxt)
+                self._cond.wait(None if nxt is None else self._wake_at - now)
