@@ -151,11 +151,13 @@ class Transport:
             return manager
 
     def _manager(self, proxy: str | None) -> urllib3.PoolManager:
+        # num_pools: origins kept alive at once (least recently used dropped first); a DuckDuckGo fetch
+        # touches hundreds of hosts, which requests' per-thread sessions kept up to 32 each of.
         manager: urllib3.PoolManager
         if proxy is None:
-            manager = urllib3.PoolManager(num_pools=32, **self._pool_kw)
+            manager = urllib3.PoolManager(num_pools=128, **self._pool_kw)
         else:
-            manager = urllib3.ProxyManager(proxy, num_pools=32, **self._pool_kw)
+            manager = urllib3.ProxyManager(proxy, num_pools=128, **self._pool_kw)
         _track_sockets(manager, self._sockets, self._lock)
         return manager
 
