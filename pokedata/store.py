@@ -49,6 +49,8 @@ def safe_name(name: str) -> str:
     ('Nidoran_f', 'Mr._Mime', 'etc_passwd', 'Flabebe')
     """
     text = str(name)
+    if _already_safe(text):  # the common case (ids, ASCII class names): what the steps below return as is
+        return text
     for sym, repl in _SYMBOLS.items():
         text = text.replace(sym, repl)
     text = unicodedata.normalize("NFKC", text)
@@ -62,6 +64,20 @@ def safe_name(name: str) -> str:
         digest = hashlib.sha1(text.encode()).hexdigest()[:10]
         text = f"{text[: _MAX_NAME - 11]}-{digest}"
     return text
+
+
+def _already_safe(text: str) -> bool:
+    """True when :func:`safe_name` would return ``text`` unchanged: printable ASCII (NFKC/NFKD leave it
+    as is), only safe characters, no ``__``, nothing to strip at either end, at most 120 characters."""
+    return (
+        0 < len(text) <= _MAX_NAME
+        and text.isascii()
+        and text.isprintable()
+        and _UNSAFE.search(text) is None
+        and "__" not in text
+        and text[0] not in "._-"
+        and text[-1] not in "._"
+    )
 
 
 def display_text(text: str) -> str:

@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from itertools import chain, zip_longest
 from pathlib import Path
 
-import requests
 import urllib3
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -343,7 +342,7 @@ def _write_body(resp, dest: Path, max_bytes: int) -> Streamed:
                 if not head:
                     raise FetchError("empty", "the server sent zero bytes")
                 _check_head(head, content_type)
-    except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
+    except urllib3.exceptions.HTTPError as exc:
         raise body_error(exc) from exc  # truncated, reset or stalled; local disk errors propagate
     return Streamed(nbytes, content_type, resp.url, sha256.hexdigest(), md5.hexdigest())
 

@@ -1,6 +1,7 @@
 """The polite HTTP client every fetch source shares.
 
-:class:`PoliteClient` wraps ``requests`` with what a long unattended crawl needs:
+:class:`PoliteClient` sends its requests through :mod:`pokedata.fetch.transport` (urllib3, one shared
+connection pool) with what a long unattended crawl needs:
 
 - only ``http``/``https``; redirects are followed by hand (at most :data:`MAX_REDIRECTS`) and one that
   leaves http(s) (``file://``, ``ftp://``, ...) is refused with ``FetchError("bad-scheme")``;
@@ -25,13 +26,10 @@ import dataclasses
 import email.utils
 import logging
 import math
-import os
 import random
 import socket
 import threading
 import time
-import urllib.request
-import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -39,8 +37,8 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 from pokedata.errors import UserError
 
 if TYPE_CHECKING:
-    # requests lazily (here and below): `poke fetch folder` and the dump scan import this module, not the network
-    import requests
+    # the transport (urllib3) lazily: `poke fetch folder` and the dump scan import this module, not the network
+    from pokedata.fetch.transport import Response, Transport
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +122,7 @@ class FetchError(Exception):
         reason: str,
         detail: str = "",
         *,
-        response: requests.Response | None = None,
+        response: Response | None = None,
         retryable: bool = False,
     ):
         super().__init__(f"{reason}: {detail}" if detail else reason)
@@ -231,17 +229,15 @@ class PoliteClient:
     """Thread-safe polite HTTP client; one per fetch run. Use as a context manager or call :meth:`close`."""
 
     def __init__(self, cfg: HttpConfig):
-        import requests  # noqa: F401  (fail here, clearly, when the data-side packages are missing)
+        from pokedata.fetch.transport import Transport  # urllib3: fails here, clearly, when it is missing
 
         self.cfg = cfg.validate()
         self._global = threading.BoundedSemaphore(cfg.global_concurrency)
         self._hosts: dict[str, _Host] = {}
         self._hosts_lock = threading.Lock()
-        self._local = threading.local()
-        self._sessions: list[requests.Session] = []
+        self._transport: Transport = Transport(cfg.user_agent, max(4, cfg.per_host_concurrency))
         self._closed = threading.Event()
         self._auth_origins = frozenset(cfg.auth_origins)
-        self._sockets: weakref.WeakSet = weakref.WeakSet()  # every socket this client opened
         self._watchdog = _Watchdog()
 
     # -- plumbing ---------------------------------------------------------------------------------------
@@ -252,14 +248,11 @@ class PoliteClient:
         self.close()
 
     def close(self) -> None:
-        """Stop: sleeping retries wake up and fail with ``cancelled``; sessions are closed."""
+        """Stop: sleeping retries wake up and fail with ``cancelled``; connections are closed."""
         self._closed.set()
         self.abort_in_flight()
         self._watchdog.stop()
-        with self._hosts_lock:
-            sessions, self._sessions = self._sessions, []
-        for s in sessions:
-            s.close()
+        self._transport.close()
 
     @property
     def closed(self) -> bool:
@@ -267,37 +260,12 @@ class PoliteClient:
 
     def abort_in_flight(self) -> None:
         """Shut down every connection this client opened: reads blocked in other threads end at once."""
-        with self._hosts_lock:
-            sockets = list(self._sockets)
-        for sock in sockets:
+        for sock in self._transport.sockets():
             _shutdown(sock)
 
-    def watch(self, resp: requests.Response, deadline: float) -> _Watch:
+    def watch(self, resp: Response, deadline: float) -> _Watch:
         """Cut ``resp``'s connection at ``deadline`` (``time.monotonic()``); use as a context manager."""
         return self._watchdog.watch(resp, deadline)
-
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            import requests
-            from requests.adapters import HTTPAdapter
-
-            session = requests.Session()
-            adapter = HTTPAdapter(pool_connections=32, pool_maxsize=max(4, self.cfg.per_host_concurrency))
-            _track_sockets(adapter, self._sockets, self._hosts_lock)
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-            session.headers["User-Agent"] = self.cfg.user_agent
-            # requests re-reads the environment (proxies, CA bundle, .netrc) on every request: ~1 ms of
-            # CPU each. Read it once here: a CA bundle from the environment becomes the session's
-            # `verify`; only proxies (which need no_proxy matching per URL) keep requests reading it.
-            session.trust_env, bundle = _environment_settings()
-            if bundle:
-                session.verify = bundle
-            self._local.session = session
-            with self._hosts_lock:
-                self._sessions.append(session)
-        return session
 
     def _host(self, url: str) -> _Host:
         parts = urlsplit(url)
@@ -323,12 +291,12 @@ class PoliteClient:
         return random.uniform(0, cap)
 
     # -- one request, one hop ---------------------------------------------------------------------------
-    def _send(self, url: str, params: dict | None, send_auth: bool = True) -> requests.Response:
+    def _send(self, url: str, params: dict | None, send_auth: bool = True) -> Response:
         """One HTTP request (no redirects) inside the host's and the global slots, after the rate wait.
 
         The returned response holds both slots until it is closed.
         """
-        import requests
+        from pokedata.fetch.transport import with_params
 
         if self._closed.is_set():
             raise FetchError("cancelled", "the client was closed")
@@ -349,29 +317,13 @@ class PoliteClient:
                 raise FetchError("cancelled", "the client was closed")
             self._sleep(host.reserve())
             auth = self.cfg.auth if send_auth and origin_of(url) in self._auth_origins else None
-            resp = self._session().get(
-                url,
-                params=params,
-                auth=auth,
-                timeout=(self.cfg.timeout, self.cfg.timeout),
-                allow_redirects=False,
-                stream=True,
-            )
-        except requests.exceptions.Timeout as exc:
+            resp = self._transport.send(with_params(url, params), auth=auth, timeout=self.cfg.timeout)
+        except BaseException as exc:
             release()
-            raise FetchError("timeout", f"no answer within {self.cfg.timeout:g}s", retryable=True) from exc
-        except requests.exceptions.InvalidURL as exc:
-            release()
-            raise FetchError("bad-url", type(exc).__name__) from exc
-        except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-            release()
-            raise FetchError("connection", _short(exc), retryable=True) from exc
-        except requests.exceptions.RequestException as exc:
-            release()
-            raise FetchError("request", _short(exc)) from exc
-        except BaseException:
-            release()
-            raise
+            error = send_error(exc, self.cfg.timeout)
+            if error is None or error is exc:
+                raise
+            raise error from exc
         original_close = resp.close
 
         def close() -> None:
@@ -383,7 +335,7 @@ class PoliteClient:
         resp.close = close  # type: ignore[method-assign]
         return resp
 
-    def _follow(self, url: str, params: dict | None) -> requests.Response:
+    def _follow(self, url: str, params: dict | None) -> Response:
         """One try: send, then follow redirects by hand (http/https only). Returns a 2xx/4xx/5xx response."""
         send_auth = True  # credentials never follow a redirect that left their origin, even back to it
         for _ in range(MAX_REDIRECTS + 1):
@@ -401,7 +353,7 @@ class PoliteClient:
         raise FetchError("too-many-redirects", f"more than {MAX_REDIRECTS}")
 
     # -- public -------------------------------------------------------------------------------------------
-    def request(self, url: str, *, params: dict | None = None) -> requests.Response:
+    def request(self, url: str, *, params: dict | None = None) -> Response:
         """GET ``url`` with retries; returns an open (streaming) 2xx response or raises :class:`FetchError`.
 
         The caller must close the response (``with client.request(url) as resp:``): until then it holds
@@ -443,7 +395,7 @@ class PoliteClient:
             response=last.response,
         )
 
-    def _status_error(self, url: str, resp: requests.Response) -> FetchError:
+    def _status_error(self, url: str, resp: Response) -> FetchError:
         code = resp.status_code
         try:
             resp.content  # noqa: B018  (read the (small) error body so callers can show it)
@@ -460,7 +412,7 @@ class PoliteClient:
             self._host(url).pause(err.retry_after)  # type: ignore[attr-defined]
         return err
 
-    def get(self, url: str, *, params: dict | None = None, stream: bool = False) -> requests.Response:
+    def get(self, url: str, *, params: dict | None = None, stream: bool = False) -> Response:
         """GET with retries. ``stream=False`` reads the body and frees the slot; else the caller closes it."""
         resp = self.request(url, params=params)
         if stream:
@@ -473,10 +425,10 @@ class PoliteClient:
                 body += chunk
                 if len(body) > self.cfg.max_bytes:
                     raise FetchError("too-large", f"body over {self.cfg.max_bytes} bytes")
-            resp._content = bytes(body)  # noqa: SLF001  (what requests does for non-streamed bodies)
+            resp._content = bytes(body)  # noqa: SLF001  (the body, read: .json() / .text use it)
         except FetchError:
             raise
-        except Exception as exc:  # noqa: BLE001  (requests' body errors: truncated, reset, timeout)
+        except Exception as exc:  # noqa: BLE001  (urllib3's body errors: truncated, reset, timeout)
             raise body_error(exc) from exc
         finally:
             resp.close()
@@ -505,19 +457,6 @@ class PoliteClient:
         raise last
 
 
-def _environment_settings() -> tuple[bool, str | None]:
-    """(``trust_env``, CA bundle): what requests would take from the environment, read once.
-
-    With a proxy set, requests must keep reading the environment (``no_proxy`` is matched per URL);
-    otherwise the only setting there is the CA bundle (``REQUESTS_CA_BUNDLE``, else ``CURL_CA_BUNDLE``,
-    as requests picks it), which the session is given directly (and ``.netrc`` is not read).
-    """
-
-    if urllib.request.getproxies():
-        return True, None
-    return False, os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
-
-
 def retry_after_asked(err: FetchError) -> float:
     """The Retry-After the server asked for (before the cap)."""
     return float(getattr(err, "retry_after_asked", getattr(err, "retry_after", 0.0)) or 0.0)
@@ -529,12 +468,31 @@ def check_scheme(url: str) -> None:
         raise FetchError("bad-scheme", f"only http(s) URLs are fetched, not {scheme or 'no scheme'!r}")
 
 
+def send_error(exc: BaseException, timeout: float) -> FetchError | None:
+    """The :class:`FetchError` of an exception raised while sending a request (None: not a network error)."""
+    import http.client
+
+    from urllib3 import exceptions as u3
+
+    if isinstance(exc, FetchError):
+        return exc
+    if isinstance(exc, u3.TimeoutError) and not isinstance(exc, u3.NewConnectionError):
+        return FetchError("timeout", f"no answer within {timeout:g}s", retryable=True)
+    if isinstance(exc, u3.LocationValueError | http.client.InvalidURL):
+        return FetchError("bad-url", type(exc).__name__)
+    if isinstance(exc, u3.NewConnectionError | u3.ProtocolError | u3.SSLError | u3.ProxyError | OSError):
+        return FetchError("connection", _short(exc), retryable=True)
+    if isinstance(exc, u3.HTTPError | http.client.HTTPException):
+        return FetchError("request", _short(exc))
+    return None
+
+
 def body_error(exc: BaseException) -> FetchError:
     """A FetchError for an exception raised while reading a body (all retryable)."""
-    import requests
+    from urllib3 import exceptions as u3
 
     text = _short(exc)
-    if isinstance(exc, requests.exceptions.Timeout) or "timed out" in text.lower():
+    if isinstance(exc, u3.TimeoutError) or "timed out" in text.lower():
         return FetchError("timeout", "the body stalled", retryable=True)
     if "IncompleteRead" in text or "incomplete" in text.lower() or "prematurely" in text.lower():
         return FetchError("truncated", "the connection closed before the whole body came", retryable=True)
@@ -547,34 +505,13 @@ def _short(exc: BaseException) -> str:
     return type(exc).__name__ if "@" in text else text[:300]
 
 
-def _track_sockets(adapter: Any, registry: weakref.WeakSet, lock: threading.Lock) -> None:
-    """Make ``adapter``'s connections register their sockets in ``registry`` once connected."""
-    # urllib3 with requests, on first use (see PoliteClient): importing this module needs no network stack
-    from urllib3.connection import HTTPConnection, HTTPSConnection
-    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-
-    def tracked(base: type) -> type:
-        def connect(self: Any) -> None:
-            base.connect(self)
-            sock = getattr(self, "sock", None)
-            if sock is not None:
-                with lock:
-                    registry.add(sock)
-
-        return type(f"Tracked{base.__name__}", (base,), {"connect": connect})
-
-    http_pool = type("TrackedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": tracked(HTTPConnection)})
-    https_pool = type("TrackedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": tracked(HTTPSConnection)})
-    adapter.poolmanager.pool_classes_by_scheme = {"http": http_pool, "https": https_pool}
-
-
 def _shutdown(sock: Any) -> None:
     with contextlib.suppress(OSError, AttributeError, ValueError):
         sock.shutdown(socket.SHUT_RDWR)
 
 
 def _socket_of(resp: Any) -> Any:
-    """The socket under a streamed ``requests`` response (None when it has none any more)."""
+    """The socket under a streamed :class:`~pokedata.fetch.transport.Response` (None when it has none any more)."""
     raw = getattr(resp, "raw", None)
     sock = getattr(getattr(raw, "_connection", None), "sock", None)
     if sock is None:
@@ -605,6 +542,7 @@ class _Watchdog:
         self._watches: set[_Watch] = set()
         self._thread: threading.Thread | None = None
         self._stopped = False
+        self._wake_at = math.inf  # when the thread wakes up next: a later deadline need not wake it now
 
     def watch(self, resp: Any, deadline: float) -> _Watch:
         w = _Watch(self, _socket_of(resp), deadline)
@@ -617,7 +555,8 @@ class _Watchdog:
             if self._thread is None and not self._stopped:
                 self._thread = threading.Thread(target=self._run, name="poke-deadline", daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            if deadline < self._wake_at:
+                self._cond.notify()
         return w
 
     def unwatch(self, w: _Watch) -> None:
@@ -638,4 +577,5 @@ class _Watchdog:
                     self._watches.discard(w)
                     _shutdown(w.sock)
                 nxt = min((w.deadline for w in self._watches), default=None)
-                self._cond.wait(None if nxt is None else max(0.01, nxt - now))
+                self._wake_at = math.inf if nxt is None else max(now + 0.01, nxt)
+                self._cond.wait(None if nxt is None else self._wake_at - now)

@@ -23,7 +23,6 @@ import dataclasses
 import functools
 import hashlib
 import os
-import queue
 import re
 import sys
 import threading
@@ -219,9 +218,6 @@ class _Entry:
     path: Path | None = None  # set for a stored file: made durable before the batch is recorded
 
 
-_FLUSH, _STOP = object(), object()
-
-
 class GroupCommit:
     """Group commit into ``raw/`` for many worker threads: store at once, make durable and record in batches.
 
@@ -263,7 +259,11 @@ class GroupCommit:
         self._lock = threading.Lock()
         self._pending: dict[str, Item] = {}  # sha256 -> stored row whose batch is not recorded yet
         self._dirs: set[Path] = set()  # class directories known to exist
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        # Queued rows, taken by the committer. It is woken by the first row of a batch and by the row that
+        # fills it (or by flush / close), not by every row: one wake of the committer per batch, not per file.
+        self._cond = threading.Condition(threading.Lock())
+        self._entries: list[_Entry] = []
+        self._flushing = self._stopping = False
         self._thread = threading.Thread(target=self._run, name="poke-commit", daemon=True)
         self._failed = False
 
@@ -279,12 +279,16 @@ class GroupCommit:
 
     def flush(self) -> None:
         """Record what is queued now (e.g. when the workers are done) instead of waiting for a batch."""
-        self._queue.put(_FLUSH)
+        with self._cond:
+            self._flushing = True
+            self._cond.notify()
 
     def close(self) -> None:
         """Record everything queued, then stop the committer."""
         if self._thread.is_alive():
-            self._queue.put(_STOP)
+            with self._cond:
+                self._stopping = True
+                self._cond.notify()
             self._thread.join()
 
     # -- worker side --------------------------------------------------------------------------------
@@ -348,41 +352,49 @@ class GroupCommit:
             height=checked.info.height,
         )
         self._pending[checked.sha256] = stored
-        self._queue.put(
-            _Entry(item.id, fields, Outcome(DONE, None, rel, checked.size), checked.sha256, final)
-        )
+        self._enqueue(_Entry(item.id, fields, Outcome(DONE, None, rel, checked.size), checked.sha256, final))
         return stored
 
     def _put_link(self, item: Item, stored: Item, meta: dict | None) -> None:
         fields, outcome = link_fields(item, stored, meta)
-        self._queue.put(_Entry(item.id, fields, outcome))
+        self._enqueue(_Entry(item.id, fields, outcome))
+
+    def _enqueue(self, entry: _Entry) -> None:
+        with self._cond:
+            self._entries.append(entry)
+            if len(self._entries) == 1 or len(self._entries) >= self.batch_size:
+                self._cond.notify()
 
     # -- committer side -----------------------------------------------------------------------------
     def _run(self) -> None:
-        stop = False
-        while not stop:
-            batch: list[_Entry] = []
-            entry = self._queue.get()
-            deadline = time.monotonic() + self.max_wait
-            while True:
-                if entry is _STOP:
-                    stop = True
-                    break
-                if entry is _FLUSH:
-                    break
-                batch.append(entry)
-                if len(batch) >= self.batch_size:
-                    break
-                try:
-                    entry = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    break
+        while True:
+            batch, stop = self._next_batch()
             if batch and not self._failed:
                 try:
                     self._record(batch)
                 except BaseException as exc:  # noqa: BLE001 - handed to the caller, which re-raises it
                     self._failed = True
                     self.on_error(exc)
+            if stop:
+                return
+
+    def _next_batch(self) -> tuple[list[_Entry], bool]:
+        """Up to ``batch_size`` queued rows, once the batch is full, ``max_wait`` has passed since the
+        committer saw its first row, or a flush / close asks; and whether to stop after recording them."""
+        with self._cond:
+            while not (self._entries or self._flushing or self._stopping):
+                self._cond.wait()
+            deadline = time.monotonic() + self.max_wait
+            while len(self._entries) < self.batch_size and not (self._flushing or self._stopping):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            batch = self._entries[: self.batch_size]
+            del self._entries[: self.batch_size]
+            if not self._entries:
+                self._flushing = False  # everything queued before the flush is in this batch
+            return batch, self._stopping and not self._entries
 
     def _record(self, batch: list[_Entry]) -> None:
         sync_paths(e.path for e in batch if e.path is not None)
