@@ -166,11 +166,25 @@ class _Handler(BaseHTTPRequestHandler):
             route = app.routes.get(path)
             app._in_flight[host] += 1
             app.max_in_flight[host] = max(app.max_in_flight.get(host, 0), app._in_flight[host])
+        self._in_flight_host: str | None = host
         try:
             self._answer(app, route, auth, hit)
         finally:
-            with app.lock:
-                app._in_flight[host] -= 1
+            self._leave()
+
+    def _leave(self) -> None:
+        """The request stops counting as in flight before its response's first byte is sent: the client
+        cannot have finished it (and started another in its slot) earlier, so ``max_in_flight`` never
+        counts a request the client already let go (counting until after the write did, under load)."""
+        host = getattr(self, "_in_flight_host", None)
+        if host is not None:
+            self._in_flight_host = None
+            with self.app.lock:
+                self.app._in_flight[host] -= 1
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self._leave()
+        super().send_response(code, message)
 
     def _answer(self, app: ImageServer, route: Route | None, auth: str | None, hit: int) -> None:
         if app.require_auth is not None and not _auth_ok(auth, app.require_auth):
