@@ -2,11 +2,12 @@
 
 (a) hashing throughput (phash) on the same files with the same number of processes:
     - the 8,165 sprite frames of ../shared/data/sprites-gen1, flattened onto white and saved as q95
-      JPEGs (what ``poke clean`` writes); also ours end to end from the GIFs: the clean stage's worker
-      (every frame flattened, encoded, published) then our hashing of its output;
-    - ~2,000 generated large JPEGs of 1-3 MP (cached in bench/out/dedup-jpegs), hashed directly, and
-      cleaned (downscaled to <= 1024 px, re-encoded) + hashed.
+      JPEGs (what ``poke clean`` writes); also ours end to end from the GIFs: the clean stage of
+      ``poke clean --dedup`` (``run_clean`` with phash + colour computed in its workers, rows recorded);
+    - 2,000 generated large JPEGs of 1-3 MP (400 with --quick; cached in bench/out/dedup-jpegs), hashed
+      directly, and through the same clean stage (downscaled to <= 1024 px, q95, hashed).
     imagededup: ``PHash().encode_images(image_dir, num_enc_workers=N)`` on the JPEGs (it cleans nothing).
+    Both sides time the call alone: worker pool start-up counted, interpreter start and imports not.
 (b) all pairs within Hamming distance k among synthetic 64-bit hashes with planted near pairs: ours
     at 100k hashes (k = 4 and 10) and 1M (k = 2 and 4); imagededup's ``find_duplicates`` (bktree and
     brute_force_cython) where it finishes in minutes (1,000-6,000 hashes: both are O(n^2) over hex
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -45,11 +47,14 @@ OUT = HERE / "out"
 IDD_TIMEOUT = 240  # seconds per imagededup call before it is reported as "> limit"
 
 _IDD_ENCODE = """
-import json, sys, time
+import json, resource, sys, time
 from imagededup.methods import PHash
-t = time.perf_counter()
+def cpu():
+    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+t, c = time.perf_counter(), cpu()
 enc = PHash(verbose=False).encode_images(image_dir=sys.argv[1], num_enc_workers=int(sys.argv[2]))
-print(json.dumps({"seconds": time.perf_counter() - t, "n": len(enc)}))
+print(json.dumps({"seconds": time.perf_counter() - t, "cpu": cpu() - c, "n": len(enc)}))
 """
 
 _IDD_SEARCH = """
@@ -107,12 +112,31 @@ def fmt_ratio(ours: float, theirs: float | None) -> str:
     return f"{theirs / ours:.1f}x"
 
 
-def row(name: str, n: int, ours: float, theirs: dict | None, unit: str = "img/s") -> None:
-    t = None if theirs is None else theirs["seconds"]
-    theirs_s = (
-        "n/a" if t is None else ("timeout" if t == float("inf") else f"{t:8.2f} s ({n / t:8.0f} {unit})")
+def cpu_seconds() -> float:
+    """CPU time of this process and of its reaped children (both sides' pools are joined when done)."""
+    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+
+
+def clocked(fn, *args, **kw):
+    """(fn's result, wall seconds, CPU seconds of this process and its children)."""
+    t, c = time.perf_counter(), cpu_seconds()
+    out = fn(*args, **kw)
+    return out, time.perf_counter() - t, cpu_seconds() - c
+
+
+def hash_row(name: str, n: int, wall: float, cpu: float, theirs: dict | None) -> None:
+    """A throughput row with wall and CPU time: on a loaded machine the wall-clock ratio depends on how
+    much of the cores each side got; CPU-ms per image is the work done, whatever the load."""
+    if theirs is None or theirs.get("timeout"):
+        print(f"| {name} | {n:,} | {wall:.2f} s, {1000 * cpu / n:.2f} CPU-ms/img | n/a | n/a | n/a |")
+        return
+    tw, tc = theirs["seconds"], theirs["cpu"]
+    print(
+        f"| {name} | {n:,} | {wall:.2f} s ({n / wall:.0f} img/s), {1000 * cpu / n:.2f} CPU-ms/img "
+        f"| {tw:.2f} s ({n / tw:.0f} img/s), {1000 * tc / n:.2f} CPU-ms/img "
+        f"| **{tw / wall:.2f}x** | **{tc / cpu:.2f}x** |"
     )
-    print(f"| {name} | {n:,} | {ours:.2f} s ({n / ours:.0f} {unit}) | {theirs_s} | {fmt_ratio(ours, t)} |")
 
 
 # -- (a) hashing throughput -----------------------------------------------------------------------------
@@ -128,36 +152,52 @@ def write_sprite_frames(dest: Path, limit: int | None) -> int:
     return n
 
 
-def clean_then_hash(
-    files: list[Path], frames: str, min_side: int, workers: int, *, in_clean: bool = False
-) -> tuple[int, float]:
-    """The real pipeline: the clean stage's worker (flatten, resize, encode, publish) then our hashing.
+def raw_dataset(files: list[Path], root: Path) -> None:
+    """A dataset directory whose ledger holds ``files`` as fetched items (hard links, one class)."""
+    import hashlib
+    import shutil
 
-    ``in_clean``: what ``poke clean --dedup`` does now: the workers hash each written JPG from the
-    pixels they decoded anyway (phash and the colour signature), and there is no hashing pass.
-    """
-    from pokedata.clean.flatten import parse_frames
-    from pokedata.clean.worker import Settings, Task, clean_chunk
-    from pokedata.dedup.hashing import hash_files
+    from pokedata.ledger import Candidate, Ledger
+    from pokedata.store import DatasetDir
 
-    methods = ("phash", "colour") if in_clean else ()
+    ds = DatasetDir.at(root).create()
+    with Ledger(ds.ledger_path) as ledger:
+        ledger.plan([Candidate("folder", f"{i:05d}", "bench") for i in range(len(files))])
+        for i, f in enumerate(files):
+            (item,) = ledger.find("folder", f"{i:05d}", "bench")
+            dest = ds.raw_path("bench", f"{i:05d}", f.suffix)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(f, dest)
+            except OSError:  # another file system
+                shutil.copyfile(f, dest)
+            data = f.read_bytes()
+            ledger.mark_done(
+                item.id, path=ds.rel(dest), sha256=hashlib.sha256(data).hexdigest(), md5="",
+                nbytes=len(data), width=0, height=0,
+            )  # fmt: skip
+
+
+def clean_and_hash(files: list[Path], frames: str, min_side: int, workers: int) -> tuple[int, float, float]:
+    """The clean stage of ``poke clean --dedup`` as it runs: ``run_clean`` on a dataset holding ``files``
+    (the worker pool started once, chunks planned by weight, every frame flattened, resized, encoded,
+    checked, published, phash + colour signature computed in the workers, rows and hashes recorded in
+    the ledger). Timed from the call to the summary: the pool's start-up is in, the interpreter's and
+    the imports are not (the same as imagededup's side, timed around ``encode_images``)."""
+    from pokedata.clean import CleanConfig, run_clean
+    from pokedata.clean.worker import Settings
+
+    Settings()  # imports done before the clock starts, as on imagededup's side
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        settings = Settings(min_side=min_side, frames=parse_frames(frames))
-        tasks = [Task(i, f, root, "bench", f"{i:05d}", settings, methods) for i, f in enumerate(files)]
-        chunks = [tasks[i : i + 16] for i in range(0, len(tasks), 16)]
-        t = time.perf_counter()
-        with ProcessPoolExecutor(workers) as pool:
-            results = [r for chunk in pool.map(clean_chunk, chunks) for r in chunk]
-        outputs = [f for r in results for f in r.frames if f.status == "done"]
-        if in_clean:
-            ok = all(len(f.hashes) == len(methods) for f in outputs)
-        else:  # what `poke clean --dedup` did before: a phash pass, then a colour-signature pass
-            paths = [f.path for f in outputs]
-            ok = all(hash_files(paths, m, workers=workers).ok.all() for m in ("phash", "colour"))
-        seconds = time.perf_counter() - t
-    assert ok and outputs
-    return len(outputs), seconds
+        root = Path(tmp) / "ds"
+        raw_dataset(files, root)
+        cfg = CleanConfig(
+            data=root, frames=frames, min_side=min_side, workers=workers, progress=False,
+            hashes=("phash", "colour"),
+        )  # fmt: skip
+        summary, wall, cpu = clocked(run_clean, cfg)
+    assert summary.images and not summary.quarantined
+    return summary.images, wall, cpu
 
 
 def _large_jpeg(args: tuple[Path, int]) -> None:
@@ -202,54 +242,38 @@ def bench_hashing(py: Path | None, quick: bool, workers: int) -> None:
     from pokedata.dedup.hashing import hash_files
 
     print(f"\n### (a) phash throughput, {workers} processes each\n")
-    print("| files | n | ours | imagededup encode_images | speed-up |")
-    print("|---|---|---|---|---|")
+    print("| files | n | ours | imagededup encode_images | speed-up (wall) | speed-up (CPU) |")
+    print("|---|---|---|---|---|---|")
     if SPRITES.is_dir():
         limit = 40 if quick else None
         with tempfile.TemporaryDirectory() as tmp:
             n = write_sprite_frames(Path(tmp), limit)
             paths = sorted(Path(tmp).iterdir())
             hash_files(paths[:64], "phash", workers=1)  # warm imports
-            t = time.perf_counter()
-            res = hash_files(paths, "phash", workers=workers)
-            ours = time.perf_counter() - t
+            res, wall, cpu = clocked(hash_files, paths, "phash", workers=workers)
             assert res.ok.all()
             theirs = run_idd(py, _IDD_ENCODE, tmp, str(workers))
-            row("sprite frames (q95 JPEG, 31-128 px)", n, ours, theirs)
+            hash_row("sprite frames (q95 JPEG, 31-128 px), our hashing alone", n, wall, cpu, theirs)
             gifs = sorted(SPRITES.glob("*.gif"), key=lambda p: int(p.stem))[:limit]
-            n_gif, t_gif = clean_then_hash(gifs, "all", 16, workers)
-            row(
-                "  same from the GIFs: ours clean (every frame), then phash + colour passes",
-                n_gif,
-                t_gif,
-                theirs,
+            n_gif, wall, cpu = clean_and_hash(gifs, "all", 16, workers)
+            assert n_gif == n  # the same frames on both sides
+            hash_row(
+                "  same from the GIFs: `clean --dedup`'s clean stage (+ phash + colour)", n, wall, cpu, theirs
             )
-            n_gif, t_gif = clean_then_hash(gifs, "all", 16, workers, in_clean=True)
-            row("  same from the GIFs: ours clean + phash + colour in the workers", n_gif, t_gif, theirs)
     else:
-        print(f"| sprite frames | - | {SPRITES} absent | | |")
-    n = 300 if quick else 2000
+        print(f"| sprite frames | - | {SPRITES} absent | | | |")
+    n = 400 if quick else 2000  # multiples of 200: imagededup's chunks of 100 fall evenly on 2 workers
     folder = large_jpegs(n, workers)
     paths = sorted(folder.iterdir())
-    t = time.perf_counter()
-    res = hash_files(paths, "phash", workers=workers)
-    ours = time.perf_counter() - t
+    res, wall, cpu = clocked(hash_files, paths, "phash", workers=workers)
     assert res.ok.all()
     theirs = run_idd(py, _IDD_ENCODE, str(folder), str(workers))
-    row("generated JPEGs, 1-3 MP", n, ours, theirs)
-    # the clean stage (full decode, resize, q95 encode, publish) dominates: time it on 300 of the files
-    sub = large_jpegs(300, workers) if n > 300 else folder
-    n_clean, t_clean = clean_then_hash(sorted(sub.iterdir()), "first", 64, workers)
-    theirs_sub = theirs if sub == folder else run_idd(py, _IDD_ENCODE, str(sub), str(workers))
-    row(
-        "  300 of them: ours clean (<= 1024 px q95), then phash + colour passes", n_clean, t_clean, theirs_sub
-    )
-    n_clean, t_clean = clean_then_hash(sorted(sub.iterdir()), "first", 64, workers, in_clean=True)
-    row("  300 of them: ours clean + phash + colour in the workers", n_clean, t_clean, theirs_sub)
+    hash_row("generated JPEGs, 1-3 MP, our hashing alone", n, wall, cpu, theirs)
+    n_clean, wall, cpu = clean_and_hash(paths, "first", 64, workers)
+    hash_row("  same: `clean --dedup`'s clean stage (<= 1024 px q95 + phash + colour)", n, wall, cpu, theirs)
     if quick:  # what the draft decode buys (left out of the full run to keep it under 10 minutes)
-        t = time.perf_counter()
-        hash_files(paths, "phash", workers=workers, fast=False)
-        row("  same, ours without the JPEG draft decode (fast=False)", n, time.perf_counter() - t, theirs)
+        _, wall, cpu = clocked(hash_files, paths, "phash", workers=workers, fast=False)
+        hash_row("  same, our hashing without the JPEG draft decode (fast=False)", n, wall, cpu, theirs)
 
 
 # -- (b) search -------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from pokedata.clean.flatten import FrameSpec
     from pokedata.clean.worker import Settings
 
-PARAMS_VERSION = 1
+PARAMS_VERSION = 2
 """Bumped when the clean algorithm changes its output for the same settings (forces a redo)."""
 
 

@@ -194,6 +194,27 @@ def _frame_rgba(im: Image.Image) -> Image.Image:
     return im.convert("RGBA")
 
 
+# -- downscaling ---------------------------------------------------------------------------------------
+
+RESAMPLE = Image.Resampling.BICUBIC
+"""The downscale filter. Bicubic, not Lanczos (the filter until clean ``PARAMS_VERSION`` 2): support 2
+instead of 3 (a third fewer taps), 16 vs 22 ms on a 2 MP photo, and on the benchmark's images within
+49.5 dB PSNR / 0.993 SSIM of the Lanczos output, less of a change than the q95 encode itself makes
+(41.8 dB / 0.964); bench/README.md has the figures."""
+
+
+def downscale(im: Image.Image, max_side: int) -> Image.Image:
+    """``im`` with its longer side brought down to ``max_side`` (aspect kept, each side >= 1 px) by one
+    :data:`RESAMPLE` resize (an integer box reduction first where the scale is below 1/3); ``im`` itself
+    when it already fits."""
+    longest = max(im.size)
+    if longest <= max_side:
+        return im
+    k = max_side / longest
+    size = (max(1, round(im.width * k)), max(1, round(im.height * k)))
+    return im.resize(size, RESAMPLE, reducing_gap=3.0)
+
+
 # -- flattening ----------------------------------------------------------------------------------------
 
 

@@ -126,6 +126,7 @@ def _run_clean(cfg: CleanConfig, ds: DatasetDir, settings: Settings, t0: float) 
                     stems[item.id],
                     settings,
                     tuple(cfg.hashes),
+                    _weight(ds, item),
                 )
             )
         recorder = _Recorder(ledger, ds, existing, params_of, summary)
@@ -167,6 +168,16 @@ def _existing_rows(ledger: Ledger) -> dict[int, list[_Existing]]:
 def _params_json(settings: Settings, item: Item) -> str:
     params = {**settings.as_params(), "version": PARAMS_VERSION, "src_sha256": item.sha256 or ""}
     return json.dumps(params, sort_keys=True)
+
+
+def _weight(ds: DatasetDir, item: Item) -> int:
+    """The scheduler's cost estimate of an item: its raw file's bytes (from the ledger, else a stat)."""
+    if item.bytes:
+        return int(item.bytes)
+    try:
+        return ds.abs(item.path or "").stat().st_size
+    except OSError:
+        return 1  # missing: quarantined at once by the worker
 
 
 def _up_to_date(ds: DatasetDir, rows: Sequence[_Existing], params: str) -> bool:
@@ -214,6 +225,32 @@ def _chunks(tasks: list[Task], size: int) -> Iterator[list[Task]]:
         yield tasks[i : i + size]
 
 
+def plan_chunks(weights: Sequence[int], workers: int, max_items: int) -> list[list[int]]:
+    """Indices of the items, grouped into the chunks sent to ``workers`` processes, in dispatch order.
+
+    Heaviest first (``weights``: the raw files' bytes, a cost estimate), each chunk closed once it
+    holds ``1 / (2 * workers)`` of the weight still unplanned or ``max_items`` items: chunks shrink as
+    the work runs out, so the last ones are single items and every worker stays busy to the end
+    (chunks are taken by whichever worker is free). Every index appears exactly once.
+    """
+    share = 2 * max(1, workers)
+    order = sorted(range(len(weights)), key=lambda i: (-max(1, weights[i]), i))
+    remaining = sum(max(1, w) for w in weights)
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    current_weight = 0
+    for i in order:
+        current.append(i)
+        current_weight += max(1, weights[i])
+        if len(current) >= max_items or current_weight * share >= remaining:
+            chunks.append(current)
+            remaining -= current_weight
+            current, current_weight = [], 0
+    if current:
+        chunks.append(current)
+    return chunks
+
+
 def _run_workers(tasks: list[Task], cfg: CleanConfig, workers: int) -> Iterator[list[ItemResult]]:
     """Yield result batches as they finish, with a rich progress bar over items."""
     with _progress(cfg.progress, len(tasks)) as advance:
@@ -224,7 +261,8 @@ def _run_workers(tasks: list[Task], cfg: CleanConfig, workers: int) -> Iterator[
                     advance(len(results))
                     yield results
             return
-        pending = iter(_chunks(tasks, cfg.chunk_size))
+        plan = plan_chunks([t.weight for t in tasks], workers, cfg.chunk_size)
+        pending = iter([[tasks[i] for i in chunk] for chunk in plan])
         in_flight: set[Future] = set()
         pool = ProcessPoolExecutor(
             max_workers=workers, initializer=init_worker, initargs=(cfg.max_pixels, os.getpid())

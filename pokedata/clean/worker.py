@@ -22,9 +22,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pokedata.clean.flatten import FlattenError, FrameSpec, flatten_to_rgb, is_animated, iter_frames
+from pokedata.clean.flatten import (
+    FlattenError,
+    FrameSpec,
+    downscale,
+    flatten_to_rgb,
+    is_animated,
+    iter_frames,
+)
 from pokedata.dedup.hashing import cache_hasher, to_signed
-from pokedata.store import DatasetDir, atomic_write_bytes
+from pokedata.store import DatasetDir, publish_bytes
 
 # Quarantine reason codes (the part of images.error before the first colon).
 MISSING, EMPTY, UNREADABLE, TRUNCATED, BOMB = (
@@ -73,6 +80,7 @@ class Task:
     stem: str  # file stem inside clean/<class>/
     settings: Settings
     hashes: tuple[str, ...] = ()  # hash-cache methods ('phash', 'colour', ...) to compute from the output
+    weight: int = 1  # cost estimate for the scheduler (the raw file's bytes): run.plan_chunks
 
 
 @dataclass(frozen=True)
@@ -165,7 +173,7 @@ def finish_hashes(results: list[ItemResult]) -> list[ItemResult]:
         return results
     values: dict[tuple[int, int], list[tuple[str, int]]] = {}
     for method, entries in todo.items():
-        signed = to_signed(cache_hasher(method, fast=False).hash_batch(np.stack([a for *_, a in entries])))
+        signed = to_signed(cache_hasher(method).hash_batch(np.stack([a for *_, a in entries])))
         for (ri, fi, _), v in zip(entries, signed.tolist(), strict=True):
             values.setdefault((ri, fi), []).append((method, v))
     return [
@@ -254,43 +262,48 @@ def _write_frame(task: Task, frame: int, img: Image.Image, animated: bool) -> Fr
         rgb = flatten_to_rgb(img, s.background)
     except FlattenError as exc:
         return quarantine(frame, exc.reason, str(exc))
-    longest = max(rgb.size)
-    if longest > s.max_side:
-        k = s.max_side / longest
-        size = (max(1, round(rgb.width * k)), max(1, round(rgb.height * k)))
-        rgb = rgb.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    rgb = downscale(rgb, s.max_side)
     buf = io.BytesIO()
     rgb.save(buf, format="JPEG", quality=s.quality)
     data = buf.getvalue()
     try:  # every written JPG must decode back to the same size
-        with Image.open(io.BytesIO(data)) as check:
-            check.load()
-            if check.size != rgb.size:
-                raise ValueError(f"re-decoded size {check.size} != {rgb.size}")
-            prepared = prepare_hashes(check, task.hashes)
+        prepared = check_output(data, rgb.size, task.hashes)
     except Exception as exc:
         return quarantine(frame, ENCODE, f"{type(exc).__name__}: {exc}")
     path = DatasetDir(task.root).clean_path(task.class_name, task.stem, frame if animated else None)
     try:
-        atomic_write_bytes(path, data, durable=False)  # clean_chunk syncs the batch once
+        publish_bytes(path, data)  # atomic, not durable: clean_chunk syncs the batch once
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc}") from exc
     return FrameResult(frame, "done", None, path, rgb.width, rgb.height, pixel_sha256(rgb), prepared=prepared)
 
 
-def prepare_hashes(decoded: Image.Image, methods: tuple[str, ...]) -> tuple[tuple[str, np.ndarray], ...]:
-    """The hash-cache inputs of a clean JPG from its re-decoded pixels (no second decode).
+def check_output(
+    data: bytes, size: tuple[int, int], methods: tuple[str, ...]
+) -> tuple[tuple[str, np.ndarray], ...]:
+    """Decode an encoded clean JPG back (raises unless it is a whole JPEG of ``size``) and return the
+    hash-cache inputs of ``methods`` from those pixels.
 
-    ``decoded`` is the written JPG decoded in full, so each value is the method's exact definition
-    (``fast=False``) applied to the clean file: what ``poke clean --dedup`` would compute from the file
-    with the JPEG draft decode off. With it on (the default), dedup's own hashing of a file whose shorter
-    side is at least 256 px uses libjpeg's reduced-scale decode and may differ by a bit or two; below
-    that the two are identical (docs/dedup.md).
+    The JPG is decoded exactly as the dedup stage's own hashing decodes the file (``Hasher.open`` with
+    ``fast``, its default: libjpeg's 1/2-1/8 scale decode where the method allows it, else in full), so
+    each value equals what ``poke dedup`` would compute from the written file. Methods asking for the
+    same decode share it. With no method the check is one 1/8-scale grayscale decode: libjpeg still
+    reads every coefficient of the stream (a truncated or corrupt JPG fails), it skips most of the IDCT.
     """
-    if not methods:
-        return ()
-
-    gray = decoded.convert("L") if any(m != "colour" for m in methods) else None  # one conversion
-    return tuple(
-        (m, cache_hasher(m, fast=False).prepare(decoded if m == "colour" else gray)) for m in methods
-    )
+    hashers = [cache_hasher(m) for m in methods]
+    decodes: dict[tuple[str, tuple[int, int]] | None, list] = {}
+    for hasher in hashers:
+        decodes.setdefault(hasher.draft_request(size), []).append(hasher)
+    if not decodes:
+        decodes[("L", (max(1, size[0] // 8), max(1, size[1] // 8)))] = []
+    prepared = []
+    for request, group in decodes.items():
+        with Image.open(io.BytesIO(data)) as im:
+            if im.format != "JPEG" or im.size != size:
+                raise ValueError(f"re-decoded {im.format} {im.size} != JPEG {size}")
+            if request is not None:
+                im.draft(*request)
+            im.load()
+            prepared.extend((h.name, h.prepare(im)) for h in group)
+    order = {m: i for i, m in enumerate(methods)}
+    return tuple(sorted(prepared, key=lambda mp: order[mp[0]]))

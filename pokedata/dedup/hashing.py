@@ -89,18 +89,25 @@ class Hasher:
     def _reduce(self, pixels: np.ndarray) -> np.ndarray:
         return pixels
 
+    def draft_request(self, size: tuple[int, int]) -> tuple[str, tuple[int, int]] | None:
+        """The reduced-scale decode (``Image.draft`` arguments) :meth:`open` asks of a JPEG of ``size``;
+        None: decoded in full. ``poke clean --dedup`` decodes its output the same way (same values)."""
+        side = self.work_side(size)
+        # libjpeg scales by 1/2, 1/4 or 1/8 while staying >= the requested size; keep 4x margin so the
+        # Lanczos resize afterwards still sees plenty of pixels. Only when it does reduce: a draft at
+        # full scale would still switch the colour conversion to libjpeg's (grayscale = the Y plane),
+        # which differs from convert("L") by a rounding step, so a small JPEG hashes exactly as
+        # imagehash does.
+        if self.fast and min(size) >= 8 * side:
+            return self.draft_mode, (4 * side, 4 * side)
+        return None
+
     def open(self, path: Path | str) -> np.ndarray:
         """Decode a file and :meth:`prepare` it (JPEGs decoded at reduced scale when ``fast``)."""
         with Image.open(path) as im:
-            if self.fast and im.format == "JPEG":
-                side = self.work_side(im.size)
-                # libjpeg scales by 1/2, 1/4 or 1/8 while staying >= the requested size; keep 4x margin
-                # so the Lanczos resize afterwards still sees plenty of pixels. Only when it does reduce:
-                # a draft at full scale would still switch the colour conversion to libjpeg's (grayscale
-                # = the Y plane), which differs from convert("L") by a rounding step, so a small JPEG
-                # hashes exactly as imagehash (and ``poke clean --dedup``, from the decoded pixels) does.
-                if min(im.size) >= 8 * side:
-                    im.draft(self.draft_mode, (4 * side, 4 * side))
+            request = self.draft_request(im.size) if im.format == "JPEG" else None
+            if request is not None:
+                im.draft(*request)
             im.load()
             return self.prepare(im)
 
