@@ -326,3 +326,25 @@ def test_recon_anchor_is_logged_and_pulls_g_towards_the_reals(run):
     assert sum(last) < sum(first)
     with pytest.raises(UserError, match="recon_weight"):
         gan_cfg(recon_weight=-1.0).validate()
+
+
+def test_recon_size_compares_area_averages_and_is_validated():
+    """``recon_size``: the anchor compares the two batches' ``size`` x ``size`` area averages, so a
+    reconstruction whose detail differs but whose 8x8 averages match costs nothing."""
+    import torch
+
+    from pokegan.steps.gan import _anchor_view
+
+    real = torch.rand(2, 3, 32, 32)
+    detail = torch.randn(2, 3, 32, 32)
+    detail -= torch.nn.functional.avg_pool2d(detail, 4).repeat_interleave(4, 2).repeat_interleave(4, 3)
+    a, b = _anchor_view(real + detail, real, 8)
+    assert a.shape == (2, 3, 8, 8) and torch.allclose(a, b, atol=1e-5)
+    full = _anchor_view(real + detail, real, 0)
+    assert full[0].shape == (2, 3, 32, 32) and not torch.allclose(*full)
+    assert _anchor_view(real, real, 32)[0].shape == (2, 3, 32, 32)
+    for bad in (-8, 12):
+        with pytest.raises(UserError, match="recon_size"):
+            gan_cfg(recon_size=bad).validate()
+    with pytest.raises(UserError, match="d_downsample"):
+        gan_cfg(d_downsample="blur").validate()

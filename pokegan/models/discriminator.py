@@ -33,6 +33,7 @@ class DiscriminatorArgs:
     max_channels: int = 512
     min_size: int = 4  # coarsest resolution of the trunk (and of the MSG pyramid)
     mbstd_group: int = 4  # minibatch-stddev group size (clipped to the batch)
+    downsample: str = "stride"  # dcgan trunk: "stride" (4x4 stride-2 convs) | "pool" (3x3 conv, 2x2 average)
 
     def validate(self) -> DiscriminatorArgs:
         s = self.image_size
@@ -40,6 +41,8 @@ class DiscriminatorArgs:
             raise ValueError(f"image_size {s} must be a power of two >= 8")
         if self.kind not in ("msg", "dcgan"):
             raise ValueError(f"discriminator kind {self.kind!r} must be 'msg' or 'dcgan'")
+        if self.downsample not in ("stride", "pool"):
+            raise ValueError(f"discriminator downsample {self.downsample!r} must be 'stride' or 'pool'")
         return self
 
     def resolutions(self) -> list[int]:
@@ -101,8 +104,22 @@ class _Head(nn.Module):
         return self.fc(x).squeeze(1)  # [B]
 
 
+class _PoolDown(nn.Module):
+    """conv3x3 then a 2x2 average: [B, Cin, r, r] -> [B, Cout, r/2, r/2] (the activation follows, as for
+    the strided conv). Every input pixel reaches the output with the same weights, so the critic's
+    gradient to the image has no stride-2 phase (a strided conv's has: Odena et al. 2016's checkerboard)."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.avg_pool2d(self.conv(x), 2)
+
+
 class DCGANDiscriminator(nn.Module):
-    """fromRGB, then stride-2 4x4 convs with LeakyReLU(0.2) halving the resolution down to ``min_size``."""
+    """fromRGB, then blocks halving the resolution down to ``min_size`` (``downsample``: stride-2 4x4
+    convs, or 3x3 convs each followed by a 2x2 average), then the minibatch-std head."""
 
     multiscale = False
 
@@ -112,7 +129,10 @@ class DCGANDiscriminator(nn.Module):
         res = args.resolutions()
         self.from_rgb = nn.Conv2d(3, args.channels(res[0]), 1)
         self.blocks = nn.ModuleList(
-            nn.Conv2d(args.channels(r), args.channels(r // 2), 4, stride=2, padding=1) for r in res[:-1]
+            _PoolDown(args.channels(r), args.channels(r // 2))
+            if args.downsample == "pool"
+            else nn.Conv2d(args.channels(r), args.channels(r // 2), 4, stride=2, padding=1)
+            for r in res[:-1]
         )
         self.head = _Head(args.channels(res[-1]), res[-1], args.mbstd_group)
 

@@ -25,10 +25,13 @@ class GANConfig:
     loss: LossConfig = inline(LossConfig)
     recon_weight: float = 0.0  # pixel L1 of G(embedding of a real batch) vs that batch, added to the
     # generator loss: step 2's task as an anchor while the adversarial term sharpens (0 = off)
+    recon_size: int = 0  # compare the anchor's images area-averaged to this size (0 = full size): the
+    # anchor then holds colour and layout and leaves the finer detail to the adversarial term
     # generator steps (batch size, workers, cache: the [data] section)
     steps: int = field(default=20_000, metadata=cli("Generator steps to train."))
     d_channels: int = 32  # critic channels at the finest resolution
     d_max_channels: int = 512
+    d_downsample: str = "stride"  # dcgan critic: "stride" (4x4 stride-2 convs) | "pool" (3x3 conv + 2x2 mean)
     ema_decay: float = field(default=0.999, metadata=cli("EMA decay of the generator weights."))
     n_fixed: int = 64  # fixed latents of the sample grids
     sample_every: int = field(default=500, metadata=cli("Steps between sample grids."))
@@ -79,6 +82,13 @@ class GANConfig:
                 )
         if self.recon_weight < 0:
             raise UserError(f"[gan] recon_weight {self.recon_weight} must be >= 0", hint="0 turns it off")
+        if self.recon_size < 0 or self.recon_size & (self.recon_size - 1):
+            raise UserError(
+                f"[gan] recon_size {self.recon_size} must be 0 or a power of two",
+                hint="e.g. 8 (compare 8x8 averages), or 0 for full size",
+            )
+        if self.d_downsample not in ("stride", "pool"):
+            raise UserError(f"[gan] d_downsample {self.d_downsample!r} is unknown", hint="use stride or pool")
         if self.metrics_samples < 8:
             raise UserError("[gan] metrics_samples must be >= 8", hint="e.g. --metrics-samples 2000")
         self.judge_config()

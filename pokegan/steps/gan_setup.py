@@ -166,6 +166,7 @@ def _critic(cfg: GANConfig, loss, scales: list[int], device) -> tuple[nn.Module,
         base_channels=cfg.d_channels,
         max_channels=cfg.d_max_channels,
         min_size=scales[0] if loss.multiscale else 4,
+        downsample=cfg.d_downsample,
     )
     if loss.multiscale and scales != d_args.resolutions()[::-1]:
         raise UserError(
@@ -337,6 +338,7 @@ def describe(cfg: GANConfig, run, scratch_args: dict | None = None) -> dict:
             kind="msg" if loss.multiscale else "dcgan",
             base_channels=cfg.d_channels,
             max_channels=cfg.d_max_channels,
+            downsample=cfg.d_downsample,
         )
     )
     info["model"] = {

@@ -12,4 +12,7 @@ SNAPSHOT = json.loads((REPO / "tests" / "snapshots" / "resolved_configs.json").r
 
 # keys the nesting made settable: [gmm] holds the GMMFitConfig inline, whose k-means settings the step
 # always fitted with at these defaults but could not set
-NEW_KEYS = {"gmm": {"kmeans_iter": 20, "kmeans_restarts": 3}}
+NEW_KEYS = {
+    "gmm": {"kmeans_iter": 20, "kmeans_restarts": 3},
+    "gan": {"recon_size": 0, "d_downsample": "stride"},  # issue 12's options, off by default
+}
