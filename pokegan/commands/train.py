@@ -56,6 +56,12 @@ def progan(
         "--fade-in/--no-fade-in",
         help="Fade new blocks in with alpha 0->1 (ProGAN) instead of switching hard.",
     ),
+    skip_rgb: bool | None = typer.Option(
+        None,
+        "--skip-rgb/--no-skip-rgb",
+        help="Grow with StyleGAN2 skip outputs: G sums every stage's toRGB, a new one starting at zero "
+        "(instead of --fade-in).",
+    ),
     batch_size: int | None = _opt.batch_size_opt(),
     num_workers: int | None = _opt.num_workers_opt(),
     cache: bool | None = _opt.cache_opt(),
@@ -75,6 +81,7 @@ def progan(
         "norm": norm,
         "freeze": freeze,
         "fade_in": fade_in,
+        "skip_rgb": skip_rgb,
         "device": device,
         "seed": seed,
         "data.batch_size": batch_size,
