@@ -8,11 +8,14 @@ the same figures for real train images against the same val reference (the floor
 
     poke train progan --manifest manifests/sprites --out runs/sprites-progan --preset small
     python bench/progan_small.py --run runs/sprites-progan --out docs/img --samples 1000
+    poke eval --run runs/x --step progan --n-samples 500     # then, reading its eval.json, named apart:
+    python bench/progan_small.py --run runs/x --out docs/img --prefix progan-small-x --reuse-eval --samples 500
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -86,17 +89,28 @@ def main() -> None:
     ap.add_argument("--run", type=Path, required=True, help="a run with a finished (or started) progan step")
     ap.add_argument("--out", type=Path, default=Path("docs/img"))
     ap.add_argument("--samples", type=int, default=1000, help="generated images per judge evaluation")
+    ap.add_argument("--prefix", default="progan-small", help="file names in --out: PREFIX-curves.png, ...")
+    ap.add_argument(
+        "--reuse-eval",
+        action="store_true",
+        help="read RUN/progan/eval.json (`poke eval --step progan`, same --n-samples) instead of judging again",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     from pokegan.progan.evaluate import ProGANEvalConfig, evaluate_progan
 
     step = args.run / "progan"
     args.out.mkdir(parents=True, exist_ok=True)
-    plot_curves(scalars(step / "tb"), args.out / "progan-small-curves.png", f"{args.run}: poke train progan")
+    plot_curves(
+        scalars(step / "tb"), args.out / f"{args.prefix}-curves.png", f"{args.run}: poke train progan"
+    )
     for pattern in ("samples_*px.png", "gradflow_*px.png"):
         for src in sorted(step.glob(pattern)):
-            shutil.copy(src, args.out / f"progan-small-{src.stem.replace('_', '-')}.png")
-    figures = evaluate_progan(ProGANEvalConfig(run=args.run, n_samples=args.samples, device="cpu"))
+            shutil.copy(src, args.out / f"{args.prefix}-{src.stem.replace('_', '-')}.png")
+    if args.reuse_eval and (step / "eval.json").is_file():
+        figures = json.loads((step / "eval.json").read_text())
+    else:
+        figures = evaluate_progan(ProGANEvalConfig(run=args.run, n_samples=args.samples, device="cpu"))
     print("| checkpoint | size | step | judge FD | KID | precision | recall |")
     print("|---|---|---|---|---|---|---|")
     for name, m in figures.items():
