@@ -57,7 +57,7 @@ def plot_curves(tb: dict, path: Path, title: str) -> None:
                 grow, color="k", ls="--", lw=0.8, label=f"{int(max(res.values()))} px from here (first log)"
             )
             full = next((s for s, a in alpha if a >= 1.0), None)
-            if full is not None:
+            if full is not None and full > grow:  # none with skip outputs (alpha is 1 throughout)
                 ax.axvspan(grow, full, color="grey", alpha=0.15, label="fade-in")
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
