@@ -4,7 +4,9 @@ Writes into ``--out``: ``progan-small-curves.png`` (the critic's and the generat
 D(fake) over the steps, with the stage boundary and the fade-in marked; from the run's TensorBoard
 scalars) and copies the run's stage grids and gradient-flow plots as ``progan-small-<name>.png``; prints
 the judge's figures of every stage checkpoint (``poke eval --step progan``) as a markdown table, beside
-the same figures for real train images against the same val reference (the floor no generator can beat).
+each stage's generator upsampled (nearest) to the next size and judged there (what the next stage starts
+from with skip outputs), and the same figures for real train images against the same val reference (the
+floor no generator can beat).
 
     poke train progan --manifest manifests/sprites --out runs/sprites-progan --preset small
     python bench/progan_small.py --run runs/sprites-progan --out docs/img --samples 1000
@@ -69,19 +71,51 @@ def plot_curves(tb: dict, path: Path, title: str) -> None:
     fig.savefig(path, dpi=100)
 
 
-def real_floor(run_dir: Path, size: int, n: int) -> dict[str, float]:
-    """The judge's figures of real *train* images against the val reference: what a perfect G would get."""
+def _judge_at(run_dir: Path, size: int, n: int):
+    """The run's judge and its val reference features at ``size`` (as ``poke eval --step progan``)."""
     from pokegan.data import load_manifest
-    from pokegan.judge import load_or_train_judge, reference_features, score
-    from pokegan.metrics import reference_loader
+    from pokegan.judge import load_or_train_judge, reference_features
     from pokegan.runs import RunDir
 
     run = RunDir(run_dir)
     manifest = load_manifest(run.manifest_dir, data_root=run.data_root)
     judge = load_or_train_judge(manifest)
-    ref = reference_features(judge, manifest, image_size=size, n=n, seed=0)
-    train = reference_loader(manifest, size, n, 0, 64, split="train")
+    return judge, reference_features(judge, manifest, image_size=size, n=n, seed=0)
+
+
+def real_floor(run_dir: Path, size: int, n: int) -> dict[str, float]:
+    """The judge's figures of real *train* images against the val reference: what a perfect G would get."""
+    from pokegan.data import load_manifest
+    from pokegan.judge import score
+    from pokegan.metrics import reference_loader
+    from pokegan.runs import RunDir
+
+    run = RunDir(run_dir)
+    judge, ref = _judge_at(run_dir, size, n)
+    train = reference_loader(
+        load_manifest(run.manifest_dir, data_root=run.data_root), size, n, 0, 64, split="train"
+    )
     return score(judge, ref, (b[0] if isinstance(b, (list, tuple)) else b for b in train), seed=0)
+
+
+def upsampled_stage(run_dir: Path, stage_pt: Path, size: int, n: int) -> dict[str, float]:
+    """A stage's generator with its samples upsampled (nearest) to ``size``, judged at ``size``: what a
+    skip-output growth starts from (its first step draws exactly this), so the next stage's baseline."""
+    import torch.nn.functional as F
+
+    from pokegan.evaluate import generator_figures
+    from pokegan.progan.evaluate import progan_sampler
+    from pokegan.progan.state import load_generator
+
+    judge, ref = _judge_at(run_dir, size, n)
+    g, _ = load_generator(stage_pt)
+    inner = progan_sampler(g, g.args.z_dim, 0, torch.device("cpu"))
+    factor = size // g.args.resolution
+
+    def sample(b: int):
+        return F.interpolate(inner(b), scale_factor=factor, mode="nearest")
+
+    return generator_figures(sample, n, 64, judge=judge, judge_ref=ref, seed=0)
 
 
 def main() -> None:
@@ -118,7 +152,15 @@ def main() -> None:
             f"| {name} | {m['size']} | {m['step']} | {m['judge_fd']:.1f} | {m['judge_kid_mean']:.3g} | "
             f"{m['judge_precision']:.2f} | {m['judge_recall']:.2f} |"
         )
-    for size in sorted({m["size"] for m in figures.values()}):
+    sizes = sorted({m["size"] for m in figures.values()})
+    for small, size in zip(sizes, sizes[1:], strict=False):
+        if (step / f"stage_{small}px.pt").is_file():
+            m = upsampled_stage(args.run, step / f"stage_{small}px.pt", size, args.samples)
+            print(
+                f"| stage_{small}px upsampled x{size // small} (nearest) | {size} | - | {m['judge_fd']:.1f} | "
+                f"{m['judge_kid_mean']:.3g} | {m['judge_precision']:.2f} | {m['judge_recall']:.2f} |"
+            )
+    for size in sizes:
         f = real_floor(args.run, size, args.samples)
         print(
             f"| real train frames | {size} | - | {f['fd']:.1f} | {f['kid_mean']:.3g} | "
