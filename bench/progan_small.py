@@ -4,15 +4,20 @@ Writes into ``--out``: ``progan-small-curves.png`` (the critic's and the generat
 D(fake) over the steps, with the stage boundary and the fade-in marked; from the run's TensorBoard
 scalars) and copies the run's stage grids and gradient-flow plots as ``progan-small-<name>.png``; prints
 the judge's figures of every stage checkpoint (``poke eval --step progan``) as a markdown table, beside
-the same figures for real train images against the same val reference (the floor no generator can beat).
+each stage's generator upsampled (nearest) to the next size and judged there (what the next stage starts
+from with skip outputs), and the same figures for real train images against the same val reference (the
+floor no generator can beat).
 
     poke train progan --manifest manifests/sprites --out runs/sprites-progan --preset small
     python bench/progan_small.py --run runs/sprites-progan --out docs/img --samples 1000
+    poke eval --run runs/x --step progan --n-samples 500     # then, reading its eval.json, named apart:
+    python bench/progan_small.py --run runs/x --out docs/img --prefix progan-small-x --reuse-eval --samples 500
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -54,7 +59,7 @@ def plot_curves(tb: dict, path: Path, title: str) -> None:
                 grow, color="k", ls="--", lw=0.8, label=f"{int(max(res.values()))} px from here (first log)"
             )
             full = next((s for s, a in alpha if a >= 1.0), None)
-            if full is not None:
+            if full is not None and full > grow:  # none with skip outputs (alpha is 1 throughout)
                 ax.axvspan(grow, full, color="grey", alpha=0.15, label="fade-in")
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
@@ -66,19 +71,51 @@ def plot_curves(tb: dict, path: Path, title: str) -> None:
     fig.savefig(path, dpi=100)
 
 
-def real_floor(run_dir: Path, size: int, n: int) -> dict[str, float]:
-    """The judge's figures of real *train* images against the val reference: what a perfect G would get."""
+def _judge_at(run_dir: Path, size: int, n: int):
+    """The run's judge and its val reference features at ``size`` (as ``poke eval --step progan``)."""
     from pokegan.data import load_manifest
-    from pokegan.judge import load_or_train_judge, reference_features, score
-    from pokegan.metrics import reference_loader
+    from pokegan.judge import load_or_train_judge, reference_features
     from pokegan.runs import RunDir
 
     run = RunDir(run_dir)
     manifest = load_manifest(run.manifest_dir, data_root=run.data_root)
     judge = load_or_train_judge(manifest)
-    ref = reference_features(judge, manifest, image_size=size, n=n, seed=0)
-    train = reference_loader(manifest, size, n, 0, 64, split="train")
+    return judge, reference_features(judge, manifest, image_size=size, n=n, seed=0)
+
+
+def real_floor(run_dir: Path, size: int, n: int) -> dict[str, float]:
+    """The judge's figures of real *train* images against the val reference: what a perfect G would get."""
+    from pokegan.data import load_manifest
+    from pokegan.judge import score
+    from pokegan.metrics import reference_loader
+    from pokegan.runs import RunDir
+
+    run = RunDir(run_dir)
+    judge, ref = _judge_at(run_dir, size, n)
+    train = reference_loader(
+        load_manifest(run.manifest_dir, data_root=run.data_root), size, n, 0, 64, split="train"
+    )
     return score(judge, ref, (b[0] if isinstance(b, (list, tuple)) else b for b in train), seed=0)
+
+
+def upsampled_stage(run_dir: Path, stage_pt: Path, size: int, n: int) -> dict[str, float]:
+    """A stage's generator with its samples upsampled (nearest) to ``size``, judged at ``size``: what a
+    skip-output growth starts from (its first step draws exactly this), so the next stage's baseline."""
+    import torch.nn.functional as F
+
+    from pokegan.evaluate import generator_figures
+    from pokegan.progan.evaluate import progan_sampler
+    from pokegan.progan.state import load_generator
+
+    judge, ref = _judge_at(run_dir, size, n)
+    g, _ = load_generator(stage_pt)
+    inner = progan_sampler(g, g.args.z_dim, 0, torch.device("cpu"))
+    factor = size // g.args.resolution
+
+    def sample(b: int):
+        return F.interpolate(inner(b), scale_factor=factor, mode="nearest")
+
+    return generator_figures(sample, n, 64, judge=judge, judge_ref=ref, seed=0)
 
 
 def main() -> None:
@@ -86,17 +123,28 @@ def main() -> None:
     ap.add_argument("--run", type=Path, required=True, help="a run with a finished (or started) progan step")
     ap.add_argument("--out", type=Path, default=Path("docs/img"))
     ap.add_argument("--samples", type=int, default=1000, help="generated images per judge evaluation")
+    ap.add_argument("--prefix", default="progan-small", help="file names in --out: PREFIX-curves.png, ...")
+    ap.add_argument(
+        "--reuse-eval",
+        action="store_true",
+        help="read RUN/progan/eval.json (`poke eval --step progan`, same --n-samples) instead of judging again",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     from pokegan.progan.evaluate import ProGANEvalConfig, evaluate_progan
 
     step = args.run / "progan"
     args.out.mkdir(parents=True, exist_ok=True)
-    plot_curves(scalars(step / "tb"), args.out / "progan-small-curves.png", f"{args.run}: poke train progan")
+    plot_curves(
+        scalars(step / "tb"), args.out / f"{args.prefix}-curves.png", f"{args.run}: poke train progan"
+    )
     for pattern in ("samples_*px.png", "gradflow_*px.png"):
         for src in sorted(step.glob(pattern)):
-            shutil.copy(src, args.out / f"progan-small-{src.stem.replace('_', '-')}.png")
-    figures = evaluate_progan(ProGANEvalConfig(run=args.run, n_samples=args.samples, device="cpu"))
+            shutil.copy(src, args.out / f"{args.prefix}-{src.stem.replace('_', '-')}.png")
+    if args.reuse_eval and (step / "eval.json").is_file():
+        figures = json.loads((step / "eval.json").read_text())
+    else:
+        figures = evaluate_progan(ProGANEvalConfig(run=args.run, n_samples=args.samples, device="cpu"))
     print("| checkpoint | size | step | judge FD | KID | precision | recall |")
     print("|---|---|---|---|---|---|---|")
     for name, m in figures.items():
@@ -104,7 +152,15 @@ def main() -> None:
             f"| {name} | {m['size']} | {m['step']} | {m['judge_fd']:.1f} | {m['judge_kid_mean']:.3g} | "
             f"{m['judge_precision']:.2f} | {m['judge_recall']:.2f} |"
         )
-    for size in sorted({m["size"] for m in figures.values()}):
+    sizes = sorted({m["size"] for m in figures.values()})
+    for small, size in zip(sizes, sizes[1:], strict=False):
+        if (step / f"stage_{small}px.pt").is_file():
+            m = upsampled_stage(args.run, step / f"stage_{small}px.pt", size, args.samples)
+            print(
+                f"| stage_{small}px upsampled x{size // small} (nearest) | {size} | - | {m['judge_fd']:.1f} | "
+                f"{m['judge_kid_mean']:.3g} | {m['judge_precision']:.2f} | {m['judge_recall']:.2f} |"
+            )
+    for size in sizes:
         f = real_floor(args.run, size, args.samples)
         print(
             f"| real train frames | {size} | - | {f['fd']:.1f} | {f['kid_mean']:.3g} | "

@@ -134,6 +134,53 @@ def test_fade_in_blends_old_and_new_paths():
     assert fade_alpha(3, 0) == 1.0
 
 
+def test_skip_rgb_growth_starts_at_the_upsampled_previous_output_then_learns_a_residual():
+    g, d = build_models(_tiny(8, g_upsample="nearest", padding="replicate", skip_rgb=True))
+    _train_some(g, d, 3)
+    g.eval()
+    z = torch.randn(4, 16)
+    with torch.no_grad():
+        old = g(z)  # [4, 3, 8, 8]
+    g2, d2, report = grow(g, d, 16, fade=False, freeze=False)
+    assert g2.args.skip_rgb and g2.args.rgb_from == 8 and g2.alpha == 1.0 and not g2.fading
+    assert {"to_rgb.8.weight", "from_rgb.8.conv.weight"} & set(report.copied["G"] + report.copied["D"])
+    assert not g2.to_rgb["16"].weight.any() and not g2.to_rgb["16"].bias.any()  # the new toRGB: zero
+    g2.eval()
+    with torch.no_grad():
+        start = g2(z)  # [4, 3, 16, 16]
+    # right after growing: exactly the 8 px picture, upsampled (nearest); no grey from the new toRGB
+    assert torch.equal(start, torch.nn.functional.interpolate(old, scale_factor=2, mode="nearest"))
+    _train_some(g2, d2, 3, size=16)
+    g2.eval()
+    with torch.no_grad():
+        after = g2(z)
+    assert after.shape == (4, 3, 16, 16) and torch.isfinite(after).all()
+    assert g2.to_rgb["16"].weight.abs().sum() > 0 and not torch.equal(after, start)  # the residual learns
+    g3, d3, _ = grow(g2, d2, 32, fade=False, freeze=True)  # a second growth keeps both earlier toRGBs
+    assert list(g3.to_rgb) == ["8", "16", "32"] and list(d3.from_rgb) == ["32", "16", "8"]
+    assert g3.frozen == ("blocks.4", "blocks.8", "blocks.16", "to_rgb.8", "to_rgb.16")
+    assert g3(z).shape == (4, 3, 32, 32) and d3(g3(z)).shape == (4,)
+
+
+def test_skip_rgb_discriminator_reads_the_downsampled_image_again():
+    g, d = build_models(_tiny(8, d_norm="none"))  # built without skip: a first stage grows into it alike
+    _train_some(g, d, 2)
+    _, d2, _ = grow(g, d, 16, fade=False, freeze=False, skip_rgb=True)
+    img = torch.rand(3, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        d2.blocks["16"].conv.weight.zero_()  # silence the new branch: what is left is the old critic's view
+        d2.blocks["16"].conv.bias.zero_()
+        assert torch.allclose(d2(img), d(torch.nn.functional.avg_pool2d(img, 2)), atol=1e-6)
+    _, d_sn, _ = grow(*build_models(_tiny(8, d_norm="spectral")), 16, fade=False, freeze=False, skip_rgb=True)
+    assert torch.isfinite(d_sn(img)).all()
+    with pytest.raises(ValueError, match="first growth"):
+        grow(*grow(g, d, 16, fade=False, freeze=False)[:2], 32, fade=False, freeze=False, skip_rgb=True)
+    with pytest.raises(ValueError, match="two ways"):
+        _tiny(16, grown_from=8, fade=True, skip_rgb=True).validate()
+    with pytest.raises(UserError, match="skip_rgb and fade_in"):
+        ProGANConfig(skip_rgb=True, fade_in=True).validate()
+
+
 def test_grow_skips_sizes_and_transfer_reports_fresh():
     g, d = build_models(_tiny(8))
     g2, d2, report = grow(g, d, 32, fade=True, freeze=True)
@@ -311,6 +358,46 @@ def test_resume_continues_mid_stage(tmp_path, tiny_manifest, monkeypatch):
     assert summary["gif_frames"] == 6
     flow = json.loads((d / "gradflow_16px.json").read_text())  # the checkpoint carried the running sums
     assert flow["D"]["records"] == 6 and flow["G"]["records"] == 6
+
+
+def test_growth_settings_may_change_before_the_first_growth_only(tmp_path, tiny_manifest, monkeypatch):
+    from pokegan.checkpoint import load_checkpoint
+    from pokegan.progan import train as progan_train
+
+    _write_tiny_config(tmp_path, sizes=(8, 16))
+    real_step = progan_train.train_step
+
+    def crash_at(n: int):
+        calls = {"n": 0}
+
+        def step(st, real, **kw):
+            calls["n"] += 1
+            if calls["n"] == n:
+                raise RuntimeError("simulated crash")
+            return real_step(st, real, **kw)
+
+        return step
+
+    for name, crash, grown in (("early", 2, False), ("late", 5, True)):  # 3 steps per epoch at 8 px
+        out = tmp_path / name
+        job = dict(out=out, manifest=tiny_manifest, config_file=tmp_path / "progan.toml")
+        monkeypatch.setattr(progan_train, "train_step", crash_at(crash))
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            progan_train.train_progan(progan_train.ProGANJob(**job, overrides={"fade_in": True}))
+        monkeypatch.setattr(progan_train, "train_step", real_step)
+        resumed = progan_train.ProGANJob(
+            run=out, resume=True, overrides={"fade_in": False, "skip_rgb": True}
+        )  # the saved config.toml, grown with skip outputs instead of the fade-in
+        if grown:  # the 16 px models were built for the fade-in: refused, naming the settings
+            with pytest.raises(UserError, match="skip_rgb"):
+                progan_train.train_progan(resumed)
+            continue
+        summary = progan_train.train_progan(resumed)
+        assert summary["steps"] == 3 + 6
+        final = load_checkpoint(out / "progan" / "final.pt")
+        assert final["model_args"]["skip_rgb"] and final["model_args"]["rgb_from"] == 8
+        assert not final["model_args"]["fade"] and final["alpha"] == 1.0
+        assert set(final["generator"]) >= {"to_rgb.8.weight", "to_rgb.16.weight"}
 
 
 def test_dry_run_prints_config_and_stages(runner, tmp_path, tiny_manifest):

@@ -38,6 +38,7 @@ app = typer.Typer(
     "norm",
     "freeze",
     "fade_in",
+    "skip_rgb",
     "data.batch_size",
     "data.num_workers",
     "data.use_cache",

@@ -142,6 +142,17 @@ class ProGANConfig:
         default=False, metadata=cli("Fade new blocks in with alpha 0->1 (ProGAN) instead of switching hard.")
     )
     fade_fraction: float = 0.5  # share of a stage's steps over which alpha rises
+    # StyleGAN2 skip outputs, the other way to grow: G's image is the sum of every stage's toRGB
+    # (upsampled), a new toRGB starts at zero so growing leaves G's images as they were; D re-reads the
+    # downsampled image after each block. No alpha: use instead of fade_in
+    skip_rgb: bool = field(
+        default=False,
+        metadata=cli(
+            "Grow with StyleGAN2 skip outputs: G sums every stage's toRGB, a new one starting at zero"
+            " (instead of --fade-in).",
+            "--skip-rgb/--no-skip-rgb",
+        ),
+    )
     n_fixed: int = 64  # fixed latents of the sample grids and the GIF
     sample_every: int = 200  # steps between snapshots (GIF frame + TensorBoard image)
     checkpoint_every: int = 500  # steps between last.pt saves (also saved at every epoch's end)
@@ -206,6 +217,11 @@ class ProGANConfig:
         if not 0.0 <= self.ema_decay < 1.0:
             raise UserError(
                 f"[progan] ema_decay {self.ema_decay} must be in [0, 1)", hint="e.g. 0.995 (0 = off)"
+            )
+        if self.skip_rgb and self.fade_in:
+            raise UserError(
+                "skip_rgb and fade_in are two ways to grow; they cannot be combined",
+                hint="use --skip-rgb --no-fade-in, or --fade-in --no-skip-rgb",
             )
         if not 0.0 < self.fade_fraction <= 1.0:
             raise UserError(f"fade_fraction {self.fade_fraction} must be in (0, 1]", hint="e.g. 0.5")

@@ -3,8 +3,9 @@
 Every layer is keyed by its resolution and its width depends only on that resolution (see ``models.py``),
 so "the matching layers" are exactly the state-dict entries with the same name and shape: the stem and
 every earlier block, their norms' running statistics, and (with fade-in) the previous stage's toRGB and
-fromRGB, which the fade-in's skip path keeps using. Everything else (the new blocks, the new toRGB and
-fromRGB) starts from the DCGAN initialisation.
+fromRGB, which the fade-in's skip path keeps using, or with ``skip_rgb`` every earlier toRGB and fromRGB.
+Everything else (the new blocks, the new toRGB and fromRGB) starts from the DCGAN initialisation, except
+a ``skip_rgb`` generator's new toRGB, which starts at zero (G's output is unchanged by the growth).
 """
 
 from __future__ import annotations
@@ -58,17 +59,31 @@ def build_models(args: ProGANArgs, *, freeze: bool = True) -> tuple[Generator, D
 
 
 def grow(
-    g: Generator, d: Discriminator, resolution: int, *, fade: bool, freeze: bool
+    g: Generator,
+    d: Discriminator,
+    resolution: int,
+    *,
+    fade: bool,
+    freeze: bool,
+    skip_rgb: bool | None = None,
 ) -> tuple[Generator, Discriminator, GrowReport]:
     """G and D rebuilt for ``resolution`` with every matching layer copied from ``g`` and ``d``.
 
     The new models are on the old ones' device, in training mode, with ``alpha = 0`` when fading in
-    (the loop raises it with :func:`fade_alpha`) and 1 otherwise.
+    (the loop raises it with :func:`fade_alpha`) and 1 otherwise. ``skip_rgb`` (default: as ``g`` was
+    built) grows with StyleGAN2's skip outputs; a first-stage model may take them up at its first growth
+    (it is the same network either way: one toRGB, one fromRGB).
     """
     old = g.args
     if resolution <= old.resolution:
         raise ValueError(f"cannot grow from {old.resolution} to {resolution}: sizes must increase")
-    args = replace(old, resolution=resolution, grown_from=old.resolution, fade=fade)
+    skip_rgb = old.skip_rgb if skip_rgb is None else skip_rgb
+    if skip_rgb != old.skip_rgb and old.grown_from:
+        raise ValueError("skip_rgb can change only at the first growth (the grown models are built for one)")
+    rgb_from = (old.rgb_from or old.resolution) if skip_rgb else 0
+    args = replace(
+        old, resolution=resolution, grown_from=old.resolution, fade=fade, skip_rgb=skip_rgb, rgb_from=rgb_from
+    )
     device = next(g.parameters()).device
     new_g, new_d = Generator(args).to(device), Discriminator(args).to(device)
     report = GrowReport()

@@ -14,6 +14,14 @@ Fade-in (ProGAN, Karras et al. 2018): while ``alpha < 1`` the generator's output
 ``fromRGB_new`` through the new blocks with ``fromRGB_old(downsample(image))`` the same way. Both models
 carry ``alpha`` as a plain attribute; the training loop sets it and the checkpoint stores it.
 
+Skip outputs (``skip_rgb``, StyleGAN2's "skip" generator and discriminator, Karras et al. 2020), the other
+way to grow: G keeps a toRGB at every resolution from the first stage's up and sums them,
+``rgb_r = upsample(rgb_{r/2}) + toRGB_r(block_r(x))``, image ``tanh(rgb_R)``; a grown stage's toRGB starts
+at **zero**, so right after growing G draws exactly the previous stage's images, upsampled (nearest), and
+the new block learns a residual on top: no alpha schedule, and no mid-grey new toRGB blended in. D mirrors
+it: after each block the downsampled image enters again, ``x = block_r(x) + fromRGB_{r/2}(avgpool(image))``,
+so the trained coarser critic keeps its own view of the image.
+
 Layers that existed before the last growth can be frozen (``requires_grad=False``); frozen modules also
 stay in eval mode, so a frozen BatchNorm keeps its running statistics instead of drifting.
 """
@@ -47,6 +55,8 @@ class ProGANArgs:
     g_upsample: str = "transpose"  # transpose (DCGAN's 4x4 stride-2) | nearest (upsample + 3x3 conv)
     padding: str = "zeros"  # zeros | replicate: the padding of G's 3x3 and D's 4x4 convolutions
     mbstd: bool = False  # D: append the minibatch standard deviation as a feature map before the head
+    skip_rgb: bool = False  # StyleGAN2 skip outputs: G sums every stage's toRGB, D re-reads the image
+    rgb_from: int = 0  # with skip_rgb: the first stage's resolution (its toRGB/fromRGB is the coarsest)
 
     def validate(self) -> ProGANArgs:
         r = self.resolution
@@ -56,6 +66,11 @@ class ProGANArgs:
             raise ValueError(f"grown_from {self.grown_from} must be a smaller power of two than {r}")
         if self.fade and not self.grown_from:
             raise ValueError("fade needs grown_from (the first stage has nothing to fade from)")
+        if self.fade and self.skip_rgb:
+            raise ValueError("fade and skip_rgb are two ways to grow: use one")
+        first = self.rgb_from or r
+        if self.skip_rgb and (first > (self.grown_from or r) or first < 4 or first & (first - 1)):
+            raise ValueError(f"rgb_from {first} must be a power of two >= 4 and <= {self.grown_from or r}")
         if self.g_norm not in NORMS:
             raise ValueError(f"g_norm {self.g_norm!r} must be one of {', '.join(NORMS)}")
         if self.d_norm not in D_NORMS:
@@ -80,6 +95,19 @@ class ProGANArgs:
     def old_resolutions(self) -> list[int]:
         """Resolutions whose blocks existed before the last growth (empty at the first stage)."""
         return [r for r in self.resolutions() if r <= self.grown_from]
+
+    def rgb_resolutions(self) -> list[int]:
+        """Resolutions with a toRGB (G) and fromRGB (D) of their own: the current one, or with
+        ``skip_rgb`` every one from the first stage's up (a fade-in's old one is added separately)."""
+        if not self.skip_rgb:
+            return [self.resolution]
+        return [r for r in self.resolutions() if r >= (self.rgb_from or self.resolution)]
+
+    def old_rgb_resolutions(self) -> list[int]:
+        """The toRGB/fromRGB resolutions that existed before the last growth (kept, frozen with the rest)."""
+        if self.fade:
+            return [self.grown_from]
+        return [r for r in self.rgb_resolutions() if r <= self.grown_from]
 
 
 def _norm(kind: str, c: int) -> nn.Module:
@@ -167,20 +195,25 @@ class Generator(Growable):
             self.blocks[str(r)] = nn.Sequential(
                 OrderedDict(conv=conv, norm=_norm(a.g_norm, a.channels(r)), act=nn.ReLU(inplace=True))
             )
-        self.to_rgb = nn.ModuleDict({str(a.resolution): nn.Conv2d(a.channels(a.resolution), 3, 1)})
+        self.to_rgb = nn.ModuleDict({str(r): nn.Conv2d(a.channels(r), 3, 1) for r in a.rgb_resolutions()})
         if a.fade:
             self.to_rgb[str(a.grown_from)] = nn.Conv2d(a.channels(a.grown_from), 3, 1)
         init_weights(self)
+        if a.skip_rgb and a.grown_from:  # grown: the new toRGBs add nothing yet (growing copies the old ones)
+            for r in a.rgb_resolutions():
+                if r > a.grown_from:
+                    nn.init.zeros_(self.to_rgb[str(r)].weight)
+                    nn.init.zeros_(self.to_rgb[str(r)].bias)
 
     def old_layer_names(self) -> list[str]:
-        names = [f"blocks.{r}" for r in self.args.old_resolutions()]
-        if self.args.fade:
-            names.append(f"to_rgb.{self.args.grown_from}")
-        return names
+        a = self.args
+        return [f"blocks.{r}" for r in a.old_resolutions()] + [f"to_rgb.{r}" for r in a.old_rgb_resolutions()]
 
     def forward(self, z: Tensor) -> Tensor:
         a = self.args
         x = z.reshape(z.shape[0], a.z_dim, 1, 1)  # [B, z, 1, 1]
+        if a.skip_rgb:
+            return self._forward_skip(x)
         skip = None
         for key, block in self.blocks.items():
             x = block(x)  # [B, C(r), r, r]
@@ -195,6 +228,16 @@ class Generator(Growable):
             out = self.alpha * out + (1.0 - self.alpha) * old
         return out
 
+    def _forward_skip(self, x: Tensor) -> Tensor:
+        """``rgb_r = upsample(rgb_{r/2}) + toRGB_r(block_r(x))`` from the first toRGB up; ``tanh(rgb_R)``."""
+        rgb = None
+        for key, block in self.blocks.items():
+            x = block(x)  # [B, C(r), r, r]
+            if key in self.to_rgb:
+                y = self.to_rgb[key](x)  # [B, 3, r, r], before tanh
+                rgb = y if rgb is None else F.interpolate(rgb, scale_factor=2, mode="nearest") + y
+        return rgb.tanh()  # [B, 3, R, R]
+
 
 class Discriminator(Growable):
     """Images ``[B, 3, R, R]`` -> raw logits ``[B]`` (the loss object applies sigmoid/BCE or Wasserstein)."""
@@ -206,7 +249,7 @@ class Discriminator(Growable):
         def from_rgb(r: int) -> nn.Module:  # [B, 3, r, r] -> [B, C(r), r, r]; no norm (DCGAN's first layer)
             return nn.Sequential(OrderedDict(conv=nn.Conv2d(3, a.channels(r), 1), act=nn.LeakyReLU(0.2)))
 
-        self.from_rgb = nn.ModuleDict({str(a.resolution): from_rgb(a.resolution)})
+        self.from_rgb = nn.ModuleDict({str(r): from_rgb(r) for r in reversed(a.rgb_resolutions())})
         if a.fade:
             self.from_rgb[str(a.grown_from)] = from_rgb(a.grown_from)
         self.blocks = nn.ModuleDict()
@@ -235,10 +278,10 @@ class Discriminator(Growable):
                     nn.utils.parametrizations.spectral_norm(m)
 
     def old_layer_names(self) -> list[str]:
-        names = [f"blocks.{r}" for r in self.args.old_resolutions()]
-        if self.args.fade:
-            names.append(f"from_rgb.{self.args.grown_from}")
-        return names
+        a = self.args
+        return [f"blocks.{r}" for r in a.old_resolutions()] + [
+            f"from_rgb.{r}" for r in a.old_rgb_resolutions()
+        ]
 
     def forward(self, img: Tensor) -> Tensor:
         a = self.args
@@ -249,6 +292,9 @@ class Discriminator(Growable):
                 small = F.avg_pool2d(img, a.resolution // a.grown_from)  # [B, 3, R0, R0]
                 old = self.from_rgb[str(a.grown_from)](small)  # [B, C(R0), R0, R0]
                 x = self.alpha * x + (1.0 - self.alpha) * old
+            elif a.skip_rgb and str(int(key) // 2) in self.from_rgb:  # the image again, at r/2
+                r = int(key) // 2
+                x = x + self.from_rgb[str(r)](F.avg_pool2d(img, a.resolution // r))  # [B, C(r), r, r]
         return x.reshape(x.shape[0])  # [B]
 
 

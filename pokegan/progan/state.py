@@ -42,9 +42,10 @@ _FIXED_ON_RESUME = (
     "padding",
     "mbstd",
     "loss",
-    "fade_in",
-    "freeze",
 )
+# How the models grow: these may change while a run is still in its first stage (no growth done yet:
+# the first-stage models are the same network whichever way they will grow), not after.
+_FIXED_AFTER_GROWTH = ("fade_in", "freeze", "skip_rgb")
 
 
 @dataclass
@@ -124,6 +125,8 @@ def stage_args(cfg: ProGANConfig, stage: int) -> ProGANArgs:
         g_upsample=cfg.upsample,
         padding=cfg.padding,
         mbstd=cfg.mbstd,
+        skip_rgb=cfg.skip_rgb,
+        rgb_from=cfg.sizes[0] if cfg.skip_rgb else 0,
     ).validate()
 
 
@@ -160,7 +163,9 @@ def grow_state(st: ProGANState) -> GrowReport:
     """Move to the next stage: grow G and D, fresh optimizers, position at the start of the stage."""
     nxt = st.pos.stage + 1
     old_ema = st.ema
-    st.G, st.D, report = grow(st.G, st.D, st.cfg.sizes[nxt], fade=st.cfg.fade_in, freeze=st.cfg.freeze)
+    st.G, st.D, report = grow(
+        st.G, st.D, st.cfg.sizes[nxt], fade=st.cfg.fade_in, freeze=st.cfg.freeze, skip_rgb=st.cfg.skip_rgb
+    )
     if old_ema is not None:  # the grown average: old layers keep their averages, new ones start at G's
         st.ema = EMA(st.G, old_ema.decay)
         transfer_weights(old_ema.model, st.ema.model)
@@ -202,9 +207,13 @@ def save_state(st: ProGANState, path: Path) -> None:
 
 
 def check_resumable(saved: dict, cfg: ProGANConfig, path: Path) -> None:
-    """Refuse a resume whose config would not fit the saved models or position."""
+    """Refuse a resume whose config would not fit the saved models or position.
+
+    The growth settings (fade-in, freezing, skip outputs) count only once the run has grown."""
     old = dict(saved.get("config", {}))
-    new = {k: getattr(cfg, k) for k in _FIXED_ON_RESUME}
+    grown = saved.get("position", {}).get("stage", 0) > 0
+    new = {k: getattr(cfg, k) for k in _FIXED_ON_RESUME + (_FIXED_AFTER_GROWTH if grown else ())}
+    old.setdefault("skip_rgb", False)  # written before skip outputs existed
     old["batch_size"] = old.get("data", {}).get("batch_size")
     new["batch_size"] = cfg.data.batch_size
     changed = [k for k in new if k in old and old[k] != new[k]]
