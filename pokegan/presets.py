@@ -75,6 +75,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "g_max_channels": 128,
             "g_channel_base": 1024,
             "g_dilate_from": 64,
+            # bilinear upsampling: the nearest-neighbour generator grew a hatched texture in the GAN phase
+            # whatever the critic's settings; the bilinear one stays clean (docs/training.md)
+            "g_upsample": "bilinear",
             "grid_n": 16,
         },
         "gmm": {"bic": [4, 8, 16], "covariance": "full", "max_iter": 100},
