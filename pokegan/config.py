@@ -316,6 +316,16 @@ class PretrainConfig:
     )
     # weight of an extra pixel L1 term (0 = perceptual only)
     pixel_l1: float = field(default=0.0, metadata=cli("Weight of an extra pixel L1 term (0 = off)."))
+    # flip and crop step 2's inputs as [data] augment does for step 1. Off: a flipped or shifted sprite has
+    # nearly the same embedding (cosine 0.95 / 0.86 on the gen-1 sprites), so the generator would be asked
+    # to draw two different images from one vector and learns their blurred average (docs/training.md)
+    augment: bool = field(
+        default=False,
+        metadata=cli(
+            "Flip and crop step 2's inputs as [data] augment does (off: every image is reconstructed as "
+            "it is, since a flip barely moves its embedding)."
+        ),
+    )
     g_channel_base: int = 16384  # generator channels at resolution r: clamp(base // r, min, max)
     g_max_channels: int = 512
     g_min_channels: int = 32

@@ -460,15 +460,24 @@ def make_loader(
 
 
 def loader_from_config(
-    manifest: Manifest, split: str, data, *, train: bool, device=None, distributed=None, rows=None
+    manifest: Manifest,
+    split: str,
+    data,
+    *,
+    train: bool,
+    device=None,
+    distributed=None,
+    rows=None,
+    augment: bool | None = None,
 ):
-    """``make_loader`` from a :class:`pokegan.config.DataConfig` (training: augmented, shuffled, subset)."""
+    """``make_loader`` from a :class:`pokegan.config.DataConfig` (training: shuffled, subset, and augmented
+    when ``augment``, which defaults to ``data.augment``; a step with its own switch passes it)."""
     return make_loader(
         manifest,
         split,
         data.image_size,
         data.batch_size,
-        augment=train and data.augment,
+        augment=train and (data.augment if augment is None else augment),
         shuffle=train,
         drop_last=train,
         seed=data.seed,

@@ -57,6 +57,27 @@ def test_cache_matches_jpeg_and_is_invalidated(tmp_path, manifest):
     assert [p.name for p in (tmp_path / "cache").iterdir()] == [f"{m2.content_sha256[:16]}-16px"]
 
 
+def test_a_step_can_switch_augmentation_off_whatever_data_augment_says(manifest):
+    """Step 2 reconstructs each image from its own embedding: its loader must give the images as they are."""
+    from pokegan.config import DataConfig, PretrainConfig
+    from pokegan.data import loader_from_config
+
+    data = DataConfig(image_size=16, batch_size=4, num_workers=0, use_cache=False, augment=True)
+    plain = _all(
+        make_loader(manifest, "train", 16, 4, augment=False, seed=0, num_workers=0, distributed=False)
+    )
+    by_row = {int(r): x for x, r in zip(plain[0], plain[2], strict=True)}
+
+    def batches(**kw):
+        return _all(loader_from_config(manifest, "train", data, train=True, distributed=False, **kw))
+
+    off = batches(augment=False)
+    assert all(torch.equal(x, by_row[int(r)]) for x, r in zip(off[0], off[2], strict=True))
+    on = batches()  # None: [data] augment (flips and crops)
+    assert any(not torch.equal(x, by_row[int(r)]) for x, r in zip(on[0], on[2], strict=True))
+    assert PretrainConfig().augment is False and PretrainConfig().data.augment is True
+
+
 def test_sampler_seeded_resumable_and_sharded():
     rows = np.arange(10, 21)
     s = EpochSampler(rows, shuffle=True, seed=1)

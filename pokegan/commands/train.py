@@ -161,6 +161,7 @@ def embed(
     "lr",
     "layer_weights",
     "pixel_l1",
+    "augment",
     "data.batch_size",
     "grad_accum",
     "data.num_workers",

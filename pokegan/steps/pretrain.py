@@ -1,9 +1,9 @@
 """Step 2, ``poke train pretrain``: the generator learns to reconstruct images from their embeddings.
 
-Per batch: the frozen step-1 classifier encodes the (augmented) real images to ``z [B, 512]`` (frozen
-encoding statistics, as in ``embed``) and, in the same pass, gives the target feature maps; the generator
-reconstructs ``G(z)``; the loss is the perceptual distance of :mod:`pokegan.perceptual` (layer1..layer4,
-weighted) plus an optional pixel L1. One classifier instance serves the encoding and the loss.
+Per batch: the frozen step-1 classifier encodes the real images (as they are, unless ``augment``) to
+``z [B, 512]`` (frozen encoding statistics, as in ``embed``) and, in the same pass, gives the target feature
+maps; the generator reconstructs ``G(z)``; the loss is the perceptual distance of :mod:`pokegan.perceptual`
+(layer1..layer4, weighted) plus an optional pixel L1. One classifier instance serves the encoding and the loss.
 
 Writes ``RUN/pretrain/``::
 
@@ -190,7 +190,7 @@ def run_pretrain(cfg: PretrainConfig, run: RunDir | Path | str, *, resume: bool 
     G = build_generator(cfg, s.device)
     opt = torch.optim.AdamW(param_groups(G, cfg.weight_decay), lr=cfg.lr, betas=tuple(cfg.betas))
     scaler = dev.make_grad_scaler(s.device, cfg.amp)
-    loader = loader_from_config(manifest, "train", cfg.data, train=True, device=s.device)
+    loader = loader_from_config(manifest, "train", cfg.data, train=True, device=s.device, augment=cfg.augment)
     total = cfg.epochs * steps_per_epoch(loader, cfg.grad_accum)
     st = PretrainState(
         model=G,
