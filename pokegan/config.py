@@ -332,6 +332,7 @@ class PretrainConfig:
     g_dilate_from: int = 32  # blocks at this resolution and above use dilated convolutions
     g_dilation: int = 2
     g_upsample: str = "nearest"  # nearest | bilinear: the generator's x2 upsampling
+    g_output: str = "tanh"  # tanh | linear: the generator's last activation (linear never saturates)
     grid_n: int = 8  # images in the per-epoch reconstruction grid
     amp: bool = True
     channels_last: bool = True
@@ -365,6 +366,10 @@ class PretrainConfig:
         if self.g_upsample not in ("nearest", "bilinear"):
             raise UserError(
                 f"[pretrain] g_upsample {self.g_upsample!r} must be nearest or bilinear", hint="e.g. bilinear"
+            )
+        if self.g_output not in ("tanh", "linear"):
+            raise UserError(
+                f"[pretrain] g_output {self.g_output!r} must be tanh or linear", hint="e.g. linear"
             )
         return self
 

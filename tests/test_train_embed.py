@@ -43,6 +43,31 @@ def test_generator_upsampling_modes_and_older_args():
         GeneratorArgs(upsample="bicubic").validate()
 
 
+def test_linear_output_keeps_a_gradient_where_tanh_has_saturated():
+    """A white background is tanh's asymptote: a saturated tanh generator gets no gradient back."""
+    torch.manual_seed(0)
+    kw = {"image_size": 16, "channel_base": 256, "max_channels": 32}
+    tanh, linear = Generator(GeneratorArgs(**kw)), Generator(GeneratorArgs(**kw, output="linear"))
+    linear.load_state_dict(tanh.state_dict())  # same weights: the output is the only difference
+    z = torch.randn(2, 512)
+    for g in (tanh, linear):  # drive the pre-activation far into saturation, as an all-white picture does
+        with torch.no_grad():
+            g.to_rgb[-1].conv.bias.fill_(12.0)
+    assert torch.equal(torch.tanh(linear(z)), tanh(z)) and linear(z).min() > 1
+    grads = []
+    for g in (tanh, linear):
+        g.zero_grad()
+        (g(z) - 0.0).abs().mean().backward()  # pull towards mid-grey
+        grads.append(g.to_rgb[-1].conv.bias.grad.abs().max().item())
+    assert grads[0] < 1e-8 < 0.1 < grads[1]
+    # older checkpoints (no ``output``) rebuild with tanh; bad values are refused
+    assert Generator(GeneratorArgs(**kw)).to_rgb[0].tanh
+    with pytest.raises(ValueError, match="output"):
+        GeneratorArgs(output="sigmoid").validate()
+    with pytest.raises(Exception, match="g_output"):
+        load_step_config(PretrainConfig, "pretrain", overrides={"g_output": "relu"})
+
+
 @pytest.mark.parametrize("upsample", ["nearest", "bilinear"])
 def test_generator_shapes_and_perceptual_loss_falls(upsample):
     torch.manual_seed(0)

@@ -3,15 +3,17 @@
     z [B, 512]
       -> linear stem -> [B, C(4), 4, 4] -> conv 3x3                block 0 (4 x 4)   -> toRGB
       -> for r = 8, 16, ..., image_size:
-            nearest upsample x2 -> conv 3x3 -> conv 3x3   (dilated when r >= dilate_from)  -> toRGB (tanh)
+            nearest upsample x2 -> conv 3x3 -> conv 3x3   (dilated when r >= dilate_from)  -> toRGB
 
 Channels at resolution r: ``clamp(channel_base // r, min_channels, max_channels)``. Every conv is followed
 by PixelNorm and LeakyReLU(0.2): no batch statistics, so a sample never depends on its batch (and the EMA
 copy of step 3 has no buffers to track). The later blocks use dilated 3x3 convolutions (dilation 2 = a 5x5
 receptive field at the cost of a 3x3): large flat colour regions need a large receptive field.
 
-A toRGB (1x1 conv + tanh) reads every block: ``forward(z)`` returns the finest image ``[B, 3, S, S]`` in
-[-1, 1]; ``forward_multiscale(z)`` returns every scale, coarse -> fine ``[[B,3,4,4], [B,3,8,8], ...]``,
+A toRGB (1x1 conv, then tanh or nothing: ``output``) reads every block: ``forward(z)`` returns the finest
+image ``[B, 3, S, S]``, in [-1, 1] under tanh; a linear output (StyleGAN's) is clamped by whoever turns it
+into pixels, and never saturates: on sprites, whose white background is tanh's asymptote, the tanh
+generator of step 2 could stall on an all-white picture with no gradient left (docs/training.md); ``forward_multiscale(z)`` returns every scale, coarse -> fine ``[[B,3,4,4], [B,3,8,8], ...]``,
 which step 3's multi-scale-gradient (MSG) discriminator reads. ``GeneratorArgs`` is stored in checkpoints
 so the model rebuilds from a checkpoint alone.
 """
@@ -35,6 +37,7 @@ class GeneratorArgs:
     dilate_from: int = 32  # blocks at this resolution and above use dilated convolutions
     dilation: int = 2
     upsample: str = "nearest"  # nearest | bilinear (the x2 upsampling before each block's convs)
+    output: str = "tanh"  # tanh | linear: the toRGB activation (linear: unbounded, clamped when drawn)
 
     def validate(self) -> GeneratorArgs:
         s = self.image_size
@@ -49,6 +52,8 @@ class GeneratorArgs:
             raise ValueError(f"invalid generator args {self}")
         if self.upsample not in ("nearest", "bilinear"):
             raise ValueError(f"upsample {self.upsample!r} must be 'nearest' or 'bilinear'")
+        if self.output not in ("tanh", "linear"):
+            raise ValueError(f"output {self.output!r} must be 'tanh' or 'linear'")
         return self
 
     def resolutions(self) -> list[int]:
@@ -89,14 +94,16 @@ class UpBlock(nn.Module):
 
 
 class ToRGB(nn.Module):
-    """[B, c, r, r] -> [B, 3, r, r] in [-1, 1]."""
+    """[B, c, r, r] -> [B, 3, r, r]: in [-1, 1] (tanh), or unbounded (linear)."""
 
-    def __init__(self, cin: int):
+    def __init__(self, cin: int, output: str = "tanh"):
         super().__init__()
         self.conv = nn.Conv2d(cin, 3, 1)
+        self.tanh = output == "tanh"
 
     def forward(self, x: Tensor) -> Tensor:
-        return torch.tanh(self.conv(x))
+        x = self.conv(x)
+        return torch.tanh(x) if self.tanh else x
 
 
 class Generator(nn.Module):
@@ -116,7 +123,7 @@ class Generator(nn.Module):
             )
             for r in res[1:]
         )
-        self.to_rgb = nn.ModuleList(ToRGB(args.channels(r)) for r in res)
+        self.to_rgb = nn.ModuleList(ToRGB(args.channels(r), args.output) for r in res)
 
     def _trunk(self, z: Tensor, every_scale: bool) -> list[Tensor]:
         b = z.shape[0]
@@ -133,7 +140,7 @@ class Generator(nn.Module):
         return outs
 
     def forward(self, z: Tensor) -> Tensor:
-        """``z [B, z_dim]`` -> images ``[B, 3, S, S]`` in [-1, 1]."""
+        """``z [B, z_dim]`` -> images ``[B, 3, S, S]`` (in [-1, 1] under tanh)."""
         return self._trunk(z, every_scale=False)[-1]
 
     def forward_multiscale(self, z: Tensor) -> list[Tensor]:

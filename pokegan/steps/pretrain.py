@@ -59,6 +59,7 @@ def generator_args(cfg: PretrainConfig) -> GeneratorArgs:
         dilate_from=cfg.g_dilate_from,
         dilation=cfg.g_dilation,
         upsample=cfg.g_upsample,
+        output=cfg.g_output,
     )
 
 

@@ -17,5 +17,5 @@ NEW_KEYS = {
     "gan": {"recon_size": 0, "d_downsample": "stride"},  # issue 12's options, off by default
     # issue 12: step 2 stopped following [data] augment (a flip barely moves the embedding, so augmented
     # targets blurred the reconstructions); it reconstructs the images as they are unless told otherwise
-    "pretrain": {"augment": False},
+    "pretrain": {"augment": False, "g_output": "tanh"},
 }
