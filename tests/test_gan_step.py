@@ -90,6 +90,12 @@ def test_gan_refuses_without_step2_unless_from_scratch(run):
     assert st.scales == [4, 8, 16, 32]
 
 
+def test_gan_real_images_follow_data_augment_unless_switched_off(run):
+    """``[gan] augment = false``: the critic and the anchor see the images as step 2 and the mixture did."""
+    assert gan_setup.build_state(run, gan_cfg()).loader.augment  # [data] augment (on)
+    assert not gan_setup.build_state(run, gan_cfg(augment=False)).loader.augment
+
+
 def test_gan_end_to_end_then_sample_and_eval(run, runner, tmp_path):
     from cli import app
 

@@ -27,6 +27,9 @@ class GANConfig:
     # generator loss: step 2's task as an anchor while the adversarial term sharpens (0 = off)
     recon_size: int = 0  # compare the anchor's images area-averaged to this size (0 = full size): the
     # anchor then holds colour and layout and leaves the finer detail to the adversarial term
+    # the real images flipped and cropped as [data] augment gives them; off: as they are, like the
+    # embeddings the mixture was fitted to and the images step 2 learned to redraw
+    augment: bool = True
     # generator steps (batch size, workers, cache: the [data] section)
     steps: int = field(default=20_000, metadata=cli("Generator steps to train."))
     d_channels: int = 32  # critic channels at the finest resolution

@@ -252,7 +252,9 @@ def build_state(run, cfg: GANConfig, scratch_args: dict | None = None, device=No
         d_args=asdict(d_args),
         classifier=classifier,
         **_yardsticks(manifest, cfg, classifier, scales[-1], out, device),
-        loader=loader_from_config(manifest, "train", data, train=True, device=device),
+        loader=loader_from_config(
+            manifest, "train", data, train=True, device=device, augment=None if cfg.augment else False
+        ),
         classes=list(manifest.classes),
         manifest_sha256=str(manifest.sha256),
         metrics=MetricsLog(out / "metrics.jsonl", enabled=dev.is_main()),

@@ -14,7 +14,7 @@ SNAPSHOT = json.loads((REPO / "tests" / "snapshots" / "resolved_configs.json").r
 # always fitted with at these defaults but could not set
 NEW_KEYS = {
     "gmm": {"kmeans_iter": 20, "kmeans_restarts": 3},
-    "gan": {"recon_size": 0, "d_downsample": "stride"},  # issue 12's options, off by default
+    "gan": {"recon_size": 0, "d_downsample": "stride", "augment": True},  # issue 12's options, off by default
     # issue 12: step 2 stopped following [data] augment (a flip barely moves the embedding, so augmented
     # targets blurred the reconstructions); it reconstructs the images as they are unless told otherwise
     "pretrain": {"augment": False, "g_output": "tanh"},
