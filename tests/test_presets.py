@@ -44,7 +44,7 @@ def _plain(value):
 @pytest.mark.parametrize("section", sorted(STEPS))
 def test_every_section_resolves_as_before(section, preset):
     cfg = load_step_config(STEPS[section], section, preset=preset)
-    expected = {**SNAPSHOT[f"{section}/{preset or 'none'}"], **NEW_KEYS.get(section, {})}
+    expected = {**NEW_KEYS.get(section, {}), **SNAPSHOT[f"{section}/{preset or 'none'}"]}
     assert _plain(config_to_dict(cfg)) == expected
 
 

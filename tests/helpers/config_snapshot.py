@@ -10,6 +10,7 @@ from tests.conftest import REPO
 
 SNAPSHOT = json.loads((REPO / "tests" / "snapshots" / "resolved_configs.json").read_text(encoding="utf-8"))
 
+# keys added since the snapshot, at their default (a preset that sets one has it in the snapshot itself);
 # keys the nesting made settable: [gmm] holds the GMMFitConfig inline, whose k-means settings the step
 # always fitted with at these defaults but could not set
 NEW_KEYS = {
