@@ -12,7 +12,10 @@ from tests.helpers.kill import INTERRUPTED, stop_when
 
 SLEEPER = "import time; time.sleep(60)"
 CTRL_C = """
-import pathlib, sys, time
+import pathlib, signal, sys, time
+# a shell that starts background jobs with SIGINT ignored passes that on, and Python then installs no
+# KeyboardInterrupt handler: restore it, so the test does not depend on how pytest was launched
+signal.signal(signal.SIGINT, signal.default_int_handler)
 try:
     pathlib.Path(sys.argv[1]).touch()  # inside the try: a Ctrl-C from now on exits 130
     time.sleep(60)
