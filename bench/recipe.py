@@ -218,6 +218,9 @@ def run_progan_arm(arm: Arm, base: Path, work: Path, scorer: Scorer, budget: flo
 
     out = _arm_run(base, work, arm)
     data = tomllib.loads((base / "classifier" / "config.toml").read_text())["data"]
+    # the run's image size and data root, but the preset's own ProGAN batch (64): the run's batch would
+    # override the [data] nested in the preset's progan section, as it did for the 2026-12-02 figures
+    data.pop("batch_size", None)
     cfg = load_step_config(
         ProGANConfig,
         "progan",
