@@ -119,16 +119,16 @@ def test_full_covariance_with_fewer_points_than_dimensions_float32():
 
 def test_on_manifold_tells_blends_from_samples_near_the_data():
     """Tight clusters far apart: one broad component samples in the gaps, one per cluster near the data."""
-    from pokegan.steps.gmm import nearest_distance, on_manifold
+    from pokegan.steps.gmm import nearest_distance, nn_reference, sample_nn
 
     rng = np.random.default_rng(0)
     centres = rng.normal(0, 10, (12, 16))
     x = (centres.repeat(20, 0) + rng.normal(0, 0.3, (240, 16))).astype(np.float32)
     broad = fit_gmm(x, GMMFitConfig(n_components=1, covariance="full"))
     fine = fit_gmm(x, GMMFitConfig(n_components=12, covariance="diag"))
-    a, b = on_manifold(broad, x, seed=0), on_manifold(fine, x, seed=0)
-    assert a["real_nn"] == b["real_nn"] and 0.5 < a["real_nn"] < 2  # within-cluster spacing, self excluded
-    assert b["sample_nn"] < 2 * b["real_nn"] < a["sample_nn"]
+    ref, real_nn = nn_reference(x, seed=0)
+    assert len(ref) == len(x) and 0.5 < real_nn < 2  # within-cluster spacing, self excluded
+    assert sample_nn(fine, ref, seed=0) < 2 * real_nn < sample_nn(broad, ref, seed=0)
     ref = torch.tensor([[0.0, 0.0], [3.0, 4.0]])
     assert nearest_distance(torch.tensor([[0.0, 1.0]]), ref) == pytest.approx(1.0)
     assert nearest_distance(ref, ref, exclude_self=True) == pytest.approx(5.0)

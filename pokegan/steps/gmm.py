@@ -60,19 +60,21 @@ def nearest_distance(queries: torch.Tensor, ref: torch.Tensor, *, exclude_self: 
     return float(torch.cat(out).mean())
 
 
-def on_manifold(g: GaussianMixture, x: np.ndarray, seed: int) -> dict[str, float]:
-    """Do the mixture's samples look like embeddings? ``sample_nn``: the mean distance from a sample to the
-    nearest embedding; ``real_nn``: the same from an embedding to its nearest other one. A mixture whose
-    samples sit far beyond ``real_nn`` draws blends between the images, which the generator then has to
-    draw (docs/training.md: 4 full-covariance components on the gen-1 sprites, 19.9 against 2.9)."""
-    rng = np.random.default_rng(seed)
-    ref = torch.from_numpy(x[np.sort(rng.permutation(len(x))[:NN_REFERENCE])])
-    samples, _ = g.sample(NN_QUERIES, torch.Generator().manual_seed(seed))
+def nn_reference(x: np.ndarray, seed: int) -> tuple[torch.Tensor, float]:
+    """The embeddings the yardstick searches (a seeded subset of at most ``NN_REFERENCE``) and ``real_nn``:
+    the mean distance from an embedding to its nearest other one (NaN with a single embedding)."""
+    ref = torch.from_numpy(x[np.sort(np.random.default_rng(seed).permutation(len(x))[:NN_REFERENCE])])
     q = min(NN_QUERIES, len(ref) - 1)
-    return {
-        "sample_nn": nearest_distance(samples.float(), ref),
-        "real_nn": nearest_distance(ref[:q], ref, exclude_self=True) if q > 0 else float("nan"),
-    }
+    return ref, nearest_distance(ref[:q], ref, exclude_self=True) if q > 0 else float("nan")
+
+
+def sample_nn(g: GaussianMixture, ref: torch.Tensor, seed: int) -> float:
+    """Do the mixture's samples look like embeddings? The mean distance from a sample to the nearest
+    embedding of ``ref``. A mixture whose samples sit far beyond ``real_nn`` draws blends between the
+    images, which the generator then has to draw (docs/training.md: 4 full-covariance components on the
+    gen-1 sprites, 19.9 against 2.9)."""
+    samples, _ = g.sample(NN_QUERIES, torch.Generator().manual_seed(seed))
+    return nearest_distance(samples.float(), ref)
 
 
 def plot_pca(x: np.ndarray, samples: np.ndarray, path: Path, title: str) -> Path:
@@ -118,6 +120,7 @@ def run_gmm(cfg: GMMConfig, run_dir, *, resume: bool = False) -> dict:
         idx = np.random.default_rng(cfg.fit.seed).choice(len(x_all), cfg.max_rows, replace=False)
         x = x_all[np.sort(idx)]
     rows, fitted = [], {}
+    ref, real_nn = nn_reference(x, cfg.fit.seed)  # one reference for every candidate
     t_start = time.perf_counter()
     for k in cfg.candidates():
         path = out / "candidates" / f"k{k:03d}.pt"
@@ -140,7 +143,8 @@ def run_gmm(cfg: GMMConfig, run_dir, *, resume: bool = False) -> dict:
                 "n_iter": g.meta.get("n_iter"),
                 "converged": g.meta.get("converged"),
                 "seconds": g.meta.get("seconds"),
-                **on_manifold(g, x, cfg.fit.seed),
+                "sample_nn": sample_nn(g, ref, cfg.fit.seed),
+                "real_nn": real_nn,
             }
         )
         r = rows[-1]
