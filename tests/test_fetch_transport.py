@@ -115,18 +115,28 @@ def test_a_short_deadline_fires_while_a_long_one_is_watched():
             second.close()
 
 
-def test_the_committer_records_full_batches_and_flushes_the_rest_in_order(tmp_path):
+def _planned(tmp_path, n: int):
+    """A fresh dataset whose ledger has ``n`` planned rows: (dataset, ledger, items)."""
     dataset = DatasetDir.at(tmp_path / "d").create()
     ledger = Ledger(dataset.ledger_path)
-    ledger.plan(Candidate("test", str(i), "Pikachu", f"http://x/{i}", {}) for i in range(5))
-    items = ledger.select(source="test")
+    ledger.plan(Candidate("test", str(i), "Pikachu", f"http://x/{i}", {}) for i in range(n))
+    return dataset, ledger, ledger.select(source="test")
+
+
+def _store_all(store, dataset, items, seed: int) -> None:
+    """Hand the committer one checked JPEG per item, as the downloader does."""
+    for i, item in enumerate(items):
+        tmp = intake.temp_path(dataset, item)
+        tmp.write_bytes(make_jpeg(seed + i))
+        store.store(item, tmp, intake.check_file(tmp))
+
+
+def test_the_committer_records_full_batches_and_flushes_the_rest_in_order(tmp_path):
+    dataset, ledger, items = _planned(tmp_path, 5)
     outcomes: list = []
     store = intake.GroupCommit(ledger, dataset, outcomes.append, pytest.fail, batch_size=2, max_wait=600.0)
     with store:
-        for i, item in enumerate(items):
-            tmp = intake.temp_path(dataset, item)
-            tmp.write_bytes(make_jpeg(700 + i))
-            store.store(item, tmp, intake.check_file(tmp))
+        _store_all(store, dataset, items, 700)
         wait_for(lambda: store.batches == 2, "two full batches")  # recorded without waiting max_wait
         assert len(outcomes) == 4
         assert [it.status for it in ledger.select(source="test")] == ["done"] * 4 + ["planned"]
@@ -137,16 +147,10 @@ def test_the_committer_records_full_batches_and_flushes_the_rest_in_order(tmp_pa
 
 
 def test_close_records_everything_queued(tmp_path):
-    dataset = DatasetDir.at(tmp_path / "d").create()
-    ledger = Ledger(dataset.ledger_path)
-    ledger.plan(Candidate("test", str(i), "Pikachu", f"http://x/{i}", {}) for i in range(7))
-    items = ledger.select(source="test")
+    dataset, ledger, items = _planned(tmp_path, 7)
     store = intake.GroupCommit(ledger, dataset, lambda o: None, pytest.fail, batch_size=3, max_wait=600.0)
     store.start()
-    for i, item in enumerate(items):
-        tmp = intake.temp_path(dataset, item)
-        tmp.write_bytes(make_jpeg(800 + i))
-        store.store(item, tmp, intake.check_file(tmp))
+    _store_all(store, dataset, items, 800)
     store.close()
     assert store.batches == 3 and {it.status for it in ledger.select(source="test")} == {"done"}
     ledger.close()
