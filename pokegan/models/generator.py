@@ -13,9 +13,10 @@ receptive field at the cost of a 3x3): large flat colour regions need a large re
 A toRGB (1x1 conv, then tanh or nothing: ``output``) reads every block: ``forward(z)`` returns the finest
 image ``[B, 3, S, S]``, in [-1, 1] under tanh; a linear output (StyleGAN's) is clamped by whoever turns it
 into pixels, and never saturates: on sprites, whose white background is tanh's asymptote, the tanh
-generator of step 2 could stall on an all-white picture with no gradient left (docs/training.md); ``forward_multiscale(z)`` returns every scale, coarse -> fine ``[[B,3,4,4], [B,3,8,8], ...]``,
-which step 3's multi-scale-gradient (MSG) discriminator reads. ``GeneratorArgs`` is stored in checkpoints
-so the model rebuilds from a checkpoint alone.
+generator of step 2 could stall on an all-white picture with no gradient left (docs/training.md).
+``forward_multiscale(z)`` returns every scale, coarse -> fine ``[[B,3,4,4], [B,3,8,8], ...]``, which
+step 3's multi-scale-gradient (MSG) discriminator reads. ``GeneratorArgs`` is stored in checkpoints so the
+model rebuilds from a checkpoint alone.
 """
 
 from __future__ import annotations

@@ -150,7 +150,8 @@ def run_gmm(cfg: GMMConfig, run_dir, *, resume: bool = False) -> dict:
         r = rows[-1]
         console.print(
             f"gmm: k={k} BIC {bic:.1f} mean LL {r['mean_log_likelihood']:.3f}; samples lie "
-            f"{r['sample_nn']:.2f} from the nearest embedding (embeddings from each other: {r['real_nn']:.2f})"
+            f"{r['sample_nn']:.2f} from the nearest embedding (embeddings from each other: "
+            f"{r['real_nn']:.2f})"
         )
     best = min(rows, key=lambda r: r["bic"])
     chosen = fitted[best["components"]]

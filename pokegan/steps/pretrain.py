@@ -3,7 +3,8 @@
 Per batch: the frozen step-1 classifier encodes the real images (as they are, unless ``augment``) to
 ``z [B, 512]`` (frozen encoding statistics, as in ``embed``) and, in the same pass, gives the target feature
 maps; the generator reconstructs ``G(z)``; the loss is the perceptual distance of :mod:`pokegan.perceptual`
-(layer1..layer4, weighted) plus an optional pixel L1. One classifier instance serves the encoding and the loss.
+(layer1..layer4, weighted) plus an optional pixel L1. One classifier instance serves the encoding and the
+loss.
 
 Writes ``RUN/pretrain/``::
 
