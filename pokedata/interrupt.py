@@ -44,12 +44,16 @@ def graceful_interrupt(resume: str, say: Callable[[str], None]) -> Iterator[None
         hits[0] += 1
         if hits[0] == 1:
             say("stopping: finishing what is done and saving it (press Ctrl-C again to quit at once)")
+            if _deferred.depth:
+                _deferred.pending = True  # raised when the critical section ends
+                return
             raise KeyboardInterrupt
         with contextlib.suppress(OSError):
             os.write(2, b"\npoke: second Ctrl-C, quitting at once (rerun the command to resume)\n")
         os._exit(EXIT_CODE)
 
     previous = signal.signal(signal.SIGINT, handler)
+    _deferred.pending = False
     try:
         yield
     except KeyboardInterrupt:
@@ -57,3 +61,34 @@ def graceful_interrupt(resume: str, say: Callable[[str], None]) -> Iterator[None
         raise Interrupted(resume) from None
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+class _Deferred:
+    """Main-thread state of :func:`deferred_interrupt` (signal handlers run in the main thread only)."""
+
+    depth = 0
+    pending = False
+
+
+_deferred = _Deferred()
+
+
+@contextlib.contextmanager
+def deferred_interrupt() -> Iterator[None]:
+    """Let the block finish before a first Ctrl-C stops the command (see the module docstring).
+
+    Only the main thread defers (the others never receive signals); a second Ctrl-C still quits at once,
+    which leaves the previous file in place (writes are atomic). Outside :func:`graceful_interrupt` the
+    block is unaffected: Python's own SIGINT handler raises at once, as it always did.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _deferred.depth += 1
+    try:
+        yield
+    finally:
+        _deferred.depth -= 1
+    if _deferred.depth == 0 and _deferred.pending:
+        _deferred.pending = False
+        raise KeyboardInterrupt

@@ -14,7 +14,7 @@ A training checkpoint (``classifier/last.pt``, ``pretrain/last.pt``, ...) is one
     classes         the class list, manifest_sha256   (a checkpoint from another manifest is refused)
 
 Writes go to a temp file beside the target, are fsync'ed and renamed: a kill leaves the old checkpoint or
-the new one, never half of one.
+the new one, never half of one; a Ctrl-C waits for the write in progress to finish.
 """
 
 from __future__ import annotations
@@ -27,15 +27,18 @@ import numpy as np
 import torch
 
 from pokedata.errors import UserError
+from pokedata.interrupt import deferred_interrupt
 from pokedata.store import atomic_writer
 from pokegan import device as dev
 from pokegan.config import config_to_dict
 
 
-def save_checkpoint(path: Path | str, state: dict[str, Any]) -> Path:
-    """Save ``state`` atomically (temp file + fsync + rename)."""
+def save_checkpoint(path: Path | str, state: Any) -> Path:
+    """Save ``state`` (a checkpoint dict, or any object ``torch.save`` takes) atomically: temp file, fsync,
+    rename. A first Ctrl-C waits for the save to finish (:func:`deferred_interrupt`), so the step stops
+    with this checkpoint on disk rather than with a torch error from inside its zip writer."""
     path = Path(path)
-    with atomic_writer(path) as fh:
+    with deferred_interrupt(), atomic_writer(path) as fh:
         torch.save(state, fh)
     return path
 

@@ -14,7 +14,6 @@ Sampling is correctly weighted: every sample draws its own component from the mi
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import asdict
 from pathlib import Path
@@ -24,7 +23,7 @@ import torch
 from torch import Tensor
 
 from pokedata.errors import UserError
-from pokedata.store import atomic_write_bytes
+from pokegan.checkpoint import save_checkpoint
 from pokegan.gmm_config import GMMFitConfig  # torch-free: the [gmm] options are its fields
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -128,9 +127,7 @@ class GaussianMixture:
         )
 
     def save(self, path: Path) -> None:
-        buf = io.BytesIO()
-        torch.save(self.state_dict(), buf)
-        atomic_write_bytes(Path(path), buf.getvalue())
+        save_checkpoint(path, self.state_dict())
 
     @classmethod
     def load(cls, path: Path) -> GaussianMixture:

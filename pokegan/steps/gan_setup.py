@@ -9,7 +9,6 @@ the class list and the manifest hash: ``poke sample`` rebuilds the EMA generator
 from __future__ import annotations
 
 import dataclasses
-import io
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,9 +19,15 @@ from torch import nn
 
 from pokedata.errors import UserError
 from pokedata.log import console
-from pokedata.store import atomic_write_bytes
 from pokegan import device as dev
-from pokegan.checkpoint import check_compatible, load_checkpoint, provenance, save_on_main, set_rng_state
+from pokegan.checkpoint import (
+    check_compatible,
+    load_checkpoint,
+    provenance,
+    save_checkpoint,
+    save_on_main,
+    set_rng_state,
+)
 from pokegan.config import PretrainConfig, config_to_toml, load_step_config
 from pokegan.data import load_manifest, loader_from_config
 from pokegan.ema import EMA
@@ -141,9 +146,7 @@ def _fixed_latents(out: Path, gmm, cfg: GANConfig) -> torch.Tensor:
             return z
     z, _ = gmm.sample(cfg.n_fixed, torch.Generator().manual_seed(cfg.seed))
     if dev.is_main():
-        buf = io.BytesIO()
-        torch.save(z, buf)
-        atomic_write_bytes(path, buf.getvalue())
+        save_checkpoint(path, z)
     return z
 
 
