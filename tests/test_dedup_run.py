@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from pokedata.dedup import DedupConfig, reset_dedup, run_dedup
+from pokedata.dedup.hashing import get_hasher, to_signed
 from pokedata.errors import UserError
 from pokedata.ledger import Ledger
 from tests.helpers.dedup_ledger import Spec, make_dataset, marks, near_copy, pattern
@@ -224,3 +225,22 @@ def test_a_ledger_from_before_the_colour_signature_gets_it_once(dataset):
     assert run_dedup(_cfg(dataset)).colour_hashed == 0
     s = run_dedup(_cfg(dataset, colour=False))  # --ignore-colour: no colour test, none needed
     assert s.colour_tolerance is None and s.colour_hashed == 0
+
+
+def test_phash_values_of_an_older_version_are_recomputed_once(dataset):
+    """phash version 2 rounds DCT ties (float noise used to pick those bits): a ledger whose phash values
+    came from version 1 gets them recomputed by its next run, once; the colour signatures are kept."""
+    run_dedup(_cfg(dataset))
+    with Ledger(dataset / "ledger.sqlite") as ledger:  # what a ledger written before versions holds
+        flip_low_bit = "UPDATE hashes SET value = (~value & 1) | (value & ~1) WHERE method = 'phash'"
+        ledger.conn.execute(flip_low_bit)  # planted stale values
+        ledger.conn.execute("DELETE FROM meta WHERE key LIKE 'hashes.version.%'")
+    s = run_dedup(_cfg(dataset))
+    assert s.hashed == 9 and s.colour_hashed == 0
+    assert run_dedup(_cfg(dataset)).hashed == 0
+    with Ledger(dataset / "ledger.sqlite") as ledger:
+        stored = dict(ledger.conn.execute("SELECT image_id, value FROM hashes WHERE method = 'phash'"))
+        paths = dict(ledger.conn.execute("SELECT id, path FROM images"))
+    hasher = get_hasher("phash")
+    for image_id, value in stored.items():  # the current values, not the planted ones
+        assert value == int(to_signed(hasher.hash_batch(hasher.open(dataset / paths[image_id])[None]))[0])

@@ -29,6 +29,7 @@ from rich.table import Table
 
 from pokedata.clean.config import PARAMS_VERSION, CleanConfig
 from pokedata.clean.worker import ItemResult, OutputError, Settings, Task, clean_chunk, init_worker
+from pokedata.dedup.hashing import hash_version
 from pokedata.dedup.run import reset_dedup
 from pokedata.errors import UserError
 from pokedata.ledger import DONE, Item, Ledger, images
@@ -341,6 +342,7 @@ class _Recorder:
             summary,
         )
         self.marks_cleared = False
+        self.versions_checked: set[str] = set()
 
     def record(self, results: list[ItemResult]) -> None:
         stale_files: list[Path] = []
@@ -368,6 +370,10 @@ class _Recorder:
                         height=f.height, pixel_sha256=f.pixel_sha256, params=params, at=now,
                     )  # fmt: skip
                     if f.hashes:  # computed by the worker from the written JPG: dedup finds them cached
+                        for method, _ in f.hashes:
+                            if method not in self.versions_checked:  # older values go, once per run
+                                images.retire_old_hashes(conn, method, hash_version(method))
+                                self.versions_checked.add(method)
                         image_id = images.image_id(conn, res.item_id, f.frame)
                         images.put_hashes(
                             conn, [(image_id, method, value, now) for method, value in f.hashes]

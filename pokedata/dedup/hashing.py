@@ -72,6 +72,8 @@ class Hasher:
     """Bits for a match across classes (a copy, not a look-alike); measured the same way."""
     draft_mode: ClassVar[str] = "L"
     """Mode a JPEG is decoded to at reduced scale (``fast``): grayscale for the perceptual hashes."""
+    version: ClassVar[int] = 1
+    """Raised when the values of a method change: cached values of older versions are recomputed."""
 
     def __init__(self, *, fast: bool = True):
         self.fast = fast
@@ -139,12 +141,16 @@ def _dct_matrix(n: int, k: int) -> np.ndarray:
     return 2.0 * np.cos(np.pi * rows * (2 * cols + 1) / (2 * n))
 
 
+_TIE_DECIMALS = 6  # DCT coefficients (up to ~1e6) are compared at 1e-6: float noise is ~1e-9
+
+
 class PHash(Hasher):
     """imagehash.phash: 32x32 grayscale, 2-D DCT, top-left 8x8 coefficients > their median."""
 
     name = "phash"
     default_conflict_threshold = 4
     default_threshold = 10
+    version = 2  # 2: ties of the DCT coefficients rounded (below), no longer decided by float noise
     _HIGHFREQ = 4
     _D = _dct_matrix(_SIDE * _HIGHFREQ, _SIDE)  # (8, 32)
 
@@ -154,6 +160,13 @@ class PHash(Hasher):
     def hash_batch(self, arrays: np.ndarray) -> np.ndarray:
         x = np.asarray(arrays, dtype=np.float64)  # (N, 32, 32)
         low = self._D @ x @ self._D.T  # (8, 32) @ (N, 32, 32) @ (32, 8) -> (N, 8, 8)
+        # Round away the float noise before comparing. A symmetric or flat image (pixel art often is) has
+        # DCT coefficients that are exactly 0 or exactly equal; computed, they differ by ~1e-12, and which
+        # of them lie "above" the median then depends on the BLAS kernel of the machine (imagehash has
+        # the same flaw): the hash of one file changed between two CPUs. Rounded, ties compare equal
+        # everywhere; coefficients further apart than 1e-6 (every image without exact ties) hash as
+        # imagehash hashes them.
+        low = np.round(low, _TIE_DECIMALS)
         flat = low.reshape(len(x), HASH_BITS)  # (N, 64)
         med = np.median(flat, axis=1, keepdims=True)  # (N, 1)
         return pack_bits(flat > med)
@@ -245,6 +258,11 @@ class ColourSignature(Hasher):
 
     def hash_batch(self, arrays: np.ndarray) -> np.ndarray:
         return signatures(np.asarray(arrays))
+
+
+def hash_version(method: str) -> int:
+    """The version of a cached method's values (``phash`` ... or ``colour``)."""
+    return ColourSignature.version if method == COLOUR else HASHERS[method].version
 
 
 def get_hasher(method: str, *, fast: bool = True) -> Hasher:

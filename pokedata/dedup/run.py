@@ -38,7 +38,7 @@ from rich.table import Table
 from pokedata.dedup.colour import COLOUR, colour_distance
 from pokedata.dedup.config import DedupConfig
 from pokedata.dedup.groups import components, group_images, pick_survivors, policy_order, source_rank
-from pokedata.dedup.hashing import hamming, hash_files, to_signed
+from pokedata.dedup.hashing import hamming, hash_files, hash_version, to_signed
 from pokedata.dedup.report import write_report
 from pokedata.ledger import Ledger, images, views
 from pokedata.log import console
@@ -182,6 +182,7 @@ def _hash_missing(ledger: Ledger, root: Path, cfg: DedupConfig, method: str) -> 
     key = f"{_HASHED_AT}{method}"
     watermark = ledger.get_meta(key)
     with ledger.transaction() as conn:
+        images.retire_old_hashes(conn, method, hash_version(method))
         images.drop_stale_hashes(conn, method, float("inf") if watermark is None else float(watermark))
     counts = _hash_todo(ledger, root, cfg, method)
     ledger.set_meta(key, repr(started))  # only after a completed pass (a killed one resumes from the cache)

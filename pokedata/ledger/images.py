@@ -81,6 +81,23 @@ def drop_hashes(conn: sqlite3.Connection, image_id: int) -> None:
     conn.execute("DELETE FROM hashes WHERE image_id = ?", (image_id,))
 
 
+def retire_old_hashes(conn: sqlite3.Connection, method: str, version: int) -> int:
+    """Forget every cached ``method`` value computed by an older version of that hash, once: the ledger's
+    meta ``hashes.version.<method>`` says which version its values are (none: from before versions, so
+    version 1). Call it before storing new values of ``method``; returns how many were dropped."""
+    key = f"hashes.version.{method}"
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    if row is not None and row[0] == str(version):
+        return 0
+    dropped = (
+        0
+        if version == 1 and row is None
+        else conn.execute("DELETE FROM hashes WHERE method = ?", (method,)).rowcount
+    )
+    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, str(version)))
+    return dropped
+
+
 def drop_stale_hashes(conn: sqlite3.Connection, method: str, watermark: float) -> int:
     """Forget the ``method`` hashes of images rewritten after the hash was computed (``hashes.at``, or
     ``watermark`` for a hash from before that column); returns how many."""
