@@ -2,6 +2,9 @@
 
 ``ema = EMA(G, decay=0.999)``; after every generator step ``ema.update(G)``. The decay ramps up from
 zero (``min(decay, (1 + t) / (10 + t))``) so early averages are not dominated by the random start.
+``ramp=False`` (a generator that starts from trained weights: step 3 from step 2's) uses the full decay
+from the first update: the start is the best estimate there is, and with the ramp the average followed
+the optimizer's first, largest steps (RMSprop's are ~10x its rate) almost one for one.
 Buffers (none in the step-2 generator, but any BatchNorm statistics) are copied, not averaged.
 """
 
@@ -14,16 +17,17 @@ from torch import nn
 
 
 class EMA:
-    def __init__(self, model: nn.Module, decay: float = 0.999):
+    def __init__(self, model: nn.Module, decay: float = 0.999, *, ramp: bool = True):
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"EMA decay {decay} must be in [0, 1)")
         self.decay = decay
+        self.ramp = ramp
         self.num_updates = 0
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
 
     def current_decay(self) -> float:
         t = self.num_updates
-        return min(self.decay, (1 + t) / (10 + t))
+        return min(self.decay, (1 + t) / (10 + t)) if self.ramp else self.decay
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:

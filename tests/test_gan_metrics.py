@@ -95,6 +95,21 @@ def test_ema_tracks_and_ramps():
     assert torch.equal(other.model.weight, ema.model.weight)
 
 
+def test_ema_without_ramp_keeps_a_trained_start():
+    """Step 3 from step 2's generator: the first updates move the average by (1 - decay) of the step, not
+    by ~90 % of it as the ramp from a random start does."""
+    net = nn.Linear(4, 4)
+    with torch.no_grad():
+        net.weight.zero_()
+    ramped, held = EMA(net, decay=0.99), EMA(net, decay=0.99, ramp=False)
+    assert held.current_decay() == 0.99
+    with torch.no_grad():
+        net.weight.fill_(1.0)  # one large optimizer step away from the trained start
+    ramped.update(net), held.update(net)
+    assert torch.allclose(held.model.weight, torch.full((4, 4), 0.01))
+    assert torch.allclose(ramped.model.weight, torch.full((4, 4), 0.9))
+
+
 def test_fcd_reference_is_stratified_order_invariant_and_keyed_by_count(tmp_path):
     """The reference of FCD/FCK: every class (not the first val rows), the same images whatever the row
     order, and a cache per (size, count, seed) rather than one file reused for any count."""

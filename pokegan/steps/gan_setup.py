@@ -242,7 +242,7 @@ def build_state(run, cfg: GANConfig, scratch_args: dict | None = None, device=No
         device=device,
         G=G,
         D=D,
-        ema=EMA(G, cfg.ema_decay),
+        ema=EMA(G, cfg.ema_decay, ramp=cfg.from_scratch),  # from step 2: average from the trained start
         loss=loss,
         opt_g=opt_g,
         opt_d=opt_d,
