@@ -164,7 +164,8 @@ def test_unknown_method_is_a_user_error():
 def test_phash_of_a_symmetric_sprite_does_not_depend_on_float_noise():
     """A flat square centred on white has DCT coefficients that are exactly 0 or exactly equal. Computed,
     they differ by ~1e-12, and a strict `> median` let that noise (the machine's BLAS kernel) pick the
-    bits: the same file hashed 8-16 bits apart on two CPUs. Noise of that size must change nothing."""
+    bits (ours and imagehash's, summing in another order, disagreed on such frames). Noise of that size
+    must change nothing."""
     arr = np.full((32, 32), 255.0)
     arr[8:24, 8:24] = 120.0  # symmetric: most low-frequency DCT terms are exactly zero
     ph = PHash()

@@ -163,7 +163,8 @@ class PHash(Hasher):
         # Round away the float noise before comparing. A symmetric or flat image (pixel art often is) has
         # DCT coefficients that are exactly 0 or exactly equal; computed, they differ by ~1e-12, and which
         # of them lie "above" the median then depends on the BLAS kernel of the machine (imagehash has
-        # the same flaw): the hash of one file changed between two CPUs. Rounded, ties compare equal
+        # the same flaw): ours and imagehash's, summing in another order, disagreed on such frames, and a
+        # dedup test that passed on earlier machines failed on this one. Rounded, ties compare equal
         # everywhere; coefficients further apart than 1e-6 (every image without exact ties) hash as
         # imagehash hashes them.
         low = np.round(low, _TIE_DECIMALS)

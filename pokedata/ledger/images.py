@@ -87,14 +87,12 @@ def retire_old_hashes(conn: sqlite3.Connection, method: str, version: int) -> in
     version 1). Call it before storing new values of ``method``; returns how many were dropped."""
     key = f"hashes.version.{method}"
     row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-    if row is not None and row[0] == str(version):
-        return 0
-    dropped = (
-        0
-        if version == 1 and row is None
-        else conn.execute("DELETE FROM hashes WHERE method = ?", (method,)).rowcount
-    )
-    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, str(version)))
+    stored = row[0] if row is not None else "1"
+    dropped = 0
+    if stored != str(version):
+        dropped = conn.execute("DELETE FROM hashes WHERE method = ?", (method,)).rowcount
+    if stored != str(version) or row is None:
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, str(version)))
     return dropped
 
 
