@@ -12,7 +12,7 @@ val frames (the anchor, printed first):
 It measures sharpness, not realism: noise or a hatched texture would score high too, so read it beside the
 sample grids and the judge. Generated sets are 500 samples of the run's mixture (seed 1), through the
 generator named after the colon: ``step2`` (``pretrain/final.pt``) or a GAN checkpoint of
-``poke sample --which`` (``best``, ``final``, ``last``)::
+``poke sample --checkpoint`` (``best``, ``final``, ``last``)::
 
     OMP_NUM_THREADS=1 python bench/sharpness.py --manifest manifests/gen1 \\
         runs/e2e7:step2 runs/e2e7:best runs/e2e7:final
