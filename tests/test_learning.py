@@ -49,8 +49,9 @@ def test_step2_recon_falls_and_step3_beats_the_untrained_generator_by_the_judge(
     man = load_manifest(four_class_run.manifest_dir)
     run_embed(load_step_config(EmbedConfig, "embed", overrides={"num_workers": 0}), run_dir)
 
-    # step 2: the pixel reconstruction error of train images falls
-    over = {"epochs": 8, "warmup_steps": 3, "pixel_l1": 1.0, "grid_n": 4, "data.num_workers": 0}
+    # step 2: the pixel reconstruction error of train images falls (16 epochs: at 8 the error fell by 22 %
+    # on one machine and by more than 30 % on another, too close to the line to say anything)
+    over = {"epochs": 16, "warmup_steps": 3, "pixel_l1": 1.0, "grid_n": 4, "data.num_workers": 0}
     pre = load_step_config(
         PretrainConfig, "pretrain", preset="tiny", overrides=over, base={"data": data_section(run)}
     )
@@ -71,6 +72,10 @@ def test_step2_recon_falls_and_step3_beats_the_untrained_generator_by_the_judge(
     run_gmm(load_step_config(GMMConfig, "gmm", preset="tiny", overrides={"bic": [2, 4]}), run_dir)
     gan = {"steps": 40, "metrics_every": 20, "metrics_samples": 40, "sample_every": 20, "loss": "dcgan"}
     gan.update({"checkpoint_every": 20, "judge_epochs": 4, "data.batch_size": 16, "data.num_workers": 0})
+    # the recipe's GAN phase holds step 2's shapes with the reconstruction anchor (the small preset's, on
+    # 8x8 averages); the tiny preset has none, and without it 40 steps drifted to within 20 % of the
+    # untrained generator's FD
+    gan.update({"recon_weight": 3.0, "recon_size": 8})
     cfg = load_step_config(GANConfig, "gan", preset="tiny", overrides=gan, base={"data": data_section(run)})
     run_gan(cfg, run_dir)
     st = build_state(run, cfg)  # the cached judge and reference of the run
