@@ -183,6 +183,7 @@ def summarize(run, record: dict[str, Any]) -> dict[str, Any]:
         "steps": steps,
         "final_metrics": gan.get("final_metrics", {}),
         "best_judge_fd": gan.get("best_judge_fd"),
+        "kept": gan.get("kept") or {},
         "sample_grid": str(run.step_dir("gan") / "samples.png"),
         "reconstruction_grid": _latest(run.step_dir("pretrain") / "recon", "*.png"),
         "pca_plot": str(run.step_dir("gmm") / "pca.png"),
@@ -222,8 +223,11 @@ def write_report(run, summary: dict[str, Any]) -> Path:
             "",
         ]
         lines += [f"- {k}: {v:.4g}" if isinstance(v, float) else f"- {k}: {v}" for k, v in fm.items()]
+    kept = summary.get("kept") or {}
+    if kept.get("note"):
+        lines += ["", "## The kept generator (`best.pt`: what `poke sample` draws by default)", "", kept["note"]]
     for title, key in (
-        ("Samples (EMA generator, fixed GMM latents)", "sample_grid"),
+        ("Samples (the kept generator, EMA, fixed GMM latents)", "sample_grid"),
         ("Reconstructions (inputs above, reconstructions below)", "reconstruction_grid"),
         ("Embeddings vs GMM samples (2-D PCA)", "pca_plot"),
     ):
@@ -249,6 +253,8 @@ def print_summary(summary: dict[str, Any]) -> None:
         console.print(
             "final metrics: " + ", ".join(f"{k} {v:.4g}" for k, v in fm.items() if isinstance(v, float))
         )
+    if (summary.get("kept") or {}).get("note"):
+        console.print(summary["kept"]["note"])
     for key in ("sample_grid", "reconstruction_grid", "pca_plot", "report"):
         if summary.get(key):
             console.print(f"{key.replace('_', ' ')}: {summary[key]}")

@@ -120,6 +120,8 @@ def test_train_all_killed_twice_then_resumed(tmp_path, runner):
     assert list((out / "pretrain" / "recon").glob("*.png"))
     report = (out / "report.md").read_text()
     assert "gan/samples.png" in report and "pretrain/recon/" in report and "fcd" in report
+    # which step best.pt holds, in the report and on the console (rich wraps long lines)
+    assert gan["kept"]["note"] in report and gan["kept"]["note"] in " ".join(res.output.split())
     times = json.loads((out / "pipeline.json").read_text())
     assert set(times["steps"]) == {"classify", "embed", "pretrain", "gmm", "gan"}
     assert "sample grid" in res.output and "report" in res.output
