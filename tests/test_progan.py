@@ -134,8 +134,9 @@ def test_fade_in_blends_old_and_new_paths():
     assert fade_alpha(3, 0) == 1.0
 
 
-def test_skip_rgb_growth_starts_at_the_upsampled_previous_output_then_learns_a_residual():
-    g, d = build_models(_tiny(8, g_upsample="nearest", padding="replicate", skip_rgb=True))
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+def test_skip_rgb_growth_starts_at_the_upsampled_previous_output_then_learns_a_residual(mode):
+    g, d = build_models(_tiny(8, g_upsample=mode, padding="replicate", skip_rgb=True))
     _train_some(g, d, 3)
     g.eval()
     z = torch.randn(4, 16)
@@ -148,8 +149,13 @@ def test_skip_rgb_growth_starts_at_the_upsampled_previous_output_then_learns_a_r
     g2.eval()
     with torch.no_grad():
         start = g2(z)  # [4, 3, 16, 16]
-    # right after growing: exactly the 8 px picture, upsampled (nearest); no grey from the new toRGB
-    assert torch.equal(start, torch.nn.functional.interpolate(old, scale_factor=2, mode="nearest"))
+    # right after growing: exactly the 8 px picture, upsampled as G upsamples (the skip path adds before
+    # the tanh, so bilinear interpolates the pre-tanh picture); no grey from the new toRGB
+    if mode == "nearest":
+        assert torch.equal(start, torch.nn.functional.interpolate(old, scale_factor=2, mode="nearest"))
+    else:
+        pre = torch.nn.functional.interpolate(old.double().atanh(), scale_factor=2, mode="bilinear")
+        assert torch.allclose(start.double(), pre.tanh(), atol=1e-5)
     _train_some(g2, d2, 3, size=16)
     g2.eval()
     with torch.no_grad():
@@ -454,9 +460,9 @@ def test_nearest_upsampling_has_no_transposed_conv_past_the_stem_and_grows():
         flat = g2.blocks["16"].conv(torch.ones(1, g2.args.channels(8), 8, 8))[..., 2:-2, 2:-2]
     assert torch.allclose(flat, flat[..., :1, :1].expand_as(flat), atol=1e-6)
     with pytest.raises(ValueError, match="g_upsample"):
-        ProGANArgs(resolution=16, g_upsample="bilinear").validate()
+        ProGANArgs(resolution=16, g_upsample="bicubic").validate()
     with pytest.raises(UserError, match="upsample"):
-        ProGANConfig(upsample="bilinear").validate()
+        ProGANConfig(upsample="bicubic").validate()
 
 
 # ---- ProGAN's stabilisers: pixel norm, minibatch stddev, spectral norm, replicate padding ------------------

@@ -33,7 +33,7 @@ PADDINGS = ("zeros", "replicate")
 # transpose: DCGAN's ConvTranspose2d(4, stride 2), whose uneven kernel overlap draws a checkerboard until
 # training smooths it out; nearest: nearest-neighbour x2 then a 3x3 conv (Odena et al. 2016), no
 # checkerboard by construction, and flat colour regions (sprites) come for free.
-UPSAMPLES = ("transpose", "nearest")
+UPSAMPLES = ("transpose", "nearest", "bilinear")
 
 _ENTRY_KEYS = {"lr", "epochs", "lr_d"}
 
@@ -131,7 +131,7 @@ class ProGANConfig:
     norm: str = field(
         default="batch", metadata=cli("Generator norm: batch (default), instance, pixel or none.")
     )
-    upsample: str = "transpose"  # generator upsampling: transpose (DCGAN) | nearest (no checkerboard)
+    upsample: str = "transpose"  # generator upsampling: transpose (DCGAN) | nearest | bilinear (x2, then a 3x3 conv)
     d_norm: str = "auto"  # discriminator norm (or spectral); auto = norm, but instance for wgan-gp
     padding: str = "zeros"  # zeros | replicate: padding of G's 3x3 and D's 4x4 convolutions
     mbstd: bool = False  # minibatch-stddev feature map before the critic's head (ProGAN)

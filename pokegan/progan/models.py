@@ -52,7 +52,7 @@ class ProGANArgs:
     max_channels: int = 512
     g_norm: str = "batch"  # batch | instance | none
     d_norm: str = "batch"  # batch | instance | none (use instance/none with a gradient penalty)
-    g_upsample: str = "transpose"  # transpose (DCGAN's 4x4 stride-2) | nearest (upsample + 3x3 conv)
+    g_upsample: str = "transpose"  # transpose (DCGAN's 4x4 stride-2) | nearest | bilinear (upsample + 3x3 conv)
     padding: str = "zeros"  # zeros | replicate: the padding of G's 3x3 and D's 4x4 convolutions
     mbstd: bool = False  # D: append the minibatch standard deviation as a feature map before the head
     skip_rgb: bool = False  # StyleGAN2 skip outputs: G sums every stage's toRGB, D re-reads the image
@@ -165,6 +165,11 @@ class Growable(nn.Module):
         return self.args.fade and self.alpha < 1.0
 
 
+def _upsample(mode: str) -> nn.Upsample:
+    """x2: nearest copies every pixel four times; bilinear interpolates (no 2-px blocks for the convs)."""
+    return nn.Upsample(scale_factor=2, mode=mode, align_corners=False if mode == "bilinear" else None)
+
+
 class Generator(Growable):
     """``z [B, z_dim]`` -> images ``[B, 3, R, R]`` in [-1, 1] (tanh), R = ``args.resolution``."""
 
@@ -175,9 +180,9 @@ class Generator(Growable):
         for r in a.resolutions():
             if r == 4:  # stem: [B, z, 1, 1] -> [B, C4, 4, 4]
                 conv = nn.ConvTranspose2d(a.z_dim, a.channels(4), 4, 1, 0, bias=a.g_norm in ("none", "pixel"))
-            elif a.g_upsample == "nearest":  # [B, C(r/2), r/2, r/2] -> x2 -> 3x3 conv -> [B, C(r), r, r]
+            elif a.g_upsample in ("nearest", "bilinear"):  # [B, C(r/2), r/2, r/2] -> x2 -> 3x3 conv -> [B, C(r), r, r]
                 conv = nn.Sequential(
-                    nn.Upsample(scale_factor=2, mode="nearest"),
+                    _upsample(a.g_upsample),
                     nn.Conv2d(
                         a.channels(r // 2),
                         a.channels(r),
@@ -230,12 +235,12 @@ class Generator(Growable):
 
     def _forward_skip(self, x: Tensor) -> Tensor:
         """``rgb_r = upsample(rgb_{r/2}) + toRGB_r(block_r(x))`` from the first toRGB up; ``tanh(rgb_R)``."""
-        rgb = None
+        rgb, skip_mode = None, "bilinear" if self.args.g_upsample == "bilinear" else "nearest"
         for key, block in self.blocks.items():
             x = block(x)  # [B, C(r), r, r]
             if key in self.to_rgb:
                 y = self.to_rgb[key](x)  # [B, 3, r, r], before tanh
-                rgb = y if rgb is None else F.interpolate(rgb, scale_factor=2, mode="nearest") + y
+                rgb = y if rgb is None else _upsample(skip_mode)(rgb) + y
         return rgb.tanh()  # [B, 3, R, R]
 
 
