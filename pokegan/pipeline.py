@@ -216,7 +216,7 @@ def write_report(run, summary: dict[str, Any]) -> Path:
     if fm:
         lines += [
             "",
-            "## Final metrics (EMA generator vs val images)",
+            "## Final metrics (the last step's EMA generator vs val images)",
             "",
             "`judge_*`: in the judge's feature space (a network the generator never saw; the headline figures);"
             " `fcd`/`fck`: in the step-1 classifier's space (secondary). See docs/training.md.",
@@ -253,8 +253,9 @@ def print_summary(summary: dict[str, Any]) -> None:
         console.print(
             "final metrics: " + ", ".join(f"{k} {v:.4g}" for k, v in fm.items() if isinstance(v, float))
         )
-    if (summary.get("kept") or {}).get("note"):
-        console.print(summary["kept"]["note"])
+    kept_note = (summary.get("kept") or {}).get("note")
+    if kept_note:
+        console.print(kept_note)
     for key in ("sample_grid", "reconstruction_grid", "pca_plot", "report"):
         if summary.get(key):
             console.print(f"{key.replace('_', ' ')}: {summary[key]}")

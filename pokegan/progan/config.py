@@ -33,6 +33,7 @@ PADDINGS = ("zeros", "replicate")
 # transpose: DCGAN's ConvTranspose2d(4, stride 2), whose uneven kernel overlap draws a checkerboard until
 # training smooths it out; nearest: nearest-neighbour x2 then a 3x3 conv (Odena et al. 2016), no
 # checkerboard by construction, and flat colour regions (sprites) come for free.
+# bilinear: bilinear x2 then a 3x3 conv: no 2-px blocks for the GAN to modulate into a texture.
 UPSAMPLES = ("transpose", "nearest", "bilinear")
 
 _ENTRY_KEYS = {"lr", "epochs", "lr_d"}

@@ -201,6 +201,7 @@ class Generator(Growable):
                 OrderedDict(conv=conv, norm=_norm(a.g_norm, a.channels(r)), act=nn.ReLU(inplace=True))
             )
         self.to_rgb = nn.ModuleDict({str(r): nn.Conv2d(a.channels(r), 3, 1) for r in a.rgb_resolutions()})
+        self.skip_up = _upsample("bilinear" if a.g_upsample == "bilinear" else "nearest")  # skip_rgb's RGB path
         if a.fade:
             self.to_rgb[str(a.grown_from)] = nn.Conv2d(a.channels(a.grown_from), 3, 1)
         init_weights(self)
@@ -235,12 +236,12 @@ class Generator(Growable):
 
     def _forward_skip(self, x: Tensor) -> Tensor:
         """``rgb_r = upsample(rgb_{r/2}) + toRGB_r(block_r(x))`` from the first toRGB up; ``tanh(rgb_R)``."""
-        rgb, skip_mode = None, "bilinear" if self.args.g_upsample == "bilinear" else "nearest"
+        rgb = None
         for key, block in self.blocks.items():
             x = block(x)  # [B, C(r), r, r]
             if key in self.to_rgb:
                 y = self.to_rgb[key](x)  # [B, 3, r, r], before tanh
-                rgb = y if rgb is None else _upsample(skip_mode)(rgb) + y
+                rgb = y if rgb is None else self.skip_up(rgb) + y
         return rgb.tanh()  # [B, 3, R, R]
 
 
