@@ -108,8 +108,8 @@ def upsampled_stage(run_dir: Path, stage_pt: Path, size: int, n: int) -> dict[st
     from pokegan.progan.state import load_generator
 
     judge, ref = _judge_at(run_dir, size, n)
-    g, _ = load_generator(stage_pt)
-    inner = progan_sampler(g, g.args.z_dim, 0, torch.device("cpu"))
+    g, saved = load_generator(stage_pt)
+    inner = progan_sampler(g, g.args.z_dim, 0, torch.device("cpu"), saved.get("class_counts"))
     factor = size // g.args.resolution
 
     def sample(b: int):

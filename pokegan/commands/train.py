@@ -39,6 +39,7 @@ app = typer.Typer(
     "freeze",
     "fade_in",
     "skip_rgb",
+    "conditional",
     "data.batch_size",
     "data.num_workers",
     "data.use_cache",

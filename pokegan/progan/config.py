@@ -132,7 +132,9 @@ class ProGANConfig:
     norm: str = field(
         default="batch", metadata=cli("Generator norm: batch (default), instance, pixel or none.")
     )
-    upsample: str = "transpose"  # generator upsampling: transpose (DCGAN) | nearest | bilinear (x2, then a 3x3 conv)
+    upsample: str = (
+        "transpose"  # generator upsampling: transpose (DCGAN) | nearest | bilinear (x2, then a 3x3 conv)
+    )
     d_norm: str = "auto"  # discriminator norm (or spectral); auto = norm, but instance for wgan-gp
     padding: str = "zeros"  # zeros | replicate: padding of G's 3x3 and D's 4x4 convolutions
     mbstd: bool = False  # minibatch-stddev feature map before the critic's head (ProGAN)
@@ -152,6 +154,15 @@ class ProGANConfig:
             "Grow with StyleGAN2 skip outputs: G sums every stage's toRGB, a new one starting at zero"
             " (instead of --fade-in).",
             "--skip-rgb/--no-skip-rgb",
+        ),
+    )
+    # class-conditional: G(z, y) with a class embedding beside z, D with a projection head (cGAN); the
+    # manifest's labels are the classes, samples draw labels from the train split's class frequencies
+    conditional: bool = field(
+        default=False,
+        metadata=cli(
+            "Class-conditional: G draws G(z, label), D scores images against their label (projection).",
+            "--conditional/--no-conditional",
         ),
     )
     n_fixed: int = 64  # fixed latents of the sample grids and the GIF

@@ -4,7 +4,9 @@ The same judge as step 3 (:mod:`pokegan.judge`, its default settings: a network 
 against, cached per manifest) and the same reference sample (the val split, seeded, decoded at the
 stage's size and resized to the judge's 32 px through the same function as the generated images), so a
 ProGAN figure and a step-3 figure of the same manifest are comparable at the same size. The generator
-samples its own prior, ``z ~ N(0, I)``, in eval mode (BatchNorm with running statistics, alpha as saved).
+samples its own prior, ``z ~ N(0, I)``, in eval mode (BatchNorm with running statistics, alpha as saved); a
+class-conditional generator also draws each sample's label from the train split's class frequencies (the
+checkpoint's ``class_counts``), so its samples are judged against the same class mix as the data.
 
 Checkpoints judged: every ``stage_<size>px.pt`` and ``final.pt`` present (``last.pt`` too while a run is
 unfinished). ``RUN/progan/eval.json`` holds ``{name: {size, step, judge_fd, judge_kid_mean, ...}}``.
@@ -58,14 +60,26 @@ def progan_checkpoints(step_dir: Path) -> dict[str, Path]:
     return found
 
 
-def progan_sampler(g, z_dim: int, seed: int, device: torch.device):
-    """``sample(b) -> [b, 3, S, S]`` in [-1, 1]: ``g`` on seeded N(0, I) latents (a fresh stream per call)."""
+def progan_sampler(g, z_dim: int, seed: int, device: torch.device, class_counts: list[int] | None = None):
+    """``sample(b) -> [b, 3, S, S]`` in [-1, 1]: ``g`` on seeded N(0, I) latents (a fresh stream per call);
+    a conditional ``g`` (``g.args.n_classes``) on labels drawn in proportion to ``class_counts``."""
     gen = torch.Generator().manual_seed(seed)
+    prior = None
+    if g.args.n_classes:
+        if class_counts is None or len(class_counts) != g.args.n_classes or sum(class_counts) <= 0:
+            raise UserError(
+                "this progan generator is class-conditional but its checkpoint has no class counts",
+                hint="sample from a checkpoint written by `poke train progan --conditional`",
+            )
+        prior = torch.tensor(class_counts, dtype=torch.float)
 
     @torch.no_grad()
     def sample(b: int) -> Tensor:
         z = torch.randn(b, z_dim, generator=gen)
-        return g(z.to(device)).float().clamp(-1, 1)
+        if prior is None:
+            return g(z.to(device)).float().clamp(-1, 1)
+        y = torch.multinomial(prior, b, replacement=True, generator=gen)
+        return g(z.to(device), y.to(device)).float().clamp(-1, 1)
 
     return sample
 
@@ -91,7 +105,7 @@ def evaluate_progan(cfg: ProGANEvalConfig) -> dict[str, dict]:
         size = int(g.args.resolution)
         if size not in refs:
             refs[size] = reference_features(judge, manifest, image_size=size, n=cfg.n_samples, seed=cfg.seed)
-        sample = progan_sampler(g, g.args.z_dim, cfg.seed, device)
+        sample = progan_sampler(g, g.args.z_dim, cfg.seed, device, saved.get("class_counts"))
         m = {"size": size, "step": int(saved["step"]), "alpha": float(g.alpha), "checkpoint": str(path)}
         m.update(
             generator_figures(

@@ -22,6 +22,12 @@ the new block learns a residual on top: no alpha schedule, and no mid-grey new t
 it: after each block the downsampled image enters again, ``x = block_r(x) + fromRGB_{r/2}(avgpool(image))``,
 so the trained coarser critic keeps its own view of the image.
 
+Class-conditional (``n_classes > 0``, cGAN): G draws ``G(z, y)`` from the latent concatenated with a learned
+class embedding, ``[z, embed(y)]``; D adds the projection term of Miyato & Koyama (2018) to its head's
+logit, ``<embed_D(y), sum_xy h>`` where ``h [B, C4, 4, 4]`` is what enters the head. The critic then judges
+each image against its label's real images (a yellow blob labelled Charmander is easy to call fake), and
+the generator must cover every class the data has: what stops a small dataset's palette from collapsing.
+
 Layers that existed before the last growth can be frozen (``requires_grad=False``); frozen modules also
 stay in eval mode, so a frozen BatchNorm keeps its running statistics instead of drifting.
 """
@@ -32,6 +38,7 @@ import math
 from collections import OrderedDict
 from dataclasses import dataclass
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -52,11 +59,14 @@ class ProGANArgs:
     max_channels: int = 512
     g_norm: str = "batch"  # batch | instance | none
     d_norm: str = "batch"  # batch | instance | none (use instance/none with a gradient penalty)
-    g_upsample: str = "transpose"  # transpose (DCGAN's 4x4 stride-2) | nearest | bilinear (upsample + 3x3 conv)
+    g_upsample: str = (
+        "transpose"  # transpose (DCGAN's 4x4 stride-2) | nearest | bilinear (upsample + 3x3 conv)
+    )
     padding: str = "zeros"  # zeros | replicate: the padding of G's 3x3 and D's 4x4 convolutions
     mbstd: bool = False  # D: append the minibatch standard deviation as a feature map before the head
     skip_rgb: bool = False  # StyleGAN2 skip outputs: G sums every stage's toRGB, D re-reads the image
     rgb_from: int = 0  # with skip_rgb: the first stage's resolution (its toRGB/fromRGB is the coarsest)
+    n_classes: int = 0  # > 0: class-conditional G(z, y) and a projection D(x, y); 0: unconditional
 
     def validate(self) -> ProGANArgs:
         r = self.resolution
@@ -79,6 +89,8 @@ class ProGANArgs:
             raise ValueError(f"padding {self.padding!r} must be one of {', '.join(PADDINGS)}")
         if self.g_upsample not in UPSAMPLES:
             raise ValueError(f"g_upsample {self.g_upsample!r} must be one of {', '.join(UPSAMPLES)}")
+        if self.n_classes < 0:
+            raise ValueError(f"n_classes {self.n_classes} must be >= 0 (0: unconditional)")
         if self.z_dim < 1 or self.channels(r) < 1:
             raise ValueError(
                 f"z_dim and channel_base // resolution must be >= 1 ({self.z_dim}, {self.channel_base})"
@@ -110,6 +122,15 @@ class ProGANArgs:
         return [r for r in self.rgb_resolutions() if r <= self.grown_from]
 
 
+def _class_input(y: Tensor | None, n_classes: int, who: str) -> Tensor | None:
+    """Check that labels come exactly when the model is conditional."""
+    if n_classes and y is None:
+        raise ValueError(f"this {who} is class-conditional ({n_classes} classes): pass the labels y")
+    if not n_classes and y is not None:
+        raise ValueError(f"this {who} is unconditional: it takes no labels")
+    return y
+
+
 def _norm(kind: str, c: int) -> nn.Module:
     if kind == "batch":
         return nn.BatchNorm2d(c)
@@ -121,12 +142,15 @@ def _norm(kind: str, c: int) -> nn.Module:
 
 
 def init_weights(module: nn.Module) -> None:
-    """DCGAN initialisation: conv weights ~ N(0, 0.02); norm scales ~ N(1, 0.02), shifts 0."""
+    """DCGAN initialisation: conv (and class-embedding) weights ~ N(0, 0.02); norm scales ~ N(1, 0.02),
+    shifts 0."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.normal_(m.weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, 0.0, 0.02)
         elif isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)) and m.weight is not None:
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
@@ -178,9 +202,13 @@ class Generator(Growable):
         a = self.args
         self.blocks = nn.ModuleDict()
         for r in a.resolutions():
-            if r == 4:  # stem: [B, z, 1, 1] -> [B, C4, 4, 4]
-                conv = nn.ConvTranspose2d(a.z_dim, a.channels(4), 4, 1, 0, bias=a.g_norm in ("none", "pixel"))
-            elif a.g_upsample in ("nearest", "bilinear"):  # [B, C(r/2), r/2, r/2] -> x2 -> 3x3 conv -> [B, C(r), r, r]
+            if r == 4:  # stem: [B, z (+ z: the class embedding), 1, 1] -> [B, C4, 4, 4]
+                z_in = a.z_dim * (2 if a.n_classes else 1)
+                conv = nn.ConvTranspose2d(z_in, a.channels(4), 4, 1, 0, bias=a.g_norm in ("none", "pixel"))
+            elif a.g_upsample in (
+                "nearest",
+                "bilinear",
+            ):  # [B, C(r/2), r/2, r/2] -> x2 -> 3x3 conv -> [B, C(r), r, r]
                 conv = nn.Sequential(
                     _upsample(a.g_upsample),
                     nn.Conv2d(
@@ -201,10 +229,14 @@ class Generator(Growable):
                 OrderedDict(conv=conv, norm=_norm(a.g_norm, a.channels(r)), act=nn.ReLU(inplace=True))
             )
         self.to_rgb = nn.ModuleDict({str(r): nn.Conv2d(a.channels(r), 3, 1) for r in a.rgb_resolutions()})
-        self.skip_up = _upsample("bilinear" if a.g_upsample == "bilinear" else "nearest")  # skip_rgb's RGB path
+        self.skip_up = _upsample(
+            "bilinear" if a.g_upsample == "bilinear" else "nearest"
+        )  # skip_rgb's RGB path
         if a.fade:
             self.to_rgb[str(a.grown_from)] = nn.Conv2d(a.channels(a.grown_from), 3, 1)
         init_weights(self)
+        if a.n_classes:  # the class code, on the latent's scale: N(0, 1) like z
+            self.embed = nn.Embedding(a.n_classes, a.z_dim)
         if a.skip_rgb and a.grown_from:  # grown: the new toRGBs add nothing yet (growing copies the old ones)
             for r in a.rgb_resolutions():
                 if r > a.grown_from:
@@ -213,11 +245,18 @@ class Generator(Growable):
 
     def old_layer_names(self) -> list[str]:
         a = self.args
-        return [f"blocks.{r}" for r in a.old_resolutions()] + [f"to_rgb.{r}" for r in a.old_rgb_resolutions()]
+        embed = ["embed"] if a.n_classes and a.grown_from else []  # the stem's input: frozen with the stem
+        return (
+            [f"blocks.{r}" for r in a.old_resolutions()]
+            + [f"to_rgb.{r}" for r in a.old_rgb_resolutions()]
+            + embed
+        )
 
-    def forward(self, z: Tensor) -> Tensor:
+    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         a = self.args
-        x = z.reshape(z.shape[0], a.z_dim, 1, 1)  # [B, z, 1, 1]
+        if _class_input(y, a.n_classes, "generator") is not None:
+            z = torch.cat([z, self.embed(y)], dim=1)  # [B, 2z]
+        x = z.reshape(z.shape[0], -1, 1, 1)  # [B, z (or 2z), 1, 1]
         if a.skip_rgb:
             return self._forward_skip(x)
         skip = None
@@ -277,22 +316,31 @@ class Discriminator(Growable):
                 self.blocks[str(r)] = nn.Sequential(
                     OrderedDict(conv=conv, norm=_norm(a.d_norm, a.channels(r // 2)), act=nn.LeakyReLU(0.2))
                 )
-        init_weights(self)
+        if a.n_classes:  # the projection: one C4-vector per class, dotted with the head's pooled input
+            self.embed = nn.Embedding(a.n_classes, a.channels(4))
+        init_weights(self)  # (the projection starts at N(0, 0.02), like the convolutions)
         if a.d_norm == "spectral":  # every convolution's weight divided by its largest singular value
             for m in list(self.modules()):
-                if isinstance(m, nn.Conv2d):
+                if isinstance(m, (nn.Conv2d, nn.Embedding)):  # the projection too (Miyato & Koyama)
                     nn.utils.parametrizations.spectral_norm(m)
 
     def old_layer_names(self) -> list[str]:
         a = self.args
-        return [f"blocks.{r}" for r in a.old_resolutions()] + [
-            f"from_rgb.{r}" for r in a.old_rgb_resolutions()
-        ]
+        embed = ["embed"] if a.n_classes and a.grown_from else []  # the head's projection: frozen with it
+        return (
+            [f"blocks.{r}" for r in a.old_resolutions()]
+            + [f"from_rgb.{r}" for r in a.old_rgb_resolutions()]
+            + embed
+        )
 
-    def forward(self, img: Tensor) -> Tensor:
+    def forward(self, img: Tensor, y: Tensor | None = None) -> Tensor:
         a = self.args
+        _class_input(y, a.n_classes, "discriminator")
         x = self.from_rgb[str(a.resolution)](img)  # [B, C(R), R, R]
+        projection = None
         for key, block in self.blocks.items():
+            if key == "4" and y is not None:  # x: [B, C4, 4, 4], what enters the head
+                projection = (self.embed(y) * x.sum(dim=(2, 3))).sum(dim=1)  # [B]
             x = block(x)  # [B, C(r/2), r/2, r/2] (head: [B, 1, 1, 1])
             if self.fading and int(key) == 2 * a.grown_from:
                 small = F.avg_pool2d(img, a.resolution // a.grown_from)  # [B, 3, R0, R0]
@@ -301,7 +349,8 @@ class Discriminator(Growable):
             elif a.skip_rgb and str(int(key) // 2) in self.from_rgb:  # the image again, at r/2
                 r = int(key) // 2
                 x = x + self.from_rgb[str(r)](F.avg_pool2d(img, a.resolution // r))  # [B, C(r), r, r]
-        return x.reshape(x.shape[0])  # [B]
+        x = x.reshape(x.shape[0])  # [B]
+        return x if projection is None else x + projection
 
 
 def count_params(module: nn.Module, trainable_only: bool = False) -> int:

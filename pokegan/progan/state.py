@@ -6,7 +6,9 @@ rebuild from it alone, at the right size, with the right frozen layers), both st
 generator's with ``ema_decay > 0``: grids, snapshots and :func:`load_generator` use it), ``alpha``, both
 optimizers, the :class:`Position` (stage index and size, cycle entry, epoch, batch within the epoch, global
 and in-stage step), the fixed latents, every RNG state, the resolved config, the class list and the
-manifest hash. ``--resume`` restores all of it and carries on mid-stage, mid-epoch.
+manifest hash. A class-conditional run (``conditional``) also keeps the fixed labels beside the fixed latents
+and the train split's count per class (``class_counts``: the prior its samples draw labels from).
+``--resume`` restores all of it and carries on mid-stage, mid-epoch.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ _FIXED_ON_RESUME = (
     "padding",
     "mbstd",
     "loss",
+    "conditional",
 )
 # How the models grow: these may change while a run is still in its first stage (no growth done yet:
 # the first-stage models are the same network whichever way they will grow), not after.
@@ -81,6 +84,8 @@ class ProGANState:
     ema: EMA | None = None  # moving average of G's weights (ema_decay > 0)
     G_train: Any = None  # what the generator step calls: G, under DDP when distributed (see wrap)
     D_train: Any = None  # what the critic step calls: D, under DDP when distributed
+    fixed_y: torch.Tensor | None = None  # [n_fixed] class indices on device (conditional runs)
+    class_counts: list[int] | None = None  # train images per class (conditional runs): the label prior
 
     @property
     def size(self) -> int:
@@ -111,8 +116,9 @@ class ProGANState:
                 group["lr"] = lr
 
 
-def stage_args(cfg: ProGANConfig, stage: int) -> ProGANArgs:
-    """The model arguments of stage ``stage`` (what G and D look like while training at that size)."""
+def stage_args(cfg: ProGANConfig, stage: int, n_classes: int = 0) -> ProGANArgs:
+    """The model arguments of stage ``stage`` (what G and D look like while training at that size);
+    ``n_classes``: the manifest's class count, used when ``cfg.conditional``."""
     return ProGANArgs(
         resolution=cfg.sizes[stage],
         grown_from=cfg.sizes[stage - 1] if stage else 0,
@@ -127,6 +133,7 @@ def stage_args(cfg: ProGANConfig, stage: int) -> ProGANArgs:
         mbstd=cfg.mbstd,
         skip_rgb=cfg.skip_rgb,
         rgb_from=cfg.sizes[0] if cfg.skip_rgb else 0,
+        n_classes=n_classes if cfg.conditional else 0,
     ).validate()
 
 
@@ -138,12 +145,32 @@ def make_optimizers(loss: GANLoss, cfg: ProGANConfig, g: Generator, d: Discrimin
     return loss.make_optimizers(g_params, d_params, cfg.loss_config(first.lr, first.lr_d))
 
 
+def fixed_labels(class_counts: list[int], n: int, seed: int) -> torch.Tensor:
+    """``[n]`` class indices for the sample grids: every class with train images once, in a seeded order,
+    before any repeats (so a grid of 64 shows 64 different classes when the data has them)."""
+    present = torch.tensor([c for c, k in enumerate(class_counts) if k > 0], dtype=torch.long)
+    if present.numel() == 0:
+        raise UserError("the train split has no labelled images", hint="rebuild the manifest")
+    gen = torch.Generator().manual_seed(seed)
+    reps = -(-n // present.numel())
+    order = torch.cat([present[torch.randperm(present.numel(), generator=gen)] for _ in range(reps)])
+    return order[:n]
+
+
 def new_state(
-    cfg: ProGANConfig, out: Path, device: torch.device, classes: list[str], manifest_sha256: str
+    cfg: ProGANConfig,
+    out: Path,
+    device: torch.device,
+    classes: list[str],
+    manifest_sha256: str,
+    class_counts: list[int] | None = None,
 ) -> ProGANState:
-    """Stage-0 models, the loss, optimizers and fixed latents (seeded)."""
+    """Stage-0 models, the loss, optimizers and fixed latents (seeded); with ``cfg.conditional`` the models
+    take labels of ``len(classes)`` classes and ``class_counts`` (train images per class) is required."""
+    if cfg.conditional and (class_counts is None or len(class_counts) != len(classes)):
+        raise ValueError("a conditional progan needs class_counts: the train images of every class")
     torch.manual_seed(cfg.seed)
-    g, d = build_models(stage_args(cfg, 0), freeze=cfg.freeze)
+    g, d = build_models(stage_args(cfg, 0, len(classes)), freeze=cfg.freeze)
     g, d = g.to(device), d.to(device)
     loss = make_loss(cfg.loss_config())
     opt_g, opt_d = make_optimizers(loss, cfg, g, d, 0)
@@ -151,6 +178,9 @@ def new_state(
     st = ProGANState(
         cfg, out, device, g, d, loss, opt_g, opt_d, fixed_z.to(device), list(classes), manifest_sha256
     )
+    if cfg.conditional:
+        st.class_counts = [int(c) for c in class_counts]
+        st.fixed_y = fixed_labels(st.class_counts, cfg.n_fixed, cfg.seed + 2).to(device)
     st.scaler_g = make_grad_scaler(device, cfg.amp)
     st.ema = EMA(g, cfg.ema_decay) if cfg.ema_decay > 0 else None
     st.wrap()
@@ -196,6 +226,8 @@ def state_dict(st: ProGANState) -> dict:
         "cycle_position": {"entry": p.entry, "epoch": p.epoch, "batch": p.batch},
         "step": p.step,
         "fixed_latents": st.fixed_z.cpu(),
+        "fixed_labels": st.fixed_y.cpu() if st.fixed_y is not None else None,
+        "class_counts": st.class_counts,
         "gradflow": [f.state_dict() for f in st.flows],
         **provenance(st.cfg, st.classes, st.manifest_sha256),
     }
@@ -214,6 +246,7 @@ def check_resumable(saved: dict, cfg: ProGANConfig, path: Path) -> None:
     grown = saved.get("position", {}).get("stage", 0) > 0
     new = {k: getattr(cfg, k) for k in _FIXED_ON_RESUME + (_FIXED_AFTER_GROWTH if grown else ())}
     old.setdefault("skip_rgb", False)  # written before skip outputs existed
+    old.setdefault("conditional", False)  # written before conditional runs existed
     old["batch_size"] = old.get("data", {}).get("batch_size")
     new["batch_size"] = cfg.data.batch_size
     changed = [k for k in new if k in old and old[k] != new[k]]
@@ -250,6 +283,9 @@ def load_state(st: ProGANState, path: Path) -> None:
     if saved.get("scaler_g") and st.scaler_g is not None:
         st.scaler_g.load_state_dict(saved["scaler_g"])
     st.fixed_z = saved["fixed_latents"].to(st.device)
+    if saved.get("fixed_labels") is not None:
+        st.fixed_y = saved["fixed_labels"].to(st.device)
+        st.class_counts = list(saved["class_counts"])
     for flow, flow_state in zip(st.flows, saved.get("gradflow", []), strict=False):
         flow.load_state_dict(flow_state, st.device)
     set_rng_state(saved["rng"])
@@ -261,7 +297,9 @@ def load_state(st: ProGANState, path: Path) -> None:
 def load_generator(path: Path, device: torch.device | str = "cpu") -> tuple[Generator, dict]:
     """The generator of a progan checkpoint, rebuilt from the checkpoint alone (eval mode); and the state.
 
-    Its EMA weights when the run kept an average (``ema_decay > 0``), else the trained weights."""
+    Its EMA weights when the run kept an average (``ema_decay > 0``), else the trained weights. A
+    conditional generator (``g.args.n_classes > 0``) takes labels: the state's ``class_counts`` is the
+    train split's prior over them, ``classes`` their names."""
     saved = load_checkpoint(path)
     if saved.get("kind") != CHECKPOINT_KIND:
         raise UserError(f"{path} is not a progan checkpoint", hint="use RUN/progan/final.pt or last.pt")

@@ -69,6 +69,30 @@ def _images(batch) -> torch.Tensor:
     return batch[0] if isinstance(batch, (list, tuple)) else batch
 
 
+def _labels(batch) -> torch.Tensor:
+    """The class indices ``[B]`` of a loader batch (tuple/list or dict)."""
+    if isinstance(batch, dict):
+        return batch["label"]
+    return batch[1]
+
+
+class Conditioned(torch.nn.Module):
+    """``D`` scoring images against fixed labels: ``x -> D(x, y)``, what the loss objects call a critic
+    (they score images only; DiffAugment wraps this, so the labels ride along unaugmented)."""
+
+    def __init__(self, D: torch.nn.Module, y: torch.Tensor):
+        super().__init__()
+        self.D, self.y = D, y
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.D(x, self.y)
+
+
+def _critic(D, y: torch.Tensor | None, policy: str):
+    """The critic the loss sees: D (bound to the labels when conditional), through DiffAugment if any."""
+    return critic_view(D if y is None else Conditioned(D, y), policy)
+
+
 def _check_finite(value: torch.Tensor, what: str, st: ProGANState) -> None:
     """Stop with a clear error when a loss is not finite on any rank (every rank stops alike)."""
     bad = not bool(torch.isfinite(value).all())
@@ -81,20 +105,29 @@ def _check_finite(value: torch.Tensor, what: str, st: ProGANState) -> None:
 
 
 def train_step(
-    st: ProGANState, real: torch.Tensor, *, record_every: int, flows: tuple[GradFlow, GradFlow]
+    st: ProGANState,
+    real: torch.Tensor,
+    *,
+    record_every: int,
+    flows: tuple[GradFlow, GradFlow],
+    labels: torch.Tensor | None = None,
 ) -> dict:
     """One discriminator step and (every ``n_critic`` batches) one generator step; returns the loss logs.
 
     The critic step runs ``D_train`` and the generator step ``G_train``: under torchrun (DDP) their
     gradients, the penalty's double backward included, are averaged over the ranks before the updates.
+    A conditional run passes the real batch's ``labels [B]``: the fakes are drawn for the same labels, so
+    real and fake share them (and the gradient penalty's interpolates too).
     """
     dev, amp = st.device, st.cfg.amp
-    critic = critic_view(st.D_train, st.cfg.diffaugment)  # D, or D(T(x)) with the same T for real and fake
+    y = labels.to(dev, non_blocking=True).long() if st.cfg.conditional else None  # [B] or None
+    critic = _critic(st.D_train, y, st.cfg.diffaugment)  # D, or D(T(x)) with the same T for real and fake
     real = real.to(dev, non_blocking=True).float()  # [B, 3, S, S] in [-1, 1]
     b = real.shape[0]
+    g_args = () if y is None else (y,)
     z = torch.randn(b, st.cfg.z_dim, device=dev)  # [B, z]
     with autocast(dev, amp):
-        fake = st.G(z)  # [B, 3, S, S]
+        fake = st.G(z, *g_args)  # [B, 3, S, S]
         d_loss, logs = st.loss.d_loss(critic, real, fake)
     _check_finite(d_loss, "the discriminator loss", st)
     st.opt_d.zero_grad(set_to_none=True)
@@ -107,7 +140,7 @@ def train_step(
     if (st.pos.stage_step + 1) % n_critic == 0:  # the last of every n_critic D steps of the stage
         z = torch.randn(b, st.cfg.z_dim, device=dev)
         with autocast(dev, amp):  # D itself: its gradients here are dropped, not averaged
-            g_loss, g_logs = st.loss.g_loss(critic_view(st.D, st.cfg.diffaugment), st.G_train(z))
+            g_loss, g_logs = st.loss.g_loss(_critic(st.D, y, st.cfg.diffaugment), st.G_train(z, *g_args))
         _check_finite(g_loss, "the generator loss", st)
         st.opt_g.zero_grad(set_to_none=True)
         st.scaler_g.scale(g_loss).backward()  # a no-op scale unless G runs under fp16 autocast
@@ -124,12 +157,15 @@ def train_step(
 
 @torch.no_grad()
 def generate_fixed(st: ProGANState, batch: int = 64) -> torch.Tensor:
-    """The generator (its EMA copy if any; eval mode) on the fixed latents: ``[n_fixed, 3, S, S]`` on CPU."""
+    """The generator (its EMA copy if any; eval mode) on the fixed latents (and labels, when conditional):
+    ``[n_fixed, 3, S, S]`` on CPU."""
     g = st.sample_model
     was = g.training
     g.eval()
+    zs = st.fixed_z.split(batch)
+    ys = st.fixed_y.split(batch) if st.fixed_y is not None else [None] * len(zs)
     try:
-        out = [g(z).float().cpu() for z in st.fixed_z.split(batch)]
+        out = [g(z, *(() if y is None else (y,))).float().cpu() for z, y in zip(zs, ys, strict=True)]
     finally:
         g.train(was)
     return torch.cat(out)
@@ -221,7 +257,13 @@ def _run_stage(s: Session, st: ProGANState, manifest) -> None:
                 for batch in islice(loader, spe - pos.batch):
                     if fade_steps:
                         st.set_alpha(fade_alpha(pos.stage_step, fade_steps))
-                    logs = train_step(st, _images(batch), record_every=cfg.gradflow_every, flows=ctx.flows)
+                    logs = train_step(
+                        st,
+                        _images(batch),
+                        record_every=cfg.gradflow_every,
+                        flows=ctx.flows,
+                        labels=_labels(batch),
+                    )
                     pos.batch, pos.step, pos.stage_step = pos.batch + 1, pos.step + 1, pos.stage_step + 1
                     if pos.step % cfg.log_every == 0:
                         _log(st, ctx, logs, (entry.lr, entry.lr_d))
@@ -240,12 +282,28 @@ def _run_stage(s: Session, st: ProGANState, manifest) -> None:
         _end_stage(st, ctx)
 
 
-def describe(cfg: ProGANConfig) -> list[dict]:
-    """Per stage: size, cycle entries and generator/discriminator parameter counts (for --dry-run)."""
+def _train_rows(cfg: ProGANConfig, manifest) -> np.ndarray:
+    """The train rows the loader draws from (the ``max_images`` subset, if any)."""
+    rows = canonical_order(manifest, manifest.rows("train"))
+    return stratified_subset(rows, manifest.labels(), cfg.data.max_images, cfg.data.seed)
+
+
+def class_counts(cfg: ProGANConfig, manifest) -> list[int]:
+    """Train images per class as the loader draws them (``max_images`` subset; ``balanced``: every present
+    class alike): the prior a conditional generator's samples draw their labels from."""
+    counts = np.bincount(manifest.labels()[_train_rows(cfg, manifest)], minlength=manifest.num_classes)
+    if cfg.data.balanced:
+        counts = (counts > 0).astype(np.int64)
+    return [int(c) for c in counts]
+
+
+def describe(cfg: ProGANConfig, n_classes: int = 0) -> list[dict]:
+    """Per stage: size, cycle entries and generator/discriminator parameter counts (for --dry-run);
+    ``n_classes``: the manifest's, for a conditional run's class embeddings."""
     rows = []
     for i, size in enumerate(cfg.sizes):
         with torch.device("meta"):
-            g, d = build_models(stage_args(cfg, i), freeze=cfg.freeze)
+            g, d = build_models(stage_args(cfg, i, n_classes), freeze=cfg.freeze)
         rows.append(
             {
                 "size": size,
@@ -274,7 +332,8 @@ def run_progan(cfg: ProGANConfig, run: RunDir | Path | str, *, resume: bool = Fa
     if s.main:
         remove_stale_temps(out)
     manifest = load_manifest(s.run.manifest_dir, data_root=cfg.data.data_root or s.run.data_root)
-    st = new_state(cfg, out, s.device, list(manifest.classes), str(manifest.sha256))
+    counts = class_counts(cfg, manifest) if cfg.conditional else None
+    st = new_state(cfg, out, s.device, list(manifest.classes), str(manifest.sha256), counts)
     if last.is_file():
         load_state(st, last)
         console.print(
@@ -381,21 +440,15 @@ def train_progan(job: ProGANJob) -> dict:
     return run_progan(cfg, run, resume=job.resume)
 
 
-def _steps_per_epoch(cfg: ProGANConfig, manifest_dir: Path | None, data_root: str | None) -> int | None:
-    """Batches per epoch of the train split (as the loader will cut it), or None without a manifest."""
-    if manifest_dir is None:
-        return None
-    manifest = load_manifest(manifest_dir, data_root=data_root or None)
-    rows = canonical_order(manifest, manifest.rows("train"))
-    rows = stratified_subset(rows, manifest.labels(), cfg.data.max_images, cfg.data.seed)
-    return max(1, len(rows) // cfg.data.batch_size)
-
-
 def dry_run(cfg: ProGANConfig, manifest_dir: Path | None = None, data_root: str | None = None) -> dict:
-    """Print the resolved config (TOML, stdout) and a per-stage table (stderr); train nothing."""
+    """Print the resolved config (TOML, stdout) and a per-stage table (stderr); train nothing.
+
+    With a manifest: the steps per stage (batches per epoch of the train split, as the loader cuts it) and,
+    for a conditional run, parameter counts with its class embeddings."""
     stdout.print(progan_config_to_toml(cfg), markup=False, highlight=False)
-    rows = describe(cfg)
-    spe = _steps_per_epoch(cfg, manifest_dir, data_root)
+    manifest = load_manifest(manifest_dir, data_root=data_root or None) if manifest_dir is not None else None
+    spe = max(1, len(_train_rows(cfg, manifest)) // cfg.data.batch_size) if manifest is not None else None
+    rows = describe(cfg, manifest.num_classes if manifest is not None else 0)
     table = Table(title="progan stages (dry run: nothing trained)")
     for col in ("size", "cycle (lr x epochs)", "steps", "G params", "D params", "trainable G / D"):
         table.add_column(col)
@@ -413,4 +466,6 @@ def dry_run(cfg: ProGANConfig, manifest_dir: Path | None = None, data_root: str 
     console.print(table)
     if spe:
         console.print(f"steps per epoch: {spe} (batch size {cfg.data.batch_size})")
+    if cfg.conditional and manifest is None:
+        console.print("conditional: the class embeddings are not counted (give --manifest for them)")
     return {"dry_run": True, "steps_per_epoch": spe, "stages": rows}

@@ -1,0 +1,230 @@
+"""The class-conditional progressive DCGAN (``[progan] conditional``): G(z, y) with a class embedding beside
+the latent, a projection critic D(x, y), labels through growth, checkpoints, resume, eval and sampling."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from pokedata.errors import UserError
+from pokegan.losses import LossConfig, make_loss
+from pokegan.progan.grow import build_models, grow
+from pokegan.progan.models import Discriminator, Generator, ProGANArgs
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+TINY = dict(z_dim=16, channel_base=128, max_channels=32)
+
+
+def _args(resolution: int = 8, n_classes: int = 3, **kw) -> ProGANArgs:
+    return ProGANArgs(resolution=resolution, n_classes=n_classes, **{**TINY, **kw})
+
+
+# ---- models ----------------------------------------------------------------------------------------------
+def test_conditional_models_take_labels_and_the_label_changes_the_output():
+    g, d = Generator(_args(16, g_norm="pixel")), Discriminator(_args(16, d_norm="spectral", mbstd=True))
+    z = torch.randn(4, 16)
+    y = torch.tensor([0, 1, 2, 0])
+    x = g(z, y)
+    assert x.shape == (4, 3, 16, 16) and torch.isfinite(x).all()
+    other = g(z, torch.tensor([1, 2, 0, 1]))
+    assert not torch.allclose(x, other)  # same latents, other classes: other images
+    with torch.no_grad():
+        d.embed.parametrizations.weight.original.normal_()  # a non-trivial projection
+    s = d(x, y)
+    assert s.shape == (4,) and not torch.allclose(s, d(x, torch.tensor([1, 2, 0, 1])))
+    with pytest.raises(ValueError, match="pass the labels"):
+        g(z)
+    with pytest.raises(ValueError, match="pass the labels"):
+        d(x)
+    with pytest.raises(ValueError, match="unconditional"):
+        Generator(_args(16, n_classes=0))(z, y)
+    with pytest.raises(ValueError, match="n_classes"):
+        _args(8, n_classes=-1).validate()
+
+
+def test_projection_critic_learns_which_colour_belongs_to_which_class():
+    """Real: red images labelled 0, blue labelled 1. Fake: the same images with the labels swapped. Only the
+    projection (label x features) can tell them apart: a critic that ignores labels sits at chance."""
+    d = Discriminator(_args(8, n_classes=2, d_norm="spectral"))
+    loss = make_loss(LossConfig(name="dcgan", lr_g=1e-3, lr_d=2e-3, betas=(0.5, 0.999)))
+    _, opt = loss.make_optimizers([torch.nn.Parameter(torch.zeros(1))], list(d.parameters()))
+    gen = torch.Generator().manual_seed(0)
+
+    def batch():
+        red = torch.tensor([0.8, -0.8, -0.8]).view(1, 3, 1, 1)
+        blue = torch.tensor([-0.8, -0.8, 0.8]).view(1, 3, 1, 1)
+        noise = 0.1 * torch.randn(8, 3, 8, 8, generator=gen)
+        x = torch.cat([red.expand(4, 3, 8, 8), blue.expand(4, 3, 8, 8)]) + noise
+        return x, torch.tensor([0] * 4 + [1] * 4)
+
+    from pokegan.progan.train import Conditioned
+
+    losses = []
+    for _ in range(60):
+        x, y = batch()
+        real, fake = Conditioned(d, y), Conditioned(d, 1 - y)
+        s_real, s_fake = real(x), fake(x)
+        d_loss = F.softplus(-s_real).mean() + F.softplus(s_fake).mean()
+        opt.zero_grad()
+        d_loss.backward()
+        opt.step()
+        losses.append(d_loss.item())
+    assert sum(losses[-10:]) / 10 < 0.7 * sum(losses[:10]) / 10  # from ~2 ln 2 down
+    x, y = batch()
+    with torch.no_grad():
+        right, wrong = d(x, y), d(x, 1 - y)
+    assert (right > wrong).all()
+
+
+def test_growth_copies_the_class_embeddings_and_freezes_them_with_the_stem():
+    g, d = build_models(_args(8, g_norm="pixel", g_upsample="nearest", skip_rgb=True, d_norm="spectral"))
+    with torch.no_grad():
+        g.embed.weight.mul_(2.0)
+    g2, d2, report = grow(g, d, 16, fade=False, freeze=True, skip_rgb=True)
+    assert torch.equal(g2.embed.weight, g.embed.weight)
+    assert "embed" in report.frozen["G"] and "embed" in report.frozen["D"]
+    assert not g2.embed.weight.requires_grad
+    z, y = torch.randn(3, 16), torch.tensor([2, 0, 1])
+    with torch.no_grad():  # skip outputs: right after growing, G draws its 8 px images upsampled, per label
+        g.eval(), g2.eval()
+        assert torch.allclose(g2(z, y), F.interpolate(g(z, y), scale_factor=2, mode="nearest"), atol=1e-6)
+    g3, _, report = grow(g, d, 16, fade=False, freeze=False, skip_rgb=True)
+    assert g3.embed.weight.requires_grad and "embed" not in report.frozen["G"]
+
+
+def test_fixed_labels_show_every_present_class_before_any_repeat():
+    from pokegan.progan.state import fixed_labels
+
+    counts = [5, 0, 3, 7, 0]
+    y = fixed_labels(counts, 7, seed=1)
+    assert sorted(y[:3].tolist()) == [0, 2, 3] and set(y.tolist()) <= {0, 2, 3}
+    assert torch.equal(y, fixed_labels(counts, 7, seed=1))  # seeded
+    with pytest.raises(UserError, match="no labelled"):
+        fixed_labels([0, 0], 4, seed=0)
+
+
+def test_sampler_draws_labels_from_the_class_counts_and_refuses_without_them():
+    from pokegan.progan.evaluate import progan_sampler
+
+    g = Generator(_args(8, n_classes=3)).eval()
+    drawn = []
+    real_forward = g.forward
+
+    def spy(z, y=None):
+        drawn.append(y)
+        return real_forward(z, y)
+
+    g.forward = spy
+    sample = progan_sampler(g, 16, seed=0, device=torch.device("cpu"), class_counts=[0, 10, 30])
+    assert sample(400).shape == (400, 3, 8, 8)
+    y = drawn[0]
+    assert (y != 0).all() and 0.15 < (y == 1).float().mean() < 0.35  # ~1/4 of the draws
+    with pytest.raises(UserError, match="class counts"):
+        progan_sampler(g, 16, seed=0, device=torch.device("cpu"))
+
+
+# ---- the step, end to end ----------------------------------------------------------------------------------
+@pytest.fixture
+def tiny_manifest(tmp_path):
+    from tests.helpers.tiny_manifest import make_tiny_manifest
+
+    return make_tiny_manifest(tmp_path, n_classes=3, per_class=12, size=32)  # 27 train images: 3 batches of 8
+
+
+def _write_config(folder) -> None:
+    (folder / "progan.toml").write_text(
+        "[data]\nbatch_size = 8\nnum_workers = 0\nuse_cache = false\n\n"
+        "[progan]\nsizes = [8, 16]\ncycle = [{lr = 1e-3, epochs = 1}]\nconditional = true\n"
+        'z_dim = 8\nchannel_base = 64\nmax_channels = 16\nn_fixed = 4\nsample_every = 2\nnorm = "pixel"\n'
+        'd_norm = "spectral"\nmbstd = true\nskip_rgb = true\nupsample = "nearest"\nema_decay = 0.9\n'
+        'checkpoint_every = 1\nlog_every = 1\ngradflow_every = 1\ndevice = "cpu"\ndiffaugment = "color,cutout"\n'
+    )
+
+
+def test_conditional_run_checkpoints_labels_evaluates_and_refuses_a_changed_resume(
+    runner, tmp_path, tiny_manifest
+):
+    from cli import app
+    from pokegan.checkpoint import load_checkpoint
+    from pokegan.progan.evaluate import progan_sampler
+    from pokegan.progan.state import load_generator
+
+    _write_config(tmp_path)
+    out = tmp_path / "run"
+    opts = ["train", "progan", "--manifest", str(tiny_manifest), "--out", str(out)]
+    dry = runner.invoke(app, [*opts, "--config", str(tmp_path / "progan.toml"), "--dry-run"])
+    assert dry.exit_code == 0 and "conditional = true" in dry.output
+    result = runner.invoke(app, [*opts, "--config", str(tmp_path / "progan.toml")])
+    assert result.exit_code == 0, result.output
+    d = out / "progan"
+    final = load_checkpoint(d / "final.pt")
+    assert final["model_args"]["n_classes"] == 3 and final["class_counts"] == [9, 9, 9]
+    labels = final["fixed_labels"].tolist()
+    assert len(labels) == 4 and sorted(labels[:3]) == [0, 1, 2]  # every class in the grid
+    assert final["frozen"]["G"][-1] == "embed" and "generator" in final
+    g, saved = load_generator(d / "final.pt")
+    x = progan_sampler(g, g.args.z_dim, 0, torch.device("cpu"), saved["class_counts"])(5)
+    assert x.shape == (5, 3, 16, 16) and torch.isfinite(x).all()
+    ev = runner.invoke(app, ["eval", "--run", str(out), "--step", "progan", "--n-samples", "24"])
+    assert ev.exit_code == 0, ev.output
+    figures = json.loads((d / "eval.json").read_text())
+    assert list(figures) == ["stage_8px", "stage_16px", "final"] and figures["final"]["judge_fd"] > 0
+    # a conditional checkpoint cannot be continued as an unconditional run (or the other way round)
+    (d / "done.json").unlink()
+    bad = runner.invoke(app, ["train", "progan", "--run", str(out), "--resume", "--no-conditional"])
+    assert bad.exit_code == 2 and "other settings" in bad.output and "conditional: True -> False" in bad.output
+
+
+def test_conditional_training_learns_each_class_colour(tmp_path, tiny_manifest):
+    """A few hundred CPU steps at 8 px: the samples drawn for a class take that class's colour, nearer to it
+    than to any other class's (the tiny manifest gives every class its own colour on a light background)."""
+    from pokegan.data import load_manifest
+    from pokegan.progan.config import ProGANConfig
+    from pokegan.progan.evaluate import progan_sampler
+    from pokegan.progan.state import new_state
+    from pokegan.progan.train import class_counts, train_step
+
+    manifest = load_manifest(tiny_manifest)
+    cfg = ProGANConfig(
+        sizes=[8],
+        z_dim=8,
+        channel_base=128,
+        max_channels=32,
+        n_fixed=3,
+        norm="pixel",
+        upsample="nearest",
+        d_norm="spectral",
+        conditional=True,
+        cycle=[{"lr": 2e-3, "epochs": 1}],
+    ).validate()
+    st = new_state(
+        cfg, tmp_path, torch.device("cpu"), list(manifest.classes), "sha", class_counts(cfg, manifest)
+    )
+    rows = manifest.rows("train")
+    paths = manifest.abs_paths()
+
+    def pixels(i: int) -> torch.Tensor:  # [3, 8, 8] in [-1, 1]
+        with Image.open(paths[i]) as im:
+            return torch.tensor(np.array(im.convert("RGB").resize((8, 8)))).permute(2, 0, 1) / 127.5 - 1
+
+    imgs = torch.stack([pixels(i) for i in rows])  # [N, 3, 8, 8]
+    ys = torch.from_numpy(manifest.labels()[rows])
+    means = torch.stack([imgs[ys == c].mean(dim=(0, 2, 3)) for c in range(3)])  # [3, 3] the class colours
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(300):
+        pick = torch.randint(len(rows), (16,), generator=gen)
+        train_step(st, imgs[pick], labels=ys[pick], record_every=10**6, flows=st.flows)
+        st.pos.stage_step += 1
+    g = st.G.eval()
+    with torch.no_grad():
+        for c in range(3):
+            x = g(torch.randn(64, 8, generator=gen), torch.full((64,), c)).mean(dim=(0, 2, 3))  # [3]
+            dist = ((means - x) ** 2).sum(dim=1)
+            assert dist.argmin().item() == c, (c, dist.tolist())
+    assert progan_sampler(g, 8, 0, torch.device("cpu"), st.class_counts)(4).shape == (4, 3, 8, 8)
