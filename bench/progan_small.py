@@ -6,7 +6,9 @@ scalars) and copies the run's stage grids and gradient-flow plots as ``progan-sm
 the judge's figures of every stage checkpoint (``poke eval --step progan``) as a markdown table, beside
 each stage's generator upsampled (nearest) to the next size and judged there (what the next stage starts
 from with skip outputs), and the same figures for real train images against the same val reference (the
-floor no generator can beat).
+floor no generator can beat). For a class-conditional run (``[progan] conditional``) also
+``PREFIX-classes.png``: for the first 32 fixed labels, a real train frame of the class (upper row of each
+pair) above what the final EMA generator draws for that label (lower row), at the last stage's size.
 
     poke train progan --manifest manifests/sprites --out runs/sprites-progan --preset small
     python bench/progan_small.py --run runs/sprites-progan --out docs/img --samples 1000
@@ -118,6 +120,42 @@ def upsampled_stage(run_dir: Path, stage_pt: Path, size: int, n: int) -> dict[st
     return generator_figures(sample, n, 64, judge=judge, judge_ref=ref, seed=0)
 
 
+def class_pairs(run_dir: Path, checkpoint: Path, path: Path, n: int = 32) -> list[str] | None:
+    """Real frame (upper rows) vs generated (lower rows) per fixed label of a conditional run; the class
+    names in grid order, or None for an unconditional run."""
+    import numpy as np
+    import torch.nn.functional as F
+    from PIL import Image
+
+    from pokegan.data import load_manifest
+    from pokegan.progan.state import load_generator
+    from pokegan.runs import open_run
+    from pokegan.viz import save_image_grid
+
+    g, saved = load_generator(checkpoint)
+    if not g.args.n_classes:
+        return None
+    run = open_run(run_dir, resume=True, create=False)
+    manifest = load_manifest(run.manifest_dir, data_root=run.data_root)
+    size, labels = g.args.resolution, saved["fixed_labels"][:n]
+    train, all_labels, paths = manifest.rows("train"), manifest.labels(), manifest.abs_paths()
+    reals = []
+    for c in labels.tolist():
+        first = train[all_labels[train] == c][0]
+        with Image.open(paths[first]) as im:
+            arr = np.asarray(im.convert("RGB").resize((size, size), Image.BICUBIC), dtype=np.float32)
+        reals.append(torch.from_numpy(arr).permute(2, 0, 1) / 127.5 - 1)
+    with torch.no_grad():
+        fakes = g(saved["fixed_latents"][:n], labels).float().clamp(-1, 1)
+    real = torch.stack(reals)
+    rows = []
+    for i in range(0, len(labels), 8):  # a row of reals, then the generated row for the same labels
+        rows += [real[i : i + 8], fakes[i : i + 8]]
+    grid = F.interpolate(torch.cat(rows), size=(64, 64), mode="nearest")
+    save_image_grid(grid, path, nrow=8)
+    return [manifest.classes[c] for c in labels.tolist()]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", type=Path, required=True, help="a run with a finished (or started) progan step")
@@ -141,6 +179,10 @@ def main() -> None:
     for pattern in ("samples_*px.png", "gradflow_*px.png"):
         for src in sorted(step.glob(pattern)):
             shutil.copy(src, args.out / f"{args.prefix}-{src.stem.replace('_', '-')}.png")
+    last = step / "final.pt" if (step / "final.pt").is_file() else step / "last.pt"
+    names = class_pairs(args.run, last, args.out / f"{args.prefix}-classes.png")
+    if names is not None:
+        print(f"{args.prefix}-classes.png, by row: " + ", ".join(names))
     if args.reuse_eval and (step / "eval.json").is_file():
         figures = json.loads((step / "eval.json").read_text())
     else:

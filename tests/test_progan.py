@@ -549,6 +549,10 @@ def test_eval_step_progan_judges_every_stage_checkpoint(runner, tmp_path, tiny_m
         assert m["judge_fd"] > 0 and 0 <= m["judge_precision"] <= 1 and 0 <= m["judge_recall"] <= 1
     assert figures["final"]["judge_fd"] == pytest.approx(figures["stage_16px"]["judge_fd"])  # same weights
     assert "judge_fd" in result.output
+    sampled = runner.invoke(app, ["sample", "--run", str(out), "--step", "progan", "--n", "4"])
+    assert sampled.exit_code == 0 and (out / "samples" / "progan-seed0.png").is_file()
+    by_class = runner.invoke(app, ["sample", "--run", str(out), "--step", "progan", "--class", "x"])
+    assert by_class.exit_code == 2 and "unconditional" in by_class.output  # and names the fix
     bad = runner.invoke(app, ["eval", "--run", str(out), "--step", "pretrain"])
     assert bad.exit_code == 2 and "--step" in bad.output
     for path in (out / "progan").glob("*.pt"):

@@ -175,10 +175,30 @@ def test_conditional_run_checkpoints_labels_evaluates_and_refuses_a_changed_resu
     assert ev.exit_code == 0, ev.output
     figures = json.loads((d / "eval.json").read_text())
     assert list(figures) == ["stage_8px", "stage_16px", "final"] and figures["final"]["judge_fd"] > 0
+    # poke sample --step progan: a grid row per --class, names matched case-insensitively, mistakes named
+    names = json.loads((tiny_manifest / "classes.json").read_text())
+    names = names if isinstance(names, list) else names["classes"]
+    grid = tmp_path / "by-class.png"
+    args = ["sample", "--run", str(out), "--step", "progan", "--n", "3", "--grid", str(grid)]
+    got = runner.invoke(
+        app, [*args, "--class", names[2], "--class", names[0].upper(), "--out", str(tmp_path / "pngs")]
+    )
+    assert got.exit_code == 0, got.output
+    with Image.open(grid) as im:  # 2 rows of 3 tiles, each upscaled to 64 px
+        assert im.size[0] > im.size[1] > 2 * 64
+    assert len(list((tmp_path / "pngs").glob("progan-*.png"))) == 6
+    typo = runner.invoke(app, [*args, "--class", names[1] + "x"])
+    assert typo.exit_code == 2 and "not a class of this run" in typo.output and names[1] in typo.output
+    prior = runner.invoke(app, ["sample", "--run", str(out), "--step", "progan", "--n", "5"])
+    assert prior.exit_code == 0 and (out / "samples" / "progan-seed0.png").is_file()
+    wrong = runner.invoke(app, ["sample", "--run", str(out), "--class", names[0]])
+    assert wrong.exit_code == 2 and "--step progan" in wrong.output
     # a conditional checkpoint cannot be continued as an unconditional run (or the other way round)
     (d / "done.json").unlink()
     bad = runner.invoke(app, ["train", "progan", "--run", str(out), "--resume", "--no-conditional"])
-    assert bad.exit_code == 2 and "other settings" in bad.output and "conditional: True -> False" in bad.output
+    assert (
+        bad.exit_code == 2 and "other settings" in bad.output and "conditional: True -> False" in bad.output
+    )
 
 
 def test_conditional_training_learns_each_class_colour(tmp_path, tiny_manifest):

@@ -15,7 +15,11 @@ app = typer.Typer()
 
 @app.command("sample")
 def sample(
-    run: Path = typer.Option(..., "--run", help="Run directory (runs/NAME) with gmm/ and gan/ checkpoints."),
+    run: Path = typer.Option(
+        ...,
+        "--run",
+        help="Run directory (runs/NAME) with gmm/ and gan/ checkpoints (or progan/, with --step progan).",
+    ),
     n: int = typer.Option(64, "--n", help="How many images to generate."),
     grid: Path | None = typer.Option(
         None,
@@ -32,14 +36,51 @@ def sample(
         help="Also write a looping latent-interpolation GIF through K keyframes (0: none).",
     ),
     frames: int = typer.Option(12, "--frames", help="Frames between two keyframes of the interpolation GIF."),
-    checkpoint: str = typer.Option(
-        "best",
+    checkpoint: str | None = typer.Option(
+        None,
         "--checkpoint",
-        help="Which GAN checkpoint: best (by the judge FD, step 0 included; else final), final or last.",
+        help="Which checkpoint. gan: best (default: by the judge FD, step 0 included; else final), final or"
+        " last. progan: final (default; else last), last or stage_<S>px.",
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    step: str = typer.Option(
+        "gan", "--step", help="gan (step 3, GMM latents) or progan (the progressive DCGAN of RUN/progan)."
+    ),
+    classes: list[str] = typer.Option(
+        [],
+        "--class",
+        help="progan --conditional runs: draw --n images of this class (repeat for more; a grid row each).",
+    ),
 ) -> None:
-    """Generate images from GMM latents through the EMA generator; works from the run directory alone."""
+    """Generate images from GMM latents through the EMA generator (or, with --step progan, from the
+    progressive DCGAN, by class when it is conditional); works from the run directory alone."""
+    from pokedata.errors import UserError
+
+    if step not in ("gan", "progan"):
+        raise UserError(f"--step {step!r} is not gan or progan", hint="e.g. --step progan")
+    if step == "progan":
+        if interpolate:
+            raise UserError("--interpolate is for --step gan", hint="drop it with --step progan")
+        from pokegan.progan.sampling import ProGANSampleConfig, sample_progan
+
+        sample_progan(
+            ProGANSampleConfig(
+                run=run,
+                n=n,
+                classes=list(classes),
+                grid=grid,
+                out=out,
+                seed=seed,
+                checkpoint=checkpoint or "final",
+                device=device,
+            )
+        )
+        return
+    if classes:
+        raise UserError(
+            "--class is for --step progan (a conditional progressive DCGAN)",
+            hint="add --step progan, or drop --class",
+        )
     from pokegan.sampling import SampleConfig, run_sample
 
     run_sample(
@@ -51,7 +92,7 @@ def sample(
             seed=seed,
             interpolate=interpolate,
             frames_between=frames,
-            checkpoint=checkpoint,
+            checkpoint=checkpoint or "best",
             device=device,
         )
     )
