@@ -210,9 +210,10 @@ def run_progan_arm(arm: Arm, base: Path, work: Path, scorer: Scorer, budget: flo
     in proportion to its epochs, each cycle entry its share of the stage; evaluation at 32 px only."""
     from pokegan.data import load_manifest
     from pokegan.progan.config import ProGANConfig
+    from pokegan.progan.evaluate import progan_sampler
     from pokegan.progan.grow import fade_alpha
     from pokegan.progan.state import grow_state, new_state
-    from pokegan.progan.train import _images, _loader, generate_fixed, train_step
+    from pokegan.progan.train import _images, _labels, _loader, class_counts, generate_fixed, train_step
     from pokegan.runs import RunDir
     from pokegan.viz import save_image_grid
 
@@ -231,20 +232,22 @@ def run_progan_arm(arm: Arm, base: Path, work: Path, scorer: Scorer, budget: flo
     run = RunDir(out)
     manifest = load_manifest(run.manifest_dir, data_root=run.data_root)
     torch.manual_seed(cfg.seed)
-    st = new_state(cfg, out, torch.device("cpu"), list(manifest.classes), str(manifest.sha256))
+    counts = class_counts(cfg, manifest) if cfg.conditional else None
+    st = new_state(cfg, out, torch.device("cpu"), list(manifest.classes), str(manifest.sha256), counts)
     epochs = [sum(e.epochs for e in cfg.stage_cycle(s)) for s in cfg.sizes]
     stage_budget = [budget * e / sum(epochs) for e in epochs]
 
     def sample_fn_factory():
-        gen = torch.Generator().manual_seed(cfg.seed + 1)
+        # the EMA generator when the preset keeps one, in eval mode; a conditional one on labels drawn
+        # from the train class frequencies (as `poke eval --step progan` draws them)
+        inner = progan_sampler(st.sample_model, cfg.z_dim, cfg.seed + 1, torch.device("cpu"), st.class_counts)
 
-        def sample(b: int) -> torch.Tensor:  # the EMA generator when the preset keeps one, in eval mode
+        def sample(b: int) -> torch.Tensor:
             g = st.sample_model
             was = g.training
             g.eval()
             try:
-                with torch.no_grad():
-                    return g(torch.randn(b, cfg.z_dim, generator=gen)).float().clamp(-1, 1)
+                return inner(b)
             finally:
                 g.train(was)
 
@@ -273,7 +276,7 @@ def run_progan_arm(arm: Arm, base: Path, work: Path, scorer: Scorer, budget: flo
                     fade_span = fade_span or cfg.fade_fraction * (end - start)
                     st.set_alpha(fade_alpha(int(1000 * (used - start)), int(1000 * fade_span)))
                 t = cpu_seconds()
-                train_step(st, _images(batch), record_every=10**9, flows=flows)
+                train_step(st, _images(batch), record_every=10**9, flows=flows, labels=_labels(batch))
                 used += cpu_seconds() - t
                 st.pos.step += 1
                 st.pos.stage_step += 1

@@ -117,16 +117,20 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "log_every": 25,
         },
         # docs/progan.md: 16 -> 32 px. ProGAN's stabilisers on DCGAN blocks: pixel norm in G, a
-        # spectral-norm critic with minibatch stddev, replicate padding (no frame), EMA of G, fade-in with
-        # every layer trainable, a lower rate at 32 px, nearest-neighbour upsampling, DiffAugment on real
-        # and fake
+        # spectral-norm critic with minibatch stddev, replicate padding (no frame), EMA of G, skip-output
+        # growth, a lower rate at 32 px, nearest-neighbour upsampling, DiffAugment on real and fake; and
+        # class-conditional (G(z, y), a projection critic): every unconditional arm collapsed to one or two
+        # palettes in the 16 px stage, the conditional one keeps each class's colours (judge FD 119 -> 34)
         "progan": {
             # its own batch: the shared small [data] batch_size (32, set for the three-step recipe) would
             # double the steps of every stage the figures in docs/progan.md were taken at
             "data": {"batch_size": 64},
             "sizes": [16, 32],
-            "cycle": [{"lr": 2e-4, "epochs": 12}, {"lr": 1e-4, "epochs": 2}],
-            "cycles": {"32": [{"lr": 1e-4, "epochs": 4}, {"lr": 5e-5, "epochs": 1}]},
+            # 34 epochs at 16 px and 12 at 32 px: ~1,350 CPU-s (the conditional model kept improving where
+            # the unconditional one had collapsed: 16 px judge FD 39.8 after 14 epochs, 28.2 after 34)
+            "cycle": [{"lr": 2e-4, "epochs": 30}, {"lr": 1e-4, "epochs": 4}],
+            "cycles": {"32": [{"lr": 1e-4, "epochs": 10}, {"lr": 5e-5, "epochs": 2}]},
+            "conditional": True,
             "z_dim": 128,
             "channel_base": 1024,
             "max_channels": 256,
