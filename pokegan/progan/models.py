@@ -59,9 +59,8 @@ class ProGANArgs:
     max_channels: int = 512
     g_norm: str = "batch"  # batch | instance | none
     d_norm: str = "batch"  # batch | instance | none (use instance/none with a gradient penalty)
-    g_upsample: str = (
-        "transpose"  # transpose (DCGAN's 4x4 stride-2) | nearest | bilinear (upsample + 3x3 conv)
-    )
+    # transpose (DCGAN's 4x4 stride-2) | nearest | bilinear (upsample + 3x3 conv)
+    g_upsample: str = "transpose"
     padding: str = "zeros"  # zeros | replicate: the padding of G's 3x3 and D's 4x4 convolutions
     mbstd: bool = False  # D: append the minibatch standard deviation as a feature map before the head
     skip_rgb: bool = False  # StyleGAN2 skip outputs: G sums every stage's toRGB, D re-reads the image
@@ -205,10 +204,7 @@ class Generator(Growable):
             if r == 4:  # stem: [B, z (+ z: the class embedding), 1, 1] -> [B, C4, 4, 4]
                 z_in = a.z_dim * (2 if a.n_classes else 1)
                 conv = nn.ConvTranspose2d(z_in, a.channels(4), 4, 1, 0, bias=a.g_norm in ("none", "pixel"))
-            elif a.g_upsample in (
-                "nearest",
-                "bilinear",
-            ):  # [B, C(r/2), r/2, r/2] -> x2 -> 3x3 conv -> [B, C(r), r, r]
+            elif a.g_upsample in ("nearest", "bilinear"):  # [B, C(r/2), r/2, r/2] -> x2, 3x3 conv -> [B, C(r), r, r]
                 conv = nn.Sequential(
                     _upsample(a.g_upsample),
                     nn.Conv2d(
@@ -229,9 +225,8 @@ class Generator(Growable):
                 OrderedDict(conv=conv, norm=_norm(a.g_norm, a.channels(r)), act=nn.ReLU(inplace=True))
             )
         self.to_rgb = nn.ModuleDict({str(r): nn.Conv2d(a.channels(r), 3, 1) for r in a.rgb_resolutions()})
-        self.skip_up = _upsample(
-            "bilinear" if a.g_upsample == "bilinear" else "nearest"
-        )  # skip_rgb's RGB path
+        # skip_rgb's RGB path
+        self.skip_up = _upsample("bilinear" if a.g_upsample == "bilinear" else "nearest")
         if a.fade:
             self.to_rgb[str(a.grown_from)] = nn.Conv2d(a.channels(a.grown_from), 3, 1)
         init_weights(self)
