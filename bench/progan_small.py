@@ -123,11 +123,10 @@ def upsampled_stage(run_dir: Path, stage_pt: Path, size: int, n: int) -> dict[st
 def class_pairs(run_dir: Path, checkpoint: Path, path: Path, n: int = 32) -> list[str] | None:
     """Real frame (upper rows) vs generated (lower rows) per fixed label of a conditional run; the class
     names in grid order, or None for an unconditional run."""
-    import numpy as np
     import torch.nn.functional as F
-    from PIL import Image
 
     from pokegan.data import load_manifest
+    from pokegan.decode import decode_image
     from pokegan.progan.state import load_generator
     from pokegan.runs import open_run
     from pokegan.viz import save_image_grid
@@ -140,11 +139,9 @@ def class_pairs(run_dir: Path, checkpoint: Path, path: Path, n: int = 32) -> lis
     size, labels = g.args.resolution, saved["fixed_labels"][:n]
     train, all_labels, paths = manifest.rows("train"), manifest.labels(), manifest.abs_paths()
     reals = []
-    for c in labels.tolist():
+    for c in labels.tolist():  # the class's first train frame, decoded as training decodes it
         first = train[all_labels[train] == c][0]
-        with Image.open(paths[first]) as im:
-            arr = np.asarray(im.convert("RGB").resize((size, size), Image.BICUBIC), dtype=np.float32)
-        reals.append(torch.from_numpy(arr).permute(2, 0, 1) / 127.5 - 1)
+        reals.append(torch.from_numpy(decode_image(paths[first], size)).float() / 127.5 - 1)
     with torch.no_grad():
         fakes = g(saved["fixed_latents"][:n], labels).float().clamp(-1, 1)
     real = torch.stack(reals)
@@ -179,7 +176,9 @@ def main() -> None:
     for pattern in ("samples_*px.png", "gradflow_*px.png"):
         for src in sorted(step.glob(pattern)):
             shutil.copy(src, args.out / f"{args.prefix}-{src.stem.replace('_', '-')}.png")
-    last = step / "final.pt" if (step / "final.pt").is_file() else step / "last.pt"
+    from pokegan.progan.sampling import progan_checkpoint_path
+
+    last = progan_checkpoint_path(args.run, "final")  # final.pt, else last.pt
     names = class_pairs(args.run, last, args.out / f"{args.prefix}-classes.png")
     if names is not None:
         print(f"{args.prefix}-classes.png, by row: " + ", ".join(names))

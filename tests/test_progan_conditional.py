@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -205,6 +204,7 @@ def test_conditional_training_learns_each_class_colour(tmp_path, tiny_manifest):
     """A few hundred CPU steps at 8 px: the samples drawn for a class take that class's colour, nearer to it
     than to any other class's (the tiny manifest gives every class its own colour on a light background)."""
     from pokegan.data import load_manifest
+    from pokegan.decode import decode_image
     from pokegan.progan.config import ProGANConfig
     from pokegan.progan.evaluate import progan_sampler
     from pokegan.progan.state import new_state
@@ -229,11 +229,9 @@ def test_conditional_training_learns_each_class_colour(tmp_path, tiny_manifest):
     rows = manifest.rows("train")
     paths = manifest.abs_paths()
 
-    def pixels(i: int) -> torch.Tensor:  # [3, 8, 8] in [-1, 1]
-        with Image.open(paths[i]) as im:
-            return torch.tensor(np.array(im.convert("RGB").resize((8, 8)))).permute(2, 0, 1) / 127.5 - 1
-
-    imgs = torch.stack([pixels(i) for i in rows])  # [N, 3, 8, 8]
+    imgs = torch.stack(
+        [torch.from_numpy(decode_image(paths[i], 8)).float() / 127.5 - 1 for i in rows]
+    )  # [N, 3, 8, 8]
     ys = torch.from_numpy(manifest.labels()[rows])
     means = torch.stack([imgs[ys == c].mean(dim=(0, 2, 3)) for c in range(3)])  # [3, 3] the class colours
     gen = torch.Generator().manual_seed(0)
