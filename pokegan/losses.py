@@ -82,6 +82,15 @@ def _scores(D: nn.Module, x: Images) -> Tensor:
     return out.float().reshape(out.shape[0], -1).mean(dim=1)
 
 
+def anchor_l1(fake: Tensor, real: Tensor, size: int = 0) -> Tensor:
+    """The reconstruction anchor: mean |fake - real| over images ``[B, 3, S, S]`` paired row by row,
+    compared as ``size`` x ``size`` area averages (0 or >= S: full size). Coarse, it holds colour and layout
+    and leaves the finer detail to the adversarial term (step 3's ``recon_size``, the progan anchor)."""
+    if 0 < size < real.shape[-1]:
+        fake, real = F.adaptive_avg_pool2d(fake, size), F.adaptive_avg_pool2d(real, size)
+    return F.l1_loss(fake, real)
+
+
 def r1_penalty(D: nn.Module, real: Images) -> Tensor:
     """R1: ``E[||grad_x D(x)||^2]`` at the real images (all scales together for lists); differentiable in D."""
     reals = [t.detach().float().requires_grad_(True) for t in _as_list(real)]

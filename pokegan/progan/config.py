@@ -165,6 +165,11 @@ class ProGANConfig:
             "--conditional/--no-conditional",
         ),
     )
+    # the class anchor (conditional only): G's step also adds anchor_weight * L1 between its image for
+    # label y and the real batch image it was drawn beside (same label), compared as anchor_size x
+    # anchor_size area averages (0 = full size): each class's colours and layout, the critic the detail
+    anchor_weight: float = 0.0  # 0 = off
+    anchor_size: int = 8
     n_fixed: int = 64  # fixed latents of the sample grids and the GIF
     sample_every: int = 200  # steps between snapshots (GIF frame + TensorBoard image)
     checkpoint_every: int = 500  # steps between last.pt saves (also saved at every epoch's end)
@@ -237,6 +242,18 @@ class ProGANConfig:
             )
         if not 0.0 < self.fade_fraction <= 1.0:
             raise UserError(f"fade_fraction {self.fade_fraction} must be in (0, 1]", hint="e.g. 0.5")
+        if self.anchor_weight < 0 or self.anchor_size < 0 or self.anchor_size & (self.anchor_size - 1):
+            raise UserError(
+                f"[progan] anchor_weight {self.anchor_weight} must be >= 0 and anchor_size"
+                f" {self.anchor_size} 0 or a power of two",
+                hint="e.g. anchor_weight = 3.0, anchor_size = 8 (anchor_weight = 0: off)",
+            )
+        if self.anchor_weight > 0 and not self.conditional:
+            raise UserError(
+                "[progan] anchor_weight needs conditional = true: the anchor pairs each fake with a real"
+                " image of its label (unconditional, it would pull every sample to the data's mean)",
+                hint="add --conditional, or set anchor_weight = 0",
+            )
         if self.gif_size < 0 or self.gif_frame_ms < 1:
             raise UserError("gif_size must be >= 0 and gif_frame_ms >= 1", hint="fix the [progan] section")
         if not isinstance(self.cycles, dict):

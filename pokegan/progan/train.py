@@ -39,6 +39,7 @@ from pokegan.data import canonical_order, load_manifest, loader_from_config, str
 from pokegan.device import autocast
 from pokegan.diffaugment import critic_view
 from pokegan.loop import Session, open_session, progress, start_run
+from pokegan.losses import anchor_l1
 from pokegan.progan.config import ProGANConfig, progan_config_to_toml
 from pokegan.progan.gif import prune_snapshots, save_snapshot, snapshot_frame, write_gif
 from pokegan.progan.gradflow import GradFlow, plot_grad_flow
@@ -140,7 +141,12 @@ def train_step(
     if (st.pos.stage_step + 1) % n_critic == 0:  # the last of every n_critic D steps of the stage
         z = torch.randn(b, st.cfg.z_dim, device=dev)
         with autocast(dev, amp):  # D itself: its gradients here are dropped, not averaged
-            g_loss, g_logs = st.loss.g_loss(_critic(st.D, y, st.cfg.diffaugment), st.G_train(z, *g_args))
+            fake = st.G_train(z, *g_args)  # [B, 3, S, S]
+            g_loss, g_logs = st.loss.g_loss(_critic(st.D, y, st.cfg.diffaugment), fake)
+            if st.cfg.anchor_weight > 0:  # fake i and real i share label i
+                l1 = anchor_l1(fake.float(), real, st.cfg.anchor_size)
+                g_logs["g_anchor_l1"] = float(l1.detach())
+                g_loss = g_loss + st.cfg.anchor_weight * l1
         _check_finite(g_loss, "the generator loss", st)
         st.opt_g.zero_grad(set_to_none=True)
         st.scaler_g.scale(g_loss).backward()  # a no-op scale unless G runs under fp16 autocast

@@ -24,7 +24,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torchvision.utils import make_grid
 
 from pokedata.errors import UserError
@@ -35,6 +34,7 @@ from pokegan.checkpoint import load_checkpoint
 from pokegan.diffaugment import critic_view
 from pokegan.evaluate import generator_figures
 from pokegan.loop import Session, open_session, progress
+from pokegan.losses import anchor_l1
 from pokegan.models.discriminator import image_pyramid
 from pokegan.runs import RunDir
 from pokegan.steps.gan_setup import GANConfig, GANState, build_state, load_state, save_state
@@ -116,14 +116,6 @@ def _split(out, n: int):
     return out[:n], out[n:]
 
 
-def _anchor_view(recon: torch.Tensor, real: torch.Tensor, size: int):
-    """The anchor's two sides as it compares them: ``[m, 3, S, S]`` each, or their ``size`` x ``size``
-    area averages (``size`` 0 or >= S: full size)."""
-    if 0 < size < real.shape[-1]:
-        return F.adaptive_avg_pool2d(recon, size), F.adaptive_avg_pool2d(real, size)
-    return recon, real
-
-
 def _train_step(st: GANState, data) -> dict[str, float]:
     """One generator step with its ``n_critic`` critic steps; raises NonFiniteLoss before any bad update."""
     cfg, loss = st.cfg, st.loss
@@ -146,7 +138,7 @@ def _train_step(st: GANState, data) -> dict[str, float]:
         fake, recon = _split(st.G_train(z), n)  # one pass through G (and DDP) for both
         lg, stats_g = loss.g_loss(critic, fake)
         if cfg.recon_weight > 0:
-            l1 = F.l1_loss(*_anchor_view(recon.float(), real, cfg.recon_size))
+            l1 = anchor_l1(recon.float(), real, cfg.recon_size)
             stats_g["g_recon_l1"] = float(l1.detach())
             lg = lg + cfg.recon_weight * l1
     _check(lg, "the generator loss", st.step)

@@ -19,5 +19,6 @@ NEW_KEYS = {
     # issue 12: step 2 stopped following [data] augment (a flip barely moves the embedding, so augmented
     # targets blurred the reconstructions); it reconstructs the images as they are unless told otherwise
     "pretrain": {"augment": False, "g_output": "tanh"},
-    "progan": {"conditional": False},  # issue 12: the class-conditional ProGAN (on in the small preset)
+    # issue 12: the class-conditional ProGAN (on in the small preset) and its class anchor (off by default)
+    "progan": {"conditional": False, "anchor_weight": 0.0, "anchor_size": 8},
 }
