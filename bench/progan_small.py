@@ -43,7 +43,12 @@ def plot_curves(tb: dict, path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    anchored = "progan/g_anchor_l1" in tb  # a run with the class anchor: its L1 gets a third panel
+    fig, axes = plt.subplots(1, 3 if anchored else 2, figsize=(18 if anchored else 12, 4))
+    if anchored:
+        xs, ys = zip(*tb["progan/g_anchor_l1"], strict=True)
+        axes[2].plot(xs, ys, label="g_anchor_l1", lw=1, color="tab:green")
+        axes[2].set_title("the class anchor: L1 of each fake to a real frame of its label")
     for tag, ax in (("progan/d_loss", axes[0]), ("progan/g_loss", axes[0])):
         if tag in tb:
             xs, ys = zip(*tb[tag], strict=True)
