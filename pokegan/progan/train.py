@@ -118,7 +118,8 @@ def train_step(
     The critic step runs ``D_train`` and the generator step ``G_train``: under torchrun (DDP) their
     gradients, the penalty's double backward included, are averaged over the ranks before the updates.
     A conditional run passes the real batch's ``labels [B]``: the fakes are drawn for the same labels, so
-    real and fake share them (and the gradient penalty's interpolates too).
+    real and fake share them (and the gradient penalty's interpolates too); with ``anchor_weight`` the
+    generator step adds the L1 of each fake to the real image of its row (the class anchor).
     """
     dev, amp = st.device, st.cfg.amp
     y = labels.to(dev, non_blocking=True).long() if st.cfg.conditional else None  # [B] or None
