@@ -134,7 +134,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             # the class anchor: G's loss adds 3 x the L1 between each fake and a real frame of its label, at
             # full size (a gen-1 class is one sprite's animation frames): judge FD at 32 px 33.6 -> 28.1, recall
             # 0.36 -> 0.53, the first preset whose 32 px stage improves on its 16 px picture; compared at 8x8
-            # (the three-step recipe's anchor) 31.9; twice the critic's rate instead 39.3 (docs/progan.md)
+            # (the three-step recipe's anchor) 31.9; the critic's rate 3x G's instead 39.3 (docs/progan.md)
             "anchor_weight": 3.0,
             "anchor_size": 0,
             "z_dim": 128,
