@@ -146,6 +146,27 @@ def _write_config(folder) -> None:
     )
 
 
+def _train_frames(manifest, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The train split decoded as training decodes it: images ``[N, 3, size, size]`` in [-1, 1], labels ``[N]``."""
+    from pokegan.decode import decode_image
+
+    rows, paths = manifest.rows("train"), manifest.abs_paths()
+    imgs = torch.stack([torch.from_numpy(decode_image(paths[i], size)).float() / 127.5 - 1 for i in rows])
+    return imgs, torch.from_numpy(manifest.labels()[rows])
+
+
+def _train_steps(st, imgs: torch.Tensor, ys: torch.Tensor, steps: int, batch: int = 16) -> list[dict]:
+    """``steps`` calls of the real ``train_step`` on random batches of the frames; the logs of each."""
+    from pokegan.progan.train import train_step
+
+    gen, logs = torch.Generator().manual_seed(0), []
+    for _ in range(steps):
+        pick = torch.randint(len(ys), (batch,), generator=gen)
+        logs.append(train_step(st, imgs[pick], labels=ys[pick], record_every=10**6, flows=st.flows))
+        st.pos.stage_step += 1
+    return logs
+
+
 def test_conditional_run_checkpoints_labels_evaluates_and_refuses_a_changed_resume(
     runner, tmp_path, tiny_manifest
 ):
@@ -204,11 +225,10 @@ def test_conditional_training_learns_each_class_colour(tmp_path, tiny_manifest):
     """A few hundred CPU steps at 8 px: the samples drawn for a class take that class's colour, nearer to it
     than to any other class's (the tiny manifest gives every class its own colour on a light background)."""
     from pokegan.data import load_manifest
-    from pokegan.decode import decode_image
     from pokegan.progan.config import ProGANConfig
     from pokegan.progan.evaluate import progan_sampler
     from pokegan.progan.state import new_state
-    from pokegan.progan.train import class_counts, train_step
+    from pokegan.progan.train import class_counts
 
     manifest = load_manifest(tiny_manifest)
     cfg = ProGANConfig(
@@ -226,19 +246,10 @@ def test_conditional_training_learns_each_class_colour(tmp_path, tiny_manifest):
     st = new_state(
         cfg, tmp_path, torch.device("cpu"), list(manifest.classes), "sha", class_counts(cfg, manifest)
     )
-    rows = manifest.rows("train")
-    paths = manifest.abs_paths()
-
-    imgs = torch.stack(
-        [torch.from_numpy(decode_image(paths[i], 8)).float() / 127.5 - 1 for i in rows]
-    )  # [N, 3, 8, 8]
-    ys = torch.from_numpy(manifest.labels()[rows])
+    imgs, ys = _train_frames(manifest, 8)  # [N, 3, 8, 8], [N]
     means = torch.stack([imgs[ys == c].mean(dim=(0, 2, 3)) for c in range(3)])  # [3, 3] the class colours
-    gen = torch.Generator().manual_seed(0)
-    for _ in range(300):
-        pick = torch.randint(len(rows), (16,), generator=gen)
-        train_step(st, imgs[pick], labels=ys[pick], record_every=10**6, flows=st.flows)
-        st.pos.stage_step += 1
+    _train_steps(st, imgs, ys, 300)
+    gen = torch.Generator().manual_seed(1)
     g = st.G.eval()
     with torch.no_grad():
         for c in range(3):
@@ -253,10 +264,9 @@ def test_class_anchor_pulls_each_class_to_its_real_layout_and_needs_labels(tmp_p
     ``anchor_size`` x ``anchor_size``; a few dozen CPU steps lower it (logged as ``g_anchor_l1``). Without
     ``conditional`` the option is refused: it would pull every sample to the data's mean."""
     from pokegan.data import load_manifest
-    from pokegan.decode import decode_image
     from pokegan.progan.config import ProGANConfig
     from pokegan.progan.state import new_state
-    from pokegan.progan.train import class_counts, train_step
+    from pokegan.progan.train import class_counts
 
     def cfg(**kw):
         base = dict(sizes=[8], z_dim=8, channel_base=128, max_channels=32, n_fixed=3, norm="pixel")
@@ -271,15 +281,5 @@ def test_class_anchor_pulls_each_class_to_its_real_layout_and_needs_labels(tmp_p
     manifest = load_manifest(tiny_manifest)
     c = cfg(conditional=True, anchor_weight=10.0, anchor_size=4, cycle=[{"lr": 2e-3, "epochs": 1}]).validate()
     st = new_state(c, tmp_path, torch.device("cpu"), list(manifest.classes), "sha", class_counts(c, manifest))
-    rows = manifest.rows("train")
-    paths = manifest.abs_paths()
-    imgs = torch.stack([torch.from_numpy(decode_image(paths[i], 8)).float() / 127.5 - 1 for i in rows])
-    ys = torch.from_numpy(manifest.labels()[rows])
-    gen = torch.Generator().manual_seed(0)
-    l1 = []
-    for _ in range(60):
-        pick = torch.randint(len(rows), (16,), generator=gen)
-        logs = train_step(st, imgs[pick], labels=ys[pick], record_every=10**6, flows=st.flows)
-        st.pos.stage_step += 1
-        l1.append(logs["g_anchor_l1"])
+    l1 = [logs["g_anchor_l1"] for logs in _train_steps(st, *_train_frames(manifest, 8), 60)]
     assert sum(l1[-10:]) / 10 < 0.6 * sum(l1[:10]) / 10, l1
