@@ -283,3 +283,100 @@ def test_class_anchor_pulls_each_class_to_its_real_layout_and_needs_labels(tmp_p
     st = new_state(c, tmp_path, torch.device("cpu"), list(manifest.classes), "sha", class_counts(c, manifest))
     l1 = [logs["g_anchor_l1"] for logs in _train_steps(st, *_train_frames(manifest, 8), 60)]
     assert sum(l1[-10:]) / 10 < 0.6 * sum(l1[:10]) / 10, l1
+
+
+# ---- the nearest-frame anchor (anchor_match = "nearest") ---------------------------------------------------
+def test_class_bank_takes_the_nearest_image_of_the_fakes_own_class(monkeypatch):
+    """``ClassBank.nearest_l1``: per fake the smallest L1 over its label's images (mirrors included), never
+    another class's; the same in chunks and with a capped class (a seeded subset)."""
+    import pokegan.progan.anchor as anchor
+
+    gen = torch.Generator().manual_seed(0)
+    imgs = torch.rand(12, 3, 8, 8, generator=gen) * 2 - 1
+    labels = torch.tensor([0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 2, 2])
+    bank = anchor.ClassBank(imgs, labels, mirror=True)
+    assert len(bank) == 24 and bank.counts.tolist() == [8, 6, 10]
+    assert bank.nearest_l1(imgs[[1]].flip(3), torch.tensor([0])) == 0  # a mirror of one of its frames
+    assert bank.nearest_l1(imgs[[1]], torch.tensor([2])) > 0.3  # another class's frame is no match
+
+    fakes, ys = torch.rand(5, 3, 8, 8, generator=gen) * 2 - 1, torch.tensor([0, 1, 2, 2, 0])
+    brute = torch.stack(
+        [
+            min((f - r).abs().mean() for r in torch.cat([imgs[labels == y], imgs[labels == y].flip(3)]))
+            for f, y in zip(fakes, ys, strict=True)
+        ]
+    ).mean()
+    assert torch.allclose(bank.nearest_l1(fakes, ys), brute)
+    monkeypatch.setattr(anchor, "_CHUNK_ELEMS", 1)  # one bank image at a time
+    assert torch.allclose(bank.nearest_l1(fakes, ys), brute)
+
+    pooled = anchor.ClassBank(imgs, labels, size=4)
+    assert (
+        torch.allclose(pooled.nearest_l1(imgs[[4]], torch.tensor([1])), torch.tensor(0.0))
+        and pooled.images.shape[-1] == 4
+    )
+    monkeypatch.setattr(anchor, "MAX_PER_CLASS", 3)
+    capped = anchor.ClassBank(imgs, labels)
+    assert capped.counts.tolist() == [3, 3, 3]
+    with pytest.raises(ValueError, match="no image in the class bank"):
+        anchor.ClassBank(imgs[:4], labels[:4]).nearest_l1(fakes[:1], torch.tensor([1]))
+
+
+def test_nearest_anchor_settles_on_one_frame_where_the_row_anchor_blends_them():
+    """Why ``nearest``: one image held to a class of two different frames. Paired with a random frame each
+    step (the row anchor), it ends between them, far from both; held to the nearest it becomes one of them."""
+    from pokegan.losses import anchor_l1
+    from pokegan.progan.anchor import ClassBank
+
+    gen = torch.Generator().manual_seed(0)
+    frames = torch.rand(2, 3, 8, 8, generator=gen).round() * 2 - 1  # two flat-coloured, unlike frames
+    bank = ClassBank(frames, torch.tensor([0, 0]))
+
+    def fit(loss) -> torch.Tensor:
+        x = (frames[:1] * 0.1).clone().requires_grad_(True)
+        opt = torch.optim.Adam([x], lr=0.05)
+        for i in range(300):
+            opt.zero_grad()
+            loss(x, frames[[i % 2]]).backward()
+            opt.step()
+        return x.detach()
+
+    row = fit(lambda x, real: anchor_l1(x, real))
+    nearest = fit(lambda x, real: bank.nearest_l1(x, torch.tensor([0])))
+    dist = lambda x: min(float((x - f).abs().mean()) for f in frames)  # noqa: E731
+    assert dist(nearest) < 0.05 and dist(row) > 0.25, (dist(nearest), dist(row))
+
+
+def test_class_bank_of_a_stage_holds_the_train_split_at_its_size(tmp_path, tiny_manifest):
+    """``_class_bank``: every train image at the stage's size (as the loader decodes it) with its mirror,
+    grouped by label; ``None`` for the row anchor; an unknown ``anchor_match`` is refused by name."""
+    from pokegan.data import load_manifest
+    from pokegan.progan.config import ProGANConfig
+    from pokegan.progan.state import new_state
+    from pokegan.progan.train import _class_bank, class_counts
+
+    manifest = load_manifest(tiny_manifest)
+    base = dict(sizes=[8], z_dim=8, channel_base=128, max_channels=32, n_fixed=3, conditional=True)
+    with pytest.raises(UserError, match="anchor_match 'closest'"):
+        ProGANConfig(**base, anchor_weight=1.0, anchor_match="closest").validate()
+    c = ProGANConfig(**base, anchor_weight=1.0, anchor_size=0, anchor_match="nearest").validate()
+    c.data.use_cache, c.data.num_workers = False, 0
+    st = new_state(c, tmp_path, torch.device("cpu"), list(manifest.classes), "sha", class_counts(c, manifest))
+    bank = _class_bank(st, manifest)
+    imgs, ys = _train_frames(manifest, 8)
+    assert bank.counts.tolist() == [2 * n for n in torch.bincount(ys).tolist()]
+    assert torch.allclose(bank.nearest_l1(imgs, ys), torch.tensor(0.0), atol=1e-6)
+    assert (
+        _class_bank(
+            new_state(
+                ProGANConfig(**base, anchor_weight=1.0).validate(),
+                tmp_path,
+                torch.device("cpu"),
+                list(manifest.classes),
+                "sha",
+                class_counts(c, manifest),
+            ),
+            manifest,
+        )
+        is None
+    )

@@ -35,6 +35,8 @@ PADDINGS = ("zeros", "replicate")
 # checkerboard by construction, and flat colour regions (sprites) come for free.
 # bilinear: bilinear x2 then a 3x3 conv: no 2-px blocks for the GAN to modulate into a texture.
 UPSAMPLES = ("transpose", "nearest", "bilinear")
+# the class anchor's real image for each fake: its batch row's, or the nearest of its class (progan/anchor.py)
+ANCHOR_MATCHES = ("row", "nearest")
 
 _ENTRY_KEYS = {"lr", "epochs", "lr_d"}
 
@@ -170,6 +172,10 @@ class ProGANConfig:
     # anchor_size area averages (0 = full size): each class's colours and layout, the critic the detail
     anchor_weight: float = 0.0  # 0 = off
     anchor_size: int = 8
+    # which real image a fake is held to: "row" (the one it was drawn beside, a random frame of its label)
+    # or "nearest" (the closest train image of its label, mirrors included when [data] augment flips):
+    # the row anchor pulls a class to the blend of its frames, the nearest one to any one of them
+    anchor_match: str = "row"
     n_fixed: int = 64  # fixed latents of the sample grids and the GIF
     sample_every: int = 200  # steps between snapshots (GIF frame + TensorBoard image)
     checkpoint_every: int = 500  # steps between last.pt saves (also saved at every epoch's end)
@@ -247,6 +253,11 @@ class ProGANConfig:
                 f"[progan] anchor_weight {self.anchor_weight} must be >= 0 and anchor_size"
                 f" {self.anchor_size} 0 or a power of two",
                 hint="e.g. anchor_weight = 3.0, anchor_size = 8 (anchor_weight = 0: off)",
+            )
+        if self.anchor_match not in ANCHOR_MATCHES:
+            raise UserError(
+                f"[progan] anchor_match {self.anchor_match!r} must be one of {', '.join(ANCHOR_MATCHES)}",
+                hint='e.g. anchor_match = "nearest"',
             )
         if self.anchor_weight > 0 and not self.conditional:
             raise UserError(

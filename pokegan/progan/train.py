@@ -40,6 +40,7 @@ from pokegan.device import autocast
 from pokegan.diffaugment import critic_view
 from pokegan.loop import Session, open_session, progress, start_run
 from pokegan.losses import anchor_l1
+from pokegan.progan.anchor import ClassBank
 from pokegan.progan.config import ProGANConfig, progan_config_to_toml
 from pokegan.progan.gif import prune_snapshots, save_snapshot, snapshot_frame, write_gif
 from pokegan.progan.gradflow import GradFlow, plot_grad_flow
@@ -112,6 +113,7 @@ def train_step(
     record_every: int,
     flows: tuple[GradFlow, GradFlow],
     labels: torch.Tensor | None = None,
+    bank: ClassBank | None = None,
 ) -> dict:
     """One discriminator step and (every ``n_critic`` batches) one generator step; returns the loss logs.
 
@@ -119,7 +121,8 @@ def train_step(
     gradients, the penalty's double backward included, are averaged over the ranks before the updates.
     A conditional run passes the real batch's ``labels [B]``: the fakes are drawn for the same labels, so
     real and fake share them (and the gradient penalty's interpolates too); with ``anchor_weight`` the
-    generator step adds the L1 of each fake to the real image of its row (the class anchor).
+    generator step adds the L1 of each fake to the real image of its row (the class anchor), or with a
+    ``bank`` (``anchor_match = "nearest"``) to the closest train image of its label.
     """
     dev, amp = st.device, st.cfg.amp
     y = labels.to(dev, non_blocking=True).long() if st.cfg.conditional else None  # [B] or None
@@ -145,7 +148,10 @@ def train_step(
             fake = st.G_train(z, *g_args)  # [B, 3, S, S]
             g_loss, g_logs = st.loss.g_loss(_critic(st.D, y, st.cfg.diffaugment), fake)
             if st.cfg.anchor_weight > 0:  # fake i and real i share label i
-                l1 = anchor_l1(fake.float(), real, st.cfg.anchor_size)
+                if bank is not None:
+                    l1 = bank.nearest_l1(fake, y)
+                else:
+                    l1 = anchor_l1(fake.float(), real, st.cfg.anchor_size)
                 g_logs["g_anchor_l1"] = float(l1.detach())
                 g_loss = g_loss + st.cfg.anchor_weight * l1
         _check_finite(g_loss, "the generator loss", st)
@@ -238,11 +244,35 @@ def _loader(st: ProGANState, manifest):
     return loader_from_config(manifest, "train", data, train=True, device=st.device)
 
 
+def _class_bank(st: ProGANState, manifest) -> ClassBank | None:
+    """The nearest-frame anchor's bank: every train image the loader draws from, at the stage's size, unflipped
+    (plus mirrors when the loader flips); ``None`` unless ``anchor_match = "nearest"`` with the anchor on.
+    Every rank reads all of them (the anchor compares with the whole class, not the rank's shard)."""
+    cfg = st.cfg
+    if cfg.anchor_weight <= 0 or cfg.anchor_match != "nearest":
+        return None
+    data = replace(cfg.data, image_size=st.size, batch_size=256)
+    rows = _train_rows(cfg, manifest)
+    loader = loader_from_config(
+        manifest, "train", data, train=False, device=st.device, distributed=False, rows=rows
+    )
+    batches = [(x, y) for x, y, _ in loader]
+    images, labels = [b[0] for b in batches], [b[1] for b in batches]
+    return ClassBank(
+        torch.cat(images),
+        torch.cat(labels).to(st.device),
+        size=cfg.anchor_size,
+        mirror=cfg.data.augment,
+        seed=cfg.seed,
+    )
+
+
 def _run_stage(s: Session, st: ProGANState, manifest) -> None:
     """Train the current stage from ``st.pos`` to its end (resuming mid-epoch when ``pos.batch > 0``)."""
     cfg, pos = st.cfg, st.pos
     entries = cfg.stage_cycle(st.size)
     loader = _loader(st, manifest)
+    bank = _class_bank(st, manifest)
     spe = len(loader)
     if spe < 1:
         raise UserError(
@@ -270,6 +300,7 @@ def _run_stage(s: Session, st: ProGANState, manifest) -> None:
                         record_every=cfg.gradflow_every,
                         flows=ctx.flows,
                         labels=_labels(batch),
+                        bank=bank,
                     )
                     pos.batch, pos.step, pos.stage_step = pos.batch + 1, pos.step + 1, pos.stage_step + 1
                     if pos.step % cfg.log_every == 0:

@@ -1,0 +1,84 @@
+"""The nearest-frame class anchor: each fake is held to the closest real image of its own class.
+
+The row anchor (``anchor_match = "row"``) pairs fake ``i`` with the real image of batch row ``i``, a random
+frame of the same label. Over many steps its L1 pulls every sample of a class towards the per-pixel median
+of that class's frames, whatever the latent: where frames differ (a sprite's animation, a pose) the median
+flips between them pixel by pixel, a mottled interior, and ``z`` learns to change nothing.
+
+``anchor_match = "nearest"`` instead compares each fake with *every* train image of its label (and their
+mirror images when ``[data] augment`` flips the reals) and takes the smallest L1: a sample only has to be
+close to one real frame, so its optimum is a crisp frame rather than a blend, and different latents may
+settle on different frames (the "best of many" reconstruction loss; Bhattacharyya et al. 2018, and the
+nearest-neighbour matching of IMLE, Li & Malik 2019).
+
+:class:`ClassBank` holds the train split at the stage's size, pooled to ``anchor_size``, grouped by class
+(at most ``MAX_PER_CLASS`` images of a class, a seeded choice), on the training device.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+MAX_PER_CLASS = 128  # bank images per class (a seeded subset beyond it): bounds one step's [B, K, ...] work
+_CHUNK_ELEMS = 1 << 25  # the [B, k', 3, s, s] difference is built k' bank images at a time (128 MiB fp32)
+
+
+def _pool(x: Tensor, size: int) -> Tensor:
+    return F.adaptive_avg_pool2d(x, size) if 0 < size < x.shape[-1] else x
+
+
+class ClassBank:
+    """Real images grouped by class; :meth:`nearest_l1` is the anchor's loss for a batch of fakes."""
+
+    def __init__(self, images: Tensor, labels: Tensor, *, size: int = 0, mirror: bool = False, seed: int = 0):
+        """``images [N, 3, S, S]`` in [-1, 1] and their ``labels [N]``; ``size`` as ``anchor_size`` (0: full
+        size); ``mirror`` adds each image's left-right mirror (the loader flips the reals)."""
+        if images.ndim != 4 or labels.shape != images.shape[:1] or len(labels) == 0:
+            raise ValueError(
+                f"images [N, 3, S, S] and labels [N] expected, got {images.shape}, {labels.shape}"
+            )
+        images, labels = _pool(images.float(), size), labels.long()
+        g = torch.Generator().manual_seed(seed)
+        keep = []
+        for c in labels.unique().tolist():
+            idx = (labels == c).nonzero().squeeze(1)
+            if len(idx) > MAX_PER_CLASS:
+                idx = idx[torch.randperm(len(idx), generator=g)[:MAX_PER_CLASS].to(idx.device)].sort().values
+            keep.append(idx)
+        order = torch.cat(keep)  # grouped by class, classes ascending
+        images, labels = images[order], labels[order]
+        if mirror:  # each class's mirrors right after its images: the group stays contiguous
+            groups = [torch.cat([images[labels == c], images[labels == c].flip(3)]) for c in labels.unique()]
+            images = torch.cat(groups)
+            labels = labels.unique().repeat_interleave(2 * torch.bincount(labels)[labels.unique()])
+        n_classes = int(labels.max()) + 1
+        self.images = images  # [N', 3, s, s]
+        self.size = size
+        self.counts = torch.bincount(labels, minlength=n_classes).to(images.device)  # [C]
+        self.starts = (torch.cumsum(self.counts, 0) - self.counts).to(images.device)  # [C]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def nearest_l1(self, fake: Tensor, labels: Tensor) -> Tensor:
+        """Mean over the batch of ``min_k mean|fake_i - bank_k|`` over the bank images ``k`` of ``labels[i]``
+        (compared at ``size``); differentiable in ``fake``. A label with no bank image raises."""
+        y = labels.long().to(self.counts.device)
+        if int(y.max()) >= len(self.counts) or bool((self.counts[y] == 0).any()):
+            raise ValueError("a fake's label has no image in the class bank")
+        f = _pool(fake.float(), self.size)  # [B, 3, s, s]
+        k = int(self.counts[y].max())
+        offs = torch.arange(k, device=y.device)  # [K]
+        valid = offs[None] < self.counts[y][:, None]  # [B, K]
+        idx = torch.where(valid, self.starts[y][:, None] + offs[None], self.starts[y][:, None])  # [B, K]
+        step = max(1, _CHUNK_ELEMS // max(1, f[0].numel() * len(f)))  # bank images per chunk of the batch
+        dist = torch.cat(
+            [
+                (f[:, None] - self.images[idx[:, j : j + step]]).abs().mean(dim=(2, 3, 4))  # [B, k']
+                for j in range(0, k, step)
+            ],
+            dim=1,
+        ).masked_fill(~valid, float("inf"))  # [B, K]
+        return dist.min(dim=1).values.mean()
