@@ -158,6 +158,39 @@ def class_pairs(run_dir: Path, checkpoint: Path, path: Path, n: int = 32) -> lis
     return [manifest.classes[c] for c in labels.tolist()]
 
 
+def copying(run_dir: Path, checkpoint: Path, n: int) -> dict[str, float]:
+    """How close the final generator's samples sit to the train frames, beside how close held-out frames do:
+    the median (and 10th percentile) over images of the mean |difference| in [-1, 1] to the nearest train
+    frame of any class, mirrors included, at the last stage's size. Samples much nearer than val frames are
+    copies of train frames rather than new frames of the species."""
+    from pokegan.data import load_manifest
+    from pokegan.decode import decode_image
+    from pokegan.progan.anchor import ClassBank
+    from pokegan.progan.evaluate import progan_sampler
+    from pokegan.progan.state import load_generator
+    from pokegan.runs import RunDir
+
+    g, saved = load_generator(checkpoint)
+    run = RunDir(run_dir)
+    manifest = load_manifest(run.manifest_dir, data_root=run.data_root)
+    size, paths = g.args.resolution, manifest.abs_paths()
+
+    def frames(split: str) -> torch.Tensor:
+        rows = manifest.rows(split)
+        return torch.stack([torch.from_numpy(decode_image(paths[i], size)).float() / 127.5 - 1 for i in rows])
+
+    train = frames("train")
+    bank = ClassBank(train, torch.zeros(len(train), dtype=torch.long), mirror=True, max_per_class=len(train))
+    val = frames("val")[:n]
+    with torch.no_grad():
+        fakes = progan_sampler(g, g.args.z_dim, 0, torch.device("cpu"), saved.get("class_counts"))(n).float()
+    out = {}
+    for name, x in (("samples", fakes.clamp(-1, 1)), ("val frames", val)):
+        d = torch.cat([bank.distances(c, torch.zeros(len(c), dtype=torch.long)) for c in x.split(64)])
+        out[name] = (float(d.median()), float(d.quantile(0.1)))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", type=Path, required=True, help="a run with a finished (or started) progan step")
@@ -206,6 +239,11 @@ def main() -> None:
                 f"| stage_{small}px upsampled x{size // small} (nearest) | {size} | - | {m['judge_fd']:.1f} | "
                 f"{m['judge_kid_mean']:.3g} | {m['judge_precision']:.2f} | {m['judge_recall']:.2f} |"
             )
+    near = copying(args.run, last, args.samples)
+    print(
+        "nearest train frame, mean |diff| in [-1, 1], median (10th percentile): "
+        + ", ".join(f"{k} {m:.3f} ({p:.3f})" for k, (m, p) in near.items())
+    )
     for size in sizes:
         f = real_floor(args.run, size, args.samples)
         print(

@@ -307,7 +307,7 @@ def test_class_bank_takes_the_nearest_image_of_the_fakes_own_class(monkeypatch):
         ]
     ).mean()
     assert torch.allclose(bank.nearest_l1(fakes, ys), brute)
-    monkeypatch.setattr(anchor, "_CHUNK_ELEMS", 1)  # one bank image at a time
+    monkeypatch.setattr(anchor, "_CHUNK_ELEMS", {"cpu": 1})  # one bank image at a time
     assert torch.allclose(bank.nearest_l1(fakes, ys), brute)
 
     pooled = anchor.ClassBank(imgs, labels, size=4)
@@ -315,8 +315,7 @@ def test_class_bank_takes_the_nearest_image_of_the_fakes_own_class(monkeypatch):
         torch.allclose(pooled.nearest_l1(imgs[[4]], torch.tensor([1])), torch.tensor(0.0))
         and pooled.images.shape[-1] == 4
     )
-    monkeypatch.setattr(anchor, "MAX_PER_CLASS", 3)
-    capped = anchor.ClassBank(imgs, labels)
+    capped = anchor.ClassBank(imgs, labels, max_per_class=3)
     assert capped.counts.tolist() == [3, 3, 3]
     with pytest.raises(ValueError, match="no image in the class bank"):
         anchor.ClassBank(imgs[:4], labels[:4]).nearest_l1(fakes[:1], torch.tensor([1]))
