@@ -379,3 +379,55 @@ def test_class_bank_of_a_stage_holds_the_train_split_at_its_size(tmp_path, tiny_
         )
         is None
     )
+
+
+def test_cover_anchor_holds_each_real_image_to_its_nearest_candidate():
+    """``anchor_match = "cover"`` (IMLE): the generator step draws ``k`` fakes per label of the first
+    ``B // k`` rows; each of those real images is held to the nearest of its ``k`` candidates only."""
+    from pokegan.progan.anchor import cover_l1, cover_labels
+
+    y_g, k = cover_labels(torch.tensor([5, 7, 9, 11, 13, 2, 3, 4, 6]), k=4)
+    assert k == 4 and y_g.tolist() == [5] * 4 + [7] * 4
+    assert cover_labels(torch.tensor([1, 2]), k=4)[1] == 2  # a batch smaller than k: one label, all rows
+
+    gen = torch.Generator().manual_seed(0)
+    real = torch.rand(8, 3, 8, 8, generator=gen) * 2 - 1
+    fake = torch.rand(8, 3, 8, 8, generator=gen, requires_grad=False) * 2 - 1
+    fake[2], fake[5] = real[0], real[1]  # one candidate of each of real[0], real[1] is exact
+    assert cover_l1(fake, real, 4) == 0
+    fake.requires_grad_(True)
+    moved = fake.detach().clone()
+    moved[2] += 0.5  # now real[0]'s nearest candidate is another one
+    near0 = min(float((moved[i] - real[0]).abs().mean()) for i in range(4))
+    assert torch.isclose(cover_l1(moved, real, 4), torch.tensor(near0 / 2))
+    loss = cover_l1(fake + 0.1, real, 4)
+    loss.backward()
+    assert fake.grad[[2, 5]].abs().sum() > 0 and fake.grad[[0, 1, 3, 4, 6, 7]].abs().sum() == 0
+
+
+def test_cover_anchor_trains_through_the_real_step_and_lowers_its_l1(tmp_path, tiny_manifest):
+    """60 CPU steps of the real ``train_step`` with ``anchor_match = "cover"`` lower ``g_anchor_l1``."""
+    from pokegan.data import load_manifest
+    from pokegan.progan.config import ProGANConfig
+    from pokegan.progan.state import new_state
+    from pokegan.progan.train import class_counts
+
+    manifest = load_manifest(tiny_manifest)
+    c = ProGANConfig(
+        sizes=[8],
+        z_dim=8,
+        channel_base=128,
+        max_channels=32,
+        n_fixed=3,
+        norm="pixel",
+        upsample="nearest",
+        d_norm="spectral",
+        conditional=True,
+        anchor_weight=10.0,
+        anchor_size=0,
+        anchor_match="cover",
+        cycle=[{"lr": 2e-3, "epochs": 1}],
+    ).validate()
+    st = new_state(c, tmp_path, torch.device("cpu"), list(manifest.classes), "sha", class_counts(c, manifest))
+    l1 = [logs["g_anchor_l1"] for logs in _train_steps(st, *_train_frames(manifest, 8), 60)]
+    assert sum(l1[-10:]) / 10 < 0.6 * sum(l1[:10]) / 10, l1

@@ -5,6 +5,12 @@ frame of the same label. Over many steps its L1 pulls every sample of a class to
 of that class's frames, whatever the latent: where frames differ (a sprite's animation, a pose) the median
 flips between them pixel by pixel, a mottled interior, and ``z`` learns to change nothing.
 
+``anchor_match = "cover"`` turns the match around (IMLE's own direction, Li & Malik 2019): the generator
+step draws ``COVER_K`` fakes for each of the first ``B / COVER_K`` real images' labels, and each real image
+is held to the *nearest of its candidates* (:func:`cover_l1`). Every real frame then has a sample pulled to
+it, so different latents must draw different frames; "nearest" lets every latent of a class settle on the
+same frame.
+
 ``anchor_match = "nearest"`` instead compares each fake with *every* train image of its label (and their
 mirror images when ``[data] augment`` flips the reals) and takes the smallest L1: a sample only has to be
 close to one real frame, so its optimum is a crisp frame rather than a blend, and different latents may
@@ -27,8 +33,29 @@ MAX_PER_CLASS = 128  # bank images per class (a seeded subset beyond it): bounds
 _CHUNK_ELEMS = {"cpu": 1 << 20, "cuda": 1 << 26}
 
 
+COVER_K = 4  # "cover": candidate fakes per real image (the batch keeps its size: B / 4 real images' labels)
+
+
 def _pool(x: Tensor, size: int) -> Tensor:
     return F.adaptive_avg_pool2d(x, size) if 0 < size < x.shape[-1] else x
+
+
+def cover_labels(y: Tensor, k: int = COVER_K) -> tuple[Tensor, int]:
+    """The generator step's labels for "cover": the first ``m = B // k`` labels, each ``k`` times in a row
+    (``[m * k]``), and ``k`` (less than ``COVER_K`` only for a batch smaller than it)."""
+    k = max(1, min(k, len(y)))
+    return y[: len(y) // k].repeat_interleave(k), k
+
+
+def cover_l1(fake: Tensor, real: Tensor, k: int, size: int = 0) -> Tensor:
+    """IMLE's reconstruction: ``fake [m * k, 3, S, S]`` holds ``k`` candidates for each of ``real[:m]``
+    (candidates of row ``i`` at ``i * k ... i * k + k - 1``, drawn for its label); the mean over those real
+    images of the L1 to their nearest candidate, compared at ``size`` (0: full size)."""
+    m = len(fake) // k
+    f = _pool(fake[: m * k].float(), size)
+    f = f.reshape(m, k, *f.shape[1:])  # [m, k, 3, s, s]
+    r = _pool(real[:m].float(), size)  # [m, 3, s, s]
+    return (f - r[:, None]).abs().mean(dim=(2, 3, 4)).min(dim=1).values.mean()
 
 
 class ClassBank:

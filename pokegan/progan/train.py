@@ -40,7 +40,7 @@ from pokegan.device import autocast
 from pokegan.diffaugment import critic_view
 from pokegan.loop import Session, open_session, progress, start_run
 from pokegan.losses import anchor_l1
-from pokegan.progan.anchor import ClassBank
+from pokegan.progan.anchor import ClassBank, cover_l1, cover_labels
 from pokegan.progan.config import ProGANConfig, progan_config_to_toml
 from pokegan.progan.gif import prune_snapshots, save_snapshot, snapshot_frame, write_gif
 from pokegan.progan.gradflow import GradFlow, plot_grad_flow
@@ -143,12 +143,16 @@ def train_step(
     st.opt_d.step()
     st.loss.after_d_step(st.D)
     if (st.pos.stage_step + 1) % n_critic == 0:  # the last of every n_critic D steps of the stage
-        z = torch.randn(b, st.cfg.z_dim, device=dev)
+        cover = st.cfg.anchor_weight > 0 and st.cfg.anchor_match == "cover"
+        y_g, k = cover_labels(y) if cover else (y, 1)  # "cover": k candidates for each of B // k labels
+        z = torch.randn(b if y_g is None else len(y_g), st.cfg.z_dim, device=dev)
         with autocast(dev, amp):  # D itself: its gradients here are dropped, not averaged
-            fake = st.G_train(z, *g_args)  # [B, 3, S, S]
-            g_loss, g_logs = st.loss.g_loss(_critic(st.D, y, st.cfg.diffaugment), fake)
-            if st.cfg.anchor_weight > 0:  # fake i and real i share label i
-                if bank is not None:
+            fake = st.G_train(z, *(() if y_g is None else (y_g,)))  # [B, 3, S, S]
+            g_loss, g_logs = st.loss.g_loss(_critic(st.D, y_g, st.cfg.diffaugment), fake)
+            if st.cfg.anchor_weight > 0:  # fake i and real i share label i (cover: real i // k)
+                if cover:
+                    l1 = cover_l1(fake, real, k, st.cfg.anchor_size)
+                elif bank is not None:
                     l1 = bank.nearest_l1(fake, y)
                 else:
                     l1 = anchor_l1(fake.float(), real, st.cfg.anchor_size)
