@@ -19,6 +19,7 @@ NEW_KEYS = {
     # issue 12: step 2 stopped following [data] augment (a flip barely moves the embedding, so augmented
     # targets blurred the reconstructions); it reconstructs the images as they are unless told otherwise
     "pretrain": {"augment": False, "g_output": "tanh"},
-    # issue 12: the class-conditional ProGAN (on in the small preset) and its class anchor (off by default)
-    "progan": {"conditional": False, "anchor_weight": 0.0, "anchor_size": 8},
+    # issue 12: the class-conditional ProGAN (on in the small preset) and its class anchor (off by default;
+    # which real image it holds a fake to: its batch row's unless a preset says otherwise)
+    "progan": {"conditional": False, "anchor_weight": 0.0, "anchor_size": 8, "anchor_match": "row"},
 }
