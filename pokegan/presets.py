@@ -131,12 +131,15 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "cycle": [{"lr": 2e-4, "epochs": 30}, {"lr": 1e-4, "epochs": 4}],
             "cycles": {"32": [{"lr": 1e-4, "epochs": 10}, {"lr": 5e-5, "epochs": 2}]},
             "conditional": True,
-            # the class anchor: G's loss adds 3 x the L1 between each fake and a real frame of its label, at
-            # full size (a gen-1 class is one sprite's animation frames): judge FD at 32 px 33.6 -> 28.1, recall
-            # 0.36 -> 0.53, the first preset whose 32 px stage improves on its 16 px picture; compared at 8x8
-            # (the three-step recipe's anchor) 31.9; the critic's rate 3x G's instead 39.3 (docs/progan.md)
-            "anchor_weight": 3.0,
+            # the class anchor: G's loss adds 10 x the L1 between each fake and the nearest train frame of its
+            # label, at full size. Against no anchor, judge FD at 32 px 33.6 -> 26.7, recall 0.36 -> 0.56; the
+            # judge scores it level with the anchor to the batch row's random frame (weight 3: 28.1 and 25.6
+            # on two seeds), but that one pulls a class to the blend of its frames, mottled, where the
+            # nearest frame draws the species (Pikachu, Charmander, Squirtle, Psyduck, ...); IMLE's "cover"
+            # match at weight 3 was as mottled as the row anchor (docs/progan.md, "The nearest-frame anchor")
+            "anchor_weight": 10.0,
             "anchor_size": 0,
+            "anchor_match": "nearest",
             "z_dim": 128,
             "channel_base": 1024,
             "max_channels": 256,
