@@ -155,14 +155,18 @@ def _train_frames(manifest, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     return imgs, torch.from_numpy(manifest.labels()[rows])
 
 
-def _train_steps(st, imgs: torch.Tensor, ys: torch.Tensor, steps: int, batch: int = 16) -> list[dict]:
+def _train_steps(
+    st, imgs: torch.Tensor, ys: torch.Tensor, steps: int, batch: int = 16, bank=None
+) -> list[dict]:
     """``steps`` calls of the real ``train_step`` on random batches of the frames; the logs of each."""
     from pokegan.progan.train import train_step
 
     gen, logs = torch.Generator().manual_seed(0), []
     for _ in range(steps):
         pick = torch.randint(len(ys), (batch,), generator=gen)
-        logs.append(train_step(st, imgs[pick], labels=ys[pick], record_every=10**6, flows=st.flows))
+        logs.append(
+            train_step(st, imgs[pick], labels=ys[pick], record_every=10**6, flows=st.flows, bank=bank)
+        )
         st.pos.stage_step += 1
     return logs
 
@@ -405,12 +409,14 @@ def test_cover_anchor_holds_each_real_image_to_its_nearest_candidate():
     assert fake.grad[[2, 5]].abs().sum() > 0 and fake.grad[[0, 1, 3, 4, 6, 7]].abs().sum() == 0
 
 
-def test_cover_anchor_trains_through_the_real_step_and_lowers_its_l1(tmp_path, tiny_manifest):
-    """60 CPU steps of the real ``train_step`` with ``anchor_match = "cover"`` lower ``g_anchor_l1``."""
+@pytest.mark.parametrize("match", ["cover", "chamfer"])
+def test_cover_anchor_trains_through_the_real_step_and_lowers_its_l1(tmp_path, tiny_manifest, match):
+    """60 CPU steps of the real ``train_step`` with ``anchor_match = "cover"`` (or "chamfer", which adds the
+    nearest-frame direction and so needs the stage's class bank) lower ``g_anchor_l1``."""
     from pokegan.data import load_manifest
     from pokegan.progan.config import ProGANConfig
     from pokegan.progan.state import new_state
-    from pokegan.progan.train import class_counts
+    from pokegan.progan.train import _class_bank, class_counts
 
     manifest = load_manifest(tiny_manifest)
     c = ProGANConfig(
@@ -425,9 +431,11 @@ def test_cover_anchor_trains_through_the_real_step_and_lowers_its_l1(tmp_path, t
         conditional=True,
         anchor_weight=10.0,
         anchor_size=0,
-        anchor_match="cover",
+        anchor_match=match,
         cycle=[{"lr": 2e-3, "epochs": 1}],
     ).validate()
     st = new_state(c, tmp_path, torch.device("cpu"), list(manifest.classes), "sha", class_counts(c, manifest))
-    l1 = [logs["g_anchor_l1"] for logs in _train_steps(st, *_train_frames(manifest, 8), 60)]
+    bank = _class_bank(st, manifest)
+    assert (bank is None) == (match == "cover")
+    l1 = [logs["g_anchor_l1"] for logs in _train_steps(st, *_train_frames(manifest, 8), 60, bank=bank)]
     assert sum(l1[-10:]) / 10 < 0.6 * sum(l1[:10]) / 10, l1

@@ -11,6 +11,10 @@ is held to the *nearest of its candidates* (:func:`cover_l1`). Every real frame 
 it, so different latents must draw different frames; "nearest" lets every latent of a class settle on the
 same frame.
 
+``anchor_match = "chamfer"`` averages the two directions (the symmetric nearest-neighbour, or Chamfer,
+distance between the step's fakes and the class's frames): every fake near some frame, every real frame
+near some fake.
+
 ``anchor_match = "nearest"`` instead compares each fake with *every* train image of its label (and their
 mirror images when ``[data] augment`` flips the reals) and takes the smallest L1: a sample only has to be
 close to one real frame, so its optimum is a crisp frame rather than a blend, and different latents may

@@ -36,7 +36,7 @@ PADDINGS = ("zeros", "replicate")
 # bilinear: bilinear x2 then a 3x3 conv: no 2-px blocks for the GAN to modulate into a texture.
 UPSAMPLES = ("transpose", "nearest", "bilinear")
 # the class anchor's real image for each fake: its batch row's, or the nearest of its class (progan/anchor.py)
-ANCHOR_MATCHES = ("row", "nearest", "cover")
+ANCHOR_MATCHES = ("row", "nearest", "cover", "chamfer")
 
 _ENTRY_KEYS = {"lr", "epochs", "lr_d"}
 
@@ -175,7 +175,8 @@ class ProGANConfig:
     # which real image a fake is held to: "row" (the one it was drawn beside, a random frame of its label)
     # or "nearest" (the closest train image of its label, mirrors included when [data] augment flips):
     # the row anchor pulls a class to the blend of its frames, the nearest one to any one of them;
-    # "cover": 4 fakes per real image of the batch, the real held to its nearest candidate (IMLE)
+    # "cover": 4 fakes per real image of the batch, the real held to its nearest candidate (IMLE);
+    # "chamfer": the mean of the two, every fake to its nearest frame and every real to its nearest fake
     anchor_match: str = "row"
     n_fixed: int = 64  # fixed latents of the sample grids and the GIF
     sample_every: int = 200  # steps between snapshots (GIF frame + TensorBoard image)

@@ -122,7 +122,8 @@ def train_step(
     A conditional run passes the real batch's ``labels [B]``: the fakes are drawn for the same labels, so
     real and fake share them (and the gradient penalty's interpolates too); with ``anchor_weight`` the
     generator step adds the L1 of each fake to the real image of its row (the class anchor), or with a
-    ``bank`` (``anchor_match = "nearest"``) to the closest train image of its label.
+    ``bank`` (``anchor_match = "nearest"``) to the closest train image of its label; "cover" and "chamfer"
+    draw the generator step's labels in groups (``pokegan/progan/anchor.py``).
     """
     dev, amp = st.device, st.cfg.amp
     y = labels.to(dev, non_blocking=True).long() if st.cfg.conditional else None  # [B] or None
@@ -143,14 +144,16 @@ def train_step(
     st.opt_d.step()
     st.loss.after_d_step(st.D)
     if (st.pos.stage_step + 1) % n_critic == 0:  # the last of every n_critic D steps of the stage
-        cover = st.cfg.anchor_weight > 0 and st.cfg.anchor_match == "cover"
+        cover = st.cfg.anchor_weight > 0 and st.cfg.anchor_match in ("cover", "chamfer")
         y_g, k = cover_labels(y) if cover else (y, 1)  # "cover": k candidates for each of B // k labels
         z = torch.randn(b if y_g is None else len(y_g), st.cfg.z_dim, device=dev)
         with autocast(dev, amp):  # D itself: its gradients here are dropped, not averaged
             fake = st.G_train(z, *(() if y_g is None else (y_g,)))  # [B, 3, S, S]
             g_loss, g_logs = st.loss.g_loss(_critic(st.D, y_g, st.cfg.diffaugment), fake)
             if st.cfg.anchor_weight > 0:  # fake i and real i share label i (cover: real i // k)
-                if cover:
+                if st.cfg.anchor_match == "chamfer":  # both directions: every fake and every real matched
+                    l1 = (bank.nearest_l1(fake, y_g) + cover_l1(fake, real, k, st.cfg.anchor_size)) / 2
+                elif cover:
                     l1 = cover_l1(fake, real, k, st.cfg.anchor_size)
                 elif bank is not None:
                     l1 = bank.nearest_l1(fake, y)
@@ -250,10 +253,11 @@ def _loader(st: ProGANState, manifest):
 
 def _class_bank(st: ProGANState, manifest) -> ClassBank | None:
     """The nearest-frame anchor's bank: every train image the loader draws from, at the stage's size, unflipped
-    (plus mirrors when the loader flips); ``None`` unless ``anchor_match = "nearest"`` with the anchor on.
+    (plus mirrors when the loader flips); ``None`` unless the anchor is on with ``anchor_match`` "nearest"
+    or "chamfer".
     Every rank reads all of them (the anchor compares with the whole class, not the rank's shard)."""
     cfg = st.cfg
-    if cfg.anchor_weight <= 0 or cfg.anchor_match != "nearest":
+    if cfg.anchor_weight <= 0 or cfg.anchor_match not in ("nearest", "chamfer"):
         return None
     data = replace(cfg.data, image_size=st.size, batch_size=256)
     rows = _train_rows(cfg, manifest)
