@@ -213,7 +213,15 @@ def run_progan_arm(arm: Arm, base: Path, work: Path, scorer: Scorer, budget: flo
     from pokegan.progan.evaluate import progan_sampler
     from pokegan.progan.grow import fade_alpha
     from pokegan.progan.state import grow_state, new_state
-    from pokegan.progan.train import _images, _labels, _loader, class_counts, generate_fixed, train_step
+    from pokegan.progan.train import (
+        _class_bank,
+        _images,
+        _labels,
+        _loader,
+        class_counts,
+        generate_fixed,
+        train_step,
+    )
     from pokegan.runs import RunDir
     from pokegan.viz import save_image_grid
 
@@ -267,6 +275,7 @@ def run_progan_arm(arm: Arm, base: Path, work: Path, scorer: Scorer, budget: flo
             for i in range(len(entries))
         ]
         loader, epoch, fade_span = _loader(st, manifest), 0, None
+        bank = _class_bank(st, manifest)  # the nearest-frame anchor's train images at this size (or None)
         while used < end:
             loader.set_epoch(stage * 100_000 + epoch)
             for batch in loader:
@@ -276,7 +285,9 @@ def run_progan_arm(arm: Arm, base: Path, work: Path, scorer: Scorer, budget: flo
                     fade_span = fade_span or cfg.fade_fraction * (end - start)
                     st.set_alpha(fade_alpha(int(1000 * (used - start)), int(1000 * fade_span)))
                 t = cpu_seconds()
-                train_step(st, _images(batch), record_every=10**9, flows=flows, labels=_labels(batch))
+                train_step(
+                    st, _images(batch), record_every=10**9, flows=flows, labels=_labels(batch), bank=bank
+                )
                 used += cpu_seconds() - t
                 st.pos.step += 1
                 st.pos.stage_step += 1

@@ -409,10 +409,11 @@ def test_cover_anchor_holds_each_real_image_to_its_nearest_candidate():
     assert fake.grad[[2, 5]].abs().sum() > 0 and fake.grad[[0, 1, 3, 4, 6, 7]].abs().sum() == 0
 
 
-@pytest.mark.parametrize("match", ["cover", "chamfer"])
-def test_cover_anchor_trains_through_the_real_step_and_lowers_its_l1(tmp_path, tiny_manifest, match):
-    """60 CPU steps of the real ``train_step`` with ``anchor_match = "cover"`` (or "chamfer", which adds the
-    nearest-frame direction and so needs the stage's class bank) lower ``g_anchor_l1``."""
+@pytest.mark.parametrize("match", ["nearest", "cover", "chamfer"])
+def test_each_anchor_match_trains_through_the_real_step_and_lowers_its_l1(tmp_path, tiny_manifest, match):
+    """60 CPU steps of the real ``train_step`` with each ``anchor_match`` lower ``g_anchor_l1``; "nearest"
+    and "chamfer" need the stage's class bank, and a caller that leaves it out is refused (it would
+    otherwise have trained the row anchor)."""
     from pokegan.data import load_manifest
     from pokegan.progan.config import ProGANConfig
     from pokegan.progan.state import new_state
@@ -436,6 +437,10 @@ def test_cover_anchor_trains_through_the_real_step_and_lowers_its_l1(tmp_path, t
     ).validate()
     st = new_state(c, tmp_path, torch.device("cpu"), list(manifest.classes), "sha", class_counts(c, manifest))
     bank = _class_bank(st, manifest)
+    frames = _train_frames(manifest, 8)
     assert (bank is None) == (match == "cover")
-    l1 = [logs["g_anchor_l1"] for logs in _train_steps(st, *_train_frames(manifest, 8), 60, bank=bank)]
+    if bank is not None:
+        with pytest.raises(ValueError, match="class bank"):
+            _train_steps(st, *frames, 1)
+    l1 = [logs["g_anchor_l1"] for logs in _train_steps(st, *frames, 60, bank=bank)]
     assert sum(l1[-10:]) / 10 < 0.6 * sum(l1[:10]) / 10, l1

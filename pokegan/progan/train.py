@@ -152,11 +152,13 @@ def train_step(
             g_loss, g_logs = st.loss.g_loss(_critic(st.D, y_g, st.cfg.diffaugment), fake)
             if st.cfg.anchor_weight > 0:  # fake i and real i share label i (cover: real i // k)
                 if st.cfg.anchor_match == "chamfer":  # both directions: every fake and every real matched
-                    l1 = (bank.nearest_l1(fake, y_g) + cover_l1(fake, real, k, st.cfg.anchor_size)) / 2
+                    l1 = (
+                        _need_bank(bank).nearest_l1(fake, y_g) + cover_l1(fake, real, k, st.cfg.anchor_size)
+                    ) / 2
                 elif cover:
                     l1 = cover_l1(fake, real, k, st.cfg.anchor_size)
-                elif bank is not None:
-                    l1 = bank.nearest_l1(fake, y)
+                elif st.cfg.anchor_match == "nearest":
+                    l1 = _need_bank(bank).nearest_l1(fake, y)
                 else:
                     l1 = anchor_l1(fake.float(), real, st.cfg.anchor_size)
                 g_logs["g_anchor_l1"] = float(l1.detach())
@@ -173,6 +175,16 @@ def train_step(
             st.ema.update(st.G)
         logs.update(g_logs)
     return logs
+
+
+def _need_bank(bank: ClassBank | None) -> ClassBank:
+    """The stage's class bank, which the "nearest" and "chamfer" anchors cannot do without: a caller that
+    forgot it would otherwise train another anchor than the config says."""
+    if bank is None:
+        raise ValueError(
+            'anchor_match "nearest" / "chamfer" needs the stage\'s class bank: pass bank=_class_bank(st, manifest)'
+        )
+    return bank
 
 
 @torch.no_grad()
