@@ -171,6 +171,31 @@ def _train_steps(
     return logs
 
 
+def _tiny_state(tmp_path, manifest_dir, **kw):
+    """A fresh conditional 8 px state (pixel-norm G, spectral critic) on the tiny manifest, and the manifest."""
+    from pokegan.data import load_manifest
+    from pokegan.progan.config import ProGANConfig
+    from pokegan.progan.state import new_state
+    from pokegan.progan.train import class_counts
+
+    manifest = load_manifest(manifest_dir)
+    cfg = ProGANConfig(
+        sizes=[8],
+        z_dim=8,
+        channel_base=128,
+        max_channels=32,
+        n_fixed=3,
+        norm="pixel",
+        upsample="nearest",
+        d_norm="spectral",
+        conditional=True,
+        cycle=[{"lr": 2e-3, "epochs": 1}],
+        **kw,
+    ).validate()
+    counts = class_counts(cfg, manifest)
+    return new_state(cfg, tmp_path, torch.device("cpu"), list(manifest.classes), "sha", counts), manifest
+
+
 def test_conditional_run_checkpoints_labels_evaluates_and_refuses_a_changed_resume(
     runner, tmp_path, tiny_manifest
 ):
@@ -228,28 +253,9 @@ def test_conditional_run_checkpoints_labels_evaluates_and_refuses_a_changed_resu
 def test_conditional_training_learns_each_class_colour(tmp_path, tiny_manifest):
     """A few hundred CPU steps at 8 px: the samples drawn for a class take that class's colour, nearer to it
     than to any other class's (the tiny manifest gives every class its own colour on a light background)."""
-    from pokegan.data import load_manifest
-    from pokegan.progan.config import ProGANConfig
     from pokegan.progan.evaluate import progan_sampler
-    from pokegan.progan.state import new_state
-    from pokegan.progan.train import class_counts
 
-    manifest = load_manifest(tiny_manifest)
-    cfg = ProGANConfig(
-        sizes=[8],
-        z_dim=8,
-        channel_base=128,
-        max_channels=32,
-        n_fixed=3,
-        norm="pixel",
-        upsample="nearest",
-        d_norm="spectral",
-        conditional=True,
-        cycle=[{"lr": 2e-3, "epochs": 1}],
-    ).validate()
-    st = new_state(
-        cfg, tmp_path, torch.device("cpu"), list(manifest.classes), "sha", class_counts(cfg, manifest)
-    )
+    st, manifest = _tiny_state(tmp_path, tiny_manifest)
     imgs, ys = _train_frames(manifest, 8)  # [N, 3, 8, 8], [N]
     means = torch.stack([imgs[ys == c].mean(dim=(0, 2, 3)) for c in range(3)])  # [3, 3] the class colours
     _train_steps(st, imgs, ys, 300)
@@ -414,28 +420,9 @@ def test_each_anchor_match_trains_through_the_real_step_and_lowers_its_l1(tmp_pa
     """60 CPU steps of the real ``train_step`` with each ``anchor_match`` lower ``g_anchor_l1``; "nearest"
     and "chamfer" need the stage's class bank, and a caller that leaves it out is refused (it would
     otherwise have trained the row anchor)."""
-    from pokegan.data import load_manifest
-    from pokegan.progan.config import ProGANConfig
-    from pokegan.progan.state import new_state
-    from pokegan.progan.train import _class_bank, class_counts
+    from pokegan.progan.train import _class_bank
 
-    manifest = load_manifest(tiny_manifest)
-    c = ProGANConfig(
-        sizes=[8],
-        z_dim=8,
-        channel_base=128,
-        max_channels=32,
-        n_fixed=3,
-        norm="pixel",
-        upsample="nearest",
-        d_norm="spectral",
-        conditional=True,
-        anchor_weight=10.0,
-        anchor_size=0,
-        anchor_match=match,
-        cycle=[{"lr": 2e-3, "epochs": 1}],
-    ).validate()
-    st = new_state(c, tmp_path, torch.device("cpu"), list(manifest.classes), "sha", class_counts(c, manifest))
+    st, manifest = _tiny_state(tmp_path, tiny_manifest, anchor_weight=10.0, anchor_size=0, anchor_match=match)
     bank = _class_bank(st, manifest)
     frames = _train_frames(manifest, 8)
     assert (bank is None) == (match == "cover")
