@@ -9,6 +9,13 @@
   checkpoint. Then the block prints how to resume and ends with :class:`Interrupted` (exit code 130);
 - a second SIGINT exits at once (``os._exit(130)``): nothing is lost that a ``kill -9`` would not lose,
   and every stage resumes after a kill.
+
+A first SIGINT that lands while the main thread runs a finalizer (a weakref callback, a ``__del__``: the
+garbage collector runs them between any two bytecodes) raises its KeyboardInterrupt there, and Python
+only prints it ("Exception ignored in ...") and carries on. Found in CI: `poke train classify` went on
+training after the "stopping" message. While the block is active, ``sys.unraisablehook`` catches that
+case and sends the signal again a moment later, when the finalizer is over; the handler raises it as the
+same first Ctrl-C (not a second one, which would quit at once).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 
@@ -39,11 +47,15 @@ def graceful_interrupt(resume: str, say: Callable[[str], None]) -> Iterator[None
         yield
         return
     hits = [0]
+    redeliver = threading.Event()  # set just before the signal is sent again (see the module docstring)
 
     def handler(signum: int, frame: object) -> None:
-        hits[0] += 1
+        again = redeliver.is_set()  # the first Ctrl-C again, after a finalizer swallowed it
+        redeliver.clear()
+        hits[0] += 0 if again else 1
         if hits[0] == 1:
-            say("stopping: finishing what is done and saving it (press Ctrl-C again to quit at once)")
+            if not again:
+                say("stopping: finishing what is done and saving it (press Ctrl-C again to quit at once)")
             if _deferred.depth:
                 _deferred.pending = True  # raised when the critical section ends
                 return
@@ -52,7 +64,23 @@ def graceful_interrupt(resume: str, say: Callable[[str], None]) -> Iterator[None
             os.write(2, b"\npoke: second Ctrl-C, quitting at once (rerun the command to resume)\n")
         os._exit(EXIT_CODE)
 
+    previous_hook, active = sys.unraisablehook, [True]
+
+    def send_again() -> None:
+        if active[0]:  # the block has not ended meanwhile (then the signal would reach Python's own handler)
+            redeliver.set()
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def unraisable(info) -> None:
+        if info.exc_type is KeyboardInterrupt and hits[0] == 1:
+            # a finalizer ate the first Ctrl-C's KeyboardInterrupt: raise it again once it is over (and
+            # print no "Exception ignored" traceback: the Ctrl-C is not lost)
+            threading.Timer(0.05, send_again).start()
+        else:
+            previous_hook(info)
+
     previous = signal.signal(signal.SIGINT, handler)
+    sys.unraisablehook = unraisable
     _deferred.pending = False
     try:
         yield
@@ -60,6 +88,8 @@ def graceful_interrupt(resume: str, say: Callable[[str], None]) -> Iterator[None
         # From here on a Ctrl-C quits at once; the cleanup of the block is done.
         raise Interrupted(resume) from None
     finally:
+        active[0] = False
+        sys.unraisablehook = previous_hook
         signal.signal(signal.SIGINT, previous)
 
 

@@ -117,3 +117,34 @@ def test_other_threads_never_defer():
     t.start()
     t.join()
     assert seen == [False]
+
+
+def test_a_first_ctrl_c_that_a_finalizer_swallows_is_raised_again_after_it(capsys):
+    """Found in CI: the first Ctrl-C landed inside a weakref callback (the garbage collector runs them
+    between any two bytecodes), Python printed its KeyboardInterrupt as "Exception ignored" and
+    `poke train classify` trained on. The block now raises it again once the callback is over, still as
+    the first Ctrl-C (a second would quit the process at once)."""
+    import time
+    import weakref
+
+    class Thing:
+        pass
+
+    def callback(_ref) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(100_000):  # the handler runs at one of these bytecodes, inside the callback
+            pass
+
+    said: list[str] = []
+    steps = []
+    with pytest.raises(Interrupted), graceful_interrupt("resume", said.append):
+        thing = Thing()
+        ref = weakref.ref(thing, callback)
+        del thing  # the callback runs here, and its KeyboardInterrupt cannot leave it
+        for step in range(500):  # the training loop goes on ...
+            steps.append(step)
+            time.sleep(0.01)
+        pytest.fail("the swallowed Ctrl-C was never raised again")
+    assert ref() is None and 0 < len(steps) < 500  # ... until the signal comes again
+    assert len(said) == 1 and "stopping" in said[0]  # one stop, said once
+    assert "Exception ignored" not in capsys.readouterr().err
