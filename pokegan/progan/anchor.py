@@ -1,11 +1,17 @@
-"""The nearest-frame class anchor: each fake is held to the closest real image of its own class.
+"""The class anchor's matches: which real image of its own class each fake is held to, and the L1.
 
 The row anchor (``anchor_match = "row"``) pairs fake ``i`` with the real image of batch row ``i``, a random
 frame of the same label. Over many steps its L1 pulls every sample of a class towards the per-pixel median
 of that class's frames, whatever the latent: where frames differ (a sprite's animation, a pose) the median
 flips between them pixel by pixel, a mottled interior, and ``z`` learns to change nothing.
 
-``anchor_match = "cover"`` turns the match around (IMLE's own direction, Li & Malik 2019): the generator
+``anchor_match = "nearest"`` compares each fake with *every* train image of its label (and their
+mirror images when ``[data] augment`` flips the reals) and takes the smallest L1: a sample only has to be
+close to one real frame, so its optimum is a crisp frame rather than a blend, and different latents may
+settle on different frames (the "best of many" reconstruction loss; Bhattacharyya et al. 2018, and the
+nearest-neighbour matching of IMLE, Li & Malik 2019).
+
+``anchor_match = "cover"`` turns that match around (IMLE's own direction, Li & Malik 2019): the generator
 step draws ``COVER_K`` fakes for each of the first ``B / COVER_K`` real images' labels, and each real image
 is held to the *nearest of its candidates* (:func:`cover_l1`). Every real frame then has a sample pulled to
 it, so different latents must draw different frames; "nearest" lets every latent of a class settle on the
@@ -14,12 +20,6 @@ same frame.
 ``anchor_match = "chamfer"`` averages the two directions (the symmetric nearest-neighbour, or Chamfer,
 distance between the step's fakes and the class's frames): every fake near some frame, every real frame
 near some fake.
-
-``anchor_match = "nearest"`` instead compares each fake with *every* train image of its label (and their
-mirror images when ``[data] augment`` flips the reals) and takes the smallest L1: a sample only has to be
-close to one real frame, so its optimum is a crisp frame rather than a blend, and different latents may
-settle on different frames (the "best of many" reconstruction loss; Bhattacharyya et al. 2018, and the
-nearest-neighbour matching of IMLE, Li & Malik 2019).
 
 :class:`ClassBank` holds the train split at the stage's size, pooled to ``anchor_size``, grouped by class
 (at most ``MAX_PER_CLASS`` images of a class, a seeded choice), on the training device.
@@ -31,13 +31,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from pokegan.losses import anchor_l1
+
 MAX_PER_CLASS = 128  # bank images per class (a seeded subset beyond it): bounds one step's [B, K, ...] work
-# the [B, k', 3, s, s] difference is built k' bank images at a time: 4 MiB of fp32 on a CPU (7x faster than
-# 128 MiB pieces, which page-fault on every allocation), 256 MiB on a GPU (fewer kernel launches)
+# the [B, k', 3, s, s] difference is built k' bank images at a time: 4 MiB of fp32 on a CPU (a preset-sized
+# step 1.1-1.3x faster at 16 px and ~11x at 32 px than with 128 MiB pieces: bench/anchor_bank.py), 256 MiB on
+# a GPU (fewer kernel launches)
 _CHUNK_ELEMS = {"cpu": 1 << 20, "cuda": 1 << 26}
 
 
 COVER_K = 4  # "cover": candidate fakes per real image (the batch keeps its size: B / 4 real images' labels)
+NEEDS_BANK = ("nearest", "chamfer")  # matches that compare with the stage's class bank
+GROUPED = ("cover", "chamfer")  # matches whose generator step draws its labels in groups of COVER_K
 
 
 def _pool(x: Tensor, size: int) -> Tensor:
@@ -130,3 +135,21 @@ class ClassBank:
             dim=1,
         ).masked_fill(~valid, float("inf"))  # [B, K]
         return dist.min(dim=1).values
+
+
+def anchor_loss(
+    match: str, fake: Tensor, real: Tensor, y: Tensor, k: int, size: int, bank: ClassBank | None
+) -> Tensor:
+    """The class anchor's L1 for ``fake [B, 3, S, S]`` drawn for labels ``y [B]`` (for a grouped match,
+    ``k`` candidates per real image: :func:`cover_labels`) beside the real batch ``real``, compared at
+    ``size`` (0: full size). ``bank`` is the stage's :class:`ClassBank`; the matches in ``NEEDS_BANK``
+    refuse to run without it (a caller that forgot it would otherwise train another anchor)."""
+    if match in NEEDS_BANK and bank is None:
+        raise ValueError(f"anchor_match {match!r} needs the stage's class bank (progan.train._class_bank)")
+    if match == "nearest":
+        return bank.nearest_l1(fake, y)
+    if match == "cover":
+        return cover_l1(fake, real, k, size)
+    if match == "chamfer":  # both directions: every fake near a frame, every real frame near a fake
+        return (bank.nearest_l1(fake, y) + cover_l1(fake, real, k, size)) / 2
+    return anchor_l1(fake.float(), real, size)  # "row": fake i beside real i, same label

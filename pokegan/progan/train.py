@@ -39,8 +39,7 @@ from pokegan.data import canonical_order, load_manifest, loader_from_config, str
 from pokegan.device import autocast
 from pokegan.diffaugment import critic_view
 from pokegan.loop import Session, open_session, progress, start_run
-from pokegan.losses import anchor_l1
-from pokegan.progan.anchor import ClassBank, cover_l1, cover_labels
+from pokegan.progan.anchor import GROUPED, NEEDS_BANK, ClassBank, anchor_loss, cover_labels
 from pokegan.progan.config import ProGANConfig, progan_config_to_toml
 from pokegan.progan.gif import prune_snapshots, save_snapshot, snapshot_frame, write_gif
 from pokegan.progan.gradflow import GradFlow, plot_grad_flow
@@ -144,23 +143,14 @@ def train_step(
     st.opt_d.step()
     st.loss.after_d_step(st.D)
     if (st.pos.stage_step + 1) % n_critic == 0:  # the last of every n_critic D steps of the stage
-        cover = st.cfg.anchor_weight > 0 and st.cfg.anchor_match in ("cover", "chamfer")
-        y_g, k = cover_labels(y) if cover else (y, 1)  # "cover": k candidates for each of B // k labels
+        grouped = st.cfg.anchor_weight > 0 and st.cfg.anchor_match in GROUPED
+        y_g, k = cover_labels(y) if grouped else (y, 1)  # k candidates for each of the first B // k labels
         z = torch.randn(b if y_g is None else len(y_g), st.cfg.z_dim, device=dev)
         with autocast(dev, amp):  # D itself: its gradients here are dropped, not averaged
             fake = st.G_train(z, *(() if y_g is None else (y_g,)))  # [B, 3, S, S]
             g_loss, g_logs = st.loss.g_loss(_critic(st.D, y_g, st.cfg.diffaugment), fake)
-            if st.cfg.anchor_weight > 0:  # fake i and real i share label i (cover: real i // k)
-                if st.cfg.anchor_match == "chamfer":  # both directions: every fake and every real matched
-                    l1 = (
-                        _need_bank(bank).nearest_l1(fake, y_g) + cover_l1(fake, real, k, st.cfg.anchor_size)
-                    ) / 2
-                elif cover:
-                    l1 = cover_l1(fake, real, k, st.cfg.anchor_size)
-                elif st.cfg.anchor_match == "nearest":
-                    l1 = _need_bank(bank).nearest_l1(fake, y)
-                else:
-                    l1 = anchor_l1(fake.float(), real, st.cfg.anchor_size)
+            if st.cfg.anchor_weight > 0:  # fake i and real i share label i (grouped: real i // k)
+                l1 = anchor_loss(st.cfg.anchor_match, fake, real, y_g, k, st.cfg.anchor_size, bank)
                 g_logs["g_anchor_l1"] = float(l1.detach())
                 g_loss = g_loss + st.cfg.anchor_weight * l1
         _check_finite(g_loss, "the generator loss", st)
@@ -175,16 +165,6 @@ def train_step(
             st.ema.update(st.G)
         logs.update(g_logs)
     return logs
-
-
-def _need_bank(bank: ClassBank | None) -> ClassBank:
-    """The stage's class bank, which the "nearest" and "chamfer" anchors cannot do without: a caller that
-    forgot it would otherwise train another anchor than the config says."""
-    if bank is None:
-        raise ValueError(
-            'anchor_match "nearest" / "chamfer" needs the stage\'s class bank: pass bank=_class_bank(st, manifest)'
-        )
-    return bank
 
 
 @torch.no_grad()
@@ -269,15 +249,14 @@ def _class_bank(st: ProGANState, manifest) -> ClassBank | None:
     or "chamfer".
     Every rank reads all of them (the anchor compares with the whole class, not the rank's shard)."""
     cfg = st.cfg
-    if cfg.anchor_weight <= 0 or cfg.anchor_match not in ("nearest", "chamfer"):
+    if cfg.anchor_weight <= 0 or cfg.anchor_match not in NEEDS_BANK:
         return None
     data = replace(cfg.data, image_size=st.size, batch_size=256)
     rows = _train_rows(cfg, manifest)
     loader = loader_from_config(
         manifest, "train", data, train=False, device=st.device, distributed=False, rows=rows
     )
-    batches = [(x, y) for x, y, _ in loader]
-    images, labels = [b[0] for b in batches], [b[1] for b in batches]
+    images, labels = zip(*[(x, y) for x, y, _ in loader], strict=True)
     return ClassBank(
         torch.cat(images),
         torch.cat(labels).to(st.device),
